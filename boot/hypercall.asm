@@ -1,0 +1,50 @@
+; boot/hypercall.asm: the hypercall page and the stubs that call it.
+;
+; TLFS 3.13 "Establishing the Hypercall Interface": the guest names a page in
+; HV_X64_MSR_HYPERCALL and the hypervisor fills it with its calling sequence
+; (vmcall or vmmcall, then ret). The page lives in the kernel image so that it
+; is mapped read-only and executable like any other code (kernel/arch/Paging.cs).
+; Until the hypervisor overwrites it, it holds int3: a call made too early
+; stops with an explained #BP instead of running off into zeroes.
+;
+; TLFS 3.7 "Hypercall Interface" (x64): RCX = control, RDX = input GPA (fast:
+; input bytes 0-7), R8 = output GPA (fast: input bytes 8-15); RAX = result.
+
+%include "abi.inc"
+
+bits 64
+
+section .hypercall_page progbits alloc exec nowrite align=4096
+global hv_hypercall_page
+hv_hypercall_page:
+    times 4096 db 0xCC
+
+section .text
+
+; ulong hv_hypercall_slow(ulong control, ulong inputGpa, ulong outputGpa)
+global hv_hypercall_slow
+hv_hypercall_slow:
+%ifdef ABI_WIN64
+    jmp hv_hypercall_page       ; rcx, rdx, r8 already hold control, input, output
+%else
+    mov rcx, rdi
+    mov r8, rdx
+    mov rdx, rsi
+    jmp hv_hypercall_page       ; the page's ret returns to our caller
+%endif
+
+; ulong hv_hypercall_fast(ulong control, ulong input0, ulong input1)
+; Sets the fast bit (control bit 16) itself, so a register-input call can
+; never be misread by the hypervisor as two guest physical addresses.
+global hv_hypercall_fast
+hv_hypercall_fast:
+%ifdef ABI_WIN64
+    bts rcx, 16
+    jmp hv_hypercall_page
+%else
+    mov rcx, rdi
+    bts rcx, 16
+    mov r8, rdx
+    mov rdx, rsi
+    jmp hv_hypercall_page
+%endif

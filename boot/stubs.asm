@@ -1,0 +1,289 @@
+; boot/stubs.asm: CPU intrinsics, each a few instructions, each declared once
+; in C# (kernel/arch/Cpu.cs). tests/ disassembles every one with Iced and pins
+; its exact instruction sequence.
+
+%include "abi.inc"
+
+bits 64
+section .text
+
+; void cpu_cpuid(uint leaf, uint subleaf, CpuidResult *out)  (out: eax, ebx, ecx, edx)
+global cpu_cpuid
+cpu_cpuid:
+    mov r8, ARG2
+    push rbx                    ; rbx is callee-saved in both ABIs
+    mov eax, ARG0d
+    mov ecx, ARG1d
+    cpuid
+    mov [r8], eax
+    mov [r8 + 4], ebx
+    mov [r8 + 8], ecx
+    mov [r8 + 12], edx
+    pop rbx
+    ret
+
+; ulong cpu_rdmsr(uint msr)
+global cpu_rdmsr
+cpu_rdmsr:
+    mov ecx, ARG0d
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    ret
+
+; void cpu_wrmsr(uint msr, ulong value)
+global cpu_wrmsr
+cpu_wrmsr:
+    mov rax, ARG1
+    mov ecx, ARG0d
+    mov rdx, rax
+    shr rdx, 32
+    wrmsr
+    ret
+
+; int cpu_rdmsr_safe(uint msr, ulong *value): 0, or 1 if rdmsr faulted (#GP)
+global cpu_rdmsr_safe
+cpu_rdmsr_safe:
+    mov r8, ARG1
+    mov ecx, ARG0d
+.at: rdmsr
+    shl rdx, 32
+    or rax, rdx
+    mov [r8], rax
+    xor eax, eax
+    ret
+.fixup:
+    mov eax, 1
+    ret
+EXTABLE cpu_rdmsr_safe.at, cpu_rdmsr_safe.fixup
+
+; int cpu_wrmsr_safe(uint msr, ulong value): 0, or 1 if wrmsr faulted (#GP)
+global cpu_wrmsr_safe
+cpu_wrmsr_safe:
+    mov rax, ARG1
+    mov ecx, ARG0d
+    mov rdx, rax
+    shr rdx, 32
+.at: wrmsr
+    xor eax, eax
+    ret
+.fixup:
+    mov eax, 1
+    ret
+EXTABLE cpu_wrmsr_safe.at, cpu_wrmsr_safe.fixup
+
+; int cpu_read_u64_safe(ulong address, ulong *value): 0, or 1 if the load faulted
+global cpu_read_u64_safe
+global cpu_read_u64_safe.at
+cpu_read_u64_safe:
+.at: mov rax, [ARG0]
+    mov [ARG1], rax
+    xor eax, eax
+    ret
+.fixup:
+    mov eax, 1
+    ret
+EXTABLE cpu_read_u64_safe.at, cpu_read_u64_safe.fixup
+
+; int cpu_write_u8_safe(ulong address, byte value): 0, or 1 if the store faulted
+global cpu_write_u8_safe
+global cpu_write_u8_safe.at
+cpu_write_u8_safe:
+.at: mov [ARG0], ARG1b
+    xor eax, eax
+    ret
+.fixup:
+    mov eax, 1
+    ret
+EXTABLE cpu_write_u8_safe.at, cpu_write_u8_safe.fixup
+
+; int cpu_ud2_safe(void): raises #UD; 1 once the handler resumed it
+global cpu_ud2_safe
+global cpu_ud2_safe.at
+cpu_ud2_safe:
+.at: ud2
+    xor eax, eax
+    ret
+.fixup:
+    mov eax, 1
+    ret
+EXTABLE cpu_ud2_safe.at, cpu_ud2_safe.fixup
+
+; int cpu_divide_safe(ulong dividend, ulong divisor, ulong *quotient): 1 if div faulted (#DE)
+global cpu_divide_safe
+global cpu_divide_safe.at
+cpu_divide_safe:
+    mov r8, ARG2
+    mov rax, ARG0
+    mov rcx, ARG1
+    xor edx, edx
+.at: div rcx
+    mov [r8], rax
+    xor eax, eax
+    ret
+.fixup:
+    mov eax, 1
+    ret
+EXTABLE cpu_divide_safe.at, cpu_divide_safe.fixup
+
+; Port I/O.
+global cpu_inb, cpu_outb, cpu_inw, cpu_outw, cpu_ind, cpu_outd
+cpu_inb:
+    mov edx, ARG0d
+    xor eax, eax
+    in al, dx
+    ret
+cpu_outb:
+    mov eax, ARG1d
+    mov edx, ARG0d
+    out dx, al
+    ret
+cpu_inw:
+    mov edx, ARG0d
+    xor eax, eax
+    in ax, dx
+    ret
+cpu_outw:
+    mov eax, ARG1d
+    mov edx, ARG0d
+    out dx, ax
+    ret
+cpu_ind:
+    mov edx, ARG0d
+    in eax, dx
+    ret
+cpu_outd:
+    mov eax, ARG1d
+    mov edx, ARG0d
+    out dx, eax
+    ret
+
+; ulong cpu_rdtsc(void)
+global cpu_rdtsc
+cpu_rdtsc:
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    ret
+
+global cpu_cli, cpu_sti, cpu_hlt, cpu_sti_hlt, cpu_pause
+cpu_cli:
+    cli
+    ret
+cpu_sti:
+    sti
+    ret
+cpu_hlt:
+    hlt
+    ret
+; sti takes effect after the next instruction, so an interrupt that is already
+; pending wakes this hlt instead of slipping in between (no lost wake-up).
+cpu_sti_hlt:
+    sti
+    hlt
+    ret
+cpu_pause:
+    pause
+    ret
+
+; ulong cpu_read_rflags(void)
+global cpu_read_rflags
+cpu_read_rflags:
+    pushfq
+    pop rax
+    ret
+
+; void cpu_lidt(DescriptorTablePointer *)
+global cpu_lidt, cpu_sidt
+cpu_lidt:
+    lidt [ARG0]
+    ret
+cpu_sidt:
+    sidt [ARG0]
+    ret
+
+; void cpu_lgdt(DescriptorTablePointer *, ushort codeSelector, ushort dataSelector)
+; Loads the GDT, reloads the data segments and reloads CS with a far return.
+global cpu_lgdt, cpu_sgdt
+cpu_lgdt:
+    lgdt [ARG0]
+    mov eax, ARG2d
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    movzx eax, ARG1w
+    lea rdx, [rel .reloaded]
+    push rax
+    push rdx
+    retfq
+.reloaded:
+    ret
+cpu_sgdt:
+    sgdt [ARG0]
+    ret
+
+; void cpu_ltr(ushort selector); ushort cpu_str(void)
+global cpu_ltr, cpu_str
+cpu_ltr:
+    ltr ARG0w
+    ret
+cpu_str:
+    xor eax, eax
+    str ax
+    ret
+
+; void cpu_invlpg(ulong address)
+global cpu_invlpg
+cpu_invlpg:
+    invlpg [ARG0]
+    ret
+
+; Control registers.
+global cpu_read_cr0, cpu_write_cr0, cpu_read_cr2, cpu_write_cr2
+global cpu_read_cr3, cpu_write_cr3, cpu_read_cr4, cpu_write_cr4
+cpu_read_cr0:
+    mov rax, cr0
+    ret
+cpu_write_cr0:
+    mov cr0, ARG0
+    ret
+cpu_read_cr2:
+    mov rax, cr2
+    ret
+cpu_write_cr2:
+    mov cr2, ARG0
+    ret
+cpu_read_cr3:
+    mov rax, cr3
+    ret
+cpu_write_cr3:
+    mov cr3, ARG0
+    ret
+cpu_read_cr4:
+    mov rax, cr4
+    ret
+cpu_write_cr4:
+    mov cr4, ARG0
+    ret
+
+; Crash on purpose with a stack that cannot hold an exception frame: the #PF
+; cannot be delivered, the CPU raises #DF, and only the IST stack saves us.
+global cpu_crash_stack_overflow
+cpu_crash_stack_overflow:
+    mov rsp, ARG0
+    push rax
+    ret
+
+; void cpu_crash_ud(void): ud2 with no fix-up entry
+global cpu_crash_ud
+cpu_crash_ud:
+    ud2
+
+; ulong cpu_crash_divide(ulong dividend, ulong divisor): div with no fix-up entry
+global cpu_crash_divide
+cpu_crash_divide:
+    mov rax, ARG0
+    mov rcx, ARG1
+    xor edx, edx
+    div rcx
+    ret

@@ -1,0 +1,62 @@
+using System.Runtime.InteropServices;
+using Internal.Runtime.CompilerHelpers;
+using Kernel.Arch;
+using Kernel.Runtime;
+using Kernel.TestMode;
+
+namespace Kernel
+{
+    public static unsafe class KernelMain
+    {
+        // boot/entry.asm calls here in long mode, with SSE on and a 16-byte-aligned
+        // stack, passing the PVH start_info.
+        [UnmanagedCallersOnly(EntryPoint = "kmain")]
+        private static void Main(void* startInfo)
+        {
+            Console.Initialize();
+            Console.WriteLine("C# Hyper-V guest: booting");
+            StartupCodeHelpers.InitializeModules();      // statics before anything else uses them
+            BootInfo.FromPvh(startInfo);
+            PageAllocator.Initialize();
+            Gdt.Install();
+            Interrupts.Initialize();
+            Paging.Initialize();
+            PrintBootSummary();
+
+            RunCrashRequest();
+            if (BootInfo.HasOption("test"))
+            {
+                bool passed = TestRunner.RunSelected();
+                GuestExit.Exit(passed ? GuestExit.Status.Passed : GuestExit.Status.Failed);
+            }
+            Console.WriteLine("boot complete");
+            GuestExit.Exit(GuestExit.Status.Passed);
+        }
+
+        private static void PrintBootSummary()
+        {
+            Console.Write("command line: \"");
+            for (int i = 0; i < BootInfo.CommandLineLength; i++) Console.Write((char)BootInfo.CommandLine[i]);
+            Console.WriteLine("\"");
+            Console.Write("memory: ");
+            Console.WriteDecimal((long)(PageAllocator.FreePages * 4 / 1024));
+            Console.Write(" MiB free in ");
+            Console.WriteDecimal((long)BootInfo.RegionCount);
+            Console.WriteLine(" map regions");
+        }
+
+        // crash=ud|gp|pf|de|df raises that exception outside any test, to show the
+        // fatal path: the handler names the vector and RIP and exits with the crash status.
+        private static void RunCrashRequest()
+        {
+            if (!BootInfo.TryGetOption("crash", out byte* kind, out int length)) return;
+            Console.WriteLine("crash requested on the command line");
+            if (BootInfo.ValueEquals(kind, length, "ud")) Crash.InvalidOpcode();
+            else if (BootInfo.ValueEquals(kind, length, "gp")) Crash.GeneralProtection();
+            else if (BootInfo.ValueEquals(kind, length, "pf")) Crash.PageFault();
+            else if (BootInfo.ValueEquals(kind, length, "de")) Crash.DivideError();
+            else if (BootInfo.ValueEquals(kind, length, "df")) Cpu.CrashWithStack(0x1000);
+            Panic.Fail("unknown crash= value (use ud, gp, pf, de or df)");
+        }
+    }
+}

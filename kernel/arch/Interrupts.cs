@@ -1,0 +1,163 @@
+using System.Runtime;
+using System.Runtime.InteropServices;
+using Kernel.Runtime;
+
+namespace Kernel.Arch
+{
+    // The stack image built by boot/interrupts.asm: the general registers it
+    // pushed, then the vector and error code, then what the CPU pushed.
+    public struct InterruptFrame
+    {
+        public ulong R15, R14, R13, R12, R11, R10, R9, R8, Rbp, Rdi, Rsi, Rdx, Rcx, Rbx, Rax;
+        public ulong Vector, ErrorCode;
+        public ulong Rip, Cs, Rflags, Rsp, Ss;
+    }
+
+    // What the last caught exception looked like (see Cpu.Try*: those stubs list
+    // their faulting instruction in the .ex_table, and we resume them there).
+    public struct FaultRecord
+    {
+        public ulong Vector, ErrorCode, Rip, Cr2;
+        public ulong Count;
+    }
+
+    public static unsafe class Interrupts
+    {
+        public const int ExceptionCount = 32;
+        public const byte SpuriousVector = 0xFF;
+
+        private struct Gate
+        {
+            public ushort OffsetLow, Selector;
+            public byte Ist, TypeAttributes;
+            public ushort OffsetMiddle;
+            public uint OffsetHigh, Reserved;
+        }
+
+        private static Gate* s_idt;
+        private static delegate*<InterruptFrame*, void>* s_handlers;
+        public static FaultRecord LastFault;
+
+        // Hook for the Hyper-V crash MSRs (kernel/hv): called with the frame of a fatal exception.
+        public static delegate*<InterruptFrame*, void> FatalExceptionHook;
+
+        public static void Initialize()
+        {
+            s_idt = (Gate*)PageAllocator.Allocate(zero: true);
+            s_handlers = (delegate*<InterruptFrame*, void>*)PageAllocator.Allocate(zero: true);
+            ulong* stubs = (ulong*)BootSymbols.Get()->IsrStubTable;
+            for (int vector = 0; vector < 256; vector++)
+            {
+                Gate* gate = &s_idt[vector];
+                ulong stub = stubs[vector];
+                gate->OffsetLow = (ushort)stub;
+                gate->Selector = Gdt.KernelCode;
+                gate->Ist = vector == 8 ? (byte)Gdt.DoubleFaultIst : (byte)0;
+                gate->TypeAttributes = 0x8E;    // present, DPL 0, 64-bit interrupt gate (IF cleared on entry)
+                gate->OffsetMiddle = (ushort)(stub >> 16);
+                gate->OffsetHigh = (uint)(stub >> 32);
+            }
+            LoadOnThisCpu();
+        }
+
+        public static void LoadOnThisCpu()
+        {
+            DescriptorTablePointer pointer;
+            pointer.Limit = 256 * 16 - 1;
+            pointer.Base = (ulong)s_idt;
+            Cpu.LoadIdt(&pointer);
+        }
+
+        public static int GateIst(int vector) => s_idt[vector].Ist & 7;
+
+        public static void SetHandler(byte vector, delegate*<InterruptFrame*, void> handler) => s_handlers[vector] = handler;
+
+        [UnmanagedCallersOnly(EntryPoint = "interrupt_dispatch")]
+        private static void Dispatch(InterruptFrame* frame)
+        {
+            if (frame->Vector < ExceptionCount)
+            {
+                if (TryResumeAtFixup(frame)) return;
+                ReportFatalException(frame);
+                return;
+            }
+            var handler = s_handlers[frame->Vector];
+            if (handler != null) { handler(frame); return; }
+            if (frame->Vector == SpuriousVector) return;    // spurious APIC interrupts need no EOI
+            Console.Write("\nunexpected interrupt, vector ");
+            Console.WriteDecimal((long)frame->Vector);
+            Console.WriteLine();
+            Panic.Fail("interrupt with no handler");
+        }
+
+        // The .ex_table (boot/abi.inc EXTABLE) pairs a faulting RIP with a RIP to resume at.
+        private static bool TryResumeAtFixup(InterruptFrame* frame)
+        {
+            BootSymbols* symbols = BootSymbols.Get();
+            for (ulong* entry = (ulong*)symbols->ExTableStart; entry < (ulong*)symbols->ExTableEnd; entry += 2)
+            {
+                if (entry[0] != frame->Rip) continue;
+                LastFault.Vector = frame->Vector;
+                LastFault.ErrorCode = frame->ErrorCode;
+                LastFault.Rip = frame->Rip;
+                LastFault.Cr2 = frame->Vector == 14 ? Cpu.ReadCr2() : 0;
+                LastFault.Count++;
+                frame->Rip = entry[1];
+                return true;
+            }
+            return false;
+        }
+
+        private static void ReportFatalException(InterruptFrame* frame)
+        {
+            ulong cr2 = Cpu.ReadCr2();
+            Console.Write("\nFATAL EXCEPTION ");
+            Console.Write(ExceptionName((int)frame->Vector));
+            Console.Write(" (vector ");
+            Console.WriteDecimal((long)frame->Vector);
+            Console.Write(") error code ");
+            Console.WriteHex(frame->ErrorCode);
+            Console.Write(" RIP ");
+            Console.WriteHex(frame->Rip, 16);
+            Console.Write(" CR2 ");
+            Console.WriteHex(cr2, 16);
+            Console.Write(" RSP ");
+            Console.WriteHex(frame->Rsp, 16);
+            Console.WriteLine();
+            if (FatalExceptionHook != null) FatalExceptionHook(frame);
+            GuestExit.Exit(GuestExit.Status.Crashed);
+        }
+
+        public static string ExceptionName(int vector)
+        {
+            switch (vector)
+            {
+                case 0: return "#DE divide error";
+                case 1: return "#DB debug";
+                case 2: return "NMI";
+                case 3: return "#BP breakpoint";
+                case 4: return "#OF overflow";
+                case 5: return "#BR bound range exceeded";
+                case 6: return "#UD invalid opcode";
+                case 7: return "#NM device not available";
+                case 8: return "#DF double fault";
+                case 9: return "coprocessor segment overrun";
+                case 10: return "#TS invalid TSS";
+                case 11: return "#NP segment not present";
+                case 12: return "#SS stack-segment fault";
+                case 13: return "#GP general protection";
+                case 14: return "#PF page fault";
+                case 16: return "#MF x87 floating-point error";
+                case 17: return "#AC alignment check";
+                case 18: return "#MC machine check";
+                case 19: return "#XM SIMD floating-point";
+                case 20: return "#VE virtualization exception";
+                case 21: return "#CP control protection";
+                case 28: return "#HV hypervisor injection";
+                case 29: return "#VC VMM communication";
+                case 30: return "#SX security exception";
+                default: return "reserved exception";
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+using Kernel.Runtime;
+
+namespace Kernel.Arch
+{
+    // The kernel's own page tables, replacing the coarse boot map of boot/entry.asm.
+    // Everything below 4 GiB stays identity-mapped (physical = virtual, which is
+    // also what the hypervisor's GPAs mean), but with real permissions:
+    //   - page 0 is not present, so null dereferences fault;
+    //   - kernel text (and the hypercall page) is read-only and executable;
+    //   - rodata is read-only and no-execute; data and bss are writable, no-execute;
+    //   - all other memory is writable and no-execute; what is not RAM is uncached.
+    public static unsafe class Paging
+    {
+        public const ulong Present = 1, Writable = 1 << 1, WriteThrough = 1 << 3, CacheDisable = 1 << 4;
+        public const ulong LargePage = 1 << 7, NoExecute = 1ul << 63;
+        public const ulong AddressMask = 0x000FFFFFFFFFF000;
+        private const ulong LargePageSize = 2ul << 20;
+
+        public static void Initialize()
+        {
+            BootSymbols* image = BootSymbols.Get();
+            ulong* pml4 = NewTable();
+            ulong* pdpt = NewTable();
+            pml4[0] = (ulong)pdpt | Present | Writable;
+            for (ulong gib = 0; gib < 4; gib++)
+            {
+                ulong* pd = NewTable();
+                pdpt[gib] = (ulong)pd | Present | Writable;
+                for (ulong i = 0; i < 512; i++)
+                {
+                    ulong start = (gib * 512 + i) * LargePageSize;
+                    if (start < image->ImageEnd)
+                        pd[i] = (ulong)MapSmallPages(start, image) | Present | Writable;
+                    else
+                        pd[i] = start | Present | Writable | NoExecute | LargePage | CacheAttributes(start, LargePageSize);
+                }
+            }
+            Cpu.WriteCr3((ulong)pml4);
+        }
+
+        // A 2 MiB range that holds (part of) the kernel image, in 4 KiB pages.
+        private static ulong* MapSmallPages(ulong start, BootSymbols* image)
+        {
+            ulong* pt = NewTable();
+            for (ulong i = 0; i < 512; i++)
+            {
+                ulong address = start + i * PageAllocator.PageSize;
+                if (address == 0) continue;     // the null page stays unmapped
+                ulong flags = Present | Writable | NoExecute;
+                if (address >= image->TextStart && address < image->TextEnd) flags = Present;
+                else if (address >= image->RodataStart && address < image->RodataEnd) flags = Present | NoExecute;
+                pt[i] = address | flags | CacheAttributes(address, PageAllocator.PageSize);
+            }
+            return pt;
+        }
+
+        // Write-back for RAM; uncached for anything else (MMIO such as the local APIC).
+        private static ulong CacheAttributes(ulong start, ulong length)
+        {
+            for (int i = 0; i < BootInfo.RegionCount; i++)
+            {
+                MemoryRegion r = BootInfo.Regions[i];
+                if (r.Type == MemoryRegion.Usable && start >= r.Base && start + length <= r.Base + r.Length) return 0;
+            }
+            return start < (1ul << 20) ? 0 : CacheDisable | WriteThrough;   // low memory: BIOS areas, cacheable
+        }
+
+        private static ulong* NewTable() => (ulong*)PageAllocator.Allocate(zero: true);
+
+        // The leaf entry that maps `address` in the live tables (CR3), with the
+        // permission bits of the whole walk folded in: writable and user only if
+        // every level allows it, no-execute if any level sets it. 0 if unmapped.
+        public static ulong Translate(ulong address)
+        {
+            ulong* table = (ulong*)(Cpu.ReadCr3() & AddressMask);
+            ulong writable = Writable, noExecute = 0;
+            for (int level = 3; level >= 0; level--)
+            {
+                ulong entry = table[(address >> (12 + 9 * level)) & 511];
+                if ((entry & Present) == 0) return 0;
+                writable &= entry;
+                noExecute |= entry & NoExecute;
+                if (level == 0 || (entry & LargePage) != 0)
+                    return (entry & ~(Writable | NoExecute)) | writable | noExecute;
+                table = (ulong*)(entry & AddressMask);
+            }
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using Kernel.Arch;
+
+namespace Kernel.TestMode
+{
+    // Assertions for guest tests. A test keeps running after a failed check, but
+    // only the first failure is reported: "expected X, got Y (what)".
+    public static unsafe class Expect
+    {
+        public static bool Failed { get; private set; }
+        public static string SkipReason { get; private set; }
+
+        private enum Kind { Number, Text, Boolean }
+        private static Kind s_kind;
+        private static ulong s_expected, s_actual;
+        private static string s_expectedText, s_actualText, s_what;
+
+        public static void Reset()
+        {
+            Failed = false;
+            SkipReason = null;
+            s_what = null;
+        }
+
+        // Marks the running test skipped; the test should return right after.
+        public static void Skip(string reason) => SkipReason = reason;
+
+        public static bool Equal(ulong expected, ulong actual, string what = null)
+        {
+            if (expected == actual) return true;
+            if (Record(Kind.Number, what)) { s_expected = expected; s_actual = actual; }
+            return false;
+        }
+
+        public static bool Equal(string expected, string actual, string what = null)
+        {
+            if (expected == actual) return true;
+            if (Record(Kind.Text, what)) { s_expectedText = expected; s_actualText = actual; }
+            return false;
+        }
+
+        public static bool True(bool actual, string what) => Equal(true, actual, what);
+        public static bool False(bool actual, string what) => Equal(false, actual, what);
+
+        public static bool Equal(bool expected, bool actual, string what)
+        {
+            if (expected == actual) return true;
+            if (Record(Kind.Boolean, what)) { s_expected = expected ? 1ul : 0; s_actual = actual ? 1ul : 0; }
+            return false;
+        }
+
+        // actual is within [low, high].
+        public static bool InRange(ulong low, ulong high, ulong actual, string what)
+        {
+            if (actual >= low && actual <= high) return true;
+            if (Record(Kind.Number, what)) { s_expected = actual < low ? low : high; s_actual = actual; }
+            return false;
+        }
+
+        // True when this is the test's first failure, whose values are then kept.
+        private static bool Record(Kind kind, string what)
+        {
+            if (Failed) return false;
+            Failed = true;
+            s_kind = kind;
+            s_what = what;
+            return true;
+        }
+
+        public static void WriteFailure()
+        {
+            Console.Write("expected ");
+            WriteValue(s_kind == Kind.Text ? s_expectedText : null, s_expected);
+            Console.Write(", got ");
+            WriteValue(s_kind == Kind.Text ? s_actualText : null, s_actual);
+            if (s_what != null)
+            {
+                Console.Write(" (");
+                Console.Write(s_what);
+                Console.Write(")");
+            }
+        }
+
+        private static void WriteValue(string text, ulong number)
+        {
+            if (s_kind == Kind.Text) { Console.Write('"'); Console.Write(text ?? "(null)"); Console.Write('"'); }
+            else if (s_kind == Kind.Boolean) Console.Write(number != 0 ? "true" : "false");
+            else if (number < 65536) Console.WriteDecimal(number);
+            else Console.WriteHex(number);
+        }
+    }
+}

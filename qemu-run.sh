@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# qemu-run.sh: boot the kernel under QEMU and report what the guest reported.
+#
+# Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--smp N] [--test[=NAME]]
+#                      [--append ARGS] [--timeout S] [--hv FLAGS|none]
+#                      [--trace FILE] [-- extra qemu args]
+#
+# Modes:
+#   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
+#   kvm     this host's KVM with its Hyper-V emulation (-accel kvm, hv-* flags).
+#   nested  KVM's Hyper-V emulation one level down: an outer QEMU (TCG, with SVM)
+#           boots Debian's Linux, whose KVM runs the kernel (tools/nested/).
+#   auto    (default) kvm if this host's KVM offers Hyper-V, else nested if the
+#           nested pieces can be had, else tcg. Says which, and why.
+#
+# Guest serial (COM1) goes to stdout. Exit status:
+#   0  the guest finished and reported no failure
+#   1  a guest test failed
+#   2  the guest crashed: exception, panic, or a reset/power-off with no report (triple fault)
+#   3  timeout
+#   4  QEMU (or another required tool) is missing
+#   64 bad usage             69 the requested mode is not available here
+#   70 the nested runner itself failed
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KERNEL="$ROOT/build/kernel.elf"
+
+# The guest's isa-debug-exit codes (kernel/arch/GuestExit.cs): QEMU exits (code << 1) | 1.
+QEMU_PASSED=33 QEMU_FAILED=35 QEMU_CRASHED=37
+EXIT_PASSED=0 EXIT_FAILED=1 EXIT_CRASHED=2 EXIT_TIMEOUT=3 EXIT_NO_QEMU=4
+EXIT_USAGE=64 EXIT_UNAVAILABLE=69 EXIT_INFRA=70
+
+DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv-vapic,hv-runtime,hv-frequencies,hv-tlbflush,hv-ipi,hv-crash"
+
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
+die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
+
+mode=auto smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --mode) [ $# -ge 2 ] || usage; mode=$2; shift 2 ;;
+    --mode=*) mode=${1#*=}; shift ;;
+    --smp) [ $# -ge 2 ] || usage; smp=$2; shift 2 ;;
+    --smp=*) smp=${1#*=}; shift ;;
+    --test) test_arg="test"; shift ;;
+    --test=*) [ -n "${1#*=}" ] || die "--test= needs a test name prefix"; test_arg="test=${1#*=}"; shift ;;
+    --append) [ $# -ge 2 ] || usage; append="$append $2"; shift 2 ;;
+    --append=*) append="$append ${1#*=}"; shift ;;
+    --timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
+    --timeout=*) timeout=${1#*=}; shift ;;
+    --hv) [ $# -ge 2 ] || usage; hv=$2; shift 2 ;;
+    --hv=*) hv=${1#*=}; shift ;;
+    --trace) [ $# -ge 2 ] || usage; trace=$2; shift 2 ;;
+    --trace=*) trace=${1#*=}; shift ;;
+    -h|--help) usage ;;
+    --) shift; extra=("$@"); break ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+
+case "$mode" in tcg|kvm|nested|auto) ;; *) die "--mode must be tcg, kvm, nested or auto, not '$mode'" ;; esac
+[[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$smp'"
+[ -z "$timeout" ] || [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a whole number of seconds, not '$timeout'"
+[ "$hv" = none ] || [[ "$hv" =~ ^hv-[a-z0-9-]+(,hv-[a-z0-9-]+(=[a-z0-9]+)?)*$ ]] || die "--hv takes a comma-separated list of hv-* flags, or 'none'"
+command -v qemu-system-x86_64 >/dev/null 2>&1 || die "qemu-system-x86_64 is missing (Debian package qemu-system-x86; 'tools/deps.sh run' installs it)" $EXIT_NO_QEMU
+[ -f "$KERNEL" ] || die "$KERNEL is missing: run 'make' first" $EXIT_USAGE
+
+# ---- choose the mode ----------------------------------------------------------
+kvm_has_hyperv() {
+  # KVM's Hyper-V emulation is what answers CPUID 0x40000001 with "Hv#1"; ask
+  # QEMU to start a KVM guest with the SynIC and see whether KVM accepts it.
+  [ -w /dev/kvm ] || return 1
+  timeout 10 qemu-system-x86_64 -accel kvm -cpu host,hv-vpindex,hv-synic -machine none -display none \
+    -S -monitor none -serial none -nodefaults -daemonize -pidfile /dev/null >/dev/null 2>&1 </dev/null && return 0
+  return 1
+}
+
+if [ "$mode" = auto ]; then
+  if kvm_has_hyperv; then
+    mode=kvm; why="this host's KVM accepts Hyper-V SynIC guests"
+  elif [ -x "$ROOT/tools/nested/run.sh" ] && "$ROOT/tools/nested/prepare.sh" --check >/dev/null 2>&1; then
+    mode=nested; why="this host's KVM has no Hyper-V emulation, and the nested Linux is ready"
+  else
+    mode=tcg; why="no KVM with Hyper-V here and the nested pieces are not prepared (tools/nested/prepare.sh); Hyper-V tests will skip"
+  fi
+  echo "qemu-run.sh: mode $mode: $why" >&2
+fi
+if [ "$mode" = kvm ] && ! kvm_has_hyperv; then
+  die "--mode kvm: this host's KVM does not run Hyper-V-enlightened guests (no writable /dev/kvm, or KVM refused hv-synic); use --mode nested" $EXIT_UNAVAILABLE
+fi
+if [ "$mode" = tcg ] && [ -n "$trace" ]; then
+  die "--trace needs KVM (mode kvm or nested): TCG has no Hyper-V to trace" $EXIT_UNAVAILABLE
+fi
+[ -n "$timeout" ] || case "$mode" in tcg) timeout=60 ;; kvm) timeout=60 ;; nested) timeout=300 ;; esac
+
+# ---- the guest's QEMU command line -------------------------------------------
+cmdline="$test_arg$append"
+cmdline="${cmdline# }"
+guest=(-kernel "$KERNEL" -append "$cmdline" -m 256 -smp "$smp" -display none -no-reboot -nodefaults
+       -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+case "$mode" in
+  tcg) cpu="qemu64" ;;
+  *)   if [ "$hv" = none ]; then cpu="qemu64"; else cpu="qemu64,$hv"; fi
+       guest+=(-device hyperv-testdev -device vmbus-bridge) ;;
+esac
+guest+=(-cpu "$cpu")
+
+# ---- run ------------------------------------------------------------------------
+log=$(mktemp /tmp/qemu-run.XXXXXX)
+trap 'rm -f "$log"' EXIT
+set +e
+case "$mode" in
+  tcg)
+    timeout -k 5 "$timeout" qemu-system-x86_64 -accel tcg "${guest[@]}" -serial stdio \
+      -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
+    status=$? ;;
+  kvm)
+    timeout -k 5 "$timeout" qemu-system-x86_64 -accel kvm "${guest[@]}" -serial stdio "${extra[@]}" </dev/null
+    status=$? ;;
+  nested)
+    [ -x "$ROOT/tools/nested/run.sh" ] || die "--mode nested: tools/nested/run.sh is missing" $EXIT_UNAVAILABLE
+    nested_args=(--timeout "$timeout")
+    [ -z "$trace" ] || nested_args+=(--trace "$trace")
+    "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${guest[@]}" "${extra[@]}"
+    status=$? ;;
+esac
+set -e
+
+case "$status" in
+  "$QEMU_PASSED") exit $EXIT_PASSED ;;
+  "$QEMU_FAILED") echo "qemu-run.sh: a guest test failed" >&2; exit $EXIT_FAILED ;;
+  "$QEMU_CRASHED") echo "qemu-run.sh: the guest crashed (see its report above)" >&2; exit $EXIT_CRASHED ;;
+  124) echo "qemu-run.sh: timeout: the guest did not finish within ${timeout}s" >&2; exit $EXIT_TIMEOUT ;;
+  0)
+    echo "qemu-run.sh: the guest reset or powered off without reporting a result (a triple fault?)" >&2
+    if [ -s "$log" ]; then
+      echo "qemu-run.sh: CPU state at the last reset:" >&2
+      awk '/^CPU Reset/ {block=""} {block = block $0 "\n"} END {printf "%s", block}' "$log" | head -12 >&2
+    fi
+    exit $EXIT_CRASHED ;;
+  125) [ "$mode" = nested ] && { echo "qemu-run.sh: the nested runner failed (see above)" >&2; exit $EXIT_INFRA; }
+       echo "qemu-run.sh: QEMU refused its command line" >&2; exit $EXIT_INFRA ;;
+  *) echo "qemu-run.sh: QEMU exited with unexpected status $status" >&2; exit $EXIT_CRASHED ;;
+esac

@@ -1,0 +1,78 @@
+using Xunit;
+
+namespace Kernel.Tests;
+
+// The contract of qemu-run.sh: selection, exit statuses, clear errors.
+public class QemuRunScriptTests
+{
+    [Fact]
+    public void TestEqualsNameRunsOnlyThatPrefix()
+    {
+        var run = new GuestRun(Repo.QemuRun("--mode tcg --test=format.hex"));
+        Assert.Equal(0, run.Process.ExitCode);
+        var only = Assert.Single(run.Results);
+        Assert.Equal("format.hex", only.Name);
+        Assert.Equal(GuestOutcome.Passed, only.Outcome);
+    }
+
+    [Theory]
+    [InlineData("ud", 6, "#UD invalid opcode")]
+    [InlineData("gp", 13, "#GP general protection")]
+    [InlineData("pf", 14, "#PF page fault")]
+    [InlineData("de", 0, "#DE divide error")]
+    [InlineData("df", 8, "#DF double fault")]
+    public void CrashOptionEndsWithCrashStatusAndReport(string kind, int vector, string name)
+    {
+        var r = Repo.QemuRun($"--mode tcg --append crash={kind}");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Matches($@"FATAL EXCEPTION {System.Text.RegularExpressions.Regex.Escape(name)} \(vector {vector}\) error code 0x[0-9a-f]+ RIP 0x[0-9a-f]{{16}}", r.Stdout);
+    }
+
+    [Fact]
+    public void FailingGuestTestGivesFailureStatus()
+    {
+        var run = new GuestRun(Repo.QemuRun("--mode tcg --test=testmode. --append inject-failure"));
+        Assert.Equal(1, run.Process.ExitCode);
+        var failed = Assert.Single(run.Results, r => r.Outcome == GuestOutcome.Failed);
+        Assert.Equal("testmode.injected_failure", failed.Name);
+        Assert.Equal("expected 1, got 2 (the deliberately wrong expectation of inject-failure)", failed.Message);
+    }
+
+    [Fact]
+    public void UnknownTestPrefixFailsRatherThanPassingEmpty()
+    {
+        var run = new GuestRun(Repo.QemuRun("--mode tcg --test=no.such.test"));
+        Assert.Equal(1, run.Process.ExitCode);
+        Assert.Contains("no test matches", run.Process.Stdout);
+    }
+
+    [Fact]
+    public void TimeoutHasItsOwnStatus()
+    {
+        // -S starts QEMU with the CPU stopped, so the guest can never finish.
+        var r = Repo.QemuRun("--mode tcg --timeout 2 -- -S");
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("timeout", r.Stderr);
+    }
+
+    [Theory]
+    [InlineData("--mode bogus", "--mode must be")]
+    [InlineData("--smp 0", "--smp must be")]
+    [InlineData("--timeout soon", "--timeout must be")]
+    [InlineData("--hv bogus", "--hv takes")]
+    [InlineData("--frobnicate", "unknown option")]
+    public void BadArgumentsAreRefusedClearly(string args, string message)
+    {
+        var r = Repo.QemuRun(args);
+        Assert.Equal(64, r.ExitCode);
+        Assert.Contains(message, r.Stderr);
+    }
+
+    [Fact]
+    public void TraceNeedsKvm()
+    {
+        var r = Repo.QemuRun("--mode tcg --trace /tmp/never.trace --test");
+        Assert.Equal(69, r.ExitCode);
+        Assert.Contains("--trace needs KVM", r.Stderr);
+    }
+}

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Kernel.Tests;
+
+// Where the repository is, and how to run its scripts.
+public static class Repo
+{
+    public static string Root { get; } = FindRoot();
+    public static string KernelElf => Path.Combine(Root, "build", "kernel.elf");
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir != null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "qemu-run.sh"))) return dir.FullName;
+        throw new InvalidOperationException("cannot find the repository root (qemu-run.sh) above " + AppContext.BaseDirectory);
+    }
+
+    private static readonly Lazy<bool> s_built = new(() =>
+    {
+        var r = Run("make", "-s kernel", TimeSpan.FromMinutes(5));
+        if (r.ExitCode != 0) throw new InvalidOperationException("make kernel failed:\n" + r.Output);
+        return true;
+    });
+
+    // Builds the kernel once per test run (make is incremental, so this is cheap after `make test`).
+    public static void EnsureKernelBuilt() => _ = s_built.Value;
+
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
+    {
+        public string Output => Stdout + Stderr;
+    }
+
+    public static Result Run(string file, string arguments, TimeSpan timeout)
+    {
+        var psi = new ProcessStartInfo(file, arguments)
+        {
+            WorkingDirectory = Root,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        using var p = Process.Start(psi)!;
+        p.StandardInput.Close();
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (stdout) stdout.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (stderr) stderr.AppendLine(e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        if (!p.WaitForExit(timeout))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {arguments} did not finish within {timeout}");
+        }
+        p.WaitForExit();
+        return new Result(p.ExitCode, stdout.ToString(), stderr.ToString());
+    }
+
+    public static Result QemuRun(string arguments, TimeSpan? timeout = null)
+    {
+        EnsureKernelBuilt();
+        return Run(Path.Combine(Root, "qemu-run.sh"), arguments, timeout ?? TimeSpan.FromMinutes(6));
+    }
+}

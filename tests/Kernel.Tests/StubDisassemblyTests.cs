@@ -1,0 +1,114 @@
+using Iced.Intel;
+using Xunit;
+
+namespace Kernel.Tests;
+
+// Every intrinsic stub in boot/ is exactly the instruction sequence intended:
+// decoded from the linked kernel.elf with Iced, up to and including its first
+// ret (or the tail jump of the hypercall stubs).
+public class StubDisassemblyTests
+{
+    private static readonly Lazy<ElfImage> s_elf = new(() => { Repo.EnsureKernelBuilt(); return new ElfImage(Repo.KernelElf); });
+
+    public static IEnumerable<object[]> Stubs() => new[]
+    {
+        Stub("cpu_cpuid", "mov r8,rdx", "push rbx", "mov eax,edi", "mov ecx,esi", "cpuid", "mov [r8],eax", "mov [r8+4],ebx", "mov [r8+8],ecx", "mov [r8+0Ch],edx", "pop rbx", "ret"),
+        Stub("cpu_rdmsr", "mov ecx,edi", "rdmsr", "shl rdx,20h", "or rax,rdx", "ret"),
+        Stub("cpu_wrmsr", "mov rax,rsi", "mov ecx,edi", "mov rdx,rax", "shr rdx,20h", "wrmsr", "ret"),
+        Stub("cpu_rdmsr_safe", "mov r8,rsi", "mov ecx,edi", "rdmsr", "shl rdx,20h", "or rax,rdx", "mov [r8],rax", "xor eax,eax", "ret"),
+        Stub("cpu_wrmsr_safe", "mov rax,rsi", "mov ecx,edi", "mov rdx,rax", "shr rdx,20h", "wrmsr", "xor eax,eax", "ret"),
+        Stub("cpu_read_u64_safe", "mov rax,[rdi]", "mov [rsi],rax", "xor eax,eax", "ret"),
+        Stub("cpu_write_u8_safe", "mov [rdi],sil", "xor eax,eax", "ret"),
+        Stub("cpu_ud2_safe", "ud2"),
+        Stub("cpu_divide_safe", "mov r8,rdx", "mov rax,rdi", "mov rcx,rsi", "xor edx,edx", "div rcx", "mov [r8],rax", "xor eax,eax", "ret"),
+        Stub("cpu_inb", "mov edx,edi", "xor eax,eax", "in al,dx", "ret"),
+        Stub("cpu_outb", "mov eax,esi", "mov edx,edi", "out dx,al", "ret"),
+        Stub("cpu_inw", "mov edx,edi", "xor eax,eax", "in ax,dx", "ret"),
+        Stub("cpu_outw", "mov eax,esi", "mov edx,edi", "out dx,ax", "ret"),
+        Stub("cpu_ind", "mov edx,edi", "in eax,dx", "ret"),
+        Stub("cpu_outd", "mov eax,esi", "mov edx,edi", "out dx,eax", "ret"),
+        Stub("cpu_rdtsc", "rdtsc", "shl rdx,20h", "or rax,rdx", "ret"),
+        Stub("cpu_cli", "cli", "ret"),
+        Stub("cpu_sti", "sti", "ret"),
+        Stub("cpu_hlt", "hlt", "ret"),
+        Stub("cpu_sti_hlt", "sti", "hlt", "ret"),
+        Stub("cpu_pause", "pause", "ret"),
+        Stub("cpu_lidt", "lidt [rdi]", "ret"),
+        Stub("cpu_sidt", "sidt [rdi]", "ret"),
+        Stub("cpu_sgdt", "sgdt [rdi]", "ret"),
+        Stub("cpu_ltr", "ltr di", "ret"),
+        Stub("cpu_str", "xor eax,eax", "str ax", "ret"),
+        Stub("cpu_invlpg", "invlpg [rdi]", "ret"),
+        Stub("cpu_read_cr0", "mov rax,cr0", "ret"),
+        Stub("cpu_write_cr0", "mov cr0,rdi", "ret"),
+        Stub("cpu_read_cr2", "mov rax,cr2", "ret"),
+        Stub("cpu_write_cr2", "mov cr2,rdi", "ret"),
+        Stub("cpu_read_cr3", "mov rax,cr3", "ret"),
+        Stub("cpu_write_cr3", "mov cr3,rdi", "ret"),
+        Stub("cpu_read_cr4", "mov rax,cr4", "ret"),
+        Stub("cpu_write_cr4", "mov cr4,rdi", "ret"),
+        Stub("hv_hypercall_slow", "mov rcx,rdi", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
+        Stub("hv_hypercall_fast", "mov rcx,rdi", "bts rcx,10h", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
+    };
+
+    private static object[] Stub(string symbol, params string[] instructions) => new object[] { symbol, string.Join("; ", instructions) };
+
+    [Theory]
+    [MemberData(nameof(Stubs))]
+    public void StubIsExactlyTheIntendedSequence(string symbol, string expected)
+    {
+        Assert.Equal(expected, string.Join("; ", Disassemble(symbol)));
+    }
+
+    // Decodes from the symbol until the first ret, jmp or ud2 (a stub's end).
+    public static List<string> Disassemble(string symbol)
+    {
+        var elf = s_elf.Value;
+        var (address, bytes) = elf.Code(symbol);
+        var decoder = Decoder.Create(64, new ByteArrayCodeReader(bytes), address);
+        var formatter = new IntelFormatter(new FormatterOptions { HexSuffix = "h", HexPrefix = "", UppercaseHex = true });
+        var resolver = new SymbolNames(elf);
+        var output = new StringOutput();
+        var list = new List<string>();
+        while (decoder.IP < address + (ulong)bytes.Length)
+        {
+            var instr = decoder.Decode();
+            if (instr.IsInvalid) throw new InvalidDataException($"{symbol}: invalid instruction at 0x{instr.IP:x}");
+            var text = FormatWithSymbols(formatter, instr, output, resolver);
+            list.Add(text);
+            if (instr.FlowControl is FlowControl.Return or FlowControl.UnconditionalBranch || instr.Mnemonic == Mnemonic.Ud2) break;
+        }
+        return list;
+    }
+
+    private static string FormatWithSymbols(Formatter formatter, Instruction instr, StringOutput output, SymbolNames names)
+    {
+        if (instr.FlowControl == FlowControl.UnconditionalBranch && instr.Op0Kind == OpKind.NearBranch64 && names.TryName(instr.NearBranchTarget, out var name))
+            return "jmp " + name;
+        formatter.Format(instr, output);
+        return output.ToStringAndReset();
+    }
+
+    private sealed class SymbolNames(ElfImage elf)
+    {
+        public bool TryName(ulong address, out string name)
+        {
+            name = "hv_hypercall_page";
+            return elf.Address(name) == address;
+        }
+    }
+
+    [Fact]
+    public void EveryFaultProbeHasAFixupEntry()
+    {
+        // The probe stubs' faulting instructions must be listed in .ex_table, or a
+        // caught fault would become a fatal one.
+        var elf = s_elf.Value;
+        var (start, table) = elf.Code("__ex_table_start", 4096);
+        ulong end = elf.Address("__ex_table_end");
+        var faultRips = new HashSet<ulong>();
+        for (int i = 0; i + 16 <= (int)(end - start); i += 16) faultRips.Add(BitConverter.ToUInt64(table, i));
+        foreach (var probe in new[] { "cpu_ud2_safe.at", "cpu_divide_safe.at", "cpu_read_u64_safe.at", "cpu_write_u8_safe.at", "cpu_rdmsr_safe.at", "cpu_wrmsr_safe.at" })
+            Assert.Contains(elf.Address(probe), faultRips);
+    }
+}
