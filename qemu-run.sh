@@ -121,7 +121,8 @@ case "$mode" in
   nested)
     [ -x "$ROOT/tools/nested/run.sh" ] || die "--mode nested: tools/nested/run.sh is missing" $EXIT_UNAVAILABLE
     nested_args=(--timeout "$timeout")
-    [ -z "$trace" ] || nested_args+=(--trace "$trace")
+    # kvm_msr shows the guest OS ID and hypercall MSR writes; the kvm_hv_* events the SynIC and hypercalls.
+    [ -z "$trace" ] || nested_args+=(--trace "$trace" --trace-events "kvm_msr,kvm_hv_hypercall,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint")
     "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${guest[@]}" "${extra[@]}"
     status=$? ;;
 esac

@@ -287,3 +287,10 @@ cpu_crash_divide:
     xor edx, edx
     div rcx
     ret
+
+; ulong cpu_atomic_swap64(ulong *address, ulong value): the old value (xchg is locked)
+global cpu_atomic_swap64
+cpu_atomic_swap64:
+    mov rax, ARG1
+    xchg [ARG0], rax
+    ret

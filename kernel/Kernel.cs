@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Internal.Runtime.CompilerHelpers;
 using Kernel.Arch;
+using Kernel.Hv;
 using Kernel.Runtime;
 using Kernel.TestMode;
 
@@ -22,6 +23,7 @@ namespace Kernel
             Interrupts.Initialize();
             Paging.Initialize();
             PrintBootSummary();
+            Enlighten();
 
             RunCrashRequest();
             if (BootInfo.HasOption("test"))
@@ -31,6 +33,34 @@ namespace Kernel
             }
             Console.WriteLine("boot complete");
             GuestExit.Exit(GuestExit.Status.Passed);
+        }
+
+        // The Hyper-V set-up, in TLFS order: detect (CPUID only), identify the
+        // guest OS, enable the hypercall page, then the SynIC of this VP.
+        private static void Enlighten()
+        {
+            Vp.InitializeBootVp();
+            HyperV.Detect();
+            HyperV.PrintSummary();
+            Apic.Initialize();
+            if (HyperV.Present)
+            {
+                Clock.HasReferenceCounter = HyperV.Has(HvPartitionPrivilege.AccessPartitionReferenceCounter);
+                if (HyperV.Has(HvPartitionPrivilege.AccessVpIndex)) Vp.Current->Index = (uint)Cpu.ReadMsr(HvMsr.VpIndex);
+                Apic.UseHvEoiMsr = HyperV.Has(HvPartitionPrivilege.AccessIntrCtrlRegs);
+                if (HyperV.EnableHypercallPage()) PrintHypercallPage();
+                Synic.EnableOnThisVp();
+            }
+            Cpu.EnableInterrupts();
+        }
+
+        // Tagged line: tests/ decodes these bytes with Iced.
+        private static void PrintHypercallPage()
+        {
+            byte* page = (byte*)HyperV.HypercallPageAddress;
+            Console.Write("hv-hypercall-page:");
+            for (int i = 0; i < 32; i++) { Console.Write(' '); Console.WriteHexByte(page[i]); }
+            Console.WriteLine();
         }
 
         private static void PrintBootSummary()

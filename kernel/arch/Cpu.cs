@@ -143,6 +143,10 @@ namespace Kernel.Arch
         [RuntimeImport("cpu_write_cr4")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void WriteCr4(ulong value);
 
+        // Atomically stores `value` and returns what was there (xchg with memory is locked).
+        [RuntimeImport("cpu_atomic_swap64")] [MethodImpl(MethodImplOptions.InternalCall)]
+        public static extern ulong AtomicSwap(ulong* address, ulong value);
+
         [RuntimeImport("cpu_crash_ud")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void CrashInvalidOpcode();
         [RuntimeImport("cpu_crash_divide")] [MethodImpl(MethodImplOptions.InternalCall)]

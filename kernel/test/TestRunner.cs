@@ -28,6 +28,7 @@ namespace Kernel.TestMode
             BootInfo.TryGetOption("test", out filter, out filterLength);
             Console.WriteLine("test mode");
             RunSuite(FoundationTests.All(), filter, filterLength);
+            RunSuite(HvTests.All(), filter, filterLength);
             // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
             if (BootInfo.HasOption("inject-failure")) RunSuite(InjectedFailure, filter, filterLength);
             Console.WriteDecimal((long)s_passed);

@@ -47,6 +47,7 @@ public class StubDisassemblyTests
         Stub("cpu_write_cr3", "mov cr3,rdi", "ret"),
         Stub("cpu_read_cr4", "mov rax,cr4", "ret"),
         Stub("cpu_write_cr4", "mov cr4,rdi", "ret"),
+        Stub("cpu_atomic_swap64", "mov rax,rsi", "xchg [rdi],rax", "ret"),
         Stub("hv_hypercall_slow", "mov rcx,rdi", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
         Stub("hv_hypercall_fast", "mov rcx,rdi", "bts rcx,10h", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
     };

@@ -1,0 +1,48 @@
+using Kernel.Hv;
+
+namespace Kernel.Arch
+{
+    // The local APIC, in xAPIC mode at its default MMIO base. SynIC interrupts
+    // are delivered through it, so it must be software-enabled; the legacy 8259
+    // PICs are masked, since the firmware left them aimed at the exception
+    // vectors (IRQ 0 would arrive as vector 8 and look like a double fault).
+    public static unsafe class Apic
+    {
+        private const ulong Base = 0xFEE00000;
+        private const uint RegisterId = 0x20, RegisterTpr = 0x80, RegisterEoi = 0xB0, RegisterSvr = 0xF0;
+        private const uint RegisterIcrLow = 0x300, RegisterIcrHigh = 0x310;
+        private const uint SvrSoftwareEnable = 1u << 8;
+
+        // Set when the hypervisor offers the EOI MSR (hv-vapic): one wrmsr instead of an MMIO write.
+        public static bool UseHvEoiMsr;
+
+        private static uint Read(uint register) => *(uint*)(Base + register);
+        private static void Write(uint register, uint value) => *(uint*)(Base + register) = value;
+
+        public static void Initialize()
+        {
+            MaskLegacyPic();
+            Write(RegisterTpr, 0);                                   // accept every priority
+            Write(RegisterSvr, SvrSoftwareEnable | Interrupts.SpuriousVector);
+        }
+
+        public static uint Id => Read(RegisterId) >> 24;
+        public static bool SoftwareEnabled => (Read(RegisterSvr) & SvrSoftwareEnable) != 0;
+
+        public static void EndOfInterrupt()
+        {
+            if (UseHvEoiMsr) Cpu.WriteMsr(HvMsr.Eoi, 0);   // TLFS 10.3.5 "EOI Assist": HV_X64_MSR_EOI
+            else Write(RegisterEoi, 0);
+        }
+
+        private static void MaskLegacyPic()
+        {
+            // ICW1-4 remap the two 8259s to vectors 0x20-0x2F, then OCW1 masks every line.
+            Cpu.OutByte(0x20, 0x11); Cpu.OutByte(0xA0, 0x11);
+            Cpu.OutByte(0x21, 0x20); Cpu.OutByte(0xA1, 0x28);
+            Cpu.OutByte(0x21, 0x04); Cpu.OutByte(0xA1, 0x02);
+            Cpu.OutByte(0x21, 0x01); Cpu.OutByte(0xA1, 0x01);
+            Cpu.OutByte(0x21, 0xFF); Cpu.OutByte(0xA1, 0xFF);
+        }
+    }
+}

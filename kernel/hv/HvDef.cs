@@ -1,0 +1,328 @@
+// TLFS definitions, named as the Hyper-V Top-Level Functional Specification
+// names them (modelled on OpenVMM's hvdef crate). Each register is a small
+// typed value with named bit fields; each hypercall input and output is a
+// fixed-layout struct whose offsets tests/ pins. Plain C#, no kernel
+// dependencies: the host tests compile this same file.
+using System.Runtime.InteropServices;
+
+namespace Kernel.Hv
+{
+    // TLFS 2.4 "Hypervisor CPUID Leaves".
+    public static class HvCpuid
+    {
+        public const uint VendorAndMaxFunction = 0x40000000;   // EBX ECX EDX = "Microsoft Hv"
+        public const uint Interface = 0x40000001;              // EAX = "Hv#1"
+        public const uint Version = 0x40000002;
+        public const uint Features = 0x40000003;               // EAX/EBX privileges, EDX features
+        public const uint Recommendations = 0x40000004;
+        public const uint Limits = 0x40000005;
+        public const uint HardwareFeatures = 0x40000006;
+        public const uint KvmSignature = 0x40000100;           // KVM moves "KVMKVMKVM" here when it offers Hyper-V
+
+        public const uint InterfaceSignatureHv1 = 0x31237648;  // "Hv#1"
+        public const uint HypervisorPresentBit = 1u << 31;     // CPUID.1:ECX
+    }
+
+    // Partition privilege flags: CPUID 0x40000003 EAX (bits 0-31) and EBX (bits 32-63). TLFS 2.4.4.
+    public static class HvPartitionPrivilege
+    {
+        public const ulong AccessVpRunTimeReg = 1ul << 0;
+        public const ulong AccessPartitionReferenceCounter = 1ul << 1;
+        public const ulong AccessSynicRegs = 1ul << 2;
+        public const ulong AccessSyntheticTimerRegs = 1ul << 3;
+        public const ulong AccessIntrCtrlRegs = 1ul << 4;       // the APIC MSRs (EOI, ICR, TPR)
+        public const ulong AccessHypercallMsrs = 1ul << 5;
+        public const ulong AccessVpIndex = 1ul << 6;
+        public const ulong AccessResetReg = 1ul << 7;
+        public const ulong AccessStatsReg = 1ul << 8;
+        public const ulong AccessPartitionReferenceTsc = 1ul << 9;
+        public const ulong AccessGuestIdleReg = 1ul << 10;
+        public const ulong AccessFrequencyRegs = 1ul << 11;
+        public const ulong AccessDebugRegs = 1ul << 12;
+        public const ulong CreatePartitions = 1ul << 32;
+        public const ulong AccessPartitionId = 1ul << 33;
+        public const ulong AccessMemoryPool = 1ul << 34;
+        public const ulong PostMessages = 1ul << 36;
+        public const ulong SignalEvents = 1ul << 37;
+        public const ulong CreatePort = 1ul << 38;
+        public const ulong ConnectPort = 1ul << 39;
+        public const ulong AccessStats = 1ul << 40;
+        public const ulong Debugging = 1ul << 43;
+        public const ulong CpuManagement = 1ul << 44;
+        public const ulong AccessVsm = 1ul << 48;
+        public const ulong AccessVpRegisters = 1ul << 49;
+        public const ulong EnableExtendedHypercalls = 1ul << 52;
+        public const ulong StartVirtualProcessor = 1ul << 53;
+    }
+
+    // CPUID 0x40000003 EDX feature flags. TLFS 2.4.4.
+    public static class HvFeature
+    {
+        public const uint GuestDebugging = 1u << 1;
+        public const uint PerformanceMonitor = 1u << 2;
+        public const uint XmmHypercallInput = 1u << 4;
+        public const uint GuestIdleState = 1u << 5;
+        public const uint GuestCrashMsrs = 1u << 10;
+        public const uint XmmHypercallOutput = 1u << 15;
+        public const uint SintPolling = 1u << 17;
+        public const uint DirectSyntheticTimers = 1u << 19;
+    }
+
+    // CPUID 0x40000004 EAX recommendations. TLFS 2.4.5.
+    public static class HvRecommendation
+    {
+        public const uint HypercallForAddressSpaceSwitch = 1u << 0;
+        public const uint HypercallForLocalFlush = 1u << 1;
+        public const uint HypercallForRemoteFlush = 1u << 2;
+        public const uint MsrForApicAccess = 1u << 3;
+        public const uint MsrForReset = 1u << 4;
+        public const uint RelaxedTiming = 1u << 5;
+        public const uint DeprecateAutoEoi = 1u << 9;
+        public const uint SyntheticClusterIpi = 1u << 10;
+    }
+
+    // Synthetic MSRs. TLFS 2.5 "Synthetic MSRs" and 11.7 "SynIC MSRs".
+    public static class HvMsr
+    {
+        public const uint GuestOsId = 0x40000000;
+        public const uint Hypercall = 0x40000001;
+        public const uint VpIndex = 0x40000002;
+        public const uint Reset = 0x40000003;
+        public const uint VpRuntime = 0x40000010;
+        public const uint TimeRefCount = 0x40000020;
+        public const uint ReferenceTsc = 0x40000021;
+        public const uint TscFrequency = 0x40000022;
+        public const uint ApicFrequency = 0x40000023;
+        public const uint Eoi = 0x40000070;
+        public const uint Icr = 0x40000071;
+        public const uint Tpr = 0x40000072;
+        public const uint VpAssistPage = 0x40000073;
+        public const uint Scontrol = 0x40000080;
+        public const uint Sversion = 0x40000081;
+        public const uint Siefp = 0x40000082;
+        public const uint Simp = 0x40000083;
+        public const uint Eom = 0x40000084;
+        public const uint Sint0 = 0x40000090;                  // SINT0..SINT15 are consecutive
+        public const uint Stimer0Config = 0x400000B0;          // config/count pairs for timers 0..3
+        public const uint Stimer0Count = 0x400000B1;
+        public const uint CrashP0 = 0x40000100;                // P0..P4 are consecutive
+        public const uint CrashCtl = 0x40000105;
+
+        public static uint Sint(int sint) => Sint0 + (uint)sint;
+    }
+
+    // HV_X64_MSR_GUEST_OS_ID, open-source encoding. TLFS 2.6 "Reporting the Guest OS Identity".
+    public struct HvGuestOsId
+    {
+        public ulong Value;
+
+        public const ulong OpenSourceBit = 1ul << 63;
+        public const byte OsTypeLinux = 0x1, OsTypeFreeBsd = 0x2, OsTypeXen = 0x3, OsTypeIllumos = 0x4;
+
+        // Bit 63 = 1 (open source), OS type 62:56, OS id 55:48, version 47:16, build 15:0.
+        public static HvGuestOsId OpenSource(byte osType, byte osId, uint version, ushort build) => new HvGuestOsId
+        {
+            Value = OpenSourceBit | ((ulong)(osType & 0x7F) << 56) | ((ulong)osId << 48) | ((ulong)version << 16) | build,
+        };
+
+        public bool IsOpenSource => (Value & OpenSourceBit) != 0;
+        public byte OsType => (byte)((Value >> 56) & 0x7F);
+        public byte OsId => (byte)(Value >> 48);
+        public uint Version => (uint)(Value >> 16);
+        public ushort Build => (ushort)Value;
+    }
+
+    // HV_X64_MSR_HYPERCALL. TLFS 3.13 "Establishing the Hypercall Interface".
+    public struct HvHypercallMsr
+    {
+        public ulong Value;
+        public bool Enable { get => (Value & 1) != 0; set => Value = WithBit(Value, 1, value); }
+        public bool Locked { get => (Value & 2) != 0; set => Value = WithBit(Value, 2, value); }
+        public ulong GpaPageNumber { get => Value >> 12; set => Value = (Value & 0xFFF) | (value << 12); }
+        private static ulong WithBit(ulong v, ulong bit, bool on) => on ? v | bit : v & ~bit;
+    }
+
+    // SCONTROL. TLFS 11.7.1.
+    public struct HvSynicScontrol
+    {
+        public ulong Value;
+        public bool Enable { get => (Value & 1) != 0; set => Value = value ? Value | 1 : Value & ~1ul; }
+    }
+
+    // SIMP and SIEFP share one layout: enable bit 0, GPA page number 63:12. TLFS 11.7.3, 11.7.4.
+    public struct HvSynicSimpSiefp
+    {
+        public ulong Value;
+        public bool Enable { get => (Value & 1) != 0; set => Value = value ? Value | 1 : Value & ~1ul; }
+        public ulong BasePage { get => Value >> 12; set => Value = (Value & 0xFFF) | (value << 12); }
+    }
+
+    // SINTx. TLFS 11.7.5: vector 7:0, masked 16, auto-EOI 17, polling 18.
+    public struct HvSynicSint
+    {
+        public ulong Value;
+        public const ulong ResetValue = 1ul << 16;   // masked, vector 0
+        public byte Vector { get => (byte)Value; set => Value = (Value & ~0xFFul) | value; }
+        public bool Masked { get => (Value & (1ul << 16)) != 0; set => Value = value ? Value | (1ul << 16) : Value & ~(1ul << 16); }
+        public bool AutoEoi { get => (Value & (1ul << 17)) != 0; set => Value = value ? Value | (1ul << 17) : Value & ~(1ul << 17); }
+        public bool Polling { get => (Value & (1ul << 18)) != 0; set => Value = value ? Value | (1ul << 18) : Value & ~(1ul << 18); }
+    }
+
+    // Hypercall status codes. TLFS 3.9 "Hypercall Status Codes".
+    public enum HvStatus : ushort
+    {
+        Success = 0x0000,
+        InvalidHypercallCode = 0x0002,
+        InvalidHypercallInput = 0x0003,
+        InvalidAlignment = 0x0004,
+        InvalidParameter = 0x0005,
+        AccessDenied = 0x0006,
+        InvalidPartitionState = 0x0007,
+        OperationDenied = 0x0008,
+        UnknownProperty = 0x0009,
+        PropertyValueOutOfRange = 0x000A,
+        InsufficientMemory = 0x000B,
+        PartitionTooDeep = 0x000C,
+        InvalidPartitionId = 0x000D,
+        InvalidVpIndex = 0x000E,
+        NotFound = 0x0010,
+        InvalidPortId = 0x0011,
+        InvalidConnectionId = 0x0012,
+        InsufficientBuffers = 0x0013,
+        NotAcknowledged = 0x0014,
+        InvalidVpState = 0x0015,
+        Acknowledged = 0x0016,
+        InvalidSaveRestoreState = 0x0017,
+        InvalidSynicState = 0x0018,
+        ObjectInUse = 0x0019,
+        InvalidProximityDomainInfo = 0x001A,
+        NoData = 0x001B,
+        Inactive = 0x001C,
+        NoResources = 0x001D,
+        FeatureUnavailable = 0x001E,
+        PartialPacket = 0x001F,
+        ProcessorFeatureNotSupported = 0x0020,
+        InsufficientBuffer = 0x0033,
+        InvalidLpIndex = 0x0041,
+        InvalidRegisterValue = 0x0050,
+        OperationFailed = 0x0071,
+        TimeOut = 0x0078,
+        CallPending = 0x0079,
+        VtlAlreadyEnabled = 0x0086,
+    }
+
+    // Hypercall call codes. TLFS Appendix A "Hypercall Code Reference".
+    public enum HvCallCode : ushort
+    {
+        HvCallNotifyLongSpinWait = 0x0008,
+        HvCallSendSyntheticClusterIpi = 0x000B,
+        HvCallPostMessage = 0x005C,
+        HvCallSignalEvent = 0x005D,
+        HvCallSignalEventDirect = 0x00C0,
+        HvCallPostMessageDirect = 0x00C1,
+    }
+
+    // The hypercall input value (RCX). TLFS 3.7: call code 15:0, fast 16,
+    // variable header size 26:17, nested 31, rep count 43:32, rep start 59:48.
+    public struct HvHypercallControl
+    {
+        public ulong Value;
+        public ushort CallCode { get => (ushort)Value; set => Value = (Value & ~0xFFFFul) | value; }
+        public bool Fast { get => (Value & (1ul << 16)) != 0; set => Value = value ? Value | (1ul << 16) : Value & ~(1ul << 16); }
+        public uint VariableHeaderSize { get => (uint)((Value >> 17) & 0x3FF); set => Value = (Value & ~(0x3FFul << 17)) | ((ulong)(value & 0x3FF) << 17); }
+        public bool Nested { get => (Value & (1ul << 31)) != 0; set => Value = value ? Value | (1ul << 31) : Value & ~(1ul << 31); }
+        public ushort RepCount { get => (ushort)((Value >> 32) & 0xFFF); set => Value = (Value & ~(0xFFFul << 32)) | ((ulong)(value & 0xFFF) << 32); }
+        public ushort RepStartIndex { get => (ushort)((Value >> 48) & 0xFFF); set => Value = (Value & ~(0xFFFul << 48)) | ((ulong)(value & 0xFFF) << 48); }
+
+        public static HvHypercallControl For(HvCallCode code) => new HvHypercallControl { Value = (ushort)code };
+    }
+
+    // The hypercall result value (RAX). TLFS 3.8: status 15:0, reps completed 43:32.
+    public struct HvHypercallResult
+    {
+        public ulong Value;
+        public HvStatus Status => (HvStatus)(ushort)Value;
+        public ushort RepsCompleted => (ushort)((Value >> 32) & 0xFFF);
+    }
+
+    public static class HvConstants
+    {
+        public const ulong HV_PARTITION_ID_SELF = 0xFFFFFFFFFFFFFFFF;
+        public const uint HV_VP_INDEX_SELF = 0xFFFFFFFE;
+        public const uint HV_ANY_VP = 0xFFFFFFFF;
+        public const int HV_SYNIC_SINT_COUNT = 16;
+        public const int HV_EVENT_FLAGS_COUNT = 256 * 8;        // 2048 flags per SINT
+        public const int HV_MESSAGE_PAYLOAD_BYTE_COUNT = 240;
+        public const int HV_MESSAGE_SIZE = 256;
+        public const byte HV_VTL_MAX = 2;
+        public const uint HvMessageTypeNone = 0;
+        public const uint HvMessageTimerExpired = 0x80000010;
+    }
+
+    // HvCallSignalEventDirect (0x00C0) input. TLFS: HvCallSignalEventDirect.
+    [StructLayout(LayoutKind.Explicit, Size = 16)]
+    public struct HvSignalEventDirectInput
+    {
+        [FieldOffset(0)] public ulong TargetPartition;
+        [FieldOffset(8)] public uint TargetVp;
+        [FieldOffset(12)] public byte TargetVtl;
+        [FieldOffset(13)] public byte TargetSint;
+        [FieldOffset(14)] public ushort FlagNumber;
+    }
+
+    // HvCallSignalEventDirect output: one byte, padded to the 8-byte output granule.
+    [StructLayout(LayoutKind.Explicit, Size = 8)]
+    public struct HvSignalEventDirectOutput
+    {
+        [FieldOffset(0)] public byte NewlySignaled;
+    }
+
+    // The message header of a SIM slot. TLFS 11.11.1 "HV_MESSAGE".
+    [StructLayout(LayoutKind.Explicit, Size = 16)]
+    public struct HvMessageHeader
+    {
+        [FieldOffset(0)] public uint MessageType;
+        [FieldOffset(4)] public byte PayloadSize;
+        [FieldOffset(5)] public byte MessageFlags;             // bit 0: MessagePending
+        [FieldOffset(8)] public ulong Sender;                  // port id / originator
+
+        public const byte MessagePending = 1;
+    }
+
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    public unsafe struct HvMessage
+    {
+        [FieldOffset(0)] public HvMessageHeader Header;
+        [FieldOffset(16)] public fixed byte Payload[240];
+    }
+
+    // HvCallPostMessageDirect (0x00C1) input, as OpenVMM and Linux lay it out.
+    [StructLayout(LayoutKind.Explicit, Size = 276)]
+    public unsafe struct HvPostMessageDirectInput
+    {
+        [FieldOffset(0)] public ulong PartitionId;
+        [FieldOffset(8)] public uint VpIndex;
+        [FieldOffset(12)] public byte Vtl;
+        [FieldOffset(16)] public uint Sint;
+        [FieldOffset(20)] public HvMessage Message;
+    }
+
+    // HvCallPostMessage (0x005C) input. TLFS: HvPostMessage.
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    public unsafe struct HvPostMessageInput
+    {
+        [FieldOffset(0)] public uint ConnectionId;
+        [FieldOffset(8)] public uint MessageType;
+        [FieldOffset(12)] public uint PayloadSize;
+        [FieldOffset(16)] public fixed byte Payload[240];
+    }
+
+    // HvCallSignalEvent (0x005D) input; as a fast call RDX = ConnectionId | FlagNumber << 32.
+    [StructLayout(LayoutKind.Explicit, Size = 8)]
+    public struct HvSignalEventInput
+    {
+        [FieldOffset(0)] public uint ConnectionId;
+        [FieldOffset(4)] public ushort FlagNumber;
+        [FieldOffset(6)] public ushort RsvdZ;
+    }
+}

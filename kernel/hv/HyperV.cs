@@ -1,0 +1,140 @@
+using Kernel.Arch;
+using Kernel.Runtime;
+
+namespace Kernel.Hv
+{
+    public enum Hypervisor { None, Kvm, MicrosoftHv, OtherHv }
+
+    // Detection and the first two steps of enlightenment: reporting the guest
+    // OS identity and enabling the hypercall page (TLFS 2.4, 2.6, 3.13).
+    public static unsafe class HyperV
+    {
+        public static bool Present;                 // CPUID 0x40000001 EAX == "Hv#1"
+        public static Hypervisor Kind;
+        public static uint MaxLeaf, BuildNumber, VersionMajorMinor;
+        public static ulong Privileges;             // CPUID 0x40000003 EBX:EAX
+        public static uint Features;                // CPUID 0x40000003 EDX
+        public static uint Recommendations;         // CPUID 0x40000004 EAX
+        public static uint SpinRetries;             // CPUID 0x40000004 EBX
+        public static uint MaxVirtualProcessors, MaxLogicalProcessors;   // CPUID 0x40000005
+        public static uint HardwareFeatures;        // CPUID 0x40000006 EAX
+        public static bool HypercallPageEnabled;
+        public static ulong HypercallPageAddress;
+        public const string AbsentReason = "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")";
+
+        // This kernel's identity, TLFS 2.6 open-source encoding. OS type 0x7F
+        // ("other open source") is not taken by Linux (1), FreeBSD (2), Xen (3)
+        // or illumos (4); OS id 0xC5 marks this project; version 0.1, build 3.
+        public const byte OsTypeThisKernel = 0x7F;
+        public const byte OsIdThisKernel = 0xC5;
+        public static HvGuestOsId GuestOsId => HvGuestOsId.OpenSource(OsTypeThisKernel, OsIdThisKernel, 0x00000100, 3);
+
+        public static bool Has(ulong privilege) => (Privileges & privilege) != 0;
+        public static bool HasFeature(uint feature) => (Features & feature) != 0;
+
+        // Reads CPUID only. Under a hypervisor without the TLFS interface (TCG,
+        // plain KVM) the synthetic MSRs may read 0 without faulting, so probing
+        // them would prove nothing: CPUID 0x40000001 decides.
+        public static void Detect()
+        {
+            Present = false;
+            Kind = Hypervisor.None;
+            if ((Cpu.Cpuid(1).Ecx & HvCpuid.HypervisorPresentBit) == 0) return;
+            CpuidResult vendor = Cpu.Cpuid(HvCpuid.VendorAndMaxFunction);
+            MaxLeaf = vendor.Eax;
+            bool microsoftVendor = vendor.Ebx == 0x7263694D && vendor.Ecx == 0x666F736F && vendor.Edx == 0x76482074;   // "Microsoft Hv"
+            if (Cpu.Cpuid(HvCpuid.Interface).Eax != HvCpuid.InterfaceSignatureHv1 || MaxLeaf < HvCpuid.Limits) return;
+            Present = true;
+            CpuidResult version = Cpu.Cpuid(HvCpuid.Version);
+            BuildNumber = version.Eax;
+            VersionMajorMinor = version.Ebx;
+            CpuidResult features = Cpu.Cpuid(HvCpuid.Features);
+            Privileges = features.Eax | ((ulong)features.Ebx << 32);
+            Features = features.Edx;
+            CpuidResult recommendations = Cpu.Cpuid(HvCpuid.Recommendations);
+            Recommendations = recommendations.Eax;
+            SpinRetries = recommendations.Ebx;
+            CpuidResult limits = Cpu.Cpuid(HvCpuid.Limits);
+            MaxVirtualProcessors = limits.Eax;
+            MaxLogicalProcessors = limits.Ebx;
+            HardwareFeatures = MaxLeaf >= HvCpuid.HardwareFeatures ? Cpu.Cpuid(HvCpuid.HardwareFeatures).Eax : 0;
+            CpuidResult kvm = Cpu.Cpuid(HvCpuid.KvmSignature);
+            bool isKvm = kvm.Ebx == 0x4B4D564B && kvm.Ecx == 0x564B4D56 && kvm.Edx == 0x4D;                     // "KVMKVMKVM\0\0\0"
+            Kind = isKvm ? Hypervisor.Kvm : microsoftVendor ? Hypervisor.MicrosoftHv : Hypervisor.OtherHv;
+        }
+
+        public static void PrintSummary()
+        {
+            if (!Present)
+            {
+                Console.Write("hv: ");
+                Console.WriteLine(AbsentReason);
+                return;
+            }
+            Console.Write("hv: \"Hv#1\" interface from ");
+            Console.Write(Kind == Hypervisor.Kvm ? "KVM" : Kind == Hypervisor.MicrosoftHv ? "Microsoft Hyper-V" : "an unknown hypervisor");
+            Console.Write(", max leaf ");
+            Console.WriteHex(MaxLeaf);
+            Console.Write(", version ");
+            Console.WriteDecimal((ulong)(VersionMajorMinor >> 16));
+            Console.Write('.');
+            Console.WriteDecimal((ulong)(VersionMajorMinor & 0xFFFF));
+            Console.Write(" build ");
+            Console.WriteDecimal((ulong)BuildNumber);
+            Console.WriteLine();
+            Console.Write("hv: privileges ");
+            Console.WriteHex(Privileges, 16);
+            Console.Write(" features ");
+            Console.WriteHex(Features, 8);
+            Console.Write(" recommendations ");
+            Console.WriteHex(Recommendations, 8);
+            Console.Write(" max VPs ");
+            Console.WriteDecimal((ulong)MaxVirtualProcessors);
+            Console.WriteLine();
+            Console.Write("hv: offers");
+            if (Has(HvPartitionPrivilege.AccessHypercallMsrs)) Console.Write(" hypercalls");
+            if (Has(HvPartitionPrivilege.AccessVpIndex)) Console.Write(" vp-index");
+            if (Has(HvPartitionPrivilege.AccessSynicRegs)) Console.Write(" synic");
+            if (Has(HvPartitionPrivilege.AccessSyntheticTimerRegs)) Console.Write(" stimer");
+            if (Has(HvPartitionPrivilege.AccessIntrCtrlRegs)) Console.Write(" apic-msrs");
+            if (Has(HvPartitionPrivilege.AccessPartitionReferenceCounter)) Console.Write(" ref-counter");
+            if (Has(HvPartitionPrivilege.AccessPartitionReferenceTsc)) Console.Write(" ref-tsc");
+            if (Has(HvPartitionPrivilege.AccessFrequencyRegs)) Console.Write(" frequencies");
+            if (Has(HvPartitionPrivilege.PostMessages)) Console.Write(" post-messages");
+            if (Has(HvPartitionPrivilege.SignalEvents)) Console.Write(" signal-events");
+            if (HasFeature(HvFeature.GuestCrashMsrs)) Console.Write(" crash-msrs");
+            if (HasFeature(HvFeature.XmmHypercallInput)) Console.Write(" xmm-input");
+            if (HasFeature(HvFeature.XmmHypercallOutput)) Console.Write(" xmm-output");
+            if (HasFeature(HvFeature.DirectSyntheticTimers)) Console.Write(" direct-stimers");
+            if ((Recommendations & HvRecommendation.DeprecateAutoEoi) != 0) Console.Write(" (auto-EOI deprecated)");
+            Console.WriteLine();
+        }
+
+        // TLFS 3.13: the guest OS ID must be non-zero before the hypercall page can
+        // be enabled (KVM ignores the HYPERCALL write while it is 0), then the
+        // guest names a page and the hypervisor fills it with the call sequence.
+        public static bool EnableHypercallPage()
+        {
+            if (!Present || !Has(HvPartitionPrivilege.AccessHypercallMsrs)) return false;
+            Cpu.WriteMsr(HvMsr.GuestOsId, GuestOsId.Value);
+
+            HypercallPageAddress = BootSymbols.Get()->HypercallPage;
+            HvHypercallMsr msr;
+            msr.Value = Cpu.ReadMsr(HvMsr.Hypercall);       // keep the reserved bits as read
+            msr.GpaPageNumber = HypercallPageAddress >> 12;
+            msr.Enable = true;
+            Cpu.WriteMsr(HvMsr.Hypercall, msr.Value);
+
+            // Re-read: a hypervisor that refused the page leaves the enable bit clear.
+            HvHypercallMsr readBack;
+            readBack.Value = Cpu.ReadMsr(HvMsr.Hypercall);
+            HypercallPageEnabled = readBack.Enable && readBack.GpaPageNumber == HypercallPageAddress >> 12;
+            Console.Write("hv: guest OS ID ");
+            Console.WriteHex(GuestOsId.Value, 16);
+            Console.Write(", hypercall page at ");
+            Console.WriteHex(HypercallPageAddress);
+            Console.WriteLine(HypercallPageEnabled ? " enabled" : " NOT enabled (the MSR did not keep it)");
+            return HypercallPageEnabled;
+        }
+    }
+}

@@ -1,0 +1,166 @@
+using Kernel.Arch;
+using Kernel.Runtime;
+
+namespace Kernel.Hv
+{
+    // The synthetic interrupt controller (TLFS 11). Set-up follows the TLFS
+    // order, as Linux's hv_synic_enable_regs does: message page, event flags
+    // page, each SINT, and only then the global enable.
+    //
+    // Receiving: SINT x interrupts on vector VectorBase + x. The handler scans
+    // that SINT's 256-byte area of the SIEF page, atomically takes the set
+    // flags and hands each to the SINT's event handler; then it copies a pending
+    // message out of the SINT's SIM slot, frees the slot, and writes EOM if the
+    // hypervisor marked another message pending behind it (TLFS 11.10.3).
+    public static unsafe class Synic
+    {
+        public const byte VectorBase = 0x50;
+        public const int SintCount = HvConstants.HV_SYNIC_SINT_COUNT;
+        private const int SiefAreaBytes = 256;
+        private const int ReceivedRing = 8;
+
+        // Handlers: called in interrupt context with the SINT and the flag or message.
+        public static delegate*<int, int, void>* EventHandlers;        // [sint](sint, flag)
+        public static delegate*<int, HvMessage*, void>* MessageHandlers; // [sint](sint, message)
+        // Replaces the whole receive path of a SINT (tests that need to watch raw pages).
+        public static delegate*<int, void>* RawHandlers;               // [sint](sint)
+
+        public static ulong* Interrupts;      // [sint] interrupts taken
+        public static ulong* FlagsTaken;      // [sint] event flags consumed
+        public static ulong* MessagesTaken;   // [sint] messages consumed
+        public static HvMessage* Received;    // [sint * ReceivedRing + n % ReceivedRing] copies of consumed messages
+        public static bool AutoEoi;
+
+        public static bool Available => HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessSynicRegs);
+
+        private static void AllocateBookkeeping()
+        {
+            if (Interrupts != null) return;
+            EventHandlers = (delegate*<int, int, void>*)Heap.AllocateRaw(SintCount * 8);
+            MessageHandlers = (delegate*<int, HvMessage*, void>*)Heap.AllocateRaw(SintCount * 8);
+            RawHandlers = (delegate*<int, void>*)Heap.AllocateRaw(SintCount * 8);
+            Interrupts = (ulong*)Heap.AllocateRaw(SintCount * 8);
+            FlagsTaken = (ulong*)Heap.AllocateRaw(SintCount * 8);
+            MessagesTaken = (ulong*)Heap.AllocateRaw(SintCount * 8);
+            Received = (HvMessage*)Heap.AllocateRaw((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)));
+            for (int sint = 0; sint < SintCount; sint++)
+                Arch.Interrupts.SetHandler((byte)(VectorBase + sint), &OnSintInterrupt);
+        }
+
+        public static HvMessage* LastReceived(int sint, ulong back = 0)
+            => Received + sint * ReceivedRing + (int)((MessagesTaken[sint] - 1 - back) % ReceivedRing);
+
+        // Enables the SynIC of the calling VP. Call with interrupts disabled.
+        public static bool EnableOnThisVp()
+        {
+            if (!Available) return false;
+            AllocateBookkeeping();
+            Vp* vp = Vp.Current;
+            // TLFS 11.8.3 "Auto EOI": recommended unless the hypervisor deprecates it
+            // (CPUID 0x40000004 EAX bit 9), as with APIC virtualization.
+            AutoEoi = (HyperV.Recommendations & HvRecommendation.DeprecateAutoEoi) == 0;
+
+            // 1. The message page (SIMP): the hypervisor zeroes it when enabled.
+            vp->Sim = (HvMessage*)PageAllocator.Allocate(zero: true);
+            HvSynicSimpSiefp simp;
+            simp.Value = Cpu.ReadMsr(HvMsr.Simp);
+            simp.BasePage = (ulong)vp->Sim >> 12;
+            simp.Enable = true;
+            Cpu.WriteMsr(HvMsr.Simp, simp.Value);
+
+            // 2. The event flags page (SIEFP).
+            vp->Sief = (byte*)PageAllocator.Allocate(zero: true);
+            HvSynicSimpSiefp siefp;
+            siefp.Value = Cpu.ReadMsr(HvMsr.Siefp);
+            siefp.BasePage = (ulong)vp->Sief >> 12;
+            siefp.Enable = true;
+            Cpu.WriteMsr(HvMsr.Siefp, siefp.Value);
+
+            // 3. Each SINT: its vector, unmasked, auto-EOI as recommended. Vectors
+            //    below 16 are reserved (#GP), ours are 0x50-0x5F.
+            for (int sint = 0; sint < SintCount; sint++)
+                Cpu.WriteMsr(HvMsr.Sint(sint), SintValue(sint, masked: false).Value);
+
+            // 4. The global enable, last, so no SINT fires into a half-built set-up.
+            HvSynicScontrol scontrol;
+            scontrol.Value = Cpu.ReadMsr(HvMsr.Scontrol);
+            scontrol.Enable = true;
+            Cpu.WriteMsr(HvMsr.Scontrol, scontrol.Value);
+            vp->SynicEnabled = true;
+
+            Console.Write("hv: SynIC enabled on VP ");
+            Console.WriteDecimal((ulong)vp->Index);
+            Console.Write(": SIM ");
+            Console.WriteHex((ulong)vp->Sim);
+            Console.Write(" SIEF ");
+            Console.WriteHex((ulong)vp->Sief);
+            Console.Write(" SINT vectors ");
+            Console.WriteHex(VectorBase);
+            Console.Write("-");
+            Console.WriteHex((ulong)(VectorBase + SintCount - 1));
+            Console.WriteLine(AutoEoi ? " (auto-EOI)" : " (EOI by the handler)");
+            return true;
+        }
+
+        public static HvSynicSint SintValue(int sint, bool masked)
+        {
+            HvSynicSint value = default;
+            value.Vector = (byte)(VectorBase + sint);
+            value.Masked = masked;
+            value.AutoEoi = AutoEoi;
+            return value;
+        }
+
+        public static void SetMasked(int sint, bool masked) => Cpu.WriteMsr(HvMsr.Sint(sint), SintValue(sint, masked).Value);
+
+        public static ulong* SiefArea(Vp* vp, int sint) => (ulong*)(vp->Sief + sint * SiefAreaBytes);
+
+        public static bool FlagIsSet(Vp* vp, int sint, int flag) => (vp->Sief[sint * SiefAreaBytes + flag / 8] & (1 << (flag % 8))) != 0;
+
+        private static void OnSintInterrupt(InterruptFrame* frame)
+        {
+            int sint = (int)frame->Vector - VectorBase;
+            Interrupts[sint]++;
+            if (RawHandlers[sint] != null) RawHandlers[sint](sint);
+            else
+            {
+                TakeEventFlags(sint);
+                TakeMessage(sint);
+            }
+            if (!AutoEoi) Apic.EndOfInterrupt();
+        }
+
+        private static void TakeEventFlags(int sint)
+        {
+            ulong* area = SiefArea(Vp.Current, sint);
+            for (int word = 0; word < SiefAreaBytes / 8; word++)
+            {
+                if (area[word] == 0) continue;
+                ulong taken = Cpu.AtomicSwap(&area[word], 0);   // the hypervisor may set bits concurrently
+                for (int bit = 0; bit < 64; bit++)
+                {
+                    if ((taken & (1ul << bit)) == 0) continue;
+                    FlagsTaken[sint]++;
+                    var handler = EventHandlers[sint];
+                    if (handler != null) handler(sint, word * 64 + bit);
+                }
+            }
+        }
+
+        private static void TakeMessage(int sint)
+        {
+            HvMessage* slot = &Vp.Current->Sim[sint];
+            if (slot->Header.MessageType == HvConstants.HvMessageTypeNone) return;
+            HvMessage* copy = Received + sint * ReceivedRing + (int)(MessagesTaken[sint] % ReceivedRing);
+            Memory.Copy(copy, slot, (ulong)sizeof(HvMessage));
+            MessagesTaken[sint]++;
+            bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
+            // Free the slot; the hypervisor only delivers the next message into a free slot.
+            slot->Header.MessageType = HvConstants.HvMessageTypeNone;
+            // TLFS 11.10.3: if a message is pending behind this one, EOM asks for it.
+            if (pending) Cpu.WriteMsr(HvMsr.Eom, 0);
+            var handler = MessageHandlers[sint];
+            if (handler != null) handler(sint, copy);
+        }
+    }
+}
