@@ -7,6 +7,7 @@ extern __rodata_start, __rodata_end, __data_start, __data_end, __bss_start, __bs
 extern __modules_start, __modules_end, __ex_table_start, __ex_table_end
 extern isr_stub_table, hv_hypercall_page, boot_tsc_entry, boot_tsc_long_mode
 extern kernel_heap, kernel_heap_end
+extern trampoline_start, trampoline_end, ap_main
 extern cpu_ud2_safe.at, cpu_divide_safe.at, cpu_read_u64_safe.at, cpu_write_u8_safe.at
 
 section .rodata
@@ -23,6 +24,7 @@ boot_symbols:
     dq hv_hypercall_page
     dq boot_tsc_entry, boot_tsc_long_mode
     dq kernel_heap, kernel_heap_end
+    dq trampoline_start, trampoline_end, ap_main
     dq cpu_ud2_safe.at, cpu_divide_safe.at, cpu_read_u64_safe.at, cpu_write_u8_safe.at
 boot_symbols_end:
 

@@ -294,3 +294,10 @@ cpu_atomic_swap64:
     mov rax, ARG1
     xchg [ARG0], rax
     ret
+
+; Vp *cpu_this_vp(void): the per-CPU pointer kept at GS:0 (IA32_GS_BASE points
+; at this CPU's Vp record, whose first field points at itself).
+global cpu_this_vp
+cpu_this_vp:
+    mov rax, [gs:0]
+    ret

@@ -40,6 +40,7 @@ namespace Kernel
         private static void Enlighten()
         {
             Vp.InitializeBootVp();
+            Vp.Current->Online = 1;
             HyperV.Detect();
             HyperV.PrintSummary();
             Apic.Initialize();
@@ -50,8 +51,10 @@ namespace Kernel
                 Apic.UseHvEoiMsr = HyperV.Has(HvPartitionPrivilege.AccessIntrCtrlRegs);
                 if (HyperV.EnableHypercallPage()) PrintHypercallPage();
                 Synic.EnableOnThisVp();
+                CrashReport.Install();
             }
             Cpu.EnableInterrupts();
+            Smp.StartApplicationProcessors();
         }
 
         // Tagged line: tests/ decodes these bytes with Iced.

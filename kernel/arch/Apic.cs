@@ -22,8 +22,25 @@ namespace Kernel.Arch
         public static void Initialize()
         {
             MaskLegacyPic();
+            InitializeThisCpu();
+        }
+
+        // Each CPU has its own local APIC; the boot CPU also silences the PICs.
+        public static void InitializeThisCpu()
+        {
             Write(RegisterTpr, 0);                                   // accept every priority
             Write(RegisterSvr, SvrSoftwareEnable | Interrupts.SpuriousVector);
+        }
+
+        private const uint IcrDeliveryPending = 1u << 12;
+        public const uint IcrInit = 0x4500, IcrStartup = 0x4600, IcrFixed = 0x4000;   // level assert
+
+        // Sends an interprocessor interrupt through the ICR (xAPIC: high word first).
+        public static void SendIpi(uint apicId, uint command)
+        {
+            Write(RegisterIcrHigh, apicId << 24);
+            Write(RegisterIcrLow, command);
+            for (int spin = 0; spin < 1000000 && (Read(RegisterIcrLow) & IcrDeliveryPending) != 0; spin++) Cpu.Pause();
         }
 
         public static uint Id => Read(RegisterId) >> 24;

@@ -147,6 +147,10 @@ namespace Kernel.Arch
         [RuntimeImport("cpu_atomic_swap64")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong AtomicSwap(ulong* address, ulong value);
 
+        [RuntimeImport("cpu_this_vp")] [MethodImpl(MethodImplOptions.InternalCall)]
+        public static extern void* ThisCpu();
+        public const uint GsBaseMsr = 0xC0000101;
+
         [RuntimeImport("cpu_crash_ud")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void CrashInvalidOpcode();
         [RuntimeImport("cpu_crash_divide")] [MethodImpl(MethodImplOptions.InternalCall)]

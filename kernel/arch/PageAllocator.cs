@@ -13,6 +13,7 @@ namespace Kernel.Arch
         private const ulong LowMemoryEnd = 1ul << 20;    // BIOS data, option ROMs, future AP trampoline
 
         private static ulong* s_bitmap;
+        private static SpinLock s_lock;
         private static ulong s_searchFrom;
         public static ulong FreePages { get; private set; }
         public static ulong TotalPages { get; private set; }
@@ -60,6 +61,16 @@ namespace Kernel.Arch
         // `count` physically contiguous pages; panics when none are left.
         public static ulong AllocateContiguous(ulong count, bool zero = false)
         {
+            s_lock.Acquire();
+            ulong first = TakeRun(count);
+            s_lock.Release();
+            if (first == 0) Panic.Fail("out of physical pages");
+            if (zero) Memory.Zero((void*)first, count * PageSize);
+            return first;
+        }
+
+        private static ulong TakeRun(ulong count)
+        {
             ulong run = 0;
             for (ulong step = 0; step < PageCount; step++)
             {
@@ -70,10 +81,8 @@ namespace Kernel.Arch
                 ulong first = page + 1 - count;
                 for (ulong p = first; p <= page; p++) MarkUsed(p);
                 s_searchFrom = page + 1;
-                if (zero) Memory.Zero((void*)(first * PageSize), count * PageSize);
                 return first * PageSize;
             }
-            Panic.Fail("out of physical pages");
             return 0;
         }
 
@@ -83,9 +92,11 @@ namespace Kernel.Arch
         {
             if (address % PageSize != 0 || !IsManaged(address)) return false;
             ulong page = address / PageSize;
-            if (!IsUsed(page)) return false;
-            MarkFree(page);
-            return true;
+            s_lock.Acquire();
+            bool used = IsUsed(page);
+            if (used) MarkFree(page);
+            s_lock.Release();
+            return used;
         }
 
         public static void Free(void* page)

@@ -65,6 +65,21 @@ namespace Kernel.Arch
             return start < (1ul << 20) ? 0 : CacheDisable | WriteThrough;   // low memory: BIOS areas, cacheable
         }
 
+        // Makes one 4 KiB page of the kernel's low 2 MiB executable (the AP
+        // start-up trampoline runs there); everything else there stays no-execute.
+        public static void MakeExecutable(ulong address)
+        {
+            ulong* table = (ulong*)(Cpu.ReadCr3() & AddressMask);
+            for (int level = 3; level > 0; level--)
+            {
+                ulong entry = table[(address >> (12 + 9 * level)) & 511];
+                if ((entry & Present) == 0 || (entry & LargePage) != 0) Panic.Fail("MakeExecutable: not a 4 KiB mapping");
+                table = (ulong*)(entry & AddressMask);
+            }
+            table[(address >> 12) & 511] &= ~NoExecute;
+            Cpu.InvalidatePage(address);
+        }
+
         private static ulong* NewTable() => (ulong*)PageAllocator.Allocate(zero: true);
 
         // The leaf entry that maps `address` in the live tables (CR3), with the

@@ -105,6 +105,8 @@ namespace Kernel.Hv
         public const uint Sint0 = 0x40000090;                  // SINT0..SINT15 are consecutive
         public const uint Stimer0Config = 0x400000B0;          // config/count pairs for timers 0..3
         public const uint Stimer0Count = 0x400000B1;
+        public static uint StimerConfig(int timer) => Stimer0Config + 2 * (uint)timer;
+        public static uint StimerCount(int timer) => Stimer0Count + 2 * (uint)timer;
         public const uint CrashP0 = 0x40000100;                // P0..P4 are consecutive
         public const uint CrashCtl = 0x40000105;
 
@@ -166,6 +168,39 @@ namespace Kernel.Hv
         public bool Masked { get => (Value & (1ul << 16)) != 0; set => Value = value ? Value | (1ul << 16) : Value & ~(1ul << 16); }
         public bool AutoEoi { get => (Value & (1ul << 17)) != 0; set => Value = value ? Value | (1ul << 17) : Value & ~(1ul << 17); }
         public bool Polling { get => (Value & (1ul << 18)) != 0; set => Value = value ? Value | (1ul << 18) : Value & ~(1ul << 18); }
+    }
+
+    // STIMERx_CONFIG. TLFS 12.5 "Synthetic Timer MSRs": enable 0, periodic 1,
+    // lazy 2, auto-enable 3, APIC vector 11:4 (direct mode), direct mode 12, SINT 19:16.
+    public struct HvStimerConfig
+    {
+        public ulong Value;
+        public bool Enable { get => (Value & 1) != 0; set => Value = value ? Value | 1 : Value & ~1ul; }
+        public bool Periodic { get => (Value & 2) != 0; set => Value = value ? Value | 2 : Value & ~2ul; }
+        public bool Lazy { get => (Value & 4) != 0; set => Value = value ? Value | 4 : Value & ~4ul; }
+        public bool AutoEnable { get => (Value & 8) != 0; set => Value = value ? Value | 8 : Value & ~8ul; }
+        public byte ApicVector { get => (byte)(Value >> 4); set => Value = (Value & ~(0xFFul << 4)) | ((ulong)value << 4); }
+        public bool DirectMode { get => (Value & (1ul << 12)) != 0; set => Value = value ? Value | (1ul << 12) : Value & ~(1ul << 12); }
+        public byte Sint { get => (byte)((Value >> 16) & 0xF); set => Value = (Value & ~(0xFul << 16)) | ((ulong)(value & 0xF) << 16); }
+    }
+
+    // The payload of an HvMessageTimerExpired message. TLFS 12.6.
+    [StructLayout(LayoutKind.Explicit, Size = 24)]
+    public struct HvTimerMessagePayload
+    {
+        [FieldOffset(0)] public uint TimerIndex;
+        [FieldOffset(8)] public ulong ExpirationTime;   // the time the timer was due, in 100 ns reference time
+        [FieldOffset(16)] public ulong DeliveryTime;    // when the message was delivered
+    }
+
+    // The reference TSC page. TLFS 12.7: reference time = ((TSC * TscScale) >> 64) + TscOffset,
+    // valid while TscSequence is non-zero and unchanged across the read.
+    [StructLayout(LayoutKind.Explicit, Size = 24)]
+    public struct HvReferenceTscPage
+    {
+        [FieldOffset(0)] public uint TscSequence;
+        [FieldOffset(8)] public ulong TscScale;
+        [FieldOffset(16)] public long TscOffset;
     }
 
     // Hypercall status codes. TLFS 3.9 "Hypercall Status Codes".

@@ -25,40 +25,41 @@ namespace Kernel.Hv
         // Replaces the whole receive path of a SINT (tests that need to watch raw pages).
         public static delegate*<int, void>* RawHandlers;               // [sint](sint)
 
-        public static ulong* Interrupts;      // [sint] interrupts taken
-        public static ulong* FlagsTaken;      // [sint] event flags consumed
-        public static ulong* MessagesTaken;   // [sint] messages consumed
-        public static HvMessage* Received;    // [sint * ReceivedRing + n % ReceivedRing] copies of consumed messages
-        public static bool AutoEoi;
+        // The running VP's counters, per SINT (each VP has its own; see Vp).
+        public static ulong* Interrupts => Vp.Current->SintInterrupts;     // interrupts taken
+        public static ulong* FlagsTaken => Vp.Current->FlagsTaken;         // event flags consumed
+        public static ulong* MessagesTaken => Vp.Current->MessagesTaken;   // messages consumed
+        public static bool AutoEoi;           // the default, from the hypervisor's recommendation
 
         public static bool Available => HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessSynicRegs);
 
-        private static void AllocateBookkeeping()
+        private static void AllocateHandlerTables()
         {
-            if (Interrupts != null) return;
+            if (EventHandlers != null) return;
             EventHandlers = (delegate*<int, int, void>*)Heap.AllocateRaw(SintCount * 8);
             MessageHandlers = (delegate*<int, HvMessage*, void>*)Heap.AllocateRaw(SintCount * 8);
             RawHandlers = (delegate*<int, void>*)Heap.AllocateRaw(SintCount * 8);
-            Interrupts = (ulong*)Heap.AllocateRaw(SintCount * 8);
-            FlagsTaken = (ulong*)Heap.AllocateRaw(SintCount * 8);
-            MessagesTaken = (ulong*)Heap.AllocateRaw(SintCount * 8);
-            Received = (HvMessage*)Heap.AllocateRaw((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)));
             for (int sint = 0; sint < SintCount; sint++)
                 Arch.Interrupts.SetHandler((byte)(VectorBase + sint), &OnSintInterrupt);
         }
 
-        public static HvMessage* LastReceived(int sint, ulong back = 0)
-            => Received + sint * ReceivedRing + (int)((MessagesTaken[sint] - 1 - back) % ReceivedRing);
+        // The running VP's n-th most recent message on `sint` (0 = the last).
+        public static HvMessage* LastReceived(int sint, ulong back = 0) => LastReceived(Vp.Current, sint, back);
+
+        public static HvMessage* LastReceived(Vp* vp, int sint, ulong back = 0)
+            => vp->Received + sint * ReceivedRing + (int)((vp->MessagesTaken[sint] - 1 - back) % ReceivedRing);
 
         // Enables the SynIC of the calling VP. Call with interrupts disabled.
         public static bool EnableOnThisVp()
         {
             if (!Available) return false;
-            AllocateBookkeeping();
+            AllocateHandlerTables();
             Vp* vp = Vp.Current;
+            vp->Received = (HvMessage*)PageAllocator.AllocateContiguous((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)) / 4096, zero: true);
             // TLFS 11.8.3 "Auto EOI": recommended unless the hypervisor deprecates it
             // (CPUID 0x40000004 EAX bit 9), as with APIC virtualization.
             AutoEoi = (HyperV.Recommendations & HvRecommendation.DeprecateAutoEoi) == 0;
+            vp->AutoEoiMask = AutoEoi ? 0xFFFFu : 0;
 
             // 1. The message page (SIMP): the hypervisor zeroes it when enabled.
             vp->Sim = (HvMessage*)PageAllocator.Allocate(zero: true);
@@ -79,7 +80,7 @@ namespace Kernel.Hv
             // 3. Each SINT: its vector, unmasked, auto-EOI as recommended. Vectors
             //    below 16 are reserved (#GP), ours are 0x50-0x5F.
             for (int sint = 0; sint < SintCount; sint++)
-                Cpu.WriteMsr(HvMsr.Sint(sint), SintValue(sint, masked: false).Value);
+                Cpu.WriteMsr(HvMsr.Sint(sint), SintValue(sint, masked: false, autoEoi: AutoEoi).Value);
 
             // 4. The global enable, last, so no SINT fires into a half-built set-up.
             HvSynicScontrol scontrol;
@@ -102,16 +103,24 @@ namespace Kernel.Hv
             return true;
         }
 
-        public static HvSynicSint SintValue(int sint, bool masked)
+        public static HvSynicSint SintValue(int sint, bool masked, bool autoEoi)
         {
             HvSynicSint value = default;
             value.Vector = (byte)(VectorBase + sint);
             value.Masked = masked;
-            value.AutoEoi = AutoEoi;
+            value.AutoEoi = autoEoi;
             return value;
         }
 
-        public static void SetMasked(int sint, bool masked) => Cpu.WriteMsr(HvMsr.Sint(sint), SintValue(sint, masked).Value);
+        // Reprograms a SINT of the running VP (the handler follows its auto-EOI choice).
+        public static void Configure(int sint, bool masked, bool autoEoi)
+        {
+            Vp* vp = Vp.Current;
+            if (autoEoi) vp->AutoEoiMask |= 1u << sint; else vp->AutoEoiMask &= ~(1u << sint);
+            Cpu.WriteMsr(HvMsr.Sint(sint), SintValue(sint, masked, autoEoi).Value);
+        }
+
+        public static void SetMasked(int sint, bool masked) => Configure(sint, masked, (Vp.Current->AutoEoiMask & (1u << sint)) != 0);
 
         public static ulong* SiefArea(Vp* vp, int sint) => (ulong*)(vp->Sief + sint * SiefAreaBytes);
 
@@ -120,19 +129,20 @@ namespace Kernel.Hv
         private static void OnSintInterrupt(InterruptFrame* frame)
         {
             int sint = (int)frame->Vector - VectorBase;
-            Interrupts[sint]++;
+            Vp* vp = Vp.Current;
+            vp->SintInterrupts[sint]++;
             if (RawHandlers[sint] != null) RawHandlers[sint](sint);
             else
             {
-                TakeEventFlags(sint);
-                TakeMessage(sint);
+                TakeEventFlags(vp, sint);
+                TakeMessage(vp, sint);
             }
-            if (!AutoEoi) Apic.EndOfInterrupt();
+            if ((vp->AutoEoiMask & (1u << sint)) == 0) Apic.EndOfInterrupt();
         }
 
-        private static void TakeEventFlags(int sint)
+        private static void TakeEventFlags(Vp* vp, int sint)
         {
-            ulong* area = SiefArea(Vp.Current, sint);
+            ulong* area = SiefArea(vp, sint);
             for (int word = 0; word < SiefAreaBytes / 8; word++)
             {
                 if (area[word] == 0) continue;
@@ -140,20 +150,20 @@ namespace Kernel.Hv
                 for (int bit = 0; bit < 64; bit++)
                 {
                     if ((taken & (1ul << bit)) == 0) continue;
-                    FlagsTaken[sint]++;
+                    vp->FlagsTaken[sint]++;
                     var handler = EventHandlers[sint];
                     if (handler != null) handler(sint, word * 64 + bit);
                 }
             }
         }
 
-        private static void TakeMessage(int sint)
+        private static void TakeMessage(Vp* vp, int sint)
         {
-            HvMessage* slot = &Vp.Current->Sim[sint];
+            HvMessage* slot = &vp->Sim[sint];
             if (slot->Header.MessageType == HvConstants.HvMessageTypeNone) return;
-            HvMessage* copy = Received + sint * ReceivedRing + (int)(MessagesTaken[sint] % ReceivedRing);
+            HvMessage* copy = vp->Received + sint * ReceivedRing + (int)(vp->MessagesTaken[sint] % ReceivedRing);
             Memory.Copy(copy, slot, (ulong)sizeof(HvMessage));
-            MessagesTaken[sint]++;
+            vp->MessagesTaken[sint]++;
             bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
             // Free the slot; the hypervisor only delivers the next message into a free slot.
             slot->Header.MessageType = HvConstants.HvMessageTypeNone;

@@ -1,33 +1,72 @@
 using Kernel.Arch;
+using Kernel.Runtime;
 
 namespace Kernel.Hv
 {
-    // What the kernel keeps per virtual processor: its VP index and its own
-    // pages for hypercall input/output and for the SynIC (SIM and SIEF).
+    // What the kernel keeps per virtual processor: its identities, its own pages
+    // for hypercall input/output and for the SynIC (SIM and SIEF), its SynIC
+    // counters, and a mailbox through which another VP hands it work.
+    // IA32_GS_BASE points at the running VP's record, so Vp.Current is one load.
     public unsafe struct Vp
     {
         public const int MaxVps = 64;
 
-        public uint Index;                  // HV_X64_MSR_VP_INDEX, or the boot order without Hyper-V
+        public Vp* Self;                    // must stay first: GS:0
+        public int Number;                  // position in the ACPI MADT (0 = the boot VP)
+        public uint ApicId;
+        public uint Index;                  // HV_X64_MSR_VP_INDEX (the MADT position without Hyper-V)
         public byte* HypercallInput;        // page-aligned: never crosses a page (TLFS 3.7)
         public byte* HypercallOutput;
         public HvMessage* Sim;              // SynIC message page: 16 slots of 256 bytes
         public byte* Sief;                  // SynIC event flags page: 16 areas of 256 bytes
         public bool SynicEnabled;
+        public uint AutoEoiMask;            // bit s: SINT s is auto-EOI
+        public fixed ulong SintInterrupts[16];
+        public fixed ulong FlagsTaken[16];
+        public fixed ulong MessagesTaken[16];
+        public HvMessage* Received;         // copies of consumed messages, a ring per SINT
+        public ulong Online;
+
+        // Mailbox: the owner runs Work(WorkArgument) when WorkPosted moves ahead of WorkDone.
+        public delegate*<void*, void> Work;
+        public void* WorkArgument;
+        public ulong WorkPosted, WorkDone;
+        public ulong WakeInterrupts;
 
         private static Vp* s_vps;
         public static int Count;
 
-        // The boot VP only for now: every VP is the boot VP until SMP brings up more.
-        public static Vp* Current => s_vps;
-        public static Vp* Get(int i) => s_vps + i;
+        public static Vp* Current => (Vp*)Cpu.ThisCpu();
+        public static Vp* Get(int number) => s_vps + number;
 
+        // The boot VP's record, installed in GS before anything asks for Vp.Current.
         public static void InitializeBootVp()
         {
-            s_vps = (Vp*)PageAllocator.Allocate(zero: true);
-            Count = 1;
-            s_vps->HypercallInput = (byte*)PageAllocator.Allocate(zero: true);
-            s_vps->HypercallOutput = (byte*)PageAllocator.Allocate(zero: true);
+            s_vps = (Vp*)PageAllocator.AllocateContiguous(((ulong)(MaxVps * sizeof(Vp)) + 4095) / 4096, zero: true);
+            Vp* boot = Add(Apic.Id);
+            MakeCurrent(boot);
+        }
+
+        public static Vp* Add(uint apicId)
+        {
+            if (Count == MaxVps) Panic.Fail("more VPs than Vp.MaxVps");
+            Vp* vp = s_vps + Count;
+            vp->Self = vp;
+            vp->Number = Count;
+            vp->Index = (uint)Count;
+            vp->ApicId = apicId;
+            vp->HypercallInput = (byte*)PageAllocator.Allocate(zero: true);
+            vp->HypercallOutput = (byte*)PageAllocator.Allocate(zero: true);
+            Count++;
+            return vp;
+        }
+
+        public static void MakeCurrent(Vp* vp) => Cpu.WriteMsr(Cpu.GsBaseMsr, (ulong)vp);
+
+        public static Vp* ByIndex(uint vpIndex)
+        {
+            for (int i = 0; i < Count; i++) if (s_vps[i].Index == vpIndex) return s_vps + i;
+            return null;
         }
     }
 }

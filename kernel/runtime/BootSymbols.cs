@@ -18,6 +18,7 @@ namespace Kernel.Runtime
         public ulong HypercallPage;
         public ulong TscAtEntry, TscAtLongMode;        // addresses of the boot timeline qwords
         public ulong HeapStart, HeapEnd;
+        public ulong TrampolineStart, TrampolineEnd, ApEntry;
         public ulong Ud2FaultRip, DivideFaultRip;      // the faulting instructions of the probe stubs
         public ulong ReadFaultRip, WriteFaultRip;
 

@@ -8,6 +8,7 @@ namespace Kernel.Runtime
     {
         private static byte* s_next;
         private static byte* s_end;
+        private static Kernel.Arch.SpinLock s_lock;
 
         public static ulong BytesUsed => s_next == null ? 0 : (ulong)(s_next - (byte*)BootSymbols.Get()->HeapStart);
 
@@ -39,9 +40,12 @@ namespace Kernel.Runtime
                 s_end = (byte*)BootSymbols.Get()->HeapEnd;
             }
             size = (size + 15) & ~15ul;
-            if (size > (ulong)(s_end - s_next)) Panic.Fail("kernel heap exhausted");
+            s_lock.Acquire();
             byte* obj = s_next;
-            s_next += size;
+            bool fits = size <= (ulong)(s_end - s_next);
+            if (fits) s_next += size;
+            s_lock.Release();
+            if (!fits) Panic.Fail("kernel heap exhausted");
             Memory.Zero(obj, size);
             if (type != null) *(MethodTable**)obj = type;
             if (arrayLength >= 0) *(int*)(obj + sizeof(void*)) = arrayLength;

@@ -4,13 +4,17 @@ namespace Kernel.Runtime
 {
     // The end of the line for conditions the kernel cannot continue from: say
     // what happened on the console, tell the hypervisor and QEMU, stop.
-    public static class Panic
+    public static unsafe class Panic
     {
+        // Set by kernel/hv when the hypervisor takes crash reports.
+        public static delegate*<ulong, void> Hook;
+
         public static void Fail(string reason)
         {
             Cpu.DisableInterrupts();
             Console.Write("\nPANIC: ");
             Console.WriteLine(reason);
+            if (Hook != null) Hook(0);
             GuestExit.Exit(GuestExit.Status.Crashed);
         }
 

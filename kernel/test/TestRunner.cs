@@ -29,6 +29,7 @@ namespace Kernel.TestMode
             Console.WriteLine("test mode");
             RunSuite(FoundationTests.All(), filter, filterLength);
             RunSuite(HvTests.All(), filter, filterLength);
+            RunSuite(TimeTests.All(), filter, filterLength);
             // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
             if (BootInfo.HasOption("inject-failure")) RunSuite(InjectedFailure, filter, filterLength);
             Console.WriteDecimal((long)s_passed);

@@ -48,6 +48,7 @@ public class StubDisassemblyTests
         Stub("cpu_read_cr4", "mov rax,cr4", "ret"),
         Stub("cpu_write_cr4", "mov cr4,rdi", "ret"),
         Stub("cpu_atomic_swap64", "mov rax,rsi", "xchg [rdi],rax", "ret"),
+        Stub("cpu_this_vp", "mov rax,gs:[0]", "ret"),
         Stub("hv_hypercall_slow", "mov rcx,rdi", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
         Stub("hv_hypercall_fast", "mov rcx,rdi", "bts rcx,10h", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
     };

@@ -89,9 +89,9 @@ if [ -f /io/trace-events ]; then
     tracing=1
 fi
 
-echo "NESTED: starting inner qemu"
+echo "NESTED: starting inner qemu at uptime $(cut -d' ' -f1 /proc/uptime)s"
 chroot /host /bin/bash /run/nested-io/job.sh
-echo "NESTED: job.sh returned $?"
+echo "NESTED: job.sh returned $? at uptime $(cut -d' ' -f1 /proc/uptime)s"
 if [ -s /io/inner.stderr ]; then
     echo "NESTED: inner qemu stderr:"
     cat /io/inner.stderr

@@ -17,6 +17,7 @@
 # - parts/ kept, .debs and unpacked trees dropped: later rebuilds of the
 #   initramfs (e.g. init.sh changed) need no network and little disk.
 # - stamps: when the cache is complete nothing runs, so runs stay offline.
+# - flock: parallel runs (make -j) wait for one build instead of racing.
 #
 # Usage: tools/nested/prepare.sh        (cache: $NESTED_CACHE, default
 #                                        <project>/.cache/nested)
@@ -49,12 +50,19 @@ parts=$cache/parts
 initramfs=$cache/initramfs.cpio.gz
 want_stamp="$parts_format init=$(sha "$init_src")"
 
-if [ -f "$cache/stamp" ] && [ -f "$initramfs" ] && [ -f "$parts/vmlinuz" ] \
-    && [ "$(cat "$cache/stamp")" = "$want_stamp" ]; then
-    exit 0
-fi
+complete() {
+    [ -f "$cache/stamp" ] && [ -f "$initramfs" ] && [ -f "$parts/vmlinuz" ] \
+        && [ "$(cat "$cache/stamp")" = "$want_stamp" ]
+}
+complete && exit 0
 
 mkdir -p "$cache" || die "cannot create $cache"
+# Parallel runs (make -j) must not build the cache twice at once.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$cache/.lock"
+    flock 9
+    complete && exit 0
+fi
 # Keep the cache out of git without touching the project's .gitignore.
 [ -f "$cache/.gitignore" ] || echo '*' >"$cache/.gitignore"
 

@@ -3,7 +3,7 @@
 #
 # Usage:
 #   tools/nested/run.sh [--trace FILE] [--trace-events LIST] [--timeout S]
-#                       [--log FILE] -- <inner qemu args...>
+#                       [--log FILE] [--debug] -- <inner qemu args...>
 #
 # Runs `qemu-system-x86_64 -accel kvm <inner args> -serial file:/dev/ttyS1`
 # inside an outer Linux that itself runs under TCG with nested SVM.
@@ -21,6 +21,7 @@
 #     kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint;
 #     names not present in the kernel are skipped with a note in the log).
 #   - --log FILE: keep the outer console log (outer Linux, inner QEMU stderr).
+#   - --debug: the outer kernel logs at its normal level (into the log).
 #
 # Exit status:
 #   the inner QEMU's own status (isa-debug-exit: (value<<1)|1; QEMU error: 1),
@@ -59,12 +60,14 @@ trace_file=
 trace_events=kvm_hv_hypercall,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint
 timeout_s=300
 log_file=
+kernel_quiet="quiet loglevel=0"
 while [ $# -gt 0 ]; do
     case $1 in
         --trace) [ $# -ge 2 ] || usage; trace_file=$2; shift 2 ;;
         --trace-events) [ $# -ge 2 ] || usage; trace_events=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; timeout_s=$2; shift 2 ;;
         --log) [ $# -ge 2 ] || usage; log_file=$2; shift 2 ;;
+        --debug) kernel_quiet="loglevel=7"; shift ;;
         --) shift; break ;;
         *) usage ;;
     esac
@@ -84,35 +87,29 @@ NESTED_CACHE=$cache "$here/prepare.sh" || { say "prepare.sh failed"; exit "$EXIT
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nested-run.XXXXXX")
 cat_pid=
+outer_pid=
+# shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
+    if [ -n "$outer_pid" ]; then kill "$outer_pid" 2>/dev/null || true; fi
     if [ -n "$cat_pid" ]; then kill "$cat_pid" 2>/dev/null || true; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'exit 143' TERM HUP
 io=$tmp/io
 mkdir -p "$io"
 chmod 0777 "$io"
 log=${log_file:-$tmp/console.log}
-: >"$log"
+: >"$log" || { say "cannot write $log"; exit "$EXIT_USAGE"; }
 
-# The job runs inside the chroot (the host root) with the host's bash.
+# The job runs inside the chroot (the host root, so this directory's host
+# path is valid there) with the host's bash.
 {
     echo '#!/bin/bash'
-    printf 'args=('
+    printf 'exec %q %q /run/nested-io' "$here/inner.sh" "$timeout_s"
     printf ' %q' "$@"
-    printf ' )\n'
-    echo 'rc=0'
-    if [ "$timeout_s" -gt 0 ]; then
-        printf 'timeout --kill-after=5 %q ' "$timeout_s"
-    fi
-    echo '/usr/bin/qemu-system-x86_64 -accel kvm "${args[@]}" -serial file:/dev/ttyS1 \'
-    echo '    </dev/null 2>/run/nested-io/inner.stderr || rc=$?'
-    if [ "$timeout_s" -gt 0 ]; then
-        echo "if [ \"\$rc\" = 124 ] || [ \"\$rc\" = 137 ]; then rc=$EXIT_TIMEOUT; echo timeout >/run/nested-io/timed-out; fi"
-    fi
-    echo 'echo "$rc" >/run/nested-io/status'
+    printf '\n'
 } >"$io/job.sh"
 if [ -n "$trace_file" ]; then
     echo "$trace_events" >"$io/trace-events"
@@ -125,20 +122,24 @@ cat_pid=$!
 
 outer=(
     qemu-system-x86_64
-    -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 3072 -no-reboot
+    -accel tcg -cpu "qemu64,+svm,+npt,+rdrand" -smp 2 -m 3072 -no-reboot
     -nodefaults -no-user-config -display none -monitor none
     -kernel "$cache/parts/vmlinuz" -initrd "$cache/initramfs.cpio.gz"
-    -append "console=ttyS0 quiet loglevel=0 panic=-1 clocksource=tsc tsc=reliable"
-    -serial "file:$log" -serial "file:$fifo"
-    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
-    -virtfs "local,path=$io,mount_tag=nestedio,security_model=none,multidevs=remap"
+    -append "console=ttyS0 $kernel_quiet panic=-1 clocksource=tsc tsc=reliable"
+    -chardev "file,id=con,append=on,path=${log//,/,,}" -serial chardev:con
+    -chardev "file,id=guest,path=${fifo//,/,,}" -serial chardev:guest
+    -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+    -virtfs "local,path=${io//,/,,},mount_tag=nestedio,security_model=none,multidevs=remap"
 )
 outer_rc=0
 if [ "$timeout_s" -gt 0 ]; then
-    timeout --kill-after=5 "$((timeout_s + 120))" "${outer[@]}" </dev/null 2>>"$log" || outer_rc=$?
-else
-    "${outer[@]}" </dev/null 2>>"$log" || outer_rc=$?
+    outer=(timeout --kill-after=5 "$((timeout_s + 120))" "${outer[@]}")
 fi
+# In the background, so that a signal to this script runs cleanup at once.
+"${outer[@]}" </dev/null >>"$log" 2>&1 &
+outer_pid=$!
+wait "$outer_pid" || outer_rc=$?
+outer_pid=
 
 # Unblock cat if the outer QEMU never opened the FIFO, then let it drain.
 exec 3<>"$fifo"
@@ -153,14 +154,20 @@ if [ -n "$trace_file" ]; then
         say "no trace came back"
     fi
 fi
+# Not worth a word: the outer Linux has 2 CPUs, so KVM "recommends" at most 2;
+# QEMU notes the SIGTERM of a timeout, which is reported below anyway.
 if [ -s "$io/inner.stderr" ]; then
-    sed 's/^/run.sh: inner qemu: /' "$io/inner.stderr" >&2
+    grep -v -e 'exceeds the recommended cpus supported by KVM' \
+        -e 'terminating on signal 15 from pid' "$io/inner.stderr" \
+        | sed 's/^/run.sh: inner qemu: /' >&2 || true
 fi
 
 if [ -f "$io/status" ]; then
     rc=$(cat "$io/status")
     if [[ $rc =~ ^[0-9]+$ ]]; then
-        if [ -f "$io/timed-out" ]; then say "timeout: the inner QEMU ran longer than ${timeout_s}s"; fi
+        if [ -f "$io/timed-out" ]; then
+            say "timeout: the inner QEMU ran longer than ${timeout_s}s (--log FILE keeps its thread dump)"
+        fi
         exit "$rc"
     fi
 fi

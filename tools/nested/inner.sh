@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs inside the outer Linux, chrooted into the host root (started by the
+# job script that run.sh writes): runs the inner QEMU under KVM.
+#
+# Usage: inner.sh <timeout-seconds, 0 = none> <io dir> <inner qemu args...>
+#
+# Why each step:
+# - -serial file:/dev/ttyS1: the outer QEMU's second port is run.sh's stdout.
+# - stdin from /dev/null: the outer console is no terminal for the guest.
+# - stderr to <io>/inner.stderr: run.sh shows it on the host.
+# - own watchdog instead of timeout(1): on a hang it first writes where each
+#   QEMU thread sleeps (kernel stack) to the outer console, i.e. run.sh's log.
+# - <io>/status last: its presence tells run.sh the nested run completed.
+set -uo pipefail
+
+timeout_s=$1
+io=$2
+shift 2
+
+/usr/bin/qemu-system-x86_64 -accel kvm "$@" -serial file:/dev/ttyS1 \
+    </dev/null 2>"$io/inner.stderr" &
+qemu=$!
+
+watchdog=
+if [ "$timeout_s" -gt 0 ]; then
+    (
+        sleep "$timeout_s"
+        : >"$io/timed-out"
+        echo "NESTED: inner qemu timed out after ${timeout_s}s; its threads:"
+        for t in /proc/"$qemu"/task/*; do
+            echo "-- task ${t##*/} $(cat "$t/comm" 2>/dev/null)" \
+                "$(grep '^State' "$t/status" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+            cat "$t/stack" 2>/dev/null
+        done
+        kill -TERM "$qemu" 2>/dev/null
+        sleep 5
+        kill -KILL "$qemu" 2>/dev/null
+    ) &
+    watchdog=$!
+fi
+
+wait "$qemu"
+rc=$?
+if [ -n "$watchdog" ]; then
+    kill "$watchdog" 2>/dev/null
+    wait "$watchdog" 2>/dev/null
+fi
+if [ -f "$io/timed-out" ]; then
+    rc=124
+fi
+echo "$rc" >"$io/status"
