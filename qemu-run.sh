@@ -70,19 +70,21 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || die "qemu-system-x86_64 is miss
 kvm_has_hyperv() {
   # KVM's Hyper-V emulation is what answers CPUID 0x40000001 with "Hv#1"; ask
   # QEMU to start a KVM guest with the SynIC and see whether KVM accepts it.
+  # The probe VM never runs: its monitor reads "quit" at once. KVM refusing the
+  # flags makes QEMU exit with an error before that.
   [ -w /dev/kvm ] || return 1
-  timeout 10 qemu-system-x86_64 -accel kvm -cpu host,hv-vpindex,hv-synic -machine none -display none \
-    -S -monitor none -serial none -nodefaults -daemonize -pidfile /dev/null >/dev/null 2>&1 </dev/null && return 0
-  return 1
+  echo quit | timeout 10 qemu-system-x86_64 -accel kvm -cpu host,hv-vpindex,hv-synic -machine pc -display none \
+    -S -monitor stdio -serial none -nodefaults >/dev/null 2>&1
 }
 
 if [ "$mode" = auto ]; then
   if kvm_has_hyperv; then
     mode=kvm; why="this host's KVM accepts Hyper-V SynIC guests"
-  elif [ -x "$ROOT/tools/nested/run.sh" ] && "$ROOT/tools/nested/prepare.sh" --check >/dev/null 2>&1; then
-    mode=nested; why="this host's KVM has no Hyper-V emulation, and the nested Linux is ready"
+  elif "$ROOT/tools/nested/prepare.sh" >/dev/null 2>&1; then
+    # prepare.sh is a no-op when .cache/nested is complete, else it fetches Debian's kernel and busybox.
+    mode=nested; why="this host's KVM has no Hyper-V emulation; the nested Linux (tools/nested) can run it"
   else
-    mode=tcg; why="no KVM with Hyper-V here and the nested pieces are not prepared (tools/nested/prepare.sh); Hyper-V tests will skip"
+    mode=tcg; why="no KVM with Hyper-V here, and tools/nested/prepare.sh failed (run it to see why); Hyper-V tests will skip"
   fi
   echo "qemu-run.sh: mode $mode: $why" >&2
 fi
@@ -102,13 +104,16 @@ guest=(-kernel "$KERNEL" -append "$cmdline" -m 256 -smp "$smp" -display none -no
 case "$mode" in
   tcg) cpu="qemu64" ;;
   *)   if [ "$hv" = none ]; then cpu="qemu64"; else cpu="qemu64,$hv"; fi
-       guest+=(-device hyperv-testdev -device vmbus-bridge) ;;
+       # hv-crash: the guest's CRASH_CTL write makes QEMU log "HV crash parameters"
+       # (guest_errors); panic=none lets the guest still report its own exit status.
+       guest+=(-device hyperv-testdev -device vmbus-bridge -action panic=none -d guest_errors) ;;
 esac
 guest+=(-cpu "$cpu")
 
 # ---- run ------------------------------------------------------------------------
 log=$(mktemp /tmp/qemu-run.XXXXXX)
-trap 'rm -f "$log"' EXIT
+errors=$(mktemp /tmp/qemu-run-stderr.XXXXXX)
+trap 'rm -f "$log" "$errors"' EXIT
 set +e
 case "$mode" in
   tcg)
@@ -116,17 +121,26 @@ case "$mode" in
       -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
     status=$? ;;
   kvm)
-    timeout -k 5 "$timeout" qemu-system-x86_64 -accel kvm "${guest[@]}" -serial stdio "${extra[@]}" </dev/null
+    timeout -k 5 "$timeout" qemu-system-x86_64 -accel kvm "${guest[@]}" -serial stdio "${extra[@]}" </dev/null 2>"$errors"
     status=$? ;;
   nested)
     [ -x "$ROOT/tools/nested/run.sh" ] || die "--mode nested: tools/nested/run.sh is missing" $EXIT_UNAVAILABLE
     nested_args=(--timeout "$timeout")
     # kvm_msr shows the guest OS ID and hypercall MSR writes; the kvm_hv_* events the SynIC and hypercalls.
     [ -z "$trace" ] || nested_args+=(--trace "$trace" --trace-events "kvm_msr,kvm_hv_hypercall,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint")
-    "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${guest[@]}" "${extra[@]}"
+    "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${guest[@]}" "${extra[@]}" 2>"$errors"
     status=$? ;;
 esac
 set -e
+grep -v "HV crash parameters" "$errors" >&2 || true
+
+# The hypervisor's own record of a guest crash (kernel/hv/CrashReport.cs wrote
+# CRASH_P0..P4 and CRASH_CTL): vector, RIP, error code, CR2, reason code.
+if crash=$(grep -o 'HV crash parameters: ([^)]*)' "$errors" | tail -1) && [ -n "$crash" ]; then
+  read -r p0 p1 p2 p3 p4 <<<"$(sed 's/.*(\(.*\))/\1/' <<<"$crash")"
+  echo "qemu-run.sh: the hypervisor reported a guest crash: P0 (vector) $p0, P1 (RIP) $p1, P2 (error code) $p2, P3 (CR2) $p3, P4 (code) $p4" >&2
+  [ "$status" = "$QEMU_PASSED" ] || [ "$status" = "$QEMU_FAILED" ] || status=$QEMU_CRASHED
+fi
 
 case "$status" in
   "$QEMU_PASSED") exit $EXIT_PASSED ;;

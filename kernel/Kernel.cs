@@ -29,9 +29,11 @@ namespace Kernel
             if (BootInfo.HasOption("test"))
             {
                 bool passed = TestRunner.RunSelected();
+                Drivers.VmBus.VmbusClient.Shutdown();      // UNLOAD before leaving, if connected
                 GuestExit.Exit(passed ? GuestExit.Status.Passed : GuestExit.Status.Failed);
             }
             Console.WriteLine("boot complete");
+            Drivers.VmBus.VmbusClient.Shutdown();
             GuestExit.Exit(GuestExit.Status.Passed);
         }
 
@@ -55,6 +57,7 @@ namespace Kernel
             }
             Cpu.EnableInterrupts();
             Smp.StartApplicationProcessors();
+            Drivers.VmBus.VmbusClient.ConnectAtBoot();     // VMBus answers arrive as SINT 2 interrupts
         }
 
         // Tagged line: tests/ decodes these bytes with Iced.

@@ -179,6 +179,15 @@ namespace Kernel.Hv
             return HvCallResult.From(Slow(HvHypercallControl.For(HvCallCode.HvCallSignalEvent), input, null));
         }
 
+        // HvCallSendSyntheticClusterIpi (0x000B), register form: RDX = Vector |
+        // TargetVtl << 32, R8 = ProcessorMask (bit n = VP index n, n < 64).
+        public static HvCallResult SendSyntheticClusterIpi(byte vector, ulong processorMask)
+        {
+            if (vector < 0x10) return HvCallResult.Refuse("SendSyntheticClusterIpi: vectors below 0x10 are reserved");
+            if (!Ready(out HvCallResult refusal)) return refusal;
+            return HvCallResult.From(Fast(HvHypercallControl.For(HvCallCode.HvCallSendSyntheticClusterIpi), vector, processorMask));
+        }
+
         // HvCallPostMessage (0x005C): send a message to a connection (memory form).
         public static HvCallResult PostMessage(uint connectionId, uint messageType, byte* payload, uint payloadSize)
         {

@@ -82,6 +82,9 @@ namespace Kernel.Hv
             for (int sint = 0; sint < SintCount; sint++)
                 Cpu.WriteMsr(HvMsr.Sint(sint), SintValue(sint, masked: false, autoEoi: AutoEoi).Value);
 
+            // What the hypervisor handed over, before any traffic: both pages should be zero.
+            vp->PagesZeroAtEnable = Memory.IsZero(vp->Sim, 4096) && Memory.IsZero(vp->Sief, 4096);
+
             // 4. The global enable, last, so no SINT fires into a half-built set-up.
             HvSynicScontrol scontrol;
             scontrol.Value = Cpu.ReadMsr(HvMsr.Scontrol);

@@ -19,8 +19,7 @@ namespace Kernel.Hv
             HvStimerConfig config = default;
             config.Sint = sint;
             config.Enable = true;
-            Cpu.WriteMsr(HvMsr.StimerConfig(timer), config.Value);
-            Cpu.WriteMsr(HvMsr.StimerCount(timer), expiration);
+            Arm(timer, config, expiration);
         }
 
         // Periodic: fires every `period` (100 ns units).
@@ -30,18 +29,16 @@ namespace Kernel.Hv
             config.Sint = sint;
             config.Periodic = true;
             config.Enable = true;
-            Cpu.WriteMsr(HvMsr.StimerConfig(timer), config.Value);
-            Cpu.WriteMsr(HvMsr.StimerCount(timer), period);
+            Arm(timer, config, period);
         }
 
-        // Auto-enable: configure without Enable; writing the count enables the timer.
+        // Auto-enable: configured without Enable; writing the count enables the timer.
         public static void StartAutoEnable(int timer, byte sint, ulong expiration)
         {
             HvStimerConfig config = default;
             config.Sint = sint;
             config.AutoEnable = true;
-            Cpu.WriteMsr(HvMsr.StimerConfig(timer), config.Value);
-            Cpu.WriteMsr(HvMsr.StimerCount(timer), expiration);
+            Arm(timer, config, expiration);
         }
 
         // Direct mode: the expiry raises `vector` through the local APIC, no message.
@@ -51,8 +48,14 @@ namespace Kernel.Hv
             config.DirectMode = true;
             config.ApicVector = vector;
             config.Enable = true;
+            Arm(timer, config, expiration);
+        }
+
+        // Config first, then count: the count write is what starts (or auto-enables) the timer.
+        private static void Arm(int timer, HvStimerConfig config, ulong count)
+        {
             Cpu.WriteMsr(HvMsr.StimerConfig(timer), config.Value);
-            Cpu.WriteMsr(HvMsr.StimerCount(timer), expiration);
+            Cpu.WriteMsr(HvMsr.StimerCount(timer), count);
         }
 
         public static void Stop(int timer)

@@ -20,6 +20,7 @@ namespace Kernel.Hv
         public HvMessage* Sim;              // SynIC message page: 16 slots of 256 bytes
         public byte* Sief;                  // SynIC event flags page: 16 areas of 256 bytes
         public bool SynicEnabled;
+        public bool PagesZeroAtEnable;      // SIM and SIEF read all-zero right after SIMP/SIEFP were enabled
         public uint AutoEoiMask;            // bit s: SINT s is auto-EOI
         public fixed ulong SintInterrupts[16];
         public fixed ulong FlagsTaken[16];

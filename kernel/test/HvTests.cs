@@ -27,7 +27,8 @@ namespace Kernel.TestMode
             new TestCase("synic.eom_reads_zero", &EomReadsZero),
             new TestCase("synic.scontrol_enabled", &ScontrolEnabled),
             new TestCase("synic.simp_siefp_read_back", &SimpSiefpReadBack),
-            new TestCase("synic.pages_zeroed_on_enable", &PagesZeroedOnEnable),
+            new TestCase("synic.pages_zero_after_enable", &PagesZeroAfterEnable),
+            new TestCase("synic.simp_move_hides_stale_guest_data", &SimpMoveHidesStaleData),
             new TestCase("synic.sints_configured", &SintsConfigured),
             new TestCase("synic.sint_vector_below_16_faults", &SintVectorBelow16Faults),
             new TestCase("synic.apic_enabled", &ApicEnabled),
@@ -210,26 +211,42 @@ namespace Kernel.TestMode
             Expect.Equal((ulong)vp->Sief | 1, Cpu.ReadMsr(HvMsr.Siefp), "SIEFP = page | enable");
         }
 
-        // Point SIMP and SIEFP at pages full of 0xFF: enabling must hand them over zeroed.
-        private static void PagesZeroedOnEnable()
+        // Read on every VP right after its SIMP/SIEFP enable, before any traffic.
+        private static void PagesZeroAfterEnable()
+        {
+            if (!NeedSynic()) return;
+            for (int i = 0; i < Vp.Count; i++)
+                Expect.True(Vp.Get(i)->PagesZeroAtEnable, "SIM and SIEF pages all zero right after enable");
+        }
+
+        // Point SIMP and SIEFP at pages full of 0xFF: the guest's stale bytes must
+        // not show through. KVM zeroes the new page; QEMU (whose userspace SynIC
+        // backs hyperv-testdev and VMBus) instead moves its own message/event page
+        // overlay, contents and all, to the new address. Either is correct.
+        private static void SimpMoveHidesStaleData()
         {
             if (!NeedSynic()) return;
             Cpu.DisableInterrupts();
             byte* sim = (byte*)PageAllocator.Allocate();
             byte* sief = (byte*)PageAllocator.Allocate();
+            byte* oldSim = stackalloc byte[4096];
+            byte* oldSief = stackalloc byte[4096];
+            Memory.Copy(oldSim, Vp.Current->Sim, 4096);
+            Memory.Copy(oldSief, Vp.Current->Sief, 4096);
             Memory.Fill(sim, 0xFF, 4096);
             Memory.Fill(sief, 0xFF, 4096);
             ulong oldSimp = Cpu.ReadMsr(HvMsr.Simp), oldSiefp = Cpu.ReadMsr(HvMsr.Siefp);
             Cpu.WriteMsr(HvMsr.Simp, (ulong)sim | 1);
             Cpu.WriteMsr(HvMsr.Siefp, (ulong)sief | 1);
-            bool simZero = Memory.IsZero(sim, 4096), siefZero = Memory.IsZero(sief, 4096);
+            bool simOk = Memory.IsZero(sim, 4096) || Memory.Equal(sim, oldSim, 4096);
+            bool siefOk = Memory.IsZero(sief, 4096) || Memory.Equal(sief, oldSief, 4096);
             Cpu.WriteMsr(HvMsr.Simp, oldSimp);
             Cpu.WriteMsr(HvMsr.Siefp, oldSiefp);
             Cpu.EnableInterrupts();
             PageAllocator.Free(sim);
             PageAllocator.Free(sief);
-            Expect.True(simZero, "SIM page zero after enable");
-            Expect.True(siefZero, "SIEF page zero after enable");
+            Expect.True(simOk, "new SIM page: zeroed, or the hypervisor's page moved there");
+            Expect.True(siefOk, "new SIEF page: zeroed, or the hypervisor's page moved there");
         }
 
         private static void SintsConfigured()

@@ -27,9 +27,12 @@ namespace Kernel.TestMode
             int filterLength = 0;
             BootInfo.TryGetOption("test", out filter, out filterLength);
             Console.WriteLine("test mode");
+            if (BootInfo.TryGetOption("pingpong", out byte* rounds, out int roundsLength)) SmpTests.PingPongRounds = (int)ParseDecimal(rounds, roundsLength);
             RunSuite(FoundationTests.All(), filter, filterLength);
             RunSuite(HvTests.All(), filter, filterLength);
+            RunSuite(Drivers.VmBus.VmbusTests.All(), filter, filterLength);
             RunSuite(TimeTests.All(), filter, filterLength);
+            RunSuite(SmpTests.All(), filter, filterLength);
             // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
             if (BootInfo.HasOption("inject-failure")) RunSuite(InjectedFailure, filter, filterLength);
             Console.WriteDecimal((long)s_passed);
@@ -50,6 +53,13 @@ namespace Kernel.TestMode
         {
             for (int i = 0; i < suite.Length; i++)
                 if (StartsWith(suite[i].Name, filter, filterLength)) Run(suite[i]);
+        }
+
+        private static ulong ParseDecimal(byte* text, int length)
+        {
+            ulong value = 0;
+            for (int i = 0; i < length && text[i] >= '0' && text[i] <= '9'; i++) value = value * 10 + (ulong)(text[i] - '0');
+            return value;
         }
 
         private static bool StartsWith(string name, byte* prefix, int length)

@@ -16,18 +16,19 @@ public class GuestTestsNested
     private static readonly Lazy<GuestRun> s_run = new(() =>
         new GuestRun(Repo.QemuRun($"--mode nested --test --trace {TracePath}", TimeSpan.FromMinutes(10))));
 
-    public static IEnumerable<object[]> Names()
-    {
-        GuestRun run;
-        try { run = s_run.Value; }
-        catch (Exception e) { return new[] { new object[] { "(nested boot failed: " + e.Message.Split('\n')[0] + ")" } }; }
-        if (run.Results.Count == 0) return new[] { new object[] { "(no guest results)" } };
-        return run.Results.Select(r => new object[] { r.Name });
-    }
+    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
     [SkippableTheory]
     [MemberData(nameof(Names))]
     public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+
+    [Fact]
+    public void CrossVpTestsSkipWithOneVp()
+    {
+        var cross = s_run.Value.Results.Where(r => r.Name.StartsWith("cross.")).ToList();
+        Assert.NotEmpty(cross);
+        Assert.All(cross, r => Assert.Equal((GuestOutcome.Skipped, "one VP: cross-VP tests need --smp 2 or more"), (r.Outcome, r.Message)));
+    }
 
     [Fact]
     public void AllHyperVTestsRanAndPassed()
@@ -107,6 +108,77 @@ public class GuestTestsNested
     }
 }
 
+// The same test mode with 2 and 4 VPs: the cross-VP tests run (the ping-pong
+// with 2,000 round trips here, to keep CI short; tools/soak.sh runs the full count).
+public class GuestTestsNestedSmp2
+{
+    private static readonly Lazy<GuestRun> s_run = new(() =>
+        new GuestRun(Repo.QemuRun("--mode nested --smp 2 --test --append pingpong=2000", TimeSpan.FromMinutes(10))));
+
+    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
+
+    [SkippableTheory]
+    [MemberData(nameof(Names))]
+    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+
+    [Fact]
+    public void EveryCrossVpTestRanAndPassed() => GuestRuns.CrossTestsPassed(s_run.Value, 2);
+}
+
+public class GuestTestsNestedSmp4
+{
+    private static readonly Lazy<GuestRun> s_run = new(() =>
+        new GuestRun(Repo.QemuRun("--mode nested --smp 4 --test --append pingpong=2000", TimeSpan.FromMinutes(10))));
+
+    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
+
+    [SkippableTheory]
+    [MemberData(nameof(Names))]
+    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+
+    [Fact]
+    public void EveryCrossVpTestRanAndPassed() => GuestRuns.CrossTestsPassed(s_run.Value, 4);
+}
+
+public static class GuestRuns
+{
+    // The guest test names of one boot, for [MemberData]: a boot that fails
+    // becomes one failing case that carries the reason.
+    public static IEnumerable<object[]> Names(Lazy<GuestRun> run)
+    {
+        GuestRun r;
+        try { r = run.Value; }
+        catch (Exception e) { return new[] { new object[] { "(boot failed: " + e.Message.Split('\n')[0] + ")" } }; }
+        if (r.Results.Count == 0) return new[] { new object[] { "(no guest results)" } };
+        return r.Results.Select(x => new object[] { x.Name });
+    }
+
+    public static void CrossTestsPassed(GuestRun run, int vps)
+    {
+        Assert.True(run.Process.ExitCode == 0, $"--smp {vps} run failed:\n" + run.Process.Output);
+        Assert.Equal(vps - 1, run.Process.Stdout.Split('\n').Count(l => l.StartsWith("smp: VP ") && l.Contains(" online")));
+        var cross = run.Results.Where(r => r.Name.StartsWith("cross.") || r.Name.StartsWith("smp.")).ToList();
+        Assert.True(cross.Count >= 12, $"only {cross.Count} smp/cross results");
+        Assert.All(cross, r => Assert.Equal(GuestOutcome.Passed, r.Outcome));
+    }
+}
+
+// Crash reporting through the hypervisor: the kernel writes CRASH_P0..P4 and
+// CRASH_CTL; QEMU logs them; qemu-run.sh prints the five and exits "crashed".
+public class NestedCrashReport
+{
+    [Fact]
+    public void PageFaultIsReportedThroughTheCrashMsrs()
+    {
+        var r = Repo.QemuRun("--mode nested --append crash=pf", TimeSpan.FromMinutes(10));
+        Assert.True(r.ExitCode == 2, r.Output);
+        var m = Regex.Match(r.Stdout, @"FATAL EXCEPTION #PF page fault \(vector 14\) error code (0x[0-9a-f]+) RIP (0x[0-9a-f]+)");
+        Assert.True(m.Success, r.Output);
+        ulong rip = ulong.Parse(m.Groups[2].Value[2..], NumberStyles.HexNumber);
+        Assert.Contains($"the hypervisor reported a guest crash: P0 (vector) 0xe, P1 (RIP) 0x{rip:x}, P2 (error code) 0x2, P3 (CR2) 0x10, P4 (code) 0xc5e0", r.Stderr);
+    }
+}
+
 // Nested runs with a reduced or empty hv-* flag set: clean skips, never faults.
 public class GuestTestsNestedWithoutHyperV
 {
@@ -116,9 +188,11 @@ public class GuestTestsNestedWithoutHyperV
         var run = new GuestRun(Repo.QemuRun("--mode nested --hv none --test", TimeSpan.FromMinutes(10)));
         Assert.True(run.Process.ExitCode == 0, "qemu-run.sh --mode nested --hv none --test failed:\n" + run.Process.Output);
         Assert.DoesNotContain("FATAL", run.Process.Stdout);
-        var hvSkips = run.Results.Where(r => r.Outcome == GuestOutcome.Skipped).ToList();
-        Assert.True(hvSkips.Count >= 20, $"only {hvSkips.Count} skips");
-        Assert.All(hvSkips, r => Assert.Equal("no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")", r.Message));
+        var hvTests = run.Results.Where(r => r.Name.Split('.')[0] is "synic" or "events" or "messages" or "direct" or "time" or "stimer" or "cross"
+                                             || (r.Name.StartsWith("hv.") && r.Name != "hv.absent_is_reported_cleanly")).ToList();
+        Assert.True(hvTests.Count >= 20, $"only {hvTests.Count} Hyper-V tests");
+        Assert.All(hvTests, r => Assert.Equal((GuestOutcome.Skipped, "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")"), (r.Outcome, r.Message)));
+        Assert.DoesNotContain(run.Results, r => r.Outcome == GuestOutcome.Failed);
         Assert.Equal(GuestOutcome.Passed, run.Find("hv.absent_is_reported_cleanly")!.Outcome);
     }
 }

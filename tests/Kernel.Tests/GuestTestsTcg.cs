@@ -9,14 +9,7 @@ public class GuestTestsTcg
 {
     private static readonly Lazy<GuestRun> s_run = new(() => new GuestRun(Repo.QemuRun("--mode tcg --test")));
 
-    public static IEnumerable<object[]> Names()
-    {
-        GuestRun run;
-        try { run = s_run.Value; }
-        catch (Exception e) { return new[] { new object[] { "(boot failed: " + e.Message.Split('\n')[0] + ")" } }; }
-        if (run.Results.Count == 0) return new[] { new object[] { "(no guest results)" } };
-        return run.Results.Select(r => new object[] { r.Name });
-    }
+    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
     [SkippableTheory]
     [MemberData(nameof(Names))]

@@ -71,21 +71,21 @@ stty -F /dev/ttyS1 raw -echo 2>/dev/null || echo "NESTED: stty ttyS1 failed"
 
 tracing=0
 if [ -f /io/trace-events ]; then
-    tr=/sys/kernel/tracing
-    mount -t tracefs tracefs "$tr" || fail "mount tracefs"
+    tdir=/sys/kernel/tracing
+    mount -t tracefs tracefs "$tdir" || fail "mount tracefs"
     evs=
-    for e in "$tr"/events/kvm/*/; do e=${e%/}; evs="$evs ${e##*/}"; done
+    for e in "$tdir"/events/kvm/*/; do e=${e%/}; evs="$evs ${e##*/}"; done
     echo "NESTED: kvm trace events:$evs"
-    echo 8192 >"$tr/buffer_size_kb"
+    echo 8192 >"$tdir/buffer_size_kb"
     for ev in $(tr ',' ' ' </io/trace-events); do
-        if [ -f "$tr/events/kvm/$ev/enable" ]; then
-            echo 1 >"$tr/events/kvm/$ev/enable"
+        if [ -f "$tdir/events/kvm/$ev/enable" ]; then
+            echo 1 >"$tdir/events/kvm/$ev/enable"
         else
             echo "NESTED: no trace event kvm/$ev"
         fi
     done
-    echo >"$tr/trace"
-    echo 1 >"$tr/tracing_on"
+    echo >"$tdir/trace"
+    echo 1 >"$tdir/tracing_on"
     tracing=1
 fi
 
@@ -98,8 +98,8 @@ if [ -s /io/inner.stderr ]; then
 fi
 
 if [ "$tracing" = 1 ]; then
-    echo 0 >"$tr/tracing_on"
-    cat "$tr/trace" >/io/trace.tmp && mv /io/trace.tmp /io/trace
+    echo 0 >"$tdir/tracing_on"
+    cat "$tdir/trace" >/io/trace.tmp && mv /io/trace.tmp /io/trace
 fi
 if [ -f /io/status ]; then
     echo "NESTED-STATUS: $(cat /io/status)"

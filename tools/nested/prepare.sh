@@ -56,6 +56,8 @@ complete() {
 }
 complete && exit 0
 
+need_tool cpio cpio
+need_tool gzip gzip
 mkdir -p "$cache" || die "cannot create $cache"
 # Parallel runs (make -j) must not build the cache twice at once.
 if command -v flock >/dev/null 2>&1; then
@@ -134,7 +136,9 @@ if [ ! -f "$parts/stamp" ] || [ "$(cat "$parts/stamp")" != "$parts_format" ]; th
     }
     for t in "${targets[@]}"; do add_module "$t"; done
     printf '%s\n' "${order[@]}" >"$new/modules.list"
-    echo "$kpkg $(basename "$work"/busybox-static_*.deb .deb)" >"$new/versions"
+    for deb in "$work"/*.deb; do
+        dpkg-deb -f "$deb" Package Version | paste -sd' '
+    done | paste -sd',' >"$new/versions"
     echo "$parts_format" >"$new/stamp"
 
     rm -rf "$parts"
@@ -144,8 +148,6 @@ if [ ! -f "$parts/stamp" ] || [ "$(cat "$parts/stamp")" != "$parts_format" ]; th
 fi
 
 # --- initramfs ---------------------------------------------------------------
-need_tool cpio cpio
-need_tool gzip gzip
 stage=$(mktemp -d "$cache/initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib/modules"

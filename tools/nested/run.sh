@@ -42,6 +42,13 @@
 # - -nodefaults: no NIC/VGA/disks to emulate under TCG; it saves boot time.
 # - TCG with +svm,+npt: the only way to get a KVM with Hyper-V emulation here.
 # - clocksource=tsc tsc=reliable: without it KVM offers no reference TSC page.
+# - +rdrand: the outer kernel's RNG is ready at boot (crng init at 0.05 s);
+#   without it, crng init waited on the inner QEMU's getrandom() and some
+#   runs hung until the timeout.
+#
+# Known limit: the outer QEMU (Debian's 7.2) aborts with "tcg_handle_interrupt:
+# assertion failed" when the inner guest writes CR8 (a TCG nested-SVM bug:
+# cpu_interrupt without the BQL). OVMF triggers it now and then. Exit 125.
 set -euo pipefail
 
 readonly EXIT_TIMEOUT=124 EXIT_INFRA=125 EXIT_USAGE=2
@@ -51,7 +58,7 @@ project_root=$(cd "$here/../.." && pwd)
 cache=${NESTED_CACHE:-$project_root/.cache/nested}
 
 usage() {
-    sed -n '4,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit "$EXIT_USAGE"
 }
 say() { echo "run.sh: $*" >&2; }
@@ -175,6 +182,10 @@ if [ "$outer_rc" = 124 ] || [ "$outer_rc" = 137 ]; then
     say "timeout: the nested run did not finish within $((timeout_s + 120))s; outer console:"
     cat "$log" >&2
     exit "$EXIT_TIMEOUT"
+fi
+if grep -q 'tcg_handle_interrupt: assertion failed' "$log"; then
+    say "the outer QEMU aborted: most likely the guest wrote CR8 (mov cr8, the TPR);" \
+        "QEMU 7.2's nested-SVM emulation asserts on that (use the APIC TPR register instead)"
 fi
 say "infrastructure failure (outer qemu status $outer_rc, no inner status); outer console:"
 cat "$log" >&2

@@ -1,0 +1,278 @@
+using Kernel.Arch;
+using Kernel.Hv;
+using Kernel.Runtime;
+using Kernel.TestMode;
+
+namespace Drivers.VmBus
+{
+    // The VMBus client against the host that answers (QEMU 7.2's vmbus-bridge in
+    // kvm and nested modes), plus its receive path, ring and GUID code, which
+    // need no host. Tests that talk to the host skip without Hyper-V or without
+    // a VMBus host; the others run everywhere.
+    public static unsafe class VmbusTests
+    {
+        public static TestCase[] All() => new TestCase[]
+        {
+            new TestCase("vmbus.contact_negotiates_highest_accepted_version", &NegotiatesHighestAcceptedVersion),
+            new TestCase("vmbus.refused_versions_move_to_the_next", &RefusedVersionsMoveToTheNext),
+            new TestCase("vmbus.messages_use_connection_1_and_sint_2", &MessagesUseConnection1AndSint2),
+            new TestCase("vmbus.offers_complete_with_alloffers_delivered", &OffersCompleteWithAllOffersDelivered),
+            new TestCase("vmbus.gpadl_header_and_body_created", &GpadlHeaderAndBodyCreated),
+            new TestCase("vmbus.gpadl_torn_down", &GpadlTornDown),
+            new TestCase("vmbus.event_connection_accepts_signal", &EventConnectionAcceptsSignal),
+            new TestCase("vmbus.unanswered_request_times_out", &UnansweredRequestTimesOut),
+            new TestCase("vmbus.unknown_message_type_ignored", &UnknownMessageTypeIgnored),
+            new TestCase("vmbus.short_message_rejected", &ShortMessageRejected),
+            new TestCase("vmbus.offer_decoded_from_message", &OfferDecodedFromMessage),
+            new TestCase("vmbus.guid_formatted_and_named", &GuidFormattedAndNamed),
+            new TestCase("vmbus.ring_round_trip_wraps", &RingRoundTripWraps),
+            new TestCase("vmbus.unload_completes", &UnloadCompletes),
+        };
+
+        // QEMU 7.2 (hw/hyperv/vmbus.c) accepts any version up to VMBUS_VERSION_CURRENT = WIN10.
+        private const uint QemuHighestVersion = VmbusVersion.Win10;   // 4.0 = 0x00040000
+
+        // ---- prerequisites -------------------------------------------------------
+
+        private static bool NeedVmbus()
+        {
+            if (!HyperV.Present) { Expect.Skip(HyperV.AbsentReason); return false; }
+            if (!Synic.Available) { Expect.Skip("the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"); return false; }
+            if (!VmbusClient.ConnectAttempted) VmbusClient.ConnectAtBoot();
+            if (VmbusClient.LastConnect == VmbusResult.NoHost) { Expect.Skip(VmbusClient.NoHostReason); return false; }
+            if (VmbusClient.LastConnect == VmbusResult.NotReady) { Expect.Skip(VmbusClient.NotReadyReason); return false; }
+            return true;
+        }
+
+        private static bool NeedConnection()
+        {
+            if (!NeedVmbus()) return false;
+            if (VmbusClient.State != VmbusState.Connected) VmbusClient.Connect();
+            return Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "VMBus connected (Disconnected = 0, Connected = 1)");
+        }
+
+        private static HvMessage* Synthetic(uint vmbusType, uint payloadSize)
+        {
+            var m = (HvMessage*)Heap.AllocateRaw((ulong)sizeof(HvMessage));
+            m->Header.MessageType = VmbusConstants.HvMessageTypeVmbus;
+            m->Header.PayloadSize = (byte)payloadSize;
+            ((VmbusMessageHeader*)m->Payload)->MessageType = vmbusType;
+            return m;
+        }
+
+        // ---- the connection ----------------------------------------------------------
+
+        private static void NegotiatesHighestAcceptedVersion()
+        {
+            if (!NeedVmbus()) return;
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)VmbusClient.LastConnect, "Connect result (Done = 0)");
+            Expect.Equal((ulong)QemuHighestVersion, (ulong)VmbusClient.Version, "negotiated version (QEMU 7.2's VMBUS_VERSION_CURRENT, 4.0)");
+        }
+
+        // 5.3..5.0 go to connection 4, which QEMU does not serve (INVALID_CONNECTION_ID);
+        // 4.1 reaches the host, which answers version_supported = 0; then 4.0 is accepted.
+        private static void RefusedVersionsMoveToTheNext()
+        {
+            if (!NeedVmbus()) return;
+            if (!Expect.Equal(6ul, (ulong)VmbusClient.AttemptCount, "INITIATE_CONTACT attempts (5.3, 5.2, 5.1, 5.0, 4.1, 4.0)")) return;
+            VmbusAttempt* a = VmbusClient.Attempts;
+            Expect.Equal((ulong)VmbusVersion.Win10V5_3, (ulong)a[0].Version, "first attempt: the newest version");
+            Expect.Equal(4ul, (ulong)a[0].ConnectionId, "5.x contacts connection 4");
+            Expect.Equal((ulong)HvStatus.InvalidConnectionId, (ulong)a[0].PostStatus, "QEMU has no listener on connection 4");
+            Expect.Equal((ulong)VmbusResult.NoHost, (ulong)a[3].Result, "5.0 moves on (NoHost = 1)");
+            Expect.Equal((ulong)VmbusVersion.Win10Rs3, (ulong)a[4].Version, "fifth attempt: 4.1");
+            Expect.Equal((ulong)VmbusResult.Refused, (ulong)a[4].Result, "4.1 refused by VERSION_RESPONSE (Refused = 2)");
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)a[5].Result, "4.0 accepted");
+        }
+
+        private static void MessagesUseConnection1AndSint2()
+        {
+            if (!NeedConnection()) return;
+            Expect.Equal(1ul, (ulong)VmbusClient.MessageConnectionId, "message connection after contact (QEMU VMBUS_MESSAGE_CONNECTION_ID)");
+            Expect.Equal(0ul, (ulong)VmbusClient.HostConnectionId, "connection id in QEMU's VERSION_RESPONSE");
+            ulong onSint2 = Synic.MessagesTaken[VmbusConstants.MessageSint];
+            Expect.InRange(2, 0xFFFFFFFF, onSint2, "messages taken on SINT 2 (VERSION_RESPONSEs, ALLOFFERS_DELIVERED)");
+            Expect.Equal(VmbusClient.Received[VmbusMessageType.VersionResponse] + VmbusClient.Received[VmbusMessageType.AllOffersDelivered]
+                + VmbusClient.Received[VmbusMessageType.UnloadResponse] + VmbusClient.Received[VmbusMessageType.GpadlCreated]
+                + VmbusClient.Received[VmbusMessageType.GpadlTorndown] + VmbusClient.Received[VmbusMessageType.OfferChannel],
+                onSint2, "every SINT 2 message reached the VMBus receive path");
+        }
+
+        private static void OffersCompleteWithAllOffersDelivered()
+        {
+            if (!NeedConnection()) return;
+            ulong delivered = VmbusClient.Received[VmbusMessageType.AllOffersDelivered];
+            VmbusResult r = VmbusClient.RequestOffers();
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "REQUESTOFFERS result (Done = 0)");
+            Expect.True(VmbusClient.OffersComplete, "ALLOFFERS_DELIVERED ended the offer list");
+            Expect.Equal(delivered + 1, VmbusClient.Received[VmbusMessageType.AllOffersDelivered], "ALLOFFERS_DELIVERED messages");
+            Expect.Equal(0ul, (ulong)VmbusClient.OfferCount, "offers (QEMU 7.2 has no VMBus devices here)");
+        }
+
+        // ---- GPADLs --------------------------------------------------------------------
+
+        // 32 pages: 26 frames in GPADL_HEADER, 6 in one GPADL_BODY. QEMU does not check
+        // the relid of a GPADL, so the machinery is proven without an offered channel.
+        private const int GpadlPages = 32;
+
+        private static void GpadlHeaderAndBodyCreated()
+        {
+            if (!NeedConnection()) return;
+            void* region = (void*)PageAllocator.AllocateContiguous(GpadlPages, zero: true);
+            ulong created = VmbusClient.Received[VmbusMessageType.GpadlCreated];
+            VmbusResult r = VmbusClient.CreateGpadl(1, region, GpadlPages, out uint id);
+            VmbusResult down = r == VmbusResult.Done ? VmbusClient.TeardownGpadl(1, id) : VmbusResult.Invalid;
+            if (down == VmbusResult.Done) for (int p = 0; p < GpadlPages; p++) PageAllocator.Free((byte*)region + p * 4096);
+            Expect.Equal(1ul, (ulong)VmbusGpadl.BodyMessagesFor(GpadlPages), "GPADL_BODY messages for 32 pages");
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL result (Done = 0)");
+            Expect.Equal(created + 1, VmbusClient.Received[VmbusMessageType.GpadlCreated], "GPADL_CREATED messages");
+            Expect.Equal((ulong)id, (ulong)((VmbusGpadlCreated*)VmbusClient.Last(VmbusMessageType.GpadlCreated))->GpadlId, "GPADL_CREATED names our GPADL id");
+            Expect.Equal(0ul, (ulong)((VmbusGpadlCreated*)VmbusClient.Last(VmbusMessageType.GpadlCreated))->CreationStatus, "creation status");
+        }
+
+        private static void GpadlTornDown()
+        {
+            if (!NeedConnection()) return;
+            void* region = (void*)PageAllocator.AllocateContiguous(4, zero: true);
+            VmbusResult r = VmbusClient.CreateGpadl(1, region, 4, out uint id);
+            if (!Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL created first")) return;
+            ulong torn = VmbusClient.Received[VmbusMessageType.GpadlTorndown];
+            VmbusResult down = VmbusClient.TeardownGpadl(1, id);
+            if (down == VmbusResult.Done) for (int p = 0; p < 4; p++) PageAllocator.Free((byte*)region + p * 4096);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)down, "GPADL_TEARDOWN result (Done = 0)");
+            Expect.Equal(torn + 1, VmbusClient.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages");
+            Expect.Equal((ulong)id, (ulong)((VmbusGpadlTorndown*)VmbusClient.Last(VmbusMessageType.GpadlTorndown))->GpadlId, "GPADL_TORNDOWN names our GPADL id");
+        }
+
+        // Guest to host: HvCallSignalEvent reaches the VMBus host's event connection (2).
+        private static void EventConnectionAcceptsSignal()
+        {
+            if (!NeedConnection()) return;
+            HvCallResult r = Hypercall.SignalEvent(VmbusConstants.EventConnectionId, 0);
+            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "HvCallSignalEvent to VMBus event connection 2");
+            Expect.Equal((ulong)HvOutcome.Done, (ulong)r.Outcome, "outcome");
+        }
+
+        // OPENCHANNEL for a relid nobody offered: QEMU drops it silently. The client
+        // reports a timeout, and the connection still works afterwards.
+        private static void UnansweredRequestTimesOut()
+        {
+            if (!NeedConnection()) return;
+            VmbusOffer offer = default;
+            offer.ChildRelid = 2000;
+            offer.ConnectionId = 16 + 2000;
+            offer.DedicatedInterrupt = true;
+            ulong before = Clock.Now100ns();
+            VmbusChannel* channel = VmbusClient.OpenChannel(&offer, 2, null, out VmbusResult r);
+            ulong waited = (Clock.Now100ns() - before) / 10000;
+            VmbusResult after = VmbusClient.RequestOffers();
+            Expect.True(channel == null, "no channel was opened");
+            Expect.Equal((ulong)VmbusResult.Timeout, (ulong)r, "OPENCHANNEL result (Timeout = 3)");
+            Expect.InRange(VmbusClient.ResponseTimeoutMs, VmbusClient.ResponseTimeoutMs * 3, waited, "milliseconds waited");
+            Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "still connected");
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)after, "REQUESTOFFERS afterwards");
+        }
+
+        // ---- the receive path (no host needed) --------------------------------------
+
+        private static void UnknownMessageTypeIgnored()
+        {
+            ulong unknown = VmbusClient.UnknownMessages, rejected = VmbusClient.RejectedMessages;
+            int offers = VmbusClient.OfferCount;
+            VmbusClient.Receive(Synthetic(99, 16));
+            VmbusClient.Receive(Synthetic(VmbusMessageType.RequestOffers, 8));    // a guest-to-host type
+            Expect.Equal(unknown + 2, VmbusClient.UnknownMessages, "unknown messages counted");
+            Expect.Equal(rejected, VmbusClient.RejectedMessages, "rejected messages");
+            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers unchanged");
+        }
+
+        private static void ShortMessageRejected()
+        {
+            ulong rejected = VmbusClient.RejectedMessages;
+            ulong offersReceived = VmbusClient.Received[VmbusMessageType.OfferChannel];
+            int offers = VmbusClient.OfferCount;
+            VmbusClient.Receive(Synthetic(VmbusMessageType.OfferChannel, 100));   // needs 196
+            VmbusClient.Receive(Synthetic(VmbusMessageType.VersionResponse, 4));  // not even a header
+            Expect.Equal(rejected + 2, VmbusClient.RejectedMessages, "rejected messages counted");
+            Expect.Equal(offersReceived, VmbusClient.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages accepted");
+            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers unchanged");
+        }
+
+        // An OFFERCHANNEL byte image as QEMU builds it (200 bytes, LE GUIDs).
+        private static void OfferDecodedFromMessage()
+        {
+            HvMessage* m = Synthetic(VmbusMessageType.OfferChannel, 200);
+            var o = (VmbusOfferChannel*)m->Payload;
+            o->InterfaceType = VmbusGuid.From(0xba6163d9, 0x04a1, 0x4d29, 0xb60572e2ffb1dc7f);
+            o->InterfaceInstance = VmbusGuid.From(0x12345678, 0x9abc, 0xdef0, 0x0102030405060708);
+            o->ChildRelid = 7;
+            o->ConnectionId = 23;
+            o->MonitorId = 3;
+            o->MonitorAllocated = 1;
+            o->DedicatedInterrupt = 1;
+            o->MmioMegabytes = 8;
+            VmbusOffer offer = VmbusOffer.Decode(o);
+            Expect.Equal(7ul, (ulong)offer.ChildRelid, "relid @184");
+            Expect.Equal(23ul, (ulong)offer.ConnectionId, "connection id @192");
+            Expect.Equal(3ul, (ulong)offer.MonitorId, "monitor id @188");
+            Expect.True(offer.MonitorAllocated, "monitor allocated @189");
+            Expect.True(offer.DedicatedInterrupt, "dedicated interrupt @190");
+            Expect.Equal(8ul, (ulong)offer.MmioMegabytes, "MMIO MiB @58");
+            Expect.Equal("scsi", VmbusClass.Name(&offer.InterfaceType), "class name");
+            Expect.Equal(0xba6163d9ul, (ulong)*(uint*)(m->Payload + 8), "interface type Data1 @8, little-endian");
+        }
+
+        private static void GuidFormattedAndNamed()
+        {
+            VmbusGuid g = VmbusGuid.From(0xf8615163, 0xdf3e, 0x46c5, 0x913ff2d2f965ed0e);
+            string text = new string(' ', VmbusGuid.FormattedLength);
+            fixed (char* p = &text.GetPinnableReference()) g.Format(p);
+            Expect.Equal("f8615163-df3e-46c5-913f-f2d2f965ed0e", text, "formatted");
+            Expect.Equal("network", VmbusClass.Name(&g), "well-known class");
+            byte* raw = (byte*)&g;
+            Expect.Equal(0x63ul, raw[0], "byte 0 (Data1 little-endian)");
+            Expect.Equal(0x91ul, raw[8], "byte 8 (Data4[0])");
+        }
+
+        // Ring code as ilc compiled it: packets across the end of the data area.
+        private static void RingRoundTripWraps()
+        {
+            byte* region = (byte*)PageAllocator.AllocateContiguous(2, zero: true);
+            VmbusRing ring = VmbusRing.Over(region, 2 * 4096);
+            ring.Initialize();
+            ring.Header->WriteIndex = ring.Header->ReadIndex = 4096 - 24;    // the next packet wraps
+            byte* data = stackalloc byte[40];
+            for (int i = 0; i < 40; i++) data[i] = (byte)(i + 1);
+            VmbusRingStatus w = ring.Write(VmbusPacketType.DataInBand, 0, 0x1122334455667788, data, 40, out bool signal);
+            VmbusPacketDescriptor d;
+            byte* back = stackalloc byte[64];
+            VmbusRingStatus r = ring.Read(&d, back, 64, out uint length, out bool _);
+            uint readIndex = ring.Header->ReadIndex;
+            VmbusRingStatus empty = ring.Read(&d, back, 64, out uint _, out bool _);
+            PageAllocator.Free(region);
+            PageAllocator.Free(region + 4096);
+            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)w, "write (Done = 0)");
+            Expect.True(signal, "an empty, unmasked ring signals the consumer");
+            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)r, "read");
+            Expect.Equal(40ul, (ulong)length, "data length");
+            Expect.True(Memory.Equal(back, data, 40), "data bytes");
+            Expect.Equal(0x1122334455667788ul, d.TransactionId, "transaction id");
+            Expect.Equal((ulong)(4096 - 24 + 16 + 40 + 8 - 4096), (ulong)readIndex, "read index after the wrap");
+            Expect.Equal((ulong)VmbusRingStatus.Empty, (ulong)empty, "then empty (Empty = 1)");
+        }
+
+        // ---- last: unload (and reconnect, so the exit path has something to unload) ----
+
+        private static void UnloadCompletes()
+        {
+            if (!NeedConnection()) return;
+            ulong responses = VmbusClient.Received[VmbusMessageType.UnloadResponse];
+            VmbusResult r = VmbusClient.Unload();
+            VmbusState state = VmbusClient.State;
+            VmbusClient.Connect();
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "UNLOAD result (Done = 0)");
+            Expect.Equal(responses + 1, VmbusClient.Received[VmbusMessageType.UnloadResponse], "UNLOAD_RESPONSE messages");
+            Expect.Equal((ulong)VmbusState.Disconnected, (ulong)state, "disconnected after UNLOAD");
+        }
+    }
+}

@@ -1,0 +1,394 @@
+using Kernel.Arch;
+using Kernel.Hv;
+using Kernel.Runtime;
+
+namespace Kernel.TestMode
+{
+    // Every VP, and signals between VPs (kvm-unit-tests hyperv_synic's SINT
+    // storm, hyperv_connections across VPs, the Direct calls aimed elsewhere,
+    // synthetic IPIs, and an event ping-pong). With one VP the cross-VP tests
+    // skip with the reason.
+    public static unsafe class SmpTests
+    {
+        public static TestCase[] All() => new TestCase[]
+        {
+            new TestCase("smp.all_madt_processors_online", &AllProcessorsOnline),
+            new TestCase("smp.run_on_each_vp", &RunOnEachVp),
+            new TestCase("smp.vp_index_follows_apic_order", &VpIndexFollowsApicOrder),
+            new TestCase("smp.each_vp_has_its_own_synic_pages", &EachVpHasOwnPages),
+            new TestCase("cross.sint_storm", &SintStorm),
+            new TestCase("cross.event_connection_interrupts_only_the_target_vp", &EventConnectionToOtherVp),
+            new TestCase("cross.message_lands_in_the_target_vps_slot", &MessageToOtherVp),
+            new TestCase("cross.direct_calls_to_other_targets", &DirectCallsToOtherTargets),
+            new TestCase("cross.synthetic_ipi_hits_exactly_the_mask", &SyntheticIpi),
+            new TestCase("cross.stimer_on_every_vp", &TimerOnEveryVp),
+            new TestCase("cross.tsc_page_monotonic_across_vps", &TscPageMonotonicAcrossVps),
+            new TestCase("cross.event_ping_pong", &EventPingPong),
+        };
+
+        private const ulong WaitMs = 3000;
+
+        private static bool NeedVps()
+        {
+            if (Vp.Count >= 2) return true;
+            Expect.Skip("one VP: cross-VP tests need --smp 2 or more");
+            return false;
+        }
+
+        private static bool NeedHvVps()
+        {
+            if (!HyperV.Present) { Expect.Skip(HyperV.AbsentReason); return false; }
+            if (!NeedVps()) return false;
+            if (!Synic.Available) { Expect.Skip("the hypervisor grants no SynIC access (QEMU hv-synic)"); return false; }
+            return true;
+        }
+
+        private static bool NeedTestDevice()
+        {
+            if (!NeedHvVps()) return false;
+            if (!TestDevice.Present) { Expect.Skip("no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)"); return false; }
+            return true;
+        }
+
+        private static bool WaitAtLeast(ulong* counter, ulong value, ulong ms)
+        {
+            ulong deadline = Clock.Now100ns() + ms * 10000;
+            while (*counter < value)
+            {
+                if (Clock.Now100ns() > deadline) return false;
+                Cpu.Pause();
+            }
+            return true;
+        }
+
+        // ---- bring-up ------------------------------------------------------------------
+
+        private static void AllProcessorsOnline()
+        {
+            if (Acpi.CpuCount == 0) { Expect.Skip(Acpi.Error ?? "ACPI enumeration failed"); return; }
+            Expect.Equal((ulong)Acpi.CpuCount, (ulong)Vp.Count, "VPs registered vs MADT processors");
+            Expect.Equal((ulong)Acpi.CpuCount, (ulong)Smp.OnlineCount(), "VPs online");
+            Expect.Equal((ulong)Acpi.ApicIds[0], (ulong)Vp.Get(0)->ApicId, "the boot VP is the MADT's first processor");
+        }
+
+        private struct Seen { public ulong Number; public ulong ApicId; public ulong Cr4; }
+
+        private static void WhoAmI(void* result)
+        {
+            Seen* seen = (Seen*)result;
+            seen->Number = (ulong)Vp.Current->Number;
+            seen->ApicId = Apic.Id;
+            seen->Cr4 = Cpu.ReadCr4();
+        }
+
+        private static void RunOnEachVp()
+        {
+            if (!NeedVps()) return;
+            for (int i = 1; i < Vp.Count; i++)
+            {
+                Seen seen = default;
+                Expect.True(Smp.RunOn(Vp.Get(i), &WhoAmI, &seen), "work ran within 5 s");
+                Expect.Equal((ulong)i, seen.Number, "Vp.Current->Number where the work ran");
+                Expect.Equal((ulong)Vp.Get(i)->ApicId, seen.ApicId, "APIC id where the work ran");
+                Expect.Equal(3ul << 9, seen.Cr4 & (3ul << 9), "SSE enabled on the AP (CR4.OSFXSR|OSXMMEXCPT)");
+            }
+        }
+
+        private static void ReadVpIndex(void* result) => *(ulong*)result = Cpu.ReadMsr(HvMsr.VpIndex);
+
+        private static void VpIndexFollowsApicOrder()
+        {
+            if (!NeedHvVps()) return;
+            for (int i = 0; i < Vp.Count; i++)
+            {
+                ulong index = 0;
+                if (i == 0) ReadVpIndex(&index); else Smp.RunOn(Vp.Get(i), &ReadVpIndex, &index);
+                Expect.Equal((ulong)i, index, "HV_X64_MSR_VP_INDEX on the i-th MADT processor");
+                Expect.Equal(index, (ulong)Vp.Get(i)->Index, "the kernel's record of it");
+            }
+        }
+
+        private struct PageMsrs { public ulong Simp, Siefp; }
+        private static void ReadPageMsrs(void* result)
+        {
+            ((PageMsrs*)result)->Simp = Cpu.ReadMsr(HvMsr.Simp);
+            ((PageMsrs*)result)->Siefp = Cpu.ReadMsr(HvMsr.Siefp);
+        }
+
+        private static void EachVpHasOwnPages()
+        {
+            if (!NeedHvVps()) return;
+            for (int i = 0; i < Vp.Count; i++)
+            {
+                Vp* vp = Vp.Get(i);
+                PageMsrs msrs = default;
+                if (i == 0) ReadPageMsrs(&msrs); else Smp.RunOn(vp, &ReadPageMsrs, &msrs);
+                Expect.Equal((ulong)vp->Sim | 1, msrs.Simp, "SIMP on that VP");
+                Expect.Equal((ulong)vp->Sief | 1, msrs.Siefp, "SIEFP on that VP");
+                for (int j = 0; j < i; j++)
+                {
+                    Vp* other = Vp.Get(j);
+                    Expect.True(vp->Sim != other->Sim && vp->Sief != other->Sief && vp->HypercallInput != other->HypercallInput,
+                        "pages differ between VPs");
+                }
+            }
+        }
+
+        // ---- the SINT storm --------------------------------------------------------------
+
+        private static void ConfigureStormSints(void* restore)
+        {
+            for (int sint = 0; sint < Synic.SintCount; sint++)
+                Synic.Configure(sint, masked: false, autoEoi: restore != null ? Synic.AutoEoi : sint % 2 == 0);
+        }
+
+        private static void FireAllSintsAtNext(void* unused)
+        {
+            uint target = Vp.Get((Vp.Current->Number + 1) % Vp.Count)->Index;
+            for (uint sint = 0; sint < 16; sint++) TestDevice.RaiseSint(target, sint);
+        }
+
+        private static void OnEachVp(delegate*<void*, void> work, void* argument)
+        {
+            for (int i = 1; i < Vp.Count; i++) Smp.RunOn(Vp.Get(i), work, argument);
+            work(argument);
+        }
+
+        // Every VP fires all 16 SINTs at the next VP; each VP then counts exactly
+        // one interrupt per SINT, on its own vector, with even SINTs auto-EOI and
+        // odd SINTs EOI'd by the handler (kvm-unit-tests hyperv_synic).
+        private static void SintStorm()
+        {
+            if (!NeedTestDevice()) return;
+            int n = Vp.Count;
+            ulong* before = stackalloc ulong[n * 16];
+            for (int i = 0; i < n; i++) for (int s = 0; s < 16; s++) before[i * 16 + s] = Vp.Get(i)->SintInterrupts[s];
+            OnEachVp(&ConfigureStormSints, null);
+            for (int i = 0; i < n; i++) for (uint s = 0; s < 16; s++) TestDevice.CreateSintRoute(Vp.Get(i)->Index, s);
+            OnEachVp(&FireAllSintsAtNext, null);
+            Clock.Delay(200);
+            bool all = true;
+            for (int i = 0; i < n; i++)
+                for (int s = 0; s < 16; s++)
+                    all &= WaitAtLeast(&Vp.Get(i)->SintInterrupts[s], before[i * 16 + s] + 1, WaitMs);
+            Clock.Delay(50);
+            for (int i = 0; i < n; i++) for (uint s = 0; s < 16; s++) TestDevice.DestroySintRoute(Vp.Get(i)->Index, s);
+            OnEachVp(&ConfigureStormSints, (void*)1);
+            Expect.True(all, "every SINT of every VP interrupted");
+            for (int i = 0; i < n; i++)
+            {
+                ulong total = 0;
+                for (int s = 0; s < 16; s++)
+                {
+                    ulong got = Vp.Get(i)->SintInterrupts[s] - before[i * 16 + s];
+                    total += got;
+                    Expect.Equal(1ul, got, "interrupts on one SINT vector of one VP");
+                }
+                Expect.Equal(16ul, total, "interrupts counted by one VP's handler");
+            }
+        }
+
+        // ---- connections across VPs ------------------------------------------------------
+
+        private static void EventConnectionToOtherVp()
+        {
+            if (!NeedTestDevice()) return;
+            const int sint = 5;
+            const uint conn = 21;
+            Vp* me = Vp.Current;
+            Vp* target = Vp.Get(1);
+            TestDevice.CreateEventConnection(conn, target->Index, sint);
+            ulong targetInterrupts = target->SintInterrupts[sint], targetFlags = target->FlagsTaken[sint];
+            ulong myInterrupts = me->SintInterrupts[sint];
+            HvCallResult r = Hypercall.SignalEvent(conn, 0);
+            bool arrived = WaitAtLeast(&target->FlagsTaken[sint], targetFlags + 1, WaitMs);
+            Clock.Delay(50);
+            TestDevice.DestroyEventConnection(conn);
+            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "SignalEvent status");
+            Expect.True(arrived, "VP 1 took the flag");
+            Expect.Equal(targetInterrupts + 1, target->SintInterrupts[sint], "VP 1 interrupted once");
+            Expect.Equal(myInterrupts, me->SintInterrupts[sint], "VP 0 not interrupted");
+            Expect.True(Memory.IsZero(Synic.SiefArea(me, sint), 256), "VP 0's SIEF area untouched");
+        }
+
+        private static void MessageToOtherVp()
+        {
+            if (!NeedTestDevice()) return;
+            const int sint = 8;
+            const uint conn = 22;
+            Vp* me = Vp.Current;
+            Vp* target = Vp.Get(Vp.Count - 1);
+            TestDevice.CreateMessageConnection(conn, target->Index, sint);
+            byte* payload = stackalloc byte[24];
+            for (int i = 0; i < 24; i++) payload[i] = (byte)(0xA0 + i);
+            ulong taken = target->MessagesTaken[sint], mine = me->MessagesTaken[sint];
+            HvCallResult r = Hypercall.PostMessage(conn, 0x77, payload, 24);
+            bool arrived = WaitAtLeast(&target->MessagesTaken[sint], taken + 1, WaitMs);
+            TestDevice.DestroyMessageConnection(conn);
+            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "PostMessage status");
+            if (!Expect.True(arrived, "the last VP took a message on SINT 8")) return;
+            HvMessage* m = Synic.LastReceived(target, sint);
+            Expect.Equal(0x77ul, m->Header.MessageType, "message type");
+            Expect.True(Memory.Equal(m->Payload, payload, 24), "payload");
+            Expect.Equal(mine, me->MessagesTaken[sint], "VP 0 took no message");
+        }
+
+        private static void DirectCallsToOtherTargets()
+        {
+            if (!NeedHvVps()) return;
+            uint* targets = stackalloc uint[3];
+            targets[0] = Vp.Get(1)->Index;
+            targets[1] = HvConstants.HV_VP_INDEX_SELF;
+            targets[2] = (uint)Vp.Count;                       // one past the last VP
+            byte* payload = stackalloc byte[8];
+            ulong interrupts = 0;
+            for (int i = 0; i < Vp.Count; i++) interrupts += Vp.Get(i)->SintInterrupts[4];
+            for (int t = 0; t < 3; t++)
+            {
+                HvCallResult e = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, targets[t], 0, 4, 100);
+                HvCallResult m = Hypercall.PostMessageDirect(HvConstants.HV_PARTITION_ID_SELF, targets[t], 0, 4, 0x10, payload, 8);
+                if (HyperV.Kind == Hypervisor.Kvm)
+                {
+                    Expect.Equal((ulong)HvStatus.InvalidHypercallCode, (ulong)e.Status, "SignalEventDirect status under KVM");
+                    Expect.Equal((ulong)HvStatus.InvalidHypercallCode, (ulong)m.Status, "PostMessageDirect status under KVM");
+                }
+                else
+                {
+                    // Hyper-V: a VTL0 guest gets an error; an index past the last VP is never accepted.
+                    Expect.True(e.Status != HvStatus.Success || t != 2, "SignalEventDirect to a VP that does not exist");
+                }
+            }
+            Clock.Delay(50);
+            ulong after = 0;
+            for (int i = 0; i < Vp.Count; i++)
+            {
+                after += Vp.Get(i)->SintInterrupts[4];
+                Expect.False(Synic.FlagIsSet(Vp.Get(i), 4, 100), "flag 100 of SINT 4 on any VP");
+                Expect.Equal(0ul, Vp.Get(i)->Sim[4].Header.MessageType, "SINT 4's slot on any VP");
+            }
+            Expect.Equal(interrupts, after, "SINT 4 interrupts on all VPs");
+        }
+
+        // ---- synthetic IPIs ----------------------------------------------------------------
+
+        private const byte IpiVector = 0x41;
+        private static ulong* s_ipiCounts;
+
+        private static void OnIpi(InterruptFrame* frame)
+        {
+            s_ipiCounts[Vp.Current->Number]++;
+            Apic.EndOfInterrupt();
+        }
+
+        private static void SyntheticIpi()
+        {
+            if (!NeedHvVps()) return;
+            if ((HyperV.Recommendations & HvRecommendation.SyntheticClusterIpi) == 0)
+            { Expect.Skip("the hypervisor does not offer synthetic cluster IPIs (CPUID 0x40000004 EAX bit 10; QEMU hv-ipi)"); return; }
+            if (s_ipiCounts == null) s_ipiCounts = (ulong*)Heap.AllocateRaw(Vp.MaxVps * 8);
+            for (int i = 0; i < Vp.Count; i++) s_ipiCounts[i] = 0;
+            Interrupts.SetHandler(IpiVector, &OnIpi);
+            // Every other AP, starting with VP 1: VPs 1 and 3 of 4, VP 1 of 2.
+            ulong mask = 0;
+            for (int i = 1; i < Vp.Count; i += 2) mask |= 1ul << (int)Vp.Get(i)->Index;
+            HvCallResult r = Hypercall.SendSyntheticClusterIpi(IpiVector, mask);
+            bool arrived = WaitAtLeast(&s_ipiCounts[1], 1, WaitMs);
+            Clock.Delay(100);
+            Interrupts.SetHandler(IpiVector, null);
+            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "HvCallSendSyntheticClusterIpi status");
+            Expect.True(arrived, "VP 1 interrupted");
+            for (int i = 0; i < Vp.Count; i++)
+                Expect.Equal((mask >> (int)Vp.Get(i)->Index) & 1, s_ipiCounts[i], "IPIs taken by a VP (1 if in the mask, else 0)");
+        }
+
+        // ---- time on every VP -------------------------------------------------------------
+
+        private static void OneShotHere(void* result)
+        {
+            ulong taken = Vp.Current->MessagesTaken[TimeTests.TimerSint];
+            SyntheticTimer.StartOneShot(1, TimeTests.TimerSint, ReferenceTime.ReadCounter() + 20000);
+            bool arrived = WaitAtLeast(&Vp.Current->MessagesTaken[TimeTests.TimerSint], taken + 1, 2000);
+            SyntheticTimer.Stop(1);
+            *(ulong*)result = arrived ? ((HvTimerMessagePayload*)Synic.LastReceived(TimeTests.TimerSint)->Payload)->TimerIndex + 1 : 0;
+        }
+
+        private static void TimerOnEveryVp()
+        {
+            if (!NeedHvVps()) return;
+            if (!SyntheticTimer.Available) { Expect.Skip("no synthetic timers (QEMU hv-stimer)"); return; }
+            for (int i = 0; i < Vp.Count; i++)
+            {
+                ulong result = 0;
+                if (i == 0) OneShotHere(&result); else Expect.True(Smp.RunOn(Vp.Get(i), &OneShotHere, &result), "work ran");
+                Expect.Equal(2ul, result, "timer 1's message arrived on the VP that armed it (TimerIndex + 1)");
+            }
+        }
+
+        private static void ReadTscPage(void* result) => ReferenceTime.TryReadTscPage(out *(ulong*)result);
+
+        private static void TscPageMonotonicAcrossVps()
+        {
+            if (!NeedHvVps()) return;
+            if (!ReferenceTime.TscPageAvailable) { Expect.Skip("no reference TSC page (QEMU hv-time)"); return; }
+            ReferenceTime.EnableTscPage();
+            for (int round = 0; round < 20; round++)
+                for (int i = 1; i < Vp.Count; i++)
+                {
+                    ulong mine = 0, theirs = 0, again = 0;
+                    ReadTscPage(&mine);
+                    Smp.RunOn(Vp.Get(i), &ReadTscPage, &theirs);
+                    ReadTscPage(&again);
+                    if (!Expect.True(mine != 0 && mine <= theirs && theirs <= again, "TSC page time: VP 0, then another VP, then VP 0 again, never goes back")) return;
+                }
+        }
+
+        // ---- event ping-pong ----------------------------------------------------------------
+
+        private const int PingSint = 11;
+        private const uint PingToVp1 = 31, PongToVp0 = 32;
+        private static ulong s_pings, s_pongs, s_strayFlags;
+
+        // Runs on VP 1 in interrupt context: every ping is answered with a pong.
+        private static void OnPing(int sint, int flag)
+        {
+            if (flag == PingToVp1 && Vp.Current->Number == 1) { s_pings++; Hypercall.SignalEvent(PongToVp0, 0); }
+            else if (flag == PongToVp0 && Vp.Current->Number == 0) s_pongs++;
+            else s_strayFlags++;
+        }
+
+        public static int PingPongRounds = 100000;
+
+        // Two VPs exchange events in turn through two event connections; none may
+        // be lost or duplicated. The round trip is printed (median of the run).
+        private static void EventPingPong()
+        {
+            if (!NeedTestDevice()) return;
+            TestDevice.CreateEventConnection(PingToVp1, Vp.Get(1)->Index, PingSint);
+            TestDevice.CreateEventConnection(PongToVp0, Vp.Get(0)->Index, PingSint);
+            Synic.EventHandlers[PingSint] = &OnPing;
+            s_pings = s_pongs = s_strayFlags = 0;
+            ulong lost = 0, start = Cpu.ReadTsc();
+            int rounds = 0;
+            for (; rounds < PingPongRounds; rounds++)
+            {
+                Hypercall.SignalEvent(PingToVp1, 0);
+                fixed (ulong* pongs = &s_pongs)
+                    if (!WaitAtLeast(pongs, (ulong)rounds + 1, 1000)) { lost++; break; }
+            }
+            ulong cycles = Cpu.ReadTsc() - start;
+            Clock.Delay(20);
+            Synic.EventHandlers[PingSint] = null;
+            TestDevice.DestroyEventConnection(PingToVp1);
+            TestDevice.DestroyEventConnection(PongToVp0);
+            Console.Write("ping-pong: ");
+            Console.WriteDecimal((ulong)rounds);
+            Console.Write(" round trips, ");
+            Console.WriteDecimal(rounds == 0 ? 0 : cycles / (ulong)rounds);
+            Console.WriteLine(" TSC cycles each on average");
+            Expect.Equal(0ul, lost, "round trips lost (no pong within 1 s)");
+            Expect.Equal((ulong)PingPongRounds, s_pings, "pings taken by VP 1");
+            Expect.Equal((ulong)PingPongRounds, s_pongs, "pongs taken by VP 0");
+            Expect.Equal(0ul, s_strayFlags, "flags on the wrong VP");
+        }
+    }
+}

@@ -1,0 +1,401 @@
+using System.Runtime.CompilerServices;
+using Drivers.VmBus;
+using Xunit;
+
+namespace Kernel.Tests;
+
+// Pins the VMBus channel-management messages of drivers/vmbus/VmbusProtocol.cs
+// (the same file the kernel compiles): each layout's size and field offsets,
+// encoding into the bytes a host reads, decoding of the byte images a host
+// (QEMU 7.2's hw/hyperv/vmbus.c) builds, and the receive-side checks.
+public unsafe class VmbusProtocolTests
+{
+    private static int Offset<T, TField>(ref T message, ref TField field)
+        => (int)Unsafe.ByteOffset(ref Unsafe.As<T, byte>(ref message), ref Unsafe.As<TField, byte>(ref field));
+
+    private static byte[] Bytes<T>(T value, int size) where T : unmanaged
+    {
+        var bytes = new byte[size];
+        fixed (byte* b = bytes) Buffer.MemoryCopy(&value, b, size, size);
+        return bytes;
+    }
+
+    private static T From<T>(byte[] image) where T : unmanaged
+    {
+        var copy = new byte[Math.Max(image.Length, sizeof(T))];
+        image.CopyTo(copy, 0);
+        fixed (byte* b = copy) return *(T*)b;
+    }
+
+    private static void Put32(byte[] b, int at, uint v) => BitConverter.GetBytes(v).CopyTo(b, at);
+    private static void Put16(byte[] b, int at, ushort v) => BitConverter.GetBytes(v).CopyTo(b, at);
+
+    // ---- numbers ----------------------------------------------------------------
+
+    [Fact]
+    public void MessageTypeNumbersMatchTheProtocol()
+    {
+        Assert.Equal(1u, VmbusMessageType.OfferChannel);
+        Assert.Equal(2u, VmbusMessageType.RescindChannelOffer);
+        Assert.Equal(3u, VmbusMessageType.RequestOffers);
+        Assert.Equal(4u, VmbusMessageType.AllOffersDelivered);
+        Assert.Equal(5u, VmbusMessageType.OpenChannel);
+        Assert.Equal(6u, VmbusMessageType.OpenChannelResult);
+        Assert.Equal(7u, VmbusMessageType.CloseChannel);
+        Assert.Equal(8u, VmbusMessageType.GpadlHeader);
+        Assert.Equal(9u, VmbusMessageType.GpadlBody);
+        Assert.Equal(10u, VmbusMessageType.GpadlCreated);
+        Assert.Equal(11u, VmbusMessageType.GpadlTeardown);
+        Assert.Equal(12u, VmbusMessageType.GpadlTorndown);
+        Assert.Equal(13u, VmbusMessageType.RelidReleased);
+        Assert.Equal(14u, VmbusMessageType.InitiateContact);
+        Assert.Equal(15u, VmbusMessageType.VersionResponse);
+        Assert.Equal(16u, VmbusMessageType.Unload);
+        Assert.Equal(17u, VmbusMessageType.UnloadResponse);
+        Assert.Equal("ALLOFFERS_DELIVERED", VmbusMessageType.Name(4));
+        Assert.Equal("unknown", VmbusMessageType.Name(99));
+    }
+
+    [Fact]
+    public void VersionsNewestFirstWithTheirConnectionAndSignalling()
+    {
+        var versions = Enumerable.Range(0, VmbusVersion.Count).Select(VmbusVersion.At).ToArray();
+        Assert.Equal(new uint[] { 0x50003, 0x50002, 0x50001, 0x50000, 0x40001, 0x40000, 0x30000, 0x20004, 0x10001, 0xD }, versions);
+        Assert.Equal(versions.OrderByDescending(v => v), versions);
+        Assert.Equal(0u, VmbusVersion.At(VmbusVersion.Count));
+        Assert.Equal(4u, VmbusVersion.ContactConnectionFor(VmbusVersion.Win10V5));
+        Assert.Equal(1u, VmbusVersion.ContactConnectionFor(VmbusVersion.Win10Rs3));
+        Assert.True(VmbusVersion.UsesMessageSint(VmbusVersion.Win10V5_3));
+        Assert.False(VmbusVersion.UsesMessageSint(VmbusVersion.Win10));
+        Assert.True(VmbusVersion.UsesInterruptPage(VmbusVersion.Win7));
+        Assert.False(VmbusVersion.UsesInterruptPage(VmbusVersion.Win8));
+        Assert.False(VmbusVersion.TargetsAnyVp(VmbusVersion.Win8));
+        Assert.True(VmbusVersion.TargetsAnyVp(VmbusVersion.Win8_1));
+        Assert.Equal((4u, 1u), (VmbusVersion.Major(VmbusVersion.Win10Rs3), VmbusVersion.Minor(VmbusVersion.Win10Rs3)));
+        Assert.Equal(2, VmbusConstants.MessageSint);
+        Assert.Equal(1u, VmbusConstants.HvMessageTypeVmbus);
+    }
+
+    // ---- guest to host: encoding ---------------------------------------------------
+
+    [Fact]
+    public void InitiateContactLayout()
+    {
+        var m = new VmbusInitiateContact();
+        Assert.Equal(40, sizeof(VmbusInitiateContact));
+        Assert.Equal(40u, VmbusInitiateContact.Size);
+        Assert.Equal(0, Offset(ref m, ref m.Header.MessageType));
+        Assert.Equal(8, Offset(ref m, ref m.VersionRequested));
+        Assert.Equal(12, Offset(ref m, ref m.TargetVcpu));
+        Assert.Equal(16, Offset(ref m, ref m.InterruptPage));
+        Assert.Equal(16, Offset(ref m, ref m.MessageSint));
+        Assert.Equal(17, Offset(ref m, ref m.MessageVtl));
+        Assert.Equal(20, Offset(ref m, ref m.FeatureFlags));
+        Assert.Equal(24, Offset(ref m, ref m.MonitorPage1));
+        Assert.Equal(32, Offset(ref m, ref m.MonitorPage2));
+    }
+
+    [Fact]
+    public void InitiateContactBytesForVersion5()
+    {
+        var m = new VmbusInitiateContact { VersionRequested = VmbusVersion.Win10V5_3, TargetVcpu = 3, MessageSint = 2, MonitorPage1 = 0x1000, MonitorPage2 = 0x2000 };
+        m.Header.MessageType = VmbusMessageType.InitiateContact;
+        Assert.Equal(
+            "0E-00-00-00-00-00-00-00-03-00-05-00-03-00-00-00-02-00-00-00-00-00-00-00-" +
+            "00-10-00-00-00-00-00-00-00-20-00-00-00-00-00-00",
+            BitConverter.ToString(Bytes(m, 40)));
+    }
+
+    [Fact]
+    public void InitiateContactBytesBeforeVersion5CarryTheInterruptPage()
+    {
+        var m = new VmbusInitiateContact { VersionRequested = VmbusVersion.Win10, InterruptPage = 0x0000_0001_2345_6000 };
+        m.Header.MessageType = VmbusMessageType.InitiateContact;
+        var b = Bytes(m, 40);
+        Assert.Equal(0x40000u, BitConverter.ToUInt32(b, 8));
+        Assert.Equal(0x0000_0001_2345_6000ul, BitConverter.ToUInt64(b, 16));
+    }
+
+    [Fact]
+    public void OpenChannelLayout()
+    {
+        var m = new VmbusOpenChannel();
+        Assert.Equal(148, sizeof(VmbusOpenChannel));
+        Assert.Equal(8, Offset(ref m, ref m.ChildRelid));
+        Assert.Equal(12, Offset(ref m, ref m.OpenId));
+        Assert.Equal(16, Offset(ref m, ref m.RingBufferGpadlId));
+        Assert.Equal(20, Offset(ref m, ref m.TargetVp));
+        Assert.Equal(24, Offset(ref m, ref m.DownstreamRingBufferPageOffset));
+        Assert.Equal(28, (int)((byte*)m.UserData - (byte*)Unsafe.AsPointer(ref m)));
+    }
+
+    [Fact]
+    public void SmallGuestMessageLayouts()
+    {
+        Assert.Equal(8, sizeof(VmbusMessageHeader));
+        var h = VmbusMessageHeader.Of(VmbusMessageType.Unload);
+        Assert.Equal("10-00-00-00-00-00-00-00", BitConverter.ToString(Bytes(h, 8)));
+
+        var t = new VmbusGpadlTeardown();
+        Assert.Equal(16, sizeof(VmbusGpadlTeardown));
+        Assert.Equal(8, Offset(ref t, ref t.ChildRelid));
+        Assert.Equal(12, Offset(ref t, ref t.GpadlId));
+
+        var c = new VmbusCloseChannel();
+        Assert.Equal(12, sizeof(VmbusCloseChannel));
+        Assert.Equal(8, Offset(ref c, ref c.ChildRelid));
+    }
+
+    // ---- GPADLs ------------------------------------------------------------------------
+
+    [Fact]
+    public void GpadlHeaderAndBodyLayouts()
+    {
+        var h = new VmbusGpadlHeader();
+        Assert.Equal(240, sizeof(VmbusGpadlHeader));
+        Assert.Equal(8, Offset(ref h, ref h.ChildRelid));
+        Assert.Equal(12, Offset(ref h, ref h.GpadlId));
+        Assert.Equal(16, Offset(ref h, ref h.RangeBufferLength));
+        Assert.Equal(18, Offset(ref h, ref h.RangeCount));
+        Assert.Equal(20, Offset(ref h, ref h.ByteCount));
+        Assert.Equal(24, Offset(ref h, ref h.ByteOffset));
+        Assert.Equal(28, (int)((byte*)h.PfnBytes - (byte*)Unsafe.AsPointer(ref h)));
+        Assert.Equal(26, VmbusGpadlHeader.MaxPfns);
+
+        var b = new VmbusGpadlBody();
+        Assert.Equal(240, sizeof(VmbusGpadlBody));
+        Assert.Equal(8, Offset(ref b, ref b.Reserved));
+        Assert.Equal(12, Offset(ref b, ref b.GpadlId));
+        Assert.Equal(16, (int)((byte*)b.Pfns - (byte*)Unsafe.AsPointer(ref b)));
+        Assert.Equal(28, VmbusGpadlBody.MaxPfns);
+    }
+
+    [Theory]
+    [InlineData(1, 0)]
+    [InlineData(26, 0)]
+    [InlineData(27, 1)]
+    [InlineData(54, 1)]
+    [InlineData(55, 2)]
+    [InlineData(8190, 292)]
+    public void GpadlBodyMessagesForPages(int pages, int bodies) => Assert.Equal(bodies, VmbusGpadl.BodyMessagesFor(pages));
+
+    [Fact]
+    public void GpadlOf32PagesIsAHeaderAndOneBody()
+    {
+        var pfns = Enumerable.Range(0, 32).Select(i => 0x1000ul + (ulong)i).ToArray();
+        var header = new byte[240];
+        var body = new byte[240];
+        uint headerSize, bodySize, noMore;
+        fixed (ulong* p = pfns)
+        fixed (byte* h = header)
+        fixed (byte* b = body)
+        {
+            headerSize = VmbusGpadl.BuildHeader((VmbusGpadlHeader*)h, 7, 0xE1E10, p, 32);
+            bodySize = VmbusGpadl.BuildBody((VmbusGpadlBody*)b, 0xE1E10, p, 32, 0);
+            noMore = VmbusGpadl.BuildBody((VmbusGpadlBody*)b, 0xE1E10, p, 32, 1);
+        }
+        Assert.Equal(28u + 26 * 8, headerSize);
+        Assert.Equal(8u, BitConverter.ToUInt32(header, 0));             // GPADL_HEADER
+        Assert.Equal(7u, BitConverter.ToUInt32(header, 8));
+        Assert.Equal(0xE1E10u, BitConverter.ToUInt32(header, 12));
+        Assert.Equal((ushort)(8 + 8 * 32), BitConverter.ToUInt16(header, 16));   // range_buflen covers all 32 frames
+        Assert.Equal((ushort)1, BitConverter.ToUInt16(header, 18));
+        Assert.Equal(32u * 4096, BitConverter.ToUInt32(header, 20));
+        Assert.Equal(0u, BitConverter.ToUInt32(header, 24));
+        Assert.Equal(0x1000ul, BitConverter.ToUInt64(header, 28));
+        Assert.Equal(0x1019ul, BitConverter.ToUInt64(header, 28 + 25 * 8));
+
+        Assert.Equal(16u + 6 * 8, bodySize);
+        Assert.Equal(9u, BitConverter.ToUInt32(body, 0));               // GPADL_BODY
+        Assert.Equal(0xE1E10u, BitConverter.ToUInt32(body, 12));
+        Assert.Equal(0x101Aul, BitConverter.ToUInt64(body, 16));
+        Assert.Equal(0x101Ful, BitConverter.ToUInt64(body, 16 + 5 * 8));
+        Assert.Equal(0u, noMore);
+    }
+
+    [Fact]
+    public void GpadlPageCountOutOfRangeIsRefused()
+    {
+        var header = new VmbusGpadlHeader();
+        ulong pfn = 1;
+        Assert.Equal(0u, VmbusGpadl.BuildHeader(&header, 1, 1, &pfn, 0));
+        Assert.Equal(0u, VmbusGpadl.BuildHeader(&header, 1, 1, &pfn, VmbusGpadl.MaxPages + 1));
+    }
+
+    // ---- host to guest: decoding byte images -------------------------------------------
+
+    [Fact]
+    public void VersionResponseLayoutAndQemuImage()
+    {
+        var m = new VmbusVersionResponse();
+        Assert.Equal(16, sizeof(VmbusVersionResponse));
+        Assert.Equal(8, Offset(ref m, ref m.VersionSupported));
+        Assert.Equal(9, Offset(ref m, ref m.ConnectionState));
+        Assert.Equal(12, Offset(ref m, ref m.MessageConnectionId));
+
+        // QEMU: a 12-byte struct (header, version_supported, status), payload rounded to 16.
+        var image = new byte[16];
+        Put32(image, 0, VmbusMessageType.VersionResponse);
+        image[8] = 1;
+        var r = From<VmbusVersionResponse>(image);
+        Assert.Equal(15u, r.Header.MessageType);
+        Assert.Equal(1, r.VersionSupported);
+        Assert.Equal(0, r.ConnectionState);
+        Assert.Equal(0u, r.MessageConnectionId);
+
+        // A 5.0+ host names the message connection at byte 12.
+        Put32(image, 12, 4);
+        Assert.Equal(4u, From<VmbusVersionResponse>(image).MessageConnectionId);
+    }
+
+    [Fact]
+    public void OfferChannelLayout()
+    {
+        var m = new VmbusOfferChannel();
+        Assert.Equal(196, sizeof(VmbusOfferChannel));
+        Assert.Equal(8, Offset(ref m, ref m.InterfaceType));
+        Assert.Equal(24, Offset(ref m, ref m.InterfaceInstance));
+        Assert.Equal(40, (int)((byte*)m.Reserved - (byte*)Unsafe.AsPointer(ref m)));
+        Assert.Equal(56, Offset(ref m, ref m.ChannelFlags));
+        Assert.Equal(58, Offset(ref m, ref m.MmioMegabytes));
+        Assert.Equal(60, (int)((byte*)m.UserDefined - (byte*)Unsafe.AsPointer(ref m)));
+        Assert.Equal(180, Offset(ref m, ref m.SubChannelIndex));
+        Assert.Equal(182, Offset(ref m, ref m.MmioMegabytesOptional));
+        Assert.Equal(184, Offset(ref m, ref m.ChildRelid));
+        Assert.Equal(188, Offset(ref m, ref m.MonitorId));
+        Assert.Equal(189, Offset(ref m, ref m.MonitorAllocated));
+        Assert.Equal(190, Offset(ref m, ref m.DedicatedInterrupt));
+        Assert.Equal(192, Offset(ref m, ref m.ConnectionId));
+    }
+
+    // The offer QEMU's send_offer builds (200 bytes: its struct is 8-aligned), GUIDs little-endian.
+    [Fact]
+    public void OfferDecodedFromAQemuImage()
+    {
+        var type = Guid.Parse("ba6163d9-04a1-4d29-b605-72e2ffb1dc7f");
+        var instance = Guid.Parse("5620e0c7-8062-4dce-aeb7-520c7ef76171");
+        var image = new byte[200];
+        Put32(image, 0, VmbusMessageType.OfferChannel);
+        type.ToByteArray().CopyTo(image, 8);
+        instance.ToByteArray().CopyTo(image, 24);
+        Put16(image, 56, 0x0001);
+        Put16(image, 58, 16);
+        Put16(image, 180, 0);
+        Put32(image, 184, 5);
+        image[188] = 2;
+        image[189] = 1;
+        Put16(image, 190, 1);
+        Put32(image, 192, 16 + 5);
+
+        VmbusOffer offer;
+        fixed (byte* b = image)
+        {
+            Assert.Equal(VmbusMessageCheck.Accepted, VmbusMessages.Check(b, 200, out uint t, out uint required));
+            Assert.Equal(VmbusMessageType.OfferChannel, t);
+            Assert.Equal(196u, required);
+            offer = VmbusOffer.Decode((VmbusOfferChannel*)b);
+        }
+        Assert.Equal(5u, offer.ChildRelid);
+        Assert.Equal(21u, offer.ConnectionId);
+        Assert.Equal(2, offer.MonitorId);
+        Assert.True(offer.MonitorAllocated);
+        Assert.True(offer.DedicatedInterrupt);
+        Assert.Equal((ushort)16, offer.MmioMegabytes);
+        Assert.Equal((ushort)1, offer.ChannelFlags);
+        Assert.False(offer.Rescinded);
+        Assert.Equal("scsi", VmbusClass.Name(&offer.InterfaceType));
+        Assert.Equal(type.ToString(), VmbusGuidTests.Text(offer.InterfaceType));
+        Assert.Equal(instance.ToString(), VmbusGuidTests.Text(offer.InterfaceInstance));
+    }
+
+    [Fact]
+    public void ReplyLayouts()
+    {
+        var o = new VmbusOpenChannelResult();
+        Assert.Equal(20, sizeof(VmbusOpenChannelResult));
+        Assert.Equal(8, Offset(ref o, ref o.ChildRelid));
+        Assert.Equal(12, Offset(ref o, ref o.OpenId));
+        Assert.Equal(16, Offset(ref o, ref o.Status));
+
+        var g = new VmbusGpadlCreated();
+        Assert.Equal(20, sizeof(VmbusGpadlCreated));
+        Assert.Equal(8, Offset(ref g, ref g.ChildRelid));
+        Assert.Equal(12, Offset(ref g, ref g.GpadlId));
+        Assert.Equal(16, Offset(ref g, ref g.CreationStatus));
+
+        var t = new VmbusGpadlTorndown();
+        Assert.Equal(12, sizeof(VmbusGpadlTorndown));
+        Assert.Equal(8, Offset(ref t, ref t.GpadlId));
+
+        var r = new VmbusRescindChannelOffer();
+        Assert.Equal(12, sizeof(VmbusRescindChannelOffer));
+        Assert.Equal(8, Offset(ref r, ref r.ChildRelid));
+    }
+
+    [Fact]
+    public void GpadlCreatedDecodedFromAQemuImage()
+    {
+        var image = new byte[24];
+        Put32(image, 0, VmbusMessageType.GpadlCreated);
+        Put32(image, 8, 1);
+        Put32(image, 12, 0xE1E10);
+        var m = From<VmbusGpadlCreated>(image);
+        Assert.Equal((1u, 0xE1E10u, 0u), (m.ChildRelid, m.GpadlId, m.CreationStatus));
+    }
+
+    // ---- the receive-side checks ---------------------------------------------------------
+
+    [Theory]
+    [InlineData(VmbusMessageType.OfferChannel, 196u)]
+    [InlineData(VmbusMessageType.RescindChannelOffer, 12u)]
+    [InlineData(VmbusMessageType.AllOffersDelivered, 8u)]
+    [InlineData(VmbusMessageType.OpenChannelResult, 20u)]
+    [InlineData(VmbusMessageType.GpadlCreated, 20u)]
+    [InlineData(VmbusMessageType.GpadlTorndown, 12u)]
+    [InlineData(VmbusMessageType.VersionResponse, 16u)]
+    [InlineData(VmbusMessageType.UnloadResponse, 8u)]
+    public void EachHostMessageNeedsItsLayout(uint type, uint size)
+    {
+        Assert.Equal(size, VmbusMessageType.RequiredSize(type));
+        var image = new byte[240];
+        Put32(image, 0, type);
+        fixed (byte* b = image)
+        {
+            Assert.Equal(VmbusMessageCheck.Accepted, VmbusMessages.Check(b, size, out uint t, out _));
+            Assert.Equal(type, t);
+            Assert.Equal(VmbusMessageCheck.Accepted, VmbusMessages.Check(b, 240, out _, out _));
+            if (size > 8)
+            {
+                Assert.Equal(VmbusMessageCheck.ShorterThanLayout, VmbusMessages.Check(b, size - 1, out _, out uint required));
+                Assert.Equal(size, required);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(0u)]
+    [InlineData(VmbusMessageType.RequestOffers)]     // guest-to-host types are not received
+    [InlineData(VmbusMessageType.InitiateContact)]
+    [InlineData(18u)]
+    [InlineData(0xFFFFFFFFu)]
+    public void TypesAGuestDoesNotReceiveAreUnknown(uint type)
+    {
+        var image = new byte[16];
+        Put32(image, 0, type);
+        fixed (byte* b = image) Assert.Equal(VmbusMessageCheck.UnknownType, VmbusMessages.Check(b, 16, out _, out uint required));
+        Assert.Equal(0u, VmbusMessageType.RequiredSize(type));
+    }
+
+    [Fact]
+    public void MessageShorterThanTheHeaderIsRejected()
+    {
+        var image = new byte[8];
+        Put32(image, 0, VmbusMessageType.AllOffersDelivered);
+        fixed (byte* b = image)
+        {
+            Assert.Equal(VmbusMessageCheck.ShorterThanHeader, VmbusMessages.Check(b, 7, out _, out uint required));
+            Assert.Equal(8u, required);
+            Assert.Equal(VmbusMessageCheck.ShorterThanHeader, VmbusMessages.Check(b, 0, out _, out _));
+        }
+    }
+}
