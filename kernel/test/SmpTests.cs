@@ -21,7 +21,7 @@ namespace Kernel.TestMode
             new TestCase("cross.message_lands_in_the_target_vps_slot", &MessageToOtherVp),
             new TestCase("cross.direct_calls_to_other_targets", &DirectCallsToOtherTargets),
             new TestCase("cross.synthetic_ipi_hits_exactly_the_mask", &SyntheticIpi),
-            new TestCase("cross.stimer_on_every_vp", &TimerOnEveryVp),
+            new TestCase("cross.every_stimer_on_every_vp", &TimerOnEveryVp),
             new TestCase("cross.tsc_page_monotonic_across_vps", &TscPageMonotonicAcrossVps),
             new TestCase("cross.event_ping_pong", &EventPingPong),
         };
@@ -303,13 +303,21 @@ namespace Kernel.TestMode
 
         // ---- time on every VP -------------------------------------------------------------
 
-        private static void OneShotHere(void* result)
+        // Arms each of the four timers in turn on the running VP; the result has
+        // bit t set when timer t's message came back to this VP with TimerIndex t.
+        private static void EachTimerHere(void* result)
         {
-            ulong taken = Vp.Current->MessagesTaken[TimeTests.TimerSint];
-            SyntheticTimer.StartOneShot(1, TimeTests.TimerSint, ReferenceTime.ReadCounter() + 20000);
-            bool arrived = WaitAtLeast(&Vp.Current->MessagesTaken[TimeTests.TimerSint], taken + 1, 2000);
-            SyntheticTimer.Stop(1);
-            *(ulong*)result = arrived ? ((HvTimerMessagePayload*)Synic.LastReceived(TimeTests.TimerSint)->Payload)->TimerIndex + 1 : 0;
+            ulong arrived = 0;
+            for (int timer = 0; timer < SyntheticTimer.Count; timer++)
+            {
+                ulong taken = Vp.Current->MessagesTaken[TimeTests.TimerSint];
+                SyntheticTimer.StartOneShot(timer, TimeTests.TimerSint, ReferenceTime.ReadCounter() + 20000);
+                bool came = WaitAtLeast(&Vp.Current->MessagesTaken[TimeTests.TimerSint], taken + 1, 2000);
+                SyntheticTimer.Stop(timer);
+                if (came && ((HvTimerMessagePayload*)Synic.LastReceived(TimeTests.TimerSint)->Payload)->TimerIndex == timer)
+                    arrived |= 1ul << timer;
+            }
+            *(ulong*)result = arrived;
         }
 
         private static void TimerOnEveryVp()
@@ -319,8 +327,8 @@ namespace Kernel.TestMode
             for (int i = 0; i < Vp.Count; i++)
             {
                 ulong result = 0;
-                if (i == 0) OneShotHere(&result); else Expect.True(Smp.RunOn(Vp.Get(i), &OneShotHere, &result), "work ran");
-                Expect.Equal(2ul, result, "timer 1's message arrived on the VP that armed it (TimerIndex + 1)");
+                if (i == 0) EachTimerHere(&result); else Expect.True(Smp.RunOn(Vp.Get(i), &EachTimerHere, &result, 15000), "work ran");
+                Expect.Equal(0xFul, result, "timers whose message came back to the VP that armed them (bit per timer)");
             }
         }
 
