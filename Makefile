@@ -3,6 +3,11 @@
 #
 #   kernel/ drivers/ --csc--> kernel.dll --ilc--> build/kernel.o --+
 #   boot/*.asm --nasm--> build/boot/*.o -------------------------+--ld.lld--> build/kernel.elf
+#
+# `make image` builds the same kernel for UEFI (a Hyper-V Generation 2 VM):
+#   kernel/ --ilc --targetos:windows--> build/kernel.obj (COFF) --+
+#   boot/*.asm + boot/efi/*.asm --nasm -f win64--> build/efi/ ----+--lld-link--> build/BOOTX64.EFI
+#   BOOTX64.EFI --tools/hyperv/mkgen2.py (GPT, FAT32 ESP, mtools)--> build/gen2.img --qemu-img--> build/gen2.vhdx
 
 BUILD   := build
 ASM     := $(wildcard boot/*.asm)
@@ -11,7 +16,13 @@ CS      := $(shell find kernel drivers -name '*.cs') kernel.csproj Directory.Bui
 DOTNET  := dotnet
 DOTNET_FLAGS := -nologo -v q -c Release
 
-.PHONY: all kernel run test deps clean
+# The PE build leaves out the PVH entry and the linker-script table; boot/efi/ replaces them.
+EFI_ASM := $(filter-out boot/entry.asm boot/layout.asm,$(ASM)) $(wildcard boot/efi/*.asm)
+EFI_OBJ := $(patsubst boot/%.asm,$(BUILD)/efi/%.obj,$(EFI_ASM))
+# The kernel command line the image boots with (EFI/BOOT/CMDLINE.TXT); qemu-run.sh --uefi rewrites it per run.
+GEN2_CMDLINE ?= test
+
+.PHONY: all kernel image run test bench deps clean
 
 all: kernel
 kernel: $(BUILD)/kernel.elf
@@ -35,13 +46,48 @@ $(BUILD)/kernel.elf: $(BUILD)/kernel.o $(ASM_OBJ) boot/linker.ld
 	ld.lld -static -nostdlib -z max-page-size=4096 -z noexecstack -T boot/linker.ld \
 	    -Map=$(BUILD)/kernel.map -o $@ $(ASM_OBJ) $(BUILD)/kernel.o
 
+image: $(BUILD)/BOOTX64.EFI $(BUILD)/gen2.img $(BUILD)/gen2.vhdx
+
+$(BUILD)/.deps-image: tools/deps.sh
+	@tools/deps.sh image
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/efi/%.obj: boot/%.asm boot/abi.inc $(BUILD)/.deps-build
+	@mkdir -p $(dir $@)
+	nasm -f win64 -DABI_WIN64 -I boot/ -o $@ $<
+
+# After kernel.o: both builds share obj/ and kernel.dll, so they must not run at once.
+$(BUILD)/kernel.obj: $(CS) $(BUILD)/kernel.o
+	$(DOTNET) build kernel.csproj $(DOTNET_FLAGS) -p:IlcTargetOs=windows
+	@touch $@
+
+# A UEFI application (PE32+, subsystem 10) with base relocations: firmware loads it anywhere.
+# The merges leave one section per permission, in the order code, read-only, writable
+# (then the discardable .reloc), which kernel/arch/EfiBoot.cs reads back for Paging.
+EFI_MERGE := /merge:.managedcode=.text /merge:.hypercall_page=.text \
+             /merge:.pdata=.rdata /merge:.ex_table=.rdata /merge:.modules=.rdata /merge:.tls=.data
+$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) $(BUILD)/.deps-image
+	lld-link /nologo /subsystem:efi_application /entry:EfiMain /nodefaultlib /machine:x64 \
+	    $(EFI_MERGE) /map:$(BUILD)/BOOTX64.map /out:$@ $(EFI_OBJ) $(BUILD)/kernel.obj
+
+$(BUILD)/gen2.img: $(BUILD)/BOOTX64.EFI tools/hyperv/mkgen2.py
+	python3 tools/hyperv/mkgen2.py $@.tmp $(BUILD)/BOOTX64.EFI "$(GEN2_CMDLINE)"
+	@mv $@.tmp $@
+
+$(BUILD)/gen2.vhdx: $(BUILD)/gen2.img
+	qemu-img convert -f raw -O vhdx $< $@
+
 run: kernel
 	@tools/deps.sh run
 	./qemu-run.sh --mode tcg
 
-test: kernel
+test: kernel image
 	@tools/deps.sh run
 	tools/run-tests.sh
+
+bench: kernel
+	@tools/deps.sh run
+	tools/bench.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -3,7 +3,7 @@
 #
 # Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--smp N] [--test[=NAME]]
 #                      [--append ARGS] [--timeout S] [--hv FLAGS|none]
-#                      [--trace FILE] [-- extra qemu args]
+#                      [--trace FILE] [--uefi] [-- extra qemu args]
 #
 # Modes:
 #   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
@@ -12,6 +12,10 @@
 #           boots Debian's Linux, whose KVM runs the kernel (tools/nested/).
 #   auto    (default) kvm if this host's KVM offers Hyper-V, else nested if the
 #           nested pieces can be had, else tcg. Says which, and why.
+#
+# --uefi boots build/gen2.img (make image) under OVMF like a Hyper-V Generation 2
+# VM: UEFI firmware, a GPT disk with an EFI System Partition, BOOTX64.EFI. The
+# command line goes into a per-run copy of the disk (EFI/BOOT/CMDLINE.TXT).
 #
 # Guest serial (COM1) goes to stdout. Exit status:
 #   0  the guest finished and reported no failure
@@ -36,7 +40,7 @@ DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
-mode=auto smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=()
+mode=auto smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) [ $# -ge 2 ] || usage; mode=$2; shift 2 ;;
@@ -53,6 +57,7 @@ while [ $# -gt 0 ]; do
     --hv=*) hv=${1#*=}; shift ;;
     --trace) [ $# -ge 2 ] || usage; trace=$2; shift 2 ;;
     --trace=*) trace=${1#*=}; shift ;;
+    --uefi) uefi=1; shift ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -63,8 +68,20 @@ case "$mode" in tcg|kvm|nested|auto) ;; *) die "--mode must be tcg, kvm, nested 
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$smp'"
 [ -z "$timeout" ] || [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a whole number of seconds, not '$timeout'"
 [ "$hv" = none ] || [[ "$hv" =~ ^hv-[a-z0-9-]+(,hv-[a-z0-9-]+(=[a-z0-9]+)?)*$ ]] || die "--hv takes a comma-separated list of hv-* flags, or 'none'"
-command -v qemu-system-x86_64 >/dev/null 2>&1 || die "qemu-system-x86_64 is missing (Debian package qemu-system-x86; 'tools/deps.sh run' installs it)" $EXIT_NO_QEMU
-[ -f "$KERNEL" ] || die "$KERNEL is missing: run 'make' first" $EXIT_USAGE
+# Missing Debian packages: installed when we are root, else the apt-get line is printed.
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+  "$ROOT/tools/deps.sh" run >&2 || true
+  command -v qemu-system-x86_64 >/dev/null 2>&1 || die "qemu-system-x86_64 is missing (Debian package qemu-system-x86)" $EXIT_NO_QEMU
+fi
+if [ "$uefi" = 1 ]; then
+  GEN2_IMG="$ROOT/build/gen2.img"
+  OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
+  [ -f "$GEN2_IMG" ] || die "$GEN2_IMG is missing: run 'make image' first" $EXIT_USAGE
+  [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || die "OVMF is missing (Debian package ovmf; 'tools/deps.sh image' installs it)" $EXIT_NO_QEMU
+  command -v mcopy >/dev/null 2>&1 || die "mcopy is missing (Debian package mtools)" $EXIT_NO_QEMU
+else
+  [ -f "$KERNEL" ] || die "$KERNEL is missing: run 'make' first" $EXIT_USAGE
+fi
 
 # ---- choose the mode ----------------------------------------------------------
 kvm_has_hyperv() {
@@ -99,8 +116,24 @@ fi
 # ---- the guest's QEMU command line -------------------------------------------
 cmdline="$test_arg$append"
 cmdline="${cmdline# }"
-guest=(-kernel "$KERNEL" -append "$cmdline" -m 256 -smp "$smp" -display none -no-reboot -nodefaults
-       -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+guest=(-m 256 -smp "$smp" -display none -no-reboot -nodefaults -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+scratch=()
+if [ "$uefi" = 1 ]; then
+  # Per run: a writable copy of the firmware variables (pflash unit 1) and of the
+  # disk with this run's command line. Under /tmp, which the nested runner's inner
+  # QEMU can also write (tools/nested/run.sh).
+  vars=$(mktemp /tmp/qemu-run-vars.XXXXXX) disk=$(mktemp /tmp/qemu-run-gen2.XXXXXX) cmdfile=$(mktemp /tmp/qemu-run-cmdline.XXXXXX)
+  scratch=("$vars" "$disk" "$cmdfile")
+  cp "$OVMF_VARS" "$vars"
+  cp --sparse=always "$GEN2_IMG" "$disk"
+  printf '%s\n' "$cmdline" >"$cmdfile"
+  mcopy -o -i "$disk@@1048576" "$cmdfile" ::/EFI/BOOT/CMDLINE.TXT   # the ESP starts at 1 MiB (tools/hyperv/mkgen2.py)
+  # q35 with the disk on AHCI, as close to a Gen2 VM (UEFI, no legacy IDE boot) as QEMU gets.
+  guest+=(-machine q35 -drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$vars"
+          -drive if=none,id=gen2disk,format=raw,file="$disk" -device ahci,id=ahci -device ide-hd,drive=gen2disk,bus=ahci.0)
+else
+  guest+=(-kernel "$KERNEL" -append "$cmdline")
+fi
 case "$mode" in
   tcg) cpu="qemu64" ;;
   *)   if [ "$hv" = none ]; then cpu="qemu64"; else cpu="qemu64,$hv"; fi
@@ -113,7 +146,7 @@ guest+=(-cpu "$cpu")
 # ---- run ------------------------------------------------------------------------
 log=$(mktemp /tmp/qemu-run.XXXXXX)
 errors=$(mktemp /tmp/qemu-run-stderr.XXXXXX)
-trap 'rm -f "$log" "$errors"' EXIT
+trap 'rm -f "$log" "$errors" "${scratch[@]}"' EXIT
 set +e
 case "$mode" in
   tcg)
@@ -121,8 +154,25 @@ case "$mode" in
       -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
     status=$? ;;
   kvm)
+    tracing=/sys/kernel/tracing
+    if [ -n "$trace" ]; then
+      # The same tracepoints as nested mode, in this host's own tracefs (root only).
+      [ "$(id -u)" -eq 0 ] || die "--trace in kvm mode needs root (it uses this host's tracefs)" $EXIT_UNAVAILABLE
+      [ -d "$tracing/events" ] || mount -t tracefs tracefs "$tracing" 2>/dev/null || true
+      [ -d "$tracing/events/kvm" ] || die "--trace: this host's tracefs ($tracing) has no kvm events" $EXIT_UNAVAILABLE
+      : >"$tracing/trace"
+      for event in kvm_msr kvm_hv_hypercall kvm_hv_synic_set_msr kvm_hv_synic_set_irq kvm_hv_notify_acked_sint; do
+        [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 1 >"$tracing/events/kvm/$event/enable"
+      done
+    fi
     timeout -k 5 "$timeout" qemu-system-x86_64 -accel kvm "${guest[@]}" -serial stdio "${extra[@]}" </dev/null 2>"$errors"
-    status=$? ;;
+    status=$?
+    if [ -n "$trace" ]; then
+      for event in kvm_msr kvm_hv_hypercall kvm_hv_synic_set_msr kvm_hv_synic_set_irq kvm_hv_notify_acked_sint; do
+        [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 0 >"$tracing/events/kvm/$event/enable"
+      done
+      cp "$tracing/trace" "$trace"
+    fi ;;
   nested)
     [ -x "$ROOT/tools/nested/run.sh" ] || die "--mode nested: tools/nested/run.sh is missing" $EXIT_UNAVAILABLE
     nested_args=(--timeout "$timeout")

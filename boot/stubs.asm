@@ -301,3 +301,12 @@ global cpu_this_vp
 cpu_this_vp:
     mov rax, [gs:0]
     ret
+
+; ulong cpu_rdtsc_ordered(void): lfence; rdtsc (the read waits for earlier instructions)
+global cpu_rdtsc_ordered
+cpu_rdtsc_ordered:
+    lfence
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    ret

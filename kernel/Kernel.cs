@@ -18,6 +18,13 @@ namespace Kernel
             Console.WriteLine("C# Hyper-V guest: booting");
             StartupCodeHelpers.InitializeModules();      // statics before anything else uses them
             BootInfo.FromPvh(startInfo);
+            Continue();
+        }
+
+        // The path both entries share once BootInfo is filled in: kmain above
+        // (PVH) and efi_main (kernel/arch/EfiBoot.cs, after ExitBootServices).
+        internal static void Continue()
+        {
             PageAllocator.Initialize();
             Gdt.Install();
             Interrupts.Initialize();
@@ -26,6 +33,13 @@ namespace Kernel
             Enlighten();
 
             RunCrashRequest();
+            Bench.Timeline.TestReady = Cpu.ReadTsc();
+            if (BootInfo.HasOption("bench"))
+            {
+                Bench.BenchMode.Run();
+                Drivers.VmBus.VmbusClient.Shutdown();
+                GuestExit.Exit(GuestExit.Status.Passed);
+            }
             if (BootInfo.HasOption("test"))
             {
                 bool passed = TestRunner.RunSelected();
@@ -55,8 +69,10 @@ namespace Kernel
                 Synic.EnableOnThisVp();
                 CrashReport.Install();
             }
+            Bench.Timeline.HvReady = Cpu.ReadTsc();
             Cpu.EnableInterrupts();
             Smp.StartApplicationProcessors();
+            Bench.Timeline.AllVpsReady = Cpu.ReadTsc();
             Drivers.VmBus.VmbusClient.ConnectAtBoot();     // VMBus answers arrive as SINT 2 interrupts
         }
 

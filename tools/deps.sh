@@ -16,13 +16,13 @@ for what in "${@:-build}"; do
   case "$what" in
     build)  want nasm nasm; want ld.lld lld ;;
     run)    want nasm nasm; want ld.lld lld; want qemu-system-x86_64 qemu-system-x86 ;;
-    image)  want lld-link lld; want mcopy mtools; want qemu-img qemu-utils; want_file /usr/share/OVMF/OVMF_CODE.fd ovmf ;;
+    image)  want python3 python3; want lld-link lld; want mcopy mtools; want qemu-img qemu-utils; want_file /usr/share/OVMF/OVMF_CODE.fd ovmf ;;
     nested) want qemu-system-x86_64 qemu-system-x86; want cpio cpio ;;
     *) echo "deps.sh: unknown group '$what' (build, run, image, nested)" >&2; exit 2 ;;
   esac
 done
 
-if ! command -v dotnet >/dev/null 2>&1; then
+if [[ " ${*:-build} " == *" build "* ]] && ! command -v dotnet >/dev/null 2>&1; then
   echo "deps.sh: the .NET SDK (dotnet, 10.0) is required and is not on PATH" >&2
   exit 1
 fi

@@ -7,6 +7,9 @@ namespace Kernel.Arch
         public ulong Base, Length;
         public uint Type;                      // E820 types: 1 = usable RAM
         public const uint Usable = 1;
+        // Not an E820 type: UEFI runtime services code (kernel/arch/EfiBoot.cs),
+        // which Paging keeps executable so that ResetSystem can be called.
+        public const uint FirmwareCode = 0xEF05;
     }
 
     // What the boot loader told us: the command line and the memory map. Both are
@@ -16,7 +19,7 @@ namespace Kernel.Arch
     {
         private const uint PvhMagic = 0x336EC578;
         public const int MaxCommandLine = 512;
-        public const int MaxRegions = 64;
+        public const int MaxRegions = 128;   // UEFI maps are longer than E820 ones, even merged
 
         private struct PvhStartInfo
         {

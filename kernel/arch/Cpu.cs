@@ -97,6 +97,10 @@ namespace Kernel.Arch
         [RuntimeImport("cpu_rdtsc")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong ReadTsc();
 
+        // lfence; rdtsc: the read happens after every earlier instruction completed.
+        [RuntimeImport("cpu_rdtsc_ordered")] [MethodImpl(MethodImplOptions.InternalCall)]
+        public static extern ulong ReadTscOrdered();
+
         [RuntimeImport("cpu_cli")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void DisableInterrupts();
         [RuntimeImport("cpu_sti")] [MethodImpl(MethodImplOptions.InternalCall)]

@@ -17,7 +17,9 @@ namespace Kernel.Arch
         {
             Cpu.DisableInterrupts();
             Cpu.OutDword(DebugExitPort, (uint)status);
-            // No debug-exit device (real hardware, Hyper-V): stop here for good.
+            // No debug-exit device, booted by UEFI (a Hyper-V Gen2 VM): the firmware powers off.
+            EfiBoot.PowerOff(status == Status.Passed);
+            // Neither (real hardware, a PVH loader without the device): stop here for good.
             while (true) Cpu.Halt();
         }
     }

@@ -70,6 +70,18 @@ namespace Kernel.Arch
 
         public static int GateIst(int vector) => s_idt[vector].Ist & 7;
 
+        public static ulong GateAddress(int vector)
+            => s_idt[vector].OffsetLow | ((ulong)s_idt[vector].OffsetMiddle << 16) | ((ulong)s_idt[vector].OffsetHigh << 32);
+
+        // Points a vector's gate at other code (the bench's timing entries); every VP shares the IDT.
+        public static void SetGateAddress(int vector, ulong address)
+        {
+            Gate* gate = &s_idt[vector];
+            gate->OffsetLow = (ushort)address;
+            gate->OffsetMiddle = (ushort)(address >> 16);
+            gate->OffsetHigh = (uint)(address >> 32);
+        }
+
         public static void SetHandler(byte vector, delegate*<InterruptFrame*, void> handler) => s_handlers[vector] = handler;
 
         [UnmanagedCallersOnly(EntryPoint = "interrupt_dispatch")]

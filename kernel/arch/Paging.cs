@@ -29,10 +29,13 @@ namespace Kernel.Arch
                 for (ulong i = 0; i < 512; i++)
                 {
                     ulong start = (gib * 512 + i) * LargePageSize;
-                    if (start < image->ImageEnd)
+                    // 4 KiB pages for the null page and the image, which the UEFI
+                    // firmware may have loaded anywhere below 4 GiB.
+                    if (start == 0 || (start < image->ImageEnd && start + LargePageSize > image->ImageStart))
                         pd[i] = (ulong)MapSmallPages(start, image) | Present | Writable;
                     else
-                        pd[i] = start | Present | Writable | NoExecute | LargePage | CacheAttributes(start, LargePageSize);
+                        pd[i] = start | Present | Writable | LargePage | CacheAttributes(start, LargePageSize)
+                                | (IsFirmwareCode(start, LargePageSize) ? 0 : NoExecute);
                 }
             }
             Cpu.WriteCr3((ulong)pml4);
@@ -46,7 +49,7 @@ namespace Kernel.Arch
             {
                 ulong address = start + i * PageAllocator.PageSize;
                 if (address == 0) continue;     // the null page stays unmapped
-                ulong flags = Present | Writable | NoExecute;
+                ulong flags = Present | Writable | (IsFirmwareCode(address, PageAllocator.PageSize) ? 0 : NoExecute);
                 if (address >= image->TextStart && address < image->TextEnd) flags = Present;
                 else if (address >= image->RodataStart && address < image->RodataEnd) flags = Present | NoExecute;
                 pt[i] = address | flags | CacheAttributes(address, PageAllocator.PageSize);
@@ -63,6 +66,17 @@ namespace Kernel.Arch
                 if (r.Type == MemoryRegion.Usable && start >= r.Base && start + length <= r.Base + r.Length) return 0;
             }
             return start < (1ul << 20) ? 0 : CacheDisable | WriteThrough;   // low memory: BIOS areas, cacheable
+        }
+
+        // UEFI runtime services code (EfiBoot.PowerOff calls ResetSystem) must stay executable.
+        private static bool IsFirmwareCode(ulong start, ulong length)
+        {
+            for (int i = 0; i < BootInfo.RegionCount; i++)
+            {
+                MemoryRegion r = BootInfo.Regions[i];
+                if (r.Type == MemoryRegion.FirmwareCode && start < r.Base + r.Length && r.Base < start + length) return true;
+            }
+            return false;
         }
 
         // Makes one 4 KiB page of the kernel's low 2 MiB executable (the AP

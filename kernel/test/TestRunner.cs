@@ -55,7 +55,7 @@ namespace Kernel.TestMode
                 if (StartsWith(suite[i].Name, filter, filterLength)) Run(suite[i]);
         }
 
-        private static ulong ParseDecimal(byte* text, int length)
+        public static ulong ParseDecimal(byte* text, int length)
         {
             ulong value = 0;
             for (int i = 0; i < length && text[i] >= '0' && text[i] <= '9'; i++) value = value * 10 + (ulong)(text[i] - '0');

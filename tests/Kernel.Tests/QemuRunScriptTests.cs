@@ -69,6 +69,21 @@ public class QemuRunScriptTests
     }
 
     [Fact]
+    public void BenchModeReportsAnOrderedBootTimeline()
+    {
+        // No timing is judged here (that is make bench's job): only that the
+        // milestones exist and come in boot order.
+        var r = Repo.QemuRun("--mode tcg --append bench");
+        Assert.Equal(0, r.ExitCode);
+        var m = System.Text.RegularExpressions.Regex.Match(r.Stdout,
+            @"bench-timeline: entry=(\d+) long_mode=(\d+) hv_ready=(\d+) all_vps_ready=(\d+) test_ready=(\d+)");
+        Assert.True(m.Success, r.Stdout);
+        var t = Enumerable.Range(1, 5).Select(i => ulong.Parse(m.Groups[i].Value)).ToArray();
+        Assert.True(t[0] > 0 && t.Zip(t.Skip(1)).All(p => p.First < p.Second), "milestones out of order: " + string.Join(" ", t));
+        Assert.Contains("bench: hypercalls skipped: no Hyper-V interface", r.Stdout);
+    }
+
+    [Fact]
     public void KvmModeSaysClearlyWhenThisHostCannot()
     {
         // This project's CI hosts have no KVM Hyper-V emulation; elsewhere the run simply passes.

@@ -28,6 +28,7 @@ public class StubDisassemblyTests
         Stub("cpu_ind", "mov edx,edi", "in eax,dx", "ret"),
         Stub("cpu_outd", "mov eax,esi", "mov edx,edi", "out dx,eax", "ret"),
         Stub("cpu_rdtsc", "rdtsc", "shl rdx,20h", "or rax,rdx", "ret"),
+        Stub("cpu_rdtsc_ordered", "lfence", "rdtsc", "shl rdx,20h", "or rax,rdx", "ret"),
         Stub("cpu_cli", "cli", "ret"),
         Stub("cpu_sti", "sti", "ret"),
         Stub("cpu_hlt", "hlt", "ret"),

@@ -1,0 +1,335 @@
+using System.Runtime.InteropServices;
+using Internal.Runtime.CompilerHelpers;
+using Kernel.Runtime;
+
+namespace Kernel.Arch
+{
+    // The UEFI entry (build/BOOTX64.EFI, a Hyper-V Generation 2 VM or OVMF):
+    // boot/efi/entry.asm moves to a stack in the image and calls efi_main with
+    // the image handle and the system table (UEFI 2.10, 4.1). We take from the
+    // firmware what the PVH start_info gives on the direct boot — the command
+    // line, the memory map, the ACPI RSDP — leave boot services, install our
+    // own page tables and GDT, and continue on the same path as kmain.
+    //
+    // The command line is the file \EFI\BOOT\CMDLINE.TXT on the volume the image
+    // was loaded from (Simple File System protocol, UEFI 2.10 13.4-13.5), not the
+    // LoadedImage LoadOptions: the removable-media boot path (\EFI\BOOT\BOOTX64.EFI,
+    // 3.5.1.1) that a Gen2 VM and OVMF take with no boot entries passes no options,
+    // and a file on the ESP is what a test harness can rewrite in the disk image.
+    public static unsafe class EfiBoot
+    {
+        private const ulong Success = 0;
+        private const ulong InvalidParameter = 0x8000000000000002;   // UEFI 2.10 Appendix D
+        private const ulong BufferTooSmall = 0x8000000000000005;
+        private const int MapCapacity = 64 * 1024;
+
+        // UEFI 2.10 4.3 EFI_SYSTEM_TABLE
+        [StructLayout(LayoutKind.Explicit)]
+        public struct SystemTable
+        {
+            [FieldOffset(88)] public RuntimeServices* RuntimeServices;
+            [FieldOffset(96)] public BootServices* BootServices;
+            [FieldOffset(104)] public ulong NumberOfTableEntries;
+            [FieldOffset(112)] public ConfigurationTable* ConfigurationTable;
+        }
+
+        // UEFI 2.10 4.4 EFI_BOOT_SERVICES: only the slots we call.
+        [StructLayout(LayoutKind.Explicit)]
+        public struct BootServices
+        {
+            [FieldOffset(40)] public delegate* unmanaged<uint, uint, ulong, ulong*, ulong> AllocatePages;
+            [FieldOffset(56)] public delegate* unmanaged<ulong*, byte*, ulong*, ulong*, uint*, ulong> GetMemoryMap;
+            [FieldOffset(152)] public delegate* unmanaged<void*, Guid*, void**, ulong> HandleProtocol;
+            [FieldOffset(232)] public delegate* unmanaged<void*, ulong, ulong> ExitBootServices;
+        }
+
+        // UEFI 2.10 4.5 EFI_RUNTIME_SERVICES: ResetSystem is the 11th function after the header.
+        [StructLayout(LayoutKind.Explicit)]
+        public struct RuntimeServices
+        {
+            [FieldOffset(104)] public delegate* unmanaged<uint, ulong, ulong, void*, void> ResetSystem;
+        }
+
+        public struct ConfigurationTable { public Guid VendorGuid; public void* VendorTable; }
+
+        // UEFI 2.10 9.1 EFI_LOADED_IMAGE_PROTOCOL
+        [StructLayout(LayoutKind.Explicit)]
+        private struct LoadedImage
+        {
+            [FieldOffset(24)] public void* DeviceHandle;
+            [FieldOffset(64)] public ulong ImageBase;
+            [FieldOffset(72)] public ulong ImageSize;
+        }
+
+        // UEFI 2.10 13.4 EFI_SIMPLE_FILE_SYSTEM_PROTOCOL and 13.5 EFI_FILE_PROTOCOL
+        private struct FileSystem { public ulong Revision; public delegate* unmanaged<FileSystem*, File**, ulong> OpenVolume; }
+        private struct File
+        {
+            public ulong Revision;
+            public delegate* unmanaged<File*, File**, char*, ulong, ulong, ulong> Open;
+            public delegate* unmanaged<File*, ulong> Close;
+            public void* Delete;
+            public delegate* unmanaged<File*, ulong*, byte*, ulong> Read;
+        }
+
+        // UEFI 2.10 7.2 EFI_MEMORY_DESCRIPTOR (entries are DescriptorSize apart, not sizeof)
+        private struct MemoryDescriptor
+        {
+            public uint Type, Pad;
+            public ulong PhysicalStart, VirtualStart, NumberOfPages, Attribute;
+        }
+
+        public struct Guid
+        {
+            public ulong Low, High;
+            // Written as in the spec, {d1, d2, d3, {d4[0..7]}} with d4 as one big-endian number.
+            public static Guid Make(uint d1, ushort d2, ushort d3, ulong d4)
+            {
+                Guid g;
+                g.Low = d1 | ((ulong)d2 << 32) | ((ulong)d3 << 48);
+                g.High = 0;
+                for (int i = 0; i < 8; i++) g.High |= ((d4 >> (56 - 8 * i)) & 0xFF) << (8 * i);
+                return g;
+            }
+            public bool Equals(Guid other) => Low == other.Low && High == other.High;
+        }
+
+        // Kept for power-off (GuestExit): runtime services stay callable after
+        // ExitBootServices at their physical addresses, since we never call
+        // SetVirtualAddressMap and our page tables identity-map below 4 GiB (8.1).
+        public static RuntimeServices* Runtime;
+        public static ulong LoadedImageBase;
+        public static int MapEntries, MapDescriptorSize, ExitAttempts;
+
+        [UnmanagedCallersOnly(EntryPoint = "efi_main")]
+        private static void Main(void* imageHandle, SystemTable* systemTable)
+        {
+            Console.Initialize();
+            Console.WriteLine();
+            Console.WriteLine("C# Hyper-V guest: booting (UEFI)");
+            FillImageSymbols();                          // before anything reads the image bounds
+            StartupCodeHelpers.InitializeModules();
+            BootInfo.CommandLine = (byte*)Heap.AllocateRaw(BootInfo.MaxCommandLine + 1);
+            BootInfo.Regions = (MemoryRegion*)Heap.AllocateRaw((ulong)(BootInfo.MaxRegions * sizeof(MemoryRegion)));
+            BootInfo.ProtocolVersion = 0;
+
+            BootServices* bs = systemTable->BootServices;
+            Runtime = systemTable->RuntimeServices;
+            BootInfo.RsdpAddress = FindRsdp(systemTable);
+            ReadCommandLine(bs, imageHandle);
+
+            byte* map = (byte*)Heap.AllocateRaw(MapCapacity);   // in the image: allocating it does not change the map
+            ulong mapSize = 0, mapKey = 0, descriptorSize = 0;
+            ExitBootServices(bs, imageHandle, map, &mapSize, &mapKey, &descriptorSize);
+            // boot/efi/entry.asm efi_take_over, reached through BootSymbols so that the
+            // ELF kernel (which also contains this method) links without it.
+            ((delegate* unmanaged<void>)BootSymbols.Get()->EfiTakeOver)();
+            // The legacy PIC may still route the firmware's timer (OVMF programs the
+            // 8259); mask it: the kernel uses the local APIC only.
+            Cpu.OutByte(0x21, 0xFF);
+            Cpu.OutByte(0xA1, 0xFF);
+            ConvertMemoryMap(map, mapSize, descriptorSize);
+            PrintSummary();
+            KernelMain.Continue();
+        }
+
+        // Tagged lines: tests/Kernel.Tests/UefiTests.cs reads them.
+        private static void PrintSummary()
+        {
+            BootSymbols* s = BootSymbols.Get();
+            Console.Write("efi: image at ");
+            Console.WriteHex(s->ImageStart);
+            Console.Write("-");
+            Console.WriteHex(s->ImageEnd);
+            Console.Write(" (LoadedImage says ");
+            Console.WriteHex(LoadedImageBase);
+            Console.Write("), ExitBootServices on attempt ");
+            Console.WriteDecimal((long)ExitAttempts);
+            Console.WriteLine();
+            Console.Write("efi: memory map of ");
+            Console.WriteDecimal((long)MapEntries);
+            Console.Write(" descriptors (");
+            Console.WriteDecimal((long)MapDescriptorSize);
+            Console.Write(" bytes each), ACPI RSDP at ");
+            Console.WriteHex(BootInfo.RsdpAddress);
+            Console.WriteLine();
+            // boot/trampoline.asm runs at a fixed page (Smp.TrampolineBase); below 1 MiB
+            // the page allocator hands nothing out, so only the firmware could own it.
+            if (!IsUsable(Smp.TrampolineBase)) Console.WriteLine("efi: warning: the AP trampoline page is not free RAM in the firmware's map");
+        }
+
+        private static bool IsUsable(ulong address)
+        {
+            for (int i = 0; i < BootInfo.RegionCount; i++)
+            {
+                MemoryRegion r = BootInfo.Regions[i];
+                if (r.Type == MemoryRegion.Usable && address >= r.Base && address + 4096 <= r.Base + r.Length) return true;
+            }
+            return false;
+        }
+
+        // UEFI 2.10 7.4: the map key from GetMemoryMap must be current, or
+        // ExitBootServices fails with EFI_INVALID_PARAMETER; the firmware may
+        // change the map (timer events) between the two calls, so fetch it again
+        // and retry. After a failed attempt only GetMemoryMap may be called.
+        private static void ExitBootServices(BootServices* bs, void* imageHandle, byte* map, ulong* mapSize, ulong* mapKey, ulong* descriptorSize)
+        {
+            uint version = 0;
+            for (ExitAttempts = 1; ExitAttempts <= 8; ExitAttempts++)
+            {
+                *mapSize = MapCapacity;
+                ulong status = bs->GetMemoryMap(mapSize, map, mapKey, descriptorSize, &version);
+                if (status == BufferTooSmall) Panic.Fail("UEFI memory map larger than 64 KiB");
+                if (status != Success) Panic.Fail("UEFI GetMemoryMap failed");
+                // efi-stale-key (a test of this loop): change the map after reading it, once.
+                if (ExitAttempts == 1 && BootInfo.HasOption("efi-stale-key"))
+                {
+                    ulong page = 0;
+                    const uint AllocateAnyPages = 0, LoaderData = 2;
+                    bs->AllocatePages(AllocateAnyPages, LoaderData, 1, &page);
+                }
+                status = bs->ExitBootServices(imageHandle, *mapKey);
+                if (status == Success) return;
+                if (status != InvalidParameter) Panic.Fail("UEFI ExitBootServices failed");
+            }
+            Panic.Fail("UEFI ExitBootServices: the map key kept going stale");
+        }
+
+        // The ACPI 2.0+ RSDP from the configuration table (UEFI 2.10 4.6), else ACPI 1.0's.
+        private static ulong FindRsdp(SystemTable* st)
+        {
+            Guid acpi20 = Guid.Make(0x8868E871, 0xE4F1, 0x11D3, 0xBC220080C73C8881);
+            Guid acpi10 = Guid.Make(0xEB9D2D30, 0x2D88, 0x11D3, 0x9A160090273FC14D);
+            ulong found = 0;
+            for (ulong i = 0; i < st->NumberOfTableEntries; i++)
+            {
+                ConfigurationTable* entry = st->ConfigurationTable + i;
+                if (entry->VendorGuid.Equals(acpi20)) return (ulong)entry->VendorTable;
+                if (entry->VendorGuid.Equals(acpi10)) found = (ulong)entry->VendorTable;
+            }
+            return found;
+        }
+
+        private static void ReadCommandLine(BootServices* bs, void* imageHandle)
+        {
+            BootInfo.CommandLineLength = 0;
+            BootInfo.CommandLine[0] = 0;
+            Guid loadedImageGuid = Guid.Make(0x5B1B31A1, 0x9562, 0x11D2, 0x8E3F00A0C969723B);
+            Guid fileSystemGuid = Guid.Make(0x964E5B22, 0x6459, 0x11D2, 0x8E3900A0C969723B);
+            LoadedImage* image = null;
+            if (bs->HandleProtocol(imageHandle, &loadedImageGuid, (void**)&image) != Success) { Console.WriteLine("efi: no LoadedImage protocol"); return; }
+            LoadedImageBase = image->ImageBase;
+            FileSystem* fs = null;
+            if (bs->HandleProtocol(image->DeviceHandle, &fileSystemGuid, (void**)&fs) != Success) { Console.WriteLine("efi: boot device has no file system"); return; }
+            File* root = null, file = null;
+            if (fs->OpenVolume(fs, &root) != Success) { Console.WriteLine("efi: OpenVolume failed"); return; }
+            string path = "\\EFI\\BOOT\\CMDLINE.TXT";
+            char* name = stackalloc char[path.Length + 1];
+            for (int i = 0; i < path.Length; i++) name[i] = path[i];
+            name[path.Length] = '\0';
+            const ulong ModeRead = 1;
+            if (root->Open(root, &file, name, ModeRead, 0) != Success) { Console.WriteLine("efi: no \\EFI\\BOOT\\CMDLINE.TXT; empty command line"); root->Close(root); return; }
+            ulong size = BootInfo.MaxCommandLine;
+            if (file->Read(file, &size, BootInfo.CommandLine) != Success) size = 0;
+            file->Close(file);
+            root->Close(root);
+            // One line of text: stop at the first line break or NUL.
+            int length = 0;
+            while ((ulong)length < size && BootInfo.CommandLine[length] != '\n' && BootInfo.CommandLine[length] != '\r' && BootInfo.CommandLine[length] != 0) length++;
+            while (length > 0 && BootInfo.CommandLine[length - 1] == ' ') length--;
+            BootInfo.CommandLine[length] = 0;
+            BootInfo.CommandLineLength = length;
+        }
+
+        // UEFI memory types (UEFI 2.10 7.2, Table 7-5) as E820 types (ACPI 6.5 15.1,
+        // Table 15.1, which is what BootInfo keeps). After ExitBootServices the
+        // loader's and boot services' memory is free RAM (Table 7-6); the image
+        // itself is LoaderCode, kept out of the page allocator by its bounds.
+        public static uint RegionType(uint efiType)
+        {
+            switch (efiType)
+            {
+                case 1: case 2: case 3: case 4: case 7: return MemoryRegion.Usable;   // Loader*, BootServices*, Conventional
+                case 5: return MemoryRegion.FirmwareCode;   // RuntimeServicesCode: stays executable for ResetSystem
+                case 8: return 5;                           // Unusable
+                case 9: return 3;                           // ACPI reclaim
+                case 10: return 4;                          // ACPI NVS
+                default: return 2;                          // reserved, runtime data, MMIO, ...
+            }
+        }
+
+        private static void ConvertMemoryMap(byte* map, ulong mapSize, ulong descriptorSize)
+        {
+            MapDescriptorSize = (int)descriptorSize;
+            MapEntries = (int)(mapSize / descriptorSize);
+            BootInfo.RegionCount = 0;
+            for (int i = 0; i < MapEntries; i++)
+            {
+                MemoryDescriptor* d = (MemoryDescriptor*)(map + (ulong)i * descriptorSize);
+                uint type = RegionType(d->Type);
+                ulong length = d->NumberOfPages * 4096;
+                int last = BootInfo.RegionCount - 1;
+                // The firmware's map has a hundred-odd entries; neighbours of one converted type merge.
+                if (last >= 0 && BootInfo.Regions[last].Type == type && BootInfo.Regions[last].Base + BootInfo.Regions[last].Length == d->PhysicalStart)
+                {
+                    BootInfo.Regions[last].Length += length;
+                    continue;
+                }
+                if (BootInfo.RegionCount == BootInfo.MaxRegions) { Console.WriteLine("efi: memory map truncated"); break; }
+                BootInfo.Regions[BootInfo.RegionCount].Base = d->PhysicalStart;
+                BootInfo.Regions[BootInfo.RegionCount].Length = length;
+                BootInfo.Regions[BootInfo.RegionCount].Type = type;
+                BootInfo.RegionCount++;
+            }
+        }
+
+        // The image bounds in BootSymbols (boot/efi/layout.asm) from the PE headers at
+        // __ImageBase (PE/COFF specification 3-4): text = the executable sections,
+        // rodata = the read-only ones, data = the writable ones (the Makefile's
+        // lld-link merges leave one of each, in that order); anything else is refused.
+        private static void FillImageSymbols()
+        {
+            BootSymbols* s = BootSymbols.Get();
+            byte* image = (byte*)s->ImageStart;
+            byte* pe = image + *(int*)(image + 0x3C);
+            if (*(uint*)pe != 0x00004550) Panic.Fail("efi: no PE signature at __ImageBase");
+            int sections = *(ushort*)(pe + 6);
+            byte* optional = pe + 24;
+            byte* table = optional + *(ushort*)(pe + 20);
+            s->ImageEnd = s->ImageStart + *(uint*)(optional + 56);
+            s->TextStart = s->RodataStart = s->DataStart = ~0ul;
+            s->TextEnd = s->RodataEnd = s->DataEnd = 0;
+            for (int i = 0; i < sections; i++)
+            {
+                byte* h = table + i * 40;
+                uint characteristics = *(uint*)(h + 36);
+                ulong start = s->ImageStart + *(uint*)(h + 12);
+                ulong end = (start + *(uint*)(h + 8) + 4095) & ~4095ul;
+                if ((characteristics & 0x02000000) != 0) continue;   // discardable (.reloc): the loader's alone
+                if ((characteristics & 0x20000000) != 0) Widen(&s->TextStart, &s->TextEnd, start, end);
+                else if ((characteristics & 0x80000000) != 0) Widen(&s->DataStart, &s->DataEnd, start, end);
+                else Widen(&s->RodataStart, &s->RodataEnd, start, end);
+            }
+            if (s->TextEnd > s->RodataStart || s->RodataEnd > s->DataStart || s->DataEnd > s->ImageEnd)
+                Panic.Fail("efi: PE sections are not ordered text, rodata, data");
+            s->BssStart = s->BssEnd = s->DataEnd;     // .bss is one of the writable sections
+            if (s->ImageEnd > PageAllocator.Limit) Panic.Fail("efi: image loaded above 4 GiB");
+        }
+
+        private static void Widen(ulong* start, ulong* end, ulong from, ulong to)
+        {
+            if (from < *start) *start = from;
+            if (to > *end) *end = to;
+        }
+
+        // UEFI 2.10 8.5.1 ResetSystem(EfiResetShutdown): the power-off of a VM with
+        // no isa-debug-exit (Hyper-V). Does nothing on the direct boot.
+        public static void PowerOff(bool passed)
+        {
+            if (Runtime == null) return;
+            const uint ResetShutdown = 2;
+            const ulong Aborted = 0x8000000000000015;
+            Runtime->ResetSystem(ResetShutdown, passed ? Success : Aborted, 0, null);
+        }
+    }
+}

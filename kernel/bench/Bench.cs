@@ -1,0 +1,279 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
+using Kernel.Arch;
+using Kernel.Hv;
+using Kernel.Runtime;
+using Kernel.TestMode;
+
+namespace Kernel.Bench
+{
+    // Bench mode (command line `bench`, `bench=N` for N samples, at least 10,000):
+    // RDTSC medians and 99th percentiles, printed as tagged lines that
+    // tools/bench.sh turns into build/bench.json and bench/RESULTS.md:
+    //   bench: <name> median=<cycles> p99=<cycles> n=<samples> [status=<hv status>]
+    //   bench-timeline: entry=<tsc> long_mode=<tsc> hv_ready=<tsc> all_vps_ready=<tsc> test_ready=<tsc>
+    public static unsafe class BenchMode
+    {
+        private struct FloorArgs
+        {
+            public ulong Control, Rdx, R8, Count;
+            public ulong* Samples;
+        }
+
+        [RuntimeImport("bench_hypercall_floor")] [MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void HypercallFloor(FloorArgs* args);
+
+        private const int BenchSint = 12;
+        private const uint EventConnection = 41, MessageConnection = 42;
+
+        public static void Run()
+        {
+            int n = 10000;
+            if (BootInfo.TryGetOption("bench", out byte* value, out int length) && length > 0) n = (int)TestRunner.ParseDecimal(value, length);
+            if (n < 10000) n = 10000;
+            ulong* samples = (ulong*)PageAllocator.AllocateContiguous(((ulong)n * 8 + 4095) / 4096);
+            Console.WriteLine("bench mode");
+            PrintTimeline();
+            if (!HyperV.HypercallPageEnabled)
+            {
+                Console.Write("bench: hypercalls skipped: ");
+                Console.WriteLine(HyperV.Present ? "no hypercall page" : HyperV.AbsentReason);
+            }
+            else
+            {
+                SignalEventDirect(samples, n);
+                if (TestDevice.Present && Synic.Available)
+                {
+                    SignalEventFast(samples, n);
+                    PostMessageSlow(samples, n);
+                    SintLatency(samples, n, Vp.Get(0), "sint_latency.same_vp");
+                    if (Vp.Count > 1) SintLatency(samples, n, Vp.Get(1), "sint_latency.cross_vp");
+                    else Console.WriteLine("bench: sint_latency.cross_vp skipped: one VP");
+                    Dispatch(samples, n);
+                }
+                else Console.WriteLine("bench: connection hypercalls skipped: no hyperv-testdev");
+            }
+        }
+
+        public static void PrintTimeline()
+        {
+            BootSymbols* s = BootSymbols.Get();
+            Console.Write("bench-timeline: entry=");
+            Console.WriteDecimal(*(ulong*)s->TscAtEntry);
+            Console.Write(" long_mode=");
+            Console.WriteDecimal(*(ulong*)s->TscAtLongMode);
+            Console.Write(" hv_ready=");
+            Console.WriteDecimal(Timeline.HvReady);
+            Console.Write(" all_vps_ready=");
+            Console.WriteDecimal(Timeline.AllVpsReady);
+            Console.Write(" test_ready=");
+            Console.WriteDecimal(Timeline.TestReady);
+            Console.Write(" tsc_hz=");
+            Console.WriteDecimal(HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs) ? Cpu.ReadMsr(HvMsr.TscFrequency) : 0);
+            Console.WriteLine();
+        }
+
+        private static void Floor(string name, HvHypercallControl control, ulong rdx, ulong r8, ulong* samples, int n)
+        {
+            FloorArgs args;
+            args.Control = control.Value;
+            args.Rdx = rdx;
+            args.R8 = r8;
+            args.Count = (ulong)n;
+            args.Samples = samples;
+            HypercallFloor(&args);
+            Report(name, samples, n, (ulong)new HvHypercallResult { Value = 0 }.Status, false);
+        }
+
+        private static void SignalEventDirect(ulong* samples, int n)
+        {
+            // The C# API first (it also fills the input page the floor then reuses).
+            HvCallResult last = default;
+            for (int i = 0; i < n; i++)
+            {
+                ulong t0 = Cpu.ReadTscOrdered();
+                last = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, Vp.Current->Index, 0, BenchSint, 1);
+                samples[i] = Cpu.ReadTscOrdered() - t0;
+            }
+            Report("signal_event_direct.csharp", samples, n, (ulong)last.Status, true);
+            Floor("signal_event_direct.floor", HvHypercallControl.For(HvCallCode.HvCallSignalEventDirect),
+                (ulong)Hypercall.InputPage, (ulong)Hypercall.OutputPage, samples, n);
+        }
+
+        private static void SignalEventFast(ulong* samples, int n)
+        {
+            TestDevice.CreateEventConnection(EventConnection, Vp.Current->Index, BenchSint);
+            HvCallResult last = default;
+            for (int i = 0; i < n; i++)
+            {
+                ulong t0 = Cpu.ReadTscOrdered();
+                last = Hypercall.SignalEvent(EventConnection, 0);
+                samples[i] = Cpu.ReadTscOrdered() - t0;
+            }
+            Report("signal_event_fast.csharp", samples, n, (ulong)last.Status, true);
+            HvHypercallControl control = HvHypercallControl.For(HvCallCode.HvCallSignalEvent);
+            control.Fast = true;
+            Floor("signal_event_fast.floor", control, EventConnection, 0, samples, n);
+            Clock.Delay(100);
+            TestDevice.DestroyEventConnection(EventConnection);
+        }
+
+        private static void PostMessageSlow(ulong* samples, int n)
+        {
+            TestDevice.CreateMessageConnection(MessageConnection, Vp.Current->Index, BenchSint);
+            byte* payload = stackalloc byte[16];
+            for (int i = 0; i < 16; i++) payload[i] = (byte)i;
+            HvCallResult last = default;
+            for (int i = 0; i < n; i++)
+            {
+                ulong t0 = Cpu.ReadTscOrdered();
+                last = Hypercall.PostMessage(MessageConnection, 1, payload, 16);
+                samples[i] = Cpu.ReadTscOrdered() - t0;
+            }
+            Report("post_message_slow.csharp", samples, n, (ulong)last.Status, true);
+            Floor("post_message_slow.floor", HvHypercallControl.For(HvCallCode.HvCallPostMessage), (ulong)Hypercall.InputPage, 0, samples, n);
+            Clock.Delay(100);
+            TestDevice.DestroyMessageConnection(MessageConnection);
+        }
+
+        // ---- SINT latency and dispatch ------------------------------------------------------
+
+        private const uint LatencyConnection = 43;
+        private static ulong s_callbackTsc, s_callbacks;
+
+        private static void OnBenchFlag(int sint, int flag)
+        {
+            s_callbackTsc = Cpu.ReadTsc();
+            s_callbacks++;
+        }
+
+        private static bool WaitCallbacks(ulong count)
+        {
+            ulong deadline = Clock.Now100ns() + 1000 * 10000ul;
+            fixed (ulong* c = &s_callbacks)
+                while (*c < count) { if (Clock.Now100ns() > deadline) return false; Cpu.Pause(); }
+            return true;
+        }
+
+        // From just before the signalling hypercall to the handler's first instruction
+        // (boot/bench.asm bench_sint_entry, in front of the normal stub), through an
+        // event connection routed to `target`.
+        private static void SintLatency(ulong* samples, int n, Vp* target, string name)
+        {
+            BootSymbols* s = BootSymbols.Get();
+            byte vector = (byte)(Synic.VectorBase + BenchSint);
+            ulong normal = Interrupts.GateAddress(vector);
+            *(ulong*)s->BenchContinue = normal;
+            Interrupts.SetGateAddress(vector, s->BenchSintEntry);
+            Synic.EventHandlers[BenchSint] = &OnBenchFlag;
+            TestDevice.CreateEventConnection(LatencyConnection, target->Index, BenchSint);
+            s_callbacks = 0;
+            int done = 0;
+            for (; done < n; done++)
+            {
+                ulong t0 = Cpu.ReadTscOrdered();
+                Hypercall.SignalEvent(LatencyConnection, 0);
+                if (!WaitCallbacks((ulong)done + 1)) break;
+                samples[done] = *(ulong*)s->BenchEntryTsc - t0;
+            }
+            TestDevice.DestroyEventConnection(LatencyConnection);
+            Synic.EventHandlers[BenchSint] = null;
+            Interrupts.SetGateAddress(vector, normal);
+            if (done < n) { Console.Write("bench: "); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"); return; }
+            Report(name, samples, n, 0, false);
+        }
+
+        // From the handler's first instruction to the per-flag callback: the C# path
+        // (stub, register and SSE save, Synic dispatch) against the bare floor in
+        // boot/bench.asm, which only takes the SIEF word and finds the flag.
+        private static void Dispatch(ulong* samples, int n)
+        {
+            BootSymbols* s = BootSymbols.Get();
+            byte vector = (byte)(Synic.VectorBase + BenchSint);
+            ulong normal = Interrupts.GateAddress(vector);
+            *(ulong*)s->BenchContinue = normal;
+            TestDevice.CreateEventConnection(LatencyConnection, Vp.Current->Index, BenchSint);
+            bool autoEoi = (Vp.Current->AutoEoiMask & (1u << BenchSint)) != 0;
+            Synic.Configure(BenchSint, masked: false, autoEoi: true);    // the bare handler sends no EOI
+
+            Interrupts.SetGateAddress(vector, s->BenchSintEntry);
+            Synic.EventHandlers[BenchSint] = &OnBenchFlag;
+            s_callbacks = 0;
+            int done = 0;
+            for (; done < n; done++)
+            {
+                Hypercall.SignalEvent(LatencyConnection, 0);
+                if (!WaitCallbacks((ulong)done + 1)) break;
+                samples[done] = s_callbackTsc - *(ulong*)s->BenchEntryTsc;
+            }
+            Synic.EventHandlers[BenchSint] = null;
+            if (done == n) Report("sint_dispatch.csharp", samples, n, 0, false);
+
+            *(ulong*)s->BenchFlagWord = (ulong)Synic.SiefArea(Vp.Current, BenchSint) + LatencyConnection / 64 * 8;
+            Interrupts.SetGateAddress(vector, s->BenchSintBare);
+            int bare = 0;
+            for (; bare < n; bare++)
+            {
+                ulong before = *(ulong*)s->BenchFlagTsc;
+                Hypercall.SignalEvent(LatencyConnection, 0);
+                ulong deadline = Clock.Now100ns() + 1000 * 10000ul;
+                while (*(ulong*)s->BenchFlagTsc == before && Clock.Now100ns() < deadline) Cpu.Pause();
+                if (*(ulong*)s->BenchFlagTsc == before) break;
+                samples[bare] = *(ulong*)s->BenchFlagTsc - *(ulong*)s->BenchEntryTsc;
+            }
+            Interrupts.SetGateAddress(vector, normal);
+            Synic.Configure(BenchSint, masked: false, autoEoi: autoEoi);
+            TestDevice.DestroyEventConnection(LatencyConnection);
+            if (done < n || bare < n) { Console.WriteLine("bench: sint_dispatch incomplete: an event did not arrive within 1 s"); return; }
+            Report("sint_dispatch.bare", samples, n, 0, false);
+        }
+
+        private static void Report(string name, ulong* samples, int n, ulong status, bool withStatus)
+        {
+            Statistics.Sort(samples, n);
+            Console.Write("bench: ");
+            Console.Write(name);
+            Console.Write(" median=");
+            Console.WriteDecimal(samples[n / 2]);
+            Console.Write(" p99=");
+            Console.WriteDecimal(samples[(int)((ulong)n * 99 / 100)]);
+            Console.Write(" n=");
+            Console.WriteDecimal((ulong)n);
+            if (withStatus) { Console.Write(" status="); Console.WriteHex(status); }
+            Console.WriteLine();
+        }
+    }
+
+    // TSC readings at the boot milestones that come after long mode.
+    public static class Timeline
+    {
+        public static ulong HvReady, AllVpsReady, TestReady;
+    }
+
+    public static unsafe class Statistics
+    {
+        // Heap sort: in place, O(n log n), no allocation.
+        public static void Sort(ulong* a, int n)
+        {
+            for (int i = n / 2 - 1; i >= 0; i--) SiftDown(a, i, n);
+            for (int end = n - 1; end > 0; end--)
+            {
+                ulong t = a[0]; a[0] = a[end]; a[end] = t;
+                SiftDown(a, 0, end);
+            }
+        }
+
+        private static void SiftDown(ulong* a, int root, int n)
+        {
+            while (true)
+            {
+                int child = 2 * root + 1;
+                if (child >= n) return;
+                if (child + 1 < n && a[child + 1] > a[child]) child++;
+                if (a[root] >= a[child]) return;
+                ulong t = a[root]; a[root] = a[child]; a[child] = t;
+                root = child;
+            }
+        }
+    }
+}

@@ -1,0 +1,57 @@
+<#
+.SYNOPSIS
+  Boots build/gen2.vhdx (make image) as a Hyper-V Generation 2 VM and reports
+  the kernel's test result, read from COM1 through a named pipe.
+
+.DESCRIPTION
+  Not run by CI (it needs a Windows host with Hyper-V and an elevated shell).
+  The image's EFI/BOOT/CMDLINE.TXT is "test" by default (Makefile GEN2_CMDLINE),
+  so the kernel runs its guest tests, prints "N passed, N failed, N skipped" on
+  COM1 and powers the VM off through UEFI ResetSystem (kernel/arch/EfiBoot.cs).
+  Secure Boot is off: BOOTX64.EFI is not signed.
+
+.EXAMPLE
+  .\New-Gen2TestVm.ps1 -Vhdx .\build\gen2.vhdx -ProcessorCount 2
+#>
+param(
+    [Parameter(Mandatory)] [string] $Vhdx,
+    [string] $Name = "csharp-hv-guest-test",
+    [int] $ProcessorCount = 2,
+    [int] $TimeoutSeconds = 300
+)
+$ErrorActionPreference = "Stop"
+$pipe = "\\.\pipe\$Name-com1"
+
+# A private copy of the disk: the VM writes to it, and the original stays reusable.
+$disk = Join-Path $env:TEMP "$Name.vhdx"
+Copy-Item -Force $Vhdx $disk
+if (Get-VM -Name $Name -ErrorAction SilentlyContinue) { Stop-VM -Name $Name -TurnOff -Force; Remove-VM -Name $Name -Force }
+
+New-VM -Name $Name -Generation 2 -MemoryStartupBytes 512MB -VHDPath $disk | Out-Null
+Set-VMProcessor -VMName $Name -Count $ProcessorCount
+Set-VMFirmware -VMName $Name -EnableSecureBoot Off
+Set-VMComPort -VMName $Name -Number 1 -Path $pipe
+Set-VM -Name $Name -AutomaticCheckpointsEnabled $false
+
+Start-VM -Name $Name
+# Hyper-V creates the pipe server; connect as its client and read COM1 line by line.
+$client = New-Object System.IO.Pipes.NamedPipeClientStream(".", "$Name-com1", [System.IO.Pipes.PipeDirection]::In)
+$client.Connect(30000)
+$reader = New-Object System.IO.StreamReader($client)
+$deadline = (Get-Date).AddSeconds($TimeoutSeconds)
+$result = $null
+while ((Get-Date) -lt $deadline) {
+    $line = $reader.ReadLine()
+    if ($null -eq $line) { break }          # the VM powered off and closed the pipe
+    Write-Host $line
+    if ($line -match '^(\d+) passed, (\d+) failed, (\d+) skipped$') { $result = $Matches; break }
+}
+$reader.Dispose()
+Stop-VM -Name $Name -TurnOff -Force -ErrorAction SilentlyContinue
+Remove-VM -Name $Name -Force
+Remove-Item -Force $disk
+
+if ($null -eq $result) { Write-Error "no result line from the guest within $TimeoutSeconds s"; exit 3 }
+if ([int]$result[2] -ne 0) { Write-Host "guest tests failed: $($result[0])"; exit 1 }
+Write-Host "guest tests passed: $($result[0])"
+exit 0
