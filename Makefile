@@ -85,7 +85,7 @@ test: kernel image
 	@tools/deps.sh run
 	tools/run-tests.sh
 
-bench: kernel
+bench: kernel image
 	@tools/deps.sh run
 	tools/bench.sh
 
