@@ -16,6 +16,9 @@ public class GuestTestsNested
     private static readonly Lazy<GuestRun> s_run = new(() =>
         GuestRun.Nested($"--mode nested --test --trace {TracePath}"));
 
+    // The direct-boot nested run, for comparison with the UEFI one.
+    public static GuestRun Run => s_run.Value;
+
     public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
     [SkippableTheory]

@@ -32,6 +32,37 @@ public static class UefiImage
     }
 }
 
+// The Gen2 image under nested KVM with Hyper-V enlightenments (OVMF, one VP):
+// the Hyper-V tests run, and give exactly the results of the direct boot.
+public class UefiGuestTestsNested
+{
+    private static readonly Lazy<GuestRun> s_run = new(() =>
+    {
+        UefiImage.EnsureBuilt();
+        return GuestRun.Nested("--uefi --mode nested --test");
+    });
+
+    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
+
+    [SkippableTheory]
+    [MemberData(nameof(Names))]
+    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+
+    [SkippableFact]
+    public void FirstBootHadNoFailures() => GuestAssert.FirstBootClean(s_run.Value);
+
+    [Fact]
+    public void HyperVResultsMatchTheDirectBoot()
+    {
+        static bool IsHyperV(GuestResult r) => r.Name.Split('.')[0] is "hv" or "synic" or "events" or "messages" or "direct" or "time" or "stimer" or "vmbus";
+        var uefi = s_run.Value.Results.Where(IsHyperV).Select(r => $"{r.Name} {r.Outcome}").ToList();
+        var direct = GuestTestsNested.Run.Results.Where(IsHyperV).Select(r => $"{r.Name} {r.Outcome}").ToList();
+        Assert.True(uefi.Count >= 20, $"only {uefi.Count} Hyper-V results under UEFI:\n" + s_run.Value.Process.Output);
+        Assert.Equal(direct, uefi);
+        Assert.All(s_run.Value.Results.Where(IsHyperV), r => Assert.Equal(GuestOutcome.Passed, r.Outcome));
+    }
+}
+
 // One OVMF boot (TCG, two VPs) in test mode; each guest test its own case, as GuestTestsTcg.
 public class UefiGuestTestsTcg
 {
