@@ -59,8 +59,8 @@ kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
       printf '%s"%s": {"median": %s, "p99": %s}' "$sep" "$name" "$median" "$p99"
       sep=", "
     done < <(grep -h "^bench: [a-z_.]* median=" "$out/$mode.log" | tr -d '\r' | sed -E 's/^bench: ([^ ]+) median=([0-9]+) p99=([0-9]+).*/\1 \2 \3/')
-    pp=$(grep -h "^ping-pong:" "$out/$mode.log" | tr -d '\r' | sed -E 's/.*: ([0-9]+) round trips, ([0-9]+) TSC.*/\1 \2/' || true)
-    [ -z "$pp" ] || printf '%s"ping_pong": {"round_trips": %s, "mean_cycles": %s}' "$sep" ${pp}
+    pp=$(grep -h "^ping-pong:" "$out/$mode.log" | tr -d '\r' | sed -E 's/.*: ([0-9]+) round trips, median ([0-9]+) p99 ([0-9]+).*/\1 \2 \3/' || true)
+    [ -z "$pp" ] || printf '%s"ping_pong": {"round_trips": %s, "median": %s, "p99": %s}' "$sep" ${pp}
     printf '}}'
   done <"$out/runs.txt"
   echo; echo "  }"; echo "}"
@@ -113,7 +113,7 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo "| whole \`qemu-run.sh --uefi --mode tcg\` bench run (OVMF), host wall time | $(wall uefi-tcg) s | – | – |"
   echo "| direct boot to test-ready under TCG: whole \`qemu-run.sh --mode tcg --test\` run, host wall time | $(wall test-tcg) s | < 1 s | $(verdict "$(wall test-tcg)" 1) |"
   echo "| the whole Hyper-V test mode in one nested boot: \`qemu-run.sh --mode nested --test\`, host wall time | $(wall test-nested) s | < 15 s | $(verdict "$(wall test-nested)" 15) |"
-  pp=$(grep -h "^ping-pong:" "$out/pingpong-nested.log" 2>/dev/null | tr -d '\r' | sed -E 's/.*: ([0-9]+) round trips, ([0-9]+) TSC.*/\2 cycles mean over \1 round trips/' || true)
+  pp=$(grep -h "^ping-pong:" "$out/pingpong-nested.log" 2>/dev/null | tr -d '\r' | sed -E 's/.*: ([0-9]+) round trips, median ([0-9]+) p99 ([0-9]+).*/median \2, p99 \3 cycles over \1 round trips/' || true)
   echo "| event ping-pong between two VPs (nested), round trip | ${pp:-–} | – | – |"
   echo "| TCG boot timeline (TSC): entry → long mode → Hyper-V ready → all VPs ready → test-ready | $(kv "$tl" entry) → $(kv "$tl" long_mode) → $(kv "$tl" hv_ready) → $(kv "$tl" all_vps_ready) → $(kv "$tl" test_ready) | – | – |"
   echo "| nested boot, entry → test-ready | $(( $(kv "$(timeline nested-smp2)" test_ready) - $(kv "$(timeline nested-smp2)" entry) )) cycles at $hz_nested Hz | – | – |"
@@ -122,7 +122,6 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo
   echo "## Caveats"
   echo
-  echo "- The ping-pong figure is a mean from the test mode, not a median and p99."
   echo "- Wall times include QEMU start-up and, for nested, the outer Linux boot (about 6 s)."
 } >bench/RESULTS.md
 cat bench/RESULTS.md
