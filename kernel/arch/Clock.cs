@@ -15,18 +15,6 @@ namespace Kernel.Arch
             return Cpu.ReadTsc() / 400;   // 4 GHz: 400 ticks per 100 ns
         }
 
-        // Spins until *flag reads non-zero or the time runs out; true if it did.
-        public static unsafe bool WaitFor(int* flag, ulong milliseconds)
-        {
-            ulong deadline = Now100ns() + milliseconds * 10000;
-            while (*flag == 0)   // re-read each time: Cpu.Pause is an opaque call
-            {
-                if (Now100ns() > deadline) return false;
-                Cpu.Pause();
-            }
-            return true;
-        }
-
         public static unsafe bool WaitForValue(ulong* word, ulong mask, ulong expected, ulong milliseconds)
         {
             ulong deadline = Now100ns() + milliseconds * 10000;

@@ -18,14 +18,11 @@ namespace Kernel.Arch
         public const byte WakeVector = 0x40;
         private const ulong ApStackPages = 16;
 
-        public static string Error;
-
         public static void StartApplicationProcessors()
         {
             Interrupts.SetHandler(WakeVector, &OnWake);
             if (!Acpi.EnumerateProcessors(BootInfo.RsdpAddress))
             {
-                Error = Acpi.Error;
                 Console.Write("smp: only the boot VP: ");
                 Console.WriteLine(Acpi.Error);
                 return;
@@ -58,7 +55,6 @@ namespace Kernel.Arch
                     Console.Write("smp: APIC id ");
                     Console.WriteDecimal((ulong)apicId);
                     Console.WriteLine(" did not start");
-                    Error = "an AP did not start";
                 }
             }
         }

@@ -82,7 +82,7 @@ namespace Kernel.Bench
             args.Count = (ulong)n;
             args.Samples = samples;
             HypercallFloor(&args);
-            Report(name, samples, n, (ulong)new HvHypercallResult { Value = 0 }.Status, false);
+            Report(name, samples, n, 0, false);
         }
 
         private static void SignalEventDirect(ulong* samples, int n)

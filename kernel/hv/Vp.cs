@@ -63,11 +63,5 @@ namespace Kernel.Hv
         }
 
         public static void MakeCurrent(Vp* vp) => Cpu.WriteMsr(Cpu.GsBaseMsr, (ulong)vp);
-
-        public static Vp* ByIndex(uint vpIndex)
-        {
-            for (int i = 0; i < Count; i++) if (s_vps[i].Index == vpIndex) return s_vps + i;
-            return null;
-        }
     }
 }

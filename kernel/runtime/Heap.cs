@@ -10,8 +10,6 @@ namespace Kernel.Runtime
         private static byte* s_end;
         private static Kernel.Arch.SpinLock s_lock;
 
-        public static ulong BytesUsed => s_next == null ? 0 : (ulong)(s_next - (byte*)BootSymbols.Get()->HeapStart);
-
         // Zeroed, 16-byte-aligned bytes for kernel tables that are not objects.
         public static void* AllocateRaw(ulong size) => Allocate(null, size, -1);
 
