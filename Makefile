@@ -81,12 +81,14 @@ run: kernel
 	@tools/deps.sh run
 	./qemu-run.sh --mode tcg
 
+# The tests and the bench boot nested runs, with stock KVM and the project's
+# (built from Debian's sources on first use), so they need all three groups.
 test: kernel image
-	@tools/deps.sh run
+	@tools/deps.sh run nested kvm
 	tools/run-tests.sh
 
 bench: kernel image
-	@tools/deps.sh run
+	@tools/deps.sh run nested kvm
 	tools/bench.sh
 
 clean:

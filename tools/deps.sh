@@ -5,20 +5,33 @@
 #   tools/deps.sh build     nasm, lld (ld.lld, lld-link), the .NET SDK check
 #   tools/deps.sh run       + qemu-system-x86
 #   tools/deps.sh image     + ovmf, mtools, qemu-utils
-#   tools/deps.sh nested    + cpio (the nested mode's initramfs)
+#   tools/deps.sh nested    + what tools/nested/{prepare,run,inner}.sh run on the host:
+#                           qemu-system-x86, cpio, gzip, apt, dpkg, findutils,
+#                           util-linux (flock), coreutils (mkfifo, timeout, sha256sum)
+#   tools/deps.sh kvm       + what tools/nested/kvm/build.sh runs (the patched KVM
+#                           for --kvm direct): gcc-12, make, binutils, patch,
+#                           xz-utils, tar, libelf1 (kbuild's objtool links it)
 set -euo pipefail
 
 need_cmds=() need_pkgs=()
 want() { command -v "$1" >/dev/null 2>&1 || { need_cmds+=("$1"); need_pkgs+=("$2"); }; }
 want_file() { [ -e "$1" ] || { need_cmds+=("$1"); need_pkgs+=("$2"); }; }
+# A library has no command to look for: ask dpkg whether its package is installed.
+want_pkg() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ] || { need_cmds+=("$1"); need_pkgs+=("$1"); }; }
 
 for what in "${@:-build}"; do
   case "$what" in
     build)  want nasm nasm; want ld.lld lld ;;
     run)    want nasm nasm; want ld.lld lld; want qemu-system-x86_64 qemu-system-x86 ;;
     image)  want python3 python3; want lld-link lld; want mcopy mtools; want qemu-img qemu-utils; want_file /usr/share/OVMF/OVMF_CODE.fd ovmf ;;
-    nested) want qemu-system-x86_64 qemu-system-x86; want cpio cpio ;;
-    *) echo "deps.sh: unknown group '$what' (build, run, image, nested)" >&2; exit 2 ;;
+    nested) want qemu-system-x86_64 qemu-system-x86; want cpio cpio; want gzip gzip
+            want apt-get apt; want apt-cache apt; want dpkg dpkg; want dpkg-deb dpkg; want find findutils
+            want flock util-linux; want mkfifo coreutils; want timeout coreutils; want sha256sum coreutils
+            want bash bash; want sed sed; want grep grep ;;
+    kvm)    want gcc-12 gcc-12; want make make; want as binutils; want ld binutils; want nm binutils
+            want strip binutils; want patch patch; want xz xz-utils; want tar tar; want apt-get apt
+            want dpkg dpkg; want flock util-linux; want sha256sum coreutils; want_pkg libelf1 ;;
+    *) echo "deps.sh: unknown group '$what' (build, run, image, nested, kvm)" >&2; exit 2 ;;
   esac
 done
 

@@ -7,6 +7,10 @@
 # - proc/sys/devtmpfs: insmod, mount and the serial ports need them.
 # - insmod from /modules.list: the Debian .deb has no modules.dep, so
 #   prepare.sh resolved the order from each module's depends= string.
+# - kvm and kvm_amd last, after the 9p mounts: with /io/kvm-side "direct"
+#   (run.sh --kvm direct) they come from /io/kvm/ (the patched build of
+#   tools/nested/kvm/build.sh) and kvm.ko gets hv_direct_hypercalls=1; the
+#   parameter is read back, so a run never silently uses the other KVM.
 # - 9p "hostroot" (read-only): the host's own qemu-system-x86_64, its
 #   libraries and the caller's files, with their host paths unchanged.
 # - 9p "nestedio" (writable): the job script from run.sh comes in, the
@@ -16,6 +20,9 @@
 # - stty raw on ttyS1: the guest's COM1 bytes must reach run.sh unchanged.
 # - tracefs: KVM's Hyper-V tracepoints, only when run.sh asked for them.
 # - status lines "NESTED: ..." on the console: run.sh's log explains failures.
+# - dmesg into /io/kernel.log at the end (and on failure): run.sh scans it
+#   for kernel problem reports (BUG/WARNING/Oops...), which the quiet console
+#   never shows; on failure its tail also goes to the console.
 # - poweroff/reboot -f: QEMU runs with -no-reboot, so either ends it.
 
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -23,8 +30,17 @@ export PATH
 /bin/busybox mkdir -p /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 
+save_kernel_log() {
+    if grep -q ' /io 9p ' /proc/mounts 2>/dev/null; then
+        dmesg >/io/kernel.log.tmp && mv /io/kernel.log.tmp /io/kernel.log
+    fi
+}
+
 fail() {
     echo "NESTED-FAIL: $*"
+    echo "NESTED: last kernel messages:"
+    dmesg 2>/dev/null | tail -n 20
+    save_kernel_log
     sync
     poweroff -f
     reboot -f
@@ -36,8 +52,12 @@ mount -t proc proc /proc || fail "mount proc"
 mount -t sysfs sysfs /sys || fail "mount sysfs"
 mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
 
+kvm_mods=
 while read -r mod; do
-    [ -n "$mod" ] || continue
+    case $mod in
+        '') continue ;;
+        kvm | kvm_amd) kvm_mods="$kvm_mods $mod"; continue ;;
+    esac
     insmod "/lib/modules/$mod.ko" || fail "insmod $mod"
 done </modules.list
 
@@ -45,7 +65,30 @@ p9opts=trans=virtio,version=9p2000.L,msize=512000
 mount -t 9p -o "$p9opts,ro" hostroot /host || fail "mount 9p hostroot"
 mount -t 9p -o "$p9opts" nestedio /io || fail "mount 9p nestedio"
 [ -f /io/job.sh ] || fail "no job.sh in the nestedio share"
+
+kvm_side=stock
+[ -f /io/kvm-side ] && kvm_side=$(cat /io/kvm-side)
+for mod in $kvm_mods; do
+    case $kvm_side in
+        stock) insmod "/lib/modules/$mod.ko" || fail "insmod $mod" ;;
+        direct)
+            f=/io/kvm/$(echo "$mod" | tr _ -).ko
+            args=
+            [ "$mod" = kvm ] && args=hv_direct_hypercalls=1
+            # shellcheck disable=SC2086  # $args is one word or none
+            insmod "$f" $args || fail "insmod $f $args (the patched KVM)"
+            ;;
+        *) fail "unknown KVM side '$kvm_side' in /io/kvm-side" ;;
+    esac
+done
 [ -c /dev/kvm ] || fail "/dev/kvm missing after loading kvm modules"
+if [ "$kvm_side" = direct ]; then
+    p=$(cat /sys/module/kvm/parameters/hv_direct_hypercalls 2>/dev/null)
+    [ "$p" = Y ] || fail "the patched kvm.ko is loaded but hv_direct_hypercalls reads '$p', not Y"
+    echo "NESTED: kvm: direct, patched kvm.ko + kvm-amd.ko ($(cat /io/kvm/origin 2>/dev/null)), hv_direct_hypercalls=Y"
+else
+    echo "NESTED: kvm: stock, Debian's kvm.ko + kvm-amd.ko"
+fi
 
 mount -t devtmpfs devtmpfs /host/dev || fail "mount /host/dev"
 mount -t proc proc /host/proc || fail "mount /host/proc"
@@ -104,6 +147,7 @@ fi
 if [ -f /io/status ]; then
     echo "NESTED-STATUS: $(cat /io/status)"
 fi
+save_kernel_log
 sync
 umount /host/run/nested-io 2>/dev/null
 umount /io 2>/dev/null

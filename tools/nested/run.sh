@@ -2,8 +2,8 @@
 # Run a guest under real KVM Hyper-V emulation by nesting.
 #
 # Usage:
-#   tools/nested/run.sh [--trace FILE] [--trace-events LIST] [--timeout S]
-#                       [--log FILE] [--debug] -- <inner qemu args...>
+#   tools/nested/run.sh [--trace FILE] [--trace-events LIST] [--timeout S] [--log FILE]
+#                       [--kernel-log FILE] [--kvm stock|direct] [--debug] -- <inner qemu args...>
 #
 # Runs `qemu-system-x86_64 -accel kvm <inner args> -serial file:/dev/ttyS1`
 # inside an outer Linux that itself runs under TCG with nested SVM.
@@ -21,6 +21,13 @@
 #     kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint;
 #     names not present in the kernel are skipped with a note in the log).
 #   - --log FILE: keep the outer console log (outer Linux, inner QEMU stderr).
+#   - --kernel-log FILE: keep the outer Linux's kernel log (dmesg at the end
+#     of the run). It is scanned on every run, kept or not (status 127).
+#   - --kvm stock|direct: which KVM the outer Linux loads. stock (default):
+#     Debian's kvm.ko/kvm-amd.ko. direct: the build of tools/nested/kvm/build.sh
+#     (Debian's source with kvm/hyperv-direct-hypercalls.patch, loaded with
+#     hv_direct_hypercalls=1); built on first use (about a minute, network),
+#     cached afterwards. The log names the loaded KVM in a "NESTED: kvm:" line.
 #   - --debug: the outer kernel logs at its normal level (into the log).
 #
 # Exit status:
@@ -29,7 +36,16 @@
 #   125  infrastructure failure (prepare failed, outer QEMU or outer Linux
 #        failed, a module did not load, /dev/kvm missing, no status came back);
 #        the outer console log is then printed to stderr,
+#   126  the requested KVM side is unavailable (--kvm direct: build.sh could
+#        not build it; its one-line reason is on stderr); nothing was run,
+#   127  the outer Linux's kernel log holds a kernel problem report (BUG,
+#        WARNING, Oops, a stack trace, ...): the report is printed to stderr;
+#        this outranks every status above except 2 and 126, even 0 (a kernel
+#        that warned may have run the guest wrongly). A panic of the outer
+#        Linux (panic=-1: it stops at once) leaves no log and reads as 125,
 #   2    bad usage of this script.
+#   (The inner status is (value<<1)|1, so a guest's isa-debug-exit value 62
+#   or 63 reads as 125 or 127.)
 #
 # Why each step:
 # - prepare.sh first: the kernel/initramfs cache must exist; it is a no-op
@@ -45,17 +61,33 @@
 #   the inner guest down (an L2 triple fault with no guest exception) under a
 #   heavy cross-VP interrupt load: the 100,000-round event ping-pong died
 #   after 3,000-30,000 rounds every time; single-threaded, it passes (~35 s).
+# - -smp 1 (one outer vCPU): QEMU's TCG SVM emulation (helper_vmrun, event
+#   injection of type INTR) leaves cs->exception_index set after delivering
+#   the injected interrupt; when single-threaded TCG is kicked to the other
+#   outer vCPU before the next instruction, the CPU loop delivers the same
+#   vector again, as an exception with IF=0 (QEMU 7.2.22 and 10.0.2). The
+#   guest then counts one SINT twice. Measured: 8 duplicates in 400 runs of
+#   the two affected tests with -smp 2, 0 in 400 with -smp 1, no slower.
+#   The inner guest's VPs are threads of one inner QEMU either way.
 # - clocksource=tsc tsc=reliable: without it KVM offers no reference TSC page.
 # - +rdrand: the outer kernel's RNG is ready at boot (crng init at 0.05 s);
 #   without it, crng init waited on the inner QEMU's getrandom() and some
 #   runs hung until the timeout.
+# - --kvm direct: build.sh before anything else runs, so an unbuildable KVM
+#   ends the run at once (126), while stock never depends on it; the two .ko
+#   go to the io dir, which the outer Linux mounts before it loads KVM.
+# - the kernel log scanned even when the guest passed: a WARN or an Oops in
+#   KVM (above all a patched one) can leave the inner QEMU running on and
+#   would otherwise go unseen, the console being quiet. The patterns are the
+#   headers of Linux's own reports plus "Call Trace:" (every stack dump); the
+#   taint notes of an unsigned/out-of-tree module match none of them.
 #
 # Known limit: the outer QEMU (Debian's 7.2) aborts with "tcg_handle_interrupt:
 # assertion failed" when the inner guest writes CR8 (a TCG nested-SVM bug:
 # cpu_interrupt without the BQL). OVMF triggers it now and then. Exit 125.
 set -euo pipefail
 
-readonly EXIT_TIMEOUT=124 EXIT_INFRA=125 EXIT_USAGE=2
+readonly EXIT_TIMEOUT=124 EXIT_INFRA=125 EXIT_KVM_UNAVAILABLE=126 EXIT_L1_KERNEL=127 EXIT_USAGE=2
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 project_root=$(cd "$here/../.." && pwd)
@@ -71,6 +103,8 @@ trace_file=
 trace_events=kvm_hv_hypercall,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint
 timeout_s=300
 log_file=
+kernel_log_file=
+kvm_side=stock
 kernel_quiet="quiet loglevel=0"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -78,6 +112,8 @@ while [ $# -gt 0 ]; do
         --trace-events) [ $# -ge 2 ] || usage; trace_events=$2; shift 2 ;;
         --timeout) [ $# -ge 2 ] || usage; timeout_s=$2; shift 2 ;;
         --log) [ $# -ge 2 ] || usage; log_file=$2; shift 2 ;;
+        --kernel-log) [ $# -ge 2 ] || usage; kernel_log_file=$2; shift 2 ;;
+        --kvm) [ $# -ge 2 ] || usage; kvm_side=$2; shift 2 ;;
         --debug) kernel_quiet="loglevel=7"; shift ;;
         --) shift; break ;;
         *) usage ;;
@@ -86,6 +122,7 @@ done
 [ $# -gt 0 ] || usage
 [[ $timeout_s =~ ^[0-9]+$ ]] || { say "--timeout wants whole seconds"; exit "$EXIT_USAGE"; }
 [[ $trace_events =~ ^[a-z0-9_,]+$ ]] || { say "--trace-events: bad list"; exit "$EXIT_USAGE"; }
+case $kvm_side in stock | direct) ;; *) say "--kvm wants stock or direct"; exit "$EXIT_USAGE" ;; esac
 for a in "$@"; do
     case $a in
         -serial | --serial) say "inner args must not contain $a (run.sh adds it)"; exit "$EXIT_USAGE" ;;
@@ -95,6 +132,11 @@ done
 command -v qemu-system-x86_64 >/dev/null 2>&1 \
     || { say "qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)"; exit "$EXIT_INFRA"; }
 NESTED_CACHE=$cache "$here/prepare.sh" || { say "prepare.sh failed"; exit "$EXIT_INFRA"; }
+kvm_dir=
+if [ "$kvm_side" = direct ]; then
+    kvm_dir=$(NESTED_CACHE=$cache "$here/kvm/build.sh") \
+        || { say "--kvm direct: the patched KVM is unavailable (see above)"; exit "$EXIT_KVM_UNAVAILABLE"; }
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nested-run.XXXXXX")
 cat_pid=
@@ -113,6 +155,9 @@ mkdir -p "$io"
 chmod 0777 "$io"
 log=${log_file:-$tmp/console.log}
 : >"$log" || { say "cannot write $log"; exit "$EXIT_USAGE"; }
+if [ -n "$kernel_log_file" ]; then
+    : >"$kernel_log_file" || { say "cannot write $kernel_log_file"; exit "$EXIT_USAGE"; }
+fi
 
 # The job runs inside the chroot (the host root, so this directory's host
 # path is valid there) with the host's bash.
@@ -125,6 +170,12 @@ log=${log_file:-$tmp/console.log}
 if [ -n "$trace_file" ]; then
     echo "$trace_events" >"$io/trace-events"
 fi
+echo "$kvm_side" >"$io/kvm-side"
+if [ -n "$kvm_dir" ]; then
+    mkdir -p "$io/kvm"
+    cp "$kvm_dir/kvm.ko" "$kvm_dir/kvm-amd.ko" "$io/kvm/"
+    basename "$kvm_dir" >"$io/kvm/origin"
+fi
 
 fifo=$tmp/guest-serial
 mkfifo "$fifo"
@@ -133,7 +184,7 @@ cat_pid=$!
 
 outer=(
     qemu-system-x86_64
-    -accel tcg,thread=single -cpu "qemu64,+svm,+npt,+rdrand" -smp 2 -m 3072 -no-reboot
+    -accel tcg,thread=single -cpu "qemu64,+svm,+npt,+rdrand" -smp 1 -m 3072 -no-reboot
     -nodefaults -no-user-config -display none -monitor none
     -kernel "$cache/parts/vmlinuz" -initrd "$cache/initramfs.cpio.gz"
     -append "console=ttyS0 $kernel_quiet panic=-1 clocksource=tsc tsc=reliable"
@@ -165,6 +216,38 @@ if [ -n "$trace_file" ]; then
         say "no trace came back"
     fi
 fi
+
+# Linux's own problem reports (see "Why each step"), with some context.
+kernel_problems() { # kernel_problems <dmesg file>: prints the report, if any
+    local pat
+    pat='BUG: |kernel BUG at |WARNING: CPU: [0-9]+ PID: [0-9]+ at '
+    pat+='|WARNING: (possible|suspicious|inconsistent|bad unlock|held lock|lock held)'
+    pat+='|Oops: |: [0-9a-f]{4} \[#[0-9]+\]|general protection fault|Kernel panic'
+    pat+='|(KASAN|UBSAN|KFENCE|KCSAN|KMSAN): |blocked for more than [0-9]+ seconds'
+    pat+='|rcu: INFO: .*detected stall|hard LOCKUP|Call Trace:'
+    grep -E -B 3 -A 8 -e "$pat" "$1" || true
+}
+kernel_report=
+if [ -f "$io/kernel.log" ]; then
+    if [ -n "$kernel_log_file" ]; then cp "$io/kernel.log" "$kernel_log_file"; fi
+    kernel_report=$(kernel_problems "$io/kernel.log")
+elif [ -n "$kernel_log_file" ]; then
+    say "no L1 kernel log came back"
+fi
+# finish <status>: exit with the run's status, unless the kernel log holds
+# a problem report, which explains more than any other status can.
+finish() {
+    [ -n "$kernel_report" ] || exit "$1"
+    say "the L1 kernel reported a problem:"
+    local n
+    n=$(printf '%s\n' "$kernel_report" | wc -l)
+    printf '%s\n' "$kernel_report" | head -n 150 | sed 's/^/  /' >&2
+    if [ "$n" -gt 150 ]; then
+        say "... $((n - 150)) more lines (--kernel-log FILE keeps the whole log)"
+    fi
+    say "exit $EXIT_L1_KERNEL instead of the run's own status $1"
+    exit "$EXIT_L1_KERNEL"
+}
 # Not worth a word: the outer Linux has 2 CPUs, so KVM "recommends" at most 2;
 # QEMU notes the SIGTERM of a timeout, which is reported below anyway.
 if [ -s "$io/inner.stderr" ]; then
@@ -179,13 +262,13 @@ if [ -f "$io/status" ]; then
         if [ -f "$io/timed-out" ]; then
             say "timeout: the inner QEMU ran longer than ${timeout_s}s (--log FILE keeps its thread dump)"
         fi
-        exit "$rc"
+        finish "$rc"
     fi
 fi
 if [ "$outer_rc" = 124 ] || [ "$outer_rc" = 137 ]; then
     say "timeout: the nested run did not finish within $((timeout_s + 120))s; outer console:"
     cat "$log" >&2
-    exit "$EXIT_TIMEOUT"
+    finish "$EXIT_TIMEOUT"
 fi
 if grep -q 'tcg_handle_interrupt: assertion failed' "$log"; then
     say "the outer QEMU aborted: most likely the guest wrote CR8 (mov cr8, the TPR);" \
@@ -193,4 +276,4 @@ if grep -q 'tcg_handle_interrupt: assertion failed' "$log"; then
 fi
 say "infrastructure failure (outer qemu status $outer_rc, no inner status); outer console:"
 cat "$log" >&2
-exit "$EXIT_INFRA"
+finish "$EXIT_INFRA"
