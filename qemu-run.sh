@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # qemu-run.sh: boot the kernel under QEMU and report what the guest reported.
 #
-# Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--smp N] [--test[=NAME]]
-#                      [--append ARGS] [--timeout S] [--hv FLAGS|none]
+# Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--kvm stock|direct] [--smp N]
+#                      [--test[=NAME]] [--append ARGS] [--timeout S] [--hv FLAGS|none]
 #                      [--trace FILE] [--uefi] [-- extra qemu args]
 #
 # Modes:
@@ -12,6 +12,15 @@
 #           boots Debian's Linux, whose KVM runs the kernel (tools/nested/).
 #   auto    (default) kvm if this host's KVM offers Hyper-V, else nested if the
 #           nested pieces can be had, else tcg. Says which, and why.
+#
+# --kvm picks the hypervisor side under kvm and nested modes:
+#   stock   (default) KVM as the kernel ships it: HvCallSignalEventDirect and
+#           HvCallPostMessageDirect answer INVALID_HYPERCALL_CODE.
+#   direct  the project's KVM, which implements them (tools/nested/kvm: built from
+#           Debian's sources for the nested Linux on first use; in kvm mode the
+#           host must have loaded it with kvm.hv_direct_hypercalls=1).
+# The guest is told which (hv-direct=implemented|absent on its command line) and
+# checks that the hypervisor answers accordingly.
 #
 # --uefi boots build/gen2.img (make image) under OVMF like a Hyper-V Generation 2
 # VM: UEFI firmware, a GPT disk with an EFI System Partition, BOOTX64.EFI. The
@@ -23,8 +32,9 @@
 #   2  the guest crashed: exception, panic, or a reset/power-off with no report (triple fault)
 #   3  timeout
 #   4  QEMU (or another required tool) is missing
-#   64 bad usage             69 the requested mode is not available here
+#   64 bad usage             69 the requested mode or KVM side is not available here
 #   70 the nested runner itself failed
+#   71 the nested Linux (L1, the hypervisor's kernel) logged a problem: BUG, WARNING, Oops
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,18 +43,24 @@ KERNEL="$ROOT/build/kernel.elf"
 # The guest's isa-debug-exit codes (kernel/arch/GuestExit.cs): QEMU exits (code << 1) | 1.
 QEMU_PASSED=33 QEMU_FAILED=35 QEMU_CRASHED=37
 EXIT_PASSED=0 EXIT_FAILED=1 EXIT_CRASHED=2 EXIT_TIMEOUT=3 EXIT_NO_QEMU=4
-EXIT_USAGE=64 EXIT_UNAVAILABLE=69 EXIT_INFRA=70
+EXIT_USAGE=64 EXIT_UNAVAILABLE=69 EXIT_INFRA=70 EXIT_HOST_KERNEL=71
+
+# KVM's tracepoints recorded by --trace: kvm_msr shows the guest OS ID and hypercall
+# MSR writes; the kvm_hv_* events the SynIC, hypercalls and their results.
+TRACE_EVENTS="kvm_msr,kvm_hv_hypercall,kvm_hv_hypercall_done,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint"
 
 DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv-vapic,hv-runtime,hv-frequencies,hv-tlbflush,hv-ipi,hv-crash"
 
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
-mode=auto smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0
+mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) [ $# -ge 2 ] || usage; mode=$2; shift 2 ;;
     --mode=*) mode=${1#*=}; shift ;;
+    --kvm) [ $# -ge 2 ] || usage; kvm_side=$2; shift 2 ;;
+    --kvm=*) kvm_side=${1#*=}; shift ;;
     --smp) [ $# -ge 2 ] || usage; smp=$2; shift 2 ;;
     --smp=*) smp=${1#*=}; shift ;;
     --test) test_arg="test"; shift ;;
@@ -65,6 +81,7 @@ while [ $# -gt 0 ]; do
 done
 
 case "$mode" in tcg|kvm|nested|auto) ;; *) die "--mode must be tcg, kvm, nested or auto, not '$mode'" ;; esac
+case "$kvm_side" in stock|direct) ;; *) die "--kvm must be stock or direct, not '$kvm_side'" ;; esac
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$smp'"
 [ -z "$timeout" ] || [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a whole number of seconds, not '$timeout'"
 [ "$hv" = none ] || [[ "$hv" =~ ^hv-[a-z0-9-]+(,hv-[a-z0-9-]+(=[a-z0-9]+)?)*$ ]] || die "--hv takes a comma-separated list of hv-* flags, or 'none'"
@@ -111,9 +128,23 @@ fi
 if [ "$mode" = tcg ] && [ -n "$trace" ]; then
   die "--trace needs KVM (mode kvm or nested): TCG has no Hyper-V to trace" $EXIT_UNAVAILABLE
 fi
+if [ "$mode" = tcg ] && [ "$kvm_side" = direct ]; then
+  die "--kvm direct needs KVM (mode kvm or nested): TCG has no Hyper-V" $EXIT_UNAVAILABLE
+fi
+# In kvm mode the host's own kvm.ko decides; it must be the side that was asked for.
+if [ "$mode" = kvm ]; then
+  direct_param=/sys/module/kvm/parameters/hv_direct_hypercalls
+  host_side=stock
+  [ "$(cat "$direct_param" 2>/dev/null)" = Y ] && host_side=direct
+  [ "$host_side" = "$kvm_side" ] || die "--kvm $kvm_side: this host's KVM is the $host_side side ($direct_param: $(cat "$direct_param" 2>/dev/null || echo absent)); the project's KVM is loaded with kvm.hv_direct_hypercalls=1 (tools/nested/kvm)" $EXIT_UNAVAILABLE
+fi
 [ -n "$timeout" ] || case "$mode" in tcg) timeout=60 ;; kvm) timeout=60 ;; nested) timeout=300 ;; esac
 
 # ---- the guest's QEMU command line -------------------------------------------
+# Under KVM with Hyper-V the guest learns which side answers the Direct calls.
+if [ "$mode" != tcg ] && [ "$hv" != none ]; then
+  if [ "$kvm_side" = direct ]; then append="$append hv-direct=implemented"; else append="$append hv-direct=absent"; fi
+fi
 cmdline="$test_arg$append"
 cmdline="${cmdline# }"
 guest=(-m 256 -smp "$smp" -display none -no-reboot -nodefaults -device isa-debug-exit,iobase=0xf4,iosize=0x04)
@@ -161,23 +192,22 @@ case "$mode" in
       [ -d "$tracing/events" ] || mount -t tracefs tracefs "$tracing" 2>/dev/null || true
       [ -d "$tracing/events/kvm" ] || die "--trace: this host's tracefs ($tracing) has no kvm events" $EXIT_UNAVAILABLE
       : >"$tracing/trace"
-      for event in kvm_msr kvm_hv_hypercall kvm_hv_synic_set_msr kvm_hv_synic_set_irq kvm_hv_notify_acked_sint; do
+      for event in ${TRACE_EVENTS//,/ }; do
         [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 1 >"$tracing/events/kvm/$event/enable"
       done
     fi
     timeout -k 5 "$timeout" qemu-system-x86_64 -accel kvm "${guest[@]}" -serial stdio "${extra[@]}" </dev/null 2>"$errors"
     status=$?
     if [ -n "$trace" ]; then
-      for event in kvm_msr kvm_hv_hypercall kvm_hv_synic_set_msr kvm_hv_synic_set_irq kvm_hv_notify_acked_sint; do
+      for event in ${TRACE_EVENTS//,/ }; do
         [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 0 >"$tracing/events/kvm/$event/enable"
       done
       cp "$tracing/trace" "$trace"
     fi ;;
   nested)
     [ -x "$ROOT/tools/nested/run.sh" ] || die "--mode nested: tools/nested/run.sh is missing" $EXIT_UNAVAILABLE
-    nested_args=(--timeout "$timeout")
-    # kvm_msr shows the guest OS ID and hypercall MSR writes; the kvm_hv_* events the SynIC and hypercalls.
-    [ -z "$trace" ] || nested_args+=(--trace "$trace" --trace-events "kvm_msr,kvm_hv_hypercall,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint")
+    nested_args=(--timeout "$timeout" --kvm "$kvm_side")
+    [ -z "$trace" ] || nested_args+=(--trace "$trace" --trace-events "$TRACE_EVENTS")
     "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${guest[@]}" "${extra[@]}" 2>"$errors"
     status=$? ;;
 esac
@@ -207,5 +237,9 @@ case "$status" in
     exit $EXIT_CRASHED ;;
   125) [ "$mode" = nested ] && { echo "qemu-run.sh: the nested runner failed (see above)" >&2; exit $EXIT_INFRA; }
        echo "qemu-run.sh: QEMU refused its command line" >&2; exit $EXIT_INFRA ;;
+  126) [ "$mode" = nested ] && { echo "qemu-run.sh: --kvm $kvm_side: that KVM could not be had (see above)" >&2; exit $EXIT_UNAVAILABLE; }
+       echo "qemu-run.sh: QEMU exited with unexpected status 126" >&2; exit $EXIT_CRASHED ;;
+  127) [ "$mode" = nested ] && { echo "qemu-run.sh: the nested Linux's kernel (L1, the hypervisor) reported a problem (see above)" >&2; exit $EXIT_HOST_KERNEL; }
+       echo "qemu-run.sh: QEMU exited with unexpected status 127" >&2; exit $EXIT_CRASHED ;;
   *) echo "qemu-run.sh: QEMU exited with unexpected status $status" >&2; exit $EXIT_CRASHED ;;
 esac

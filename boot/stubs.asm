@@ -186,6 +186,17 @@ cpu_pause:
     pause
     ret
 
+; void cpu_int_with_interrupts_off(void): a software interrupt on vector 0xF0
+; while IF is clear, so its frame shows IF=0: what the interrupt guard must
+; catch (kernel/arch/InterruptGuard.cs) when an emulator redelivers a vector.
+global cpu_int_with_interrupts_off
+cpu_int_with_interrupts_off:
+    pushfq
+    cli
+    int 0xF0
+    popfq
+    ret
+
 ; ulong cpu_read_rflags(void)
 global cpu_read_rflags
 cpu_read_rflags:

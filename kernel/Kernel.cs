@@ -66,6 +66,7 @@ namespace Kernel
                 if (HyperV.Has(HvPartitionPrivilege.AccessVpIndex)) Vp.Current->Index = (uint)Cpu.ReadMsr(HvMsr.VpIndex);
                 Apic.UseHvEoiMsr = HyperV.Has(HvPartitionPrivilege.AccessIntrCtrlRegs);
                 if (HyperV.EnableHypercallPage()) PrintHypercallPage();
+                DirectCalls.Probe();
                 Synic.EnableOnThisVp();
                 CrashReport.Install();
             }

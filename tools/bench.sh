@@ -25,6 +25,7 @@ run_mode() {   # name, qemu-run.sh args... (bench mode unless the args say --tes
 : >"$out/runs.txt"
 run_mode tcg --mode tcg
 run_mode nested-smp2 --mode nested --smp 2
+run_mode nested-direct-smp2 --mode nested --kvm direct --smp 2
 run_mode uefi-tcg --mode tcg --uefi
 run_mode test-tcg --mode tcg --test
 run_mode test-nested --mode nested --test
@@ -100,6 +101,20 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo "| dispatch, handler entry → per-flag callback: C# / bare assembly | ${dm:-–} / ${bm:-–} | ${dp:-–} / ${bp:-–} | ≤ 1.10× | ${r:-–}×, $(verdict "$r" 1.10) |"
   echo
   echo "Method: an HvCallSignalEvent to a hyperv-testdev event connection; \`boot/bench.asm\` puts an entry that reads the TSC in front of the SINT's normal stub. Latency is that TSC minus one read just before the hypercall. Dispatch is the TSC in the C# per-flag callback minus the entry TSC, against \`bench_sint_bare\`, which only takes the SIEF word with xchg and finds the flag. The C# path saves all registers and the 512-byte SSE state before it calls C#, which is most of the gap."
+  echo
+  echo "## Event round trip: HvCallSignalEventDirect against a connection (nested, --smp 2, the project's KVM)"
+  echo
+  echo "| round trip: call → per-flag callback on the target | median | p99 | Direct / connection (median) |"
+  echo "|---|---|---|---|"
+  for where in same_vp cross_vp; do
+    read -r dm dp <<<"$(figure "round_trip.direct.$where" nested-direct-smp2)" || true
+    read -r cm cp <<<"$(figure "round_trip.connection.$where" nested-direct-smp2)" || true
+    r=$(ratio "${dm:-}" "${cm:-}")
+    echo "| HvCallSignalEventDirect, ${where/_/ } | ${dm:-–} | ${dp:-–} | ${r:-–} |"
+    echo "| HvCallSignalEvent via a hyperv-testdev connection, ${where/_/ } | ${cm:-–} | ${cp:-–} | |"
+  done
+  echo
+  echo "Method: one boot under \`qemu-run.sh --mode nested --kvm direct --smp 2\` (emulator figures: the outer QEMU runs L1 under TCG). Each sample is \`lfence; rdtsc\` just before the call minus the TSC read in the C# per-flag callback on the target VP; the caller waits for the callback before the next call. The Direct call is handled inside KVM (tools/nested/kvm); the connection's HvCallSignalEvent leaves KVM through an eventfd to QEMU's user space, which sets the flag and raises the SINT. Same boot, same SINT, same callback."
   echo
   echo "## Boot and size"
   echo

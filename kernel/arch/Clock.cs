@@ -26,6 +26,18 @@ namespace Kernel.Arch
             return true;
         }
 
+        // Waits until *counter reaches `value` (counters only grow); false on timeout.
+        public static unsafe bool WaitAtLeast(ulong* counter, ulong value, ulong milliseconds)
+        {
+            ulong deadline = Now100ns() + milliseconds * 10000;
+            while (*counter < value)
+            {
+                if (Now100ns() > deadline) return false;
+                Cpu.Pause();
+            }
+            return true;
+        }
+
         public static void Delay(ulong milliseconds)
         {
             ulong deadline = Now100ns() + milliseconds * 10000;

@@ -111,6 +111,10 @@ namespace Kernel.Arch
         public static extern void EnableInterruptsAndHalt();
         [RuntimeImport("cpu_pause")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void Pause();
+        // Vector 0xF0 through its gate with IF clear (the interrupt guard's self-test).
+        public const byte GuardTestVector = 0xF0;
+        [RuntimeImport("cpu_int_with_interrupts_off")] [MethodImpl(MethodImplOptions.InternalCall)]
+        public static extern void SoftwareInterruptWithInterruptsOff();
         [RuntimeImport("cpu_read_rflags")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong ReadFlags();
 

@@ -22,6 +22,24 @@ namespace Kernel.Arch
             return 1 + Decimal(0ul - (ulong)value, buffer + 1);
         }
 
+        // A command-line number: decimal, or hexadecimal after "0x". Parsing stops
+        // at the first character that is not a digit of the base.
+        public static ulong ParseNumber(byte* text, int length)
+        {
+            bool hex = length > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+            ulong value = 0;
+            for (int i = hex ? 2 : 0; i < length; i++)
+            {
+                int c = text[i], digit;
+                if (c >= '0' && c <= '9') digit = c - '0';
+                else if (hex && c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+                else if (hex && c >= 'A' && c <= 'F') digit = c - 'A' + 10;
+                else break;
+                value = value * (hex ? 16ul : 10ul) + (ulong)digit;
+            }
+            return value;
+        }
+
         public static int Hex(ulong value, char* buffer, int minDigits = 0)
         {
             const string digits = "0123456789abcdef";

@@ -94,7 +94,13 @@ namespace Kernel.Arch
                 return;
             }
             var handler = s_handlers[frame->Vector];
-            if (handler != null) { handler(frame); return; }
+            if (handler != null)
+            {
+                InterruptGuard.Enter(frame);
+                handler(frame);
+                InterruptGuard.Leave();
+                return;
+            }
             if (frame->Vector == SpuriousVector) return;    // spurious APIC interrupts need no EOI
             Console.Write("\nunexpected interrupt, vector ");
             Console.WriteDecimal((long)frame->Vector);

@@ -52,6 +52,7 @@ namespace Kernel.Bench
                     Dispatch(samples, n);
                 }
                 else Console.WriteLine("bench: connection hypercalls skipped: no hyperv-testdev");
+                if (Synic.Available) RoundTrips(samples, n);
             }
         }
 
@@ -179,6 +180,48 @@ namespace Kernel.Bench
             TestDevice.DestroyEventConnection(LatencyConnection);
             Synic.EventHandlers[BenchSint] = null;
             Interrupts.SetGateAddress(vector, normal);
+            if (done < n) { Console.Write("bench: "); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"); return; }
+            Report(name, samples, n, 0, false);
+        }
+
+        // ---- event round trips: the call to the flag's callback on the target -----------
+
+        private const ushort RoundTripFlag = 7;
+        private const uint RoundTripConnection = 44;
+
+        // HvCallSignalEventDirect, which KVM (the project's) handles in the kernel,
+        // against HvCallSignalEvent through a hyperv-testdev connection, which KVM
+        // hands to QEMU's user space (an eventfd, then QEMU sets the flag): from
+        // just before the call to the C# per-flag callback on the target VP.
+        private static void RoundTrips(ulong* samples, int n)
+        {
+            for (int t = 0; t < 2; t++)
+            {
+                if (t == 1 && Vp.Count < 2) { Console.WriteLine("bench: round_trip.*.cross_vp skipped: one VP"); break; }
+                Vp* target = Vp.Get(t);
+                if (DirectCalls.Implemented) RoundTrip(samples, n, target, true, t == 0 ? "round_trip.direct.same_vp" : "round_trip.direct.cross_vp");
+                else { Console.Write("bench: round_trip.direct skipped: "); Console.WriteLine(DirectCalls.AbsentReason); }
+                if (TestDevice.Present) RoundTrip(samples, n, target, false, t == 0 ? "round_trip.connection.same_vp" : "round_trip.connection.cross_vp");
+                else Console.WriteLine("bench: round_trip.connection skipped: no hyperv-testdev");
+            }
+        }
+
+        private static void RoundTrip(ulong* samples, int n, Vp* target, bool direct, string name)
+        {
+            if (!direct) TestDevice.CreateEventConnection(RoundTripConnection, target->Index, BenchSint);
+            Synic.EventHandlers[BenchSint] = &OnBenchFlag;
+            s_callbacks = 0;
+            int done = 0;
+            for (; done < n; done++)
+            {
+                ulong t0 = Cpu.ReadTscOrdered();
+                if (direct) Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, target->Index, 0, BenchSint, RoundTripFlag);
+                else Hypercall.SignalEvent(RoundTripConnection, 0);
+                if (!WaitCallbacks((ulong)done + 1)) break;
+                samples[done] = s_callbackTsc - t0;
+            }
+            Synic.EventHandlers[BenchSint] = null;
+            if (!direct) TestDevice.DestroyEventConnection(RoundTripConnection);
             if (done < n) { Console.Write("bench: "); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"); return; }
             Report(name, samples, n, 0, false);
         }

@@ -246,6 +246,36 @@ namespace Kernel.Hv
         VtlAlreadyEnabled = 0x0086,
     }
 
+    // The TLFS name of a status, for logs and test failures.
+    public static class HvStatusName
+    {
+        public static string Of(HvStatus status) => status switch
+        {
+            HvStatus.Success => "SUCCESS",
+            HvStatus.InvalidHypercallCode => "INVALID_HYPERCALL_CODE",
+            HvStatus.InvalidHypercallInput => "INVALID_HYPERCALL_INPUT",
+            HvStatus.InvalidAlignment => "INVALID_ALIGNMENT",
+            HvStatus.InvalidParameter => "INVALID_PARAMETER",
+            HvStatus.AccessDenied => "ACCESS_DENIED",
+            HvStatus.InvalidPartitionState => "INVALID_PARTITION_STATE",
+            HvStatus.OperationDenied => "OPERATION_DENIED",
+            HvStatus.InsufficientMemory => "INSUFFICIENT_MEMORY",
+            HvStatus.InvalidPartitionId => "INVALID_PARTITION_ID",
+            HvStatus.InvalidVpIndex => "INVALID_VP_INDEX",
+            HvStatus.NotFound => "NOT_FOUND",
+            HvStatus.InvalidPortId => "INVALID_PORT_ID",
+            HvStatus.InvalidConnectionId => "INVALID_CONNECTION_ID",
+            HvStatus.InsufficientBuffers => "INSUFFICIENT_BUFFERS",
+            HvStatus.NotAcknowledged => "NOT_ACKNOWLEDGED",
+            HvStatus.Acknowledged => "ACKNOWLEDGED",
+            HvStatus.InvalidSynicState => "INVALID_SYNIC_STATE",
+            HvStatus.ObjectInUse => "OBJECT_IN_USE",
+            HvStatus.NoData => "NO_DATA",
+            HvStatus.TimeOut => "TIMEOUT",
+            _ => "(not named here)",
+        };
+    }
+
     // Hypercall call codes. TLFS Appendix A "Hypercall Code Reference".
     public enum HvCallCode : ushort
     {
@@ -331,15 +361,18 @@ namespace Kernel.Hv
         [FieldOffset(16)] public fixed byte Payload[240];
     }
 
-    // HvCallPostMessageDirect (0x00C1) input, as OpenVMM and Linux lay it out.
-    [StructLayout(LayoutKind.Explicit, Size = 276)]
+    // HvCallPostMessageDirect (0x00C1) input, as OpenVMM's hvdef and Linux's
+    // hvhdk.h lay it out (the TLFS page shows the SINT at 13 and the message at 16).
+    [StructLayout(LayoutKind.Explicit, Size = 280)]
     public unsafe struct HvPostMessageDirectInput
     {
         [FieldOffset(0)] public ulong PartitionId;
         [FieldOffset(8)] public uint VpIndex;
         [FieldOffset(12)] public byte Vtl;
+        [FieldOffset(13)] public fixed byte Padding[3];
         [FieldOffset(16)] public uint Sint;
         [FieldOffset(20)] public HvMessage Message;
+        [FieldOffset(276)] public uint Padding2;
     }
 
     // HvCallPostMessage (0x005C) input. TLFS: HvPostMessage.

@@ -28,6 +28,12 @@ namespace Kernel.Hv
         public HvMessage* Received;         // copies of consumed messages, a ring per SINT
         public ulong Online;
 
+        // The interrupt guard (kernel/arch/InterruptGuard.cs): nesting depth of
+        // the dispatcher, and external interrupts that arrived when they could not have.
+        public ulong InterruptDepth;
+        public ulong ImpossibleInterrupts;
+        public ulong FirstImpossibleVector, FirstImpossibleRip, FirstImpossibleRflags, FirstImpossibleDepth;
+
         // Mailbox: the owner runs Work(WorkArgument) when WorkPosted moves ahead of WorkDone.
         public delegate*<void*, void> Work;
         public void* WorkArgument;

@@ -1,4 +1,5 @@
 using Kernel.Arch;
+using Kernel.Hv;
 
 namespace Kernel.TestMode
 {
@@ -9,7 +10,7 @@ namespace Kernel.TestMode
         public static bool Failed { get; private set; }
         public static string SkipReason { get; private set; }
 
-        private enum Kind { Number, Text, Boolean }
+        private enum Kind { Number, Text, Boolean, Status }
         private static Kind s_kind;
         private static ulong s_expected, s_actual;
         private static string s_expectedText, s_actualText, s_what;
@@ -45,6 +46,14 @@ namespace Kernel.TestMode
         {
             if (expected == actual) return true;
             if (Record(Kind.Boolean, what)) { s_expected = expected ? 1ul : 0; s_actual = actual ? 1ul : 0; }
+            return false;
+        }
+
+        // A hypercall status, printed with its TLFS name: "expected 0x18 INVALID_SYNIC_STATE, got 0x2 ...".
+        public static bool Status(HvStatus expected, HvStatus actual, string what)
+        {
+            if (expected == actual) return true;
+            if (Record(Kind.Status, what)) { s_expected = (ulong)expected; s_actual = (ulong)actual; }
             return false;
         }
 
@@ -84,6 +93,7 @@ namespace Kernel.TestMode
         {
             if (s_kind == Kind.Text) { Console.Write('"'); Console.Write(text ?? "(null)"); Console.Write('"'); }
             else if (s_kind == Kind.Boolean) Console.Write(number != 0 ? "true" : "false");
+            else if (s_kind == Kind.Status) { Console.WriteHex(number); Console.Write(' '); Console.Write(HvStatusName.Of((HvStatus)number)); }
             else if (number < 65536) Console.WriteDecimal(number);
             else Console.WriteHex(number);
         }

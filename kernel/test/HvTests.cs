@@ -5,8 +5,8 @@ using Kernel.Runtime;
 namespace Kernel.TestMode
 {
     // The Hyper-V interface, checked against the hypervisor that answers. The
-    // structure follows kvm-unit-tests' hyperv_synic and hyperv_connections,
-    // plus the Direct calls. Without "Hv#1" every test here skips with the
+    // structure follows kvm-unit-tests' hyperv_synic and hyperv_connections
+    // (the Direct calls are in DirectTests). Without "Hv#1" every test here skips with the
     // reason, except hv.absent_is_reported_cleanly, which checks that skip.
     public static unsafe class HvTests
     {
@@ -39,10 +39,6 @@ namespace Kernel.TestMode
             new TestCase("events.masked_sint_raises_no_interrupt", &MaskedSintRaisesNoInterrupt),
             new TestCase("messages.echoed_into_sim_slot", &MessageEchoedIntoSimSlot),
             new TestCase("messages.busy_slot_sets_pending_and_eom_redelivers", &BusySlotPendingThenEom),
-            new TestCase("direct.signal_event_direct_status", &SignalEventDirectStatus),
-            new TestCase("direct.signal_event_direct_input_layout", &SignalEventDirectInputLayout),
-            new TestCase("direct.post_message_direct_status", &PostMessageDirectStatus),
-            new TestCase("direct.bad_arguments_refused_without_hypercall", &BadArgumentsRefused),
         };
 
         private const ulong WaitMs = 2000;       // async delivery (QEMU's event loop) bound
@@ -478,102 +474,6 @@ namespace Kernel.TestMode
                 Expect.Equal(0x200ul, Synic.LastReceived(sint)->Header.MessageType, "second message type");
                 Expect.Equal(2ul, Synic.LastReceived(sint)->Payload[0], "second message payload");
             }
-        }
-
-        // ---- the Direct calls ------------------------------------------------------
-
-        // What each hypervisor answers a VTL0 guest. KVM implements neither call
-        // (arch/x86/kvm/hyperv.c: unknown codes get INVALID_HYPERCALL_CODE).
-        // Hyper-V allows them only to privileged callers: any error, never a fault.
-        private static bool ExpectDirectStatus(HvCallResult r, string what)
-        {
-            if (HyperV.Kind == Hypervisor.Kvm)
-            {
-                Expect.Equal((ulong)HvStatus.InvalidHypercallCode, (ulong)r.Status, what);
-                return Expect.Equal((ulong)HvOutcome.NotProvided, (ulong)r.Outcome, "outcome: not provided by this hypervisor");
-            }
-            if (HyperV.Has(HvPartitionPrivilege.AccessVsm | HvPartitionPrivilege.CreatePartitions))
-                return Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, what);
-            return Expect.True(r.Status != HvStatus.Success && r.Outcome != HvOutcome.Refused, what);
-        }
-
-        private static void SignalEventDirectStatus()
-        {
-            if (!NeedSynic()) return;
-            const byte sint = 4;
-            const ushort flag = 77;
-            ulong interrupts = Synic.Interrupts[sint];
-            byte* before = stackalloc byte[4096];
-            Memory.Copy(before, Vp.Current->Sief, 4096);
-            HvCallResult r = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, Vp.Current->Index, 0, sint, flag);
-            Clock.Delay(QuietMs);
-            bool privileged = HyperV.Has(HvPartitionPrivilege.AccessVsm | HvPartitionPrivilege.CreatePartitions) && HyperV.Kind != Hypervisor.Kvm;
-            ExpectDirectStatus(r, "HvCallSignalEventDirect status");
-            if (privileged) { Expect.True(r.NewlySignaled, "NewlySignaled"); return; }
-            Expect.False(r.NewlySignaled, "NewlySignaled after a failed call");
-            Expect.True(Memory.Equal(before, Vp.Current->Sief, 4096), "SIEF page unchanged");
-            Expect.Equal(interrupts, Synic.Interrupts[sint], "no SINT 4 interrupt");
-        }
-
-        // The input page holds exactly the TLFS layout the hypervisor reads; the
-        // hv-trace line lets tests/ match the GPAs against KVM's own trace.
-        private static void SignalEventDirectInputLayout()
-        {
-            if (!NeedSynic()) return;
-            HvCallResult r = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, 0x12345678, 1, 13, 0x7AB);
-            byte* input = Hypercall.InputPage;
-            Console.Write("hv-trace: SignalEventDirect control=");
-            Console.WriteHex(Hypercall.LastControl);
-            Console.Write(" input=");
-            Console.WriteHex(Hypercall.LastRdx);
-            Console.Write(" output=");
-            Console.WriteHex(Hypercall.LastR8);
-            Console.WriteLine();
-            Expect.Equal(0xC0ul, Hypercall.LastControl, "control: code 0xC0, memory form, no reps");
-            Expect.Equal((ulong)input, Hypercall.LastRdx, "RDX = the VP's input page GPA");
-            Expect.Equal((ulong)Hypercall.OutputPage, Hypercall.LastR8, "R8 = the VP's output page GPA");
-            Expect.Equal(HvConstants.HV_PARTITION_ID_SELF, *(ulong*)input, "TargetPartition @0");
-            Expect.Equal(0x12345678ul, *(uint*)(input + 8), "TargetVp @8");
-            Expect.Equal(1ul, input[12], "TargetVtl @12");
-            Expect.Equal(13ul, input[13], "TargetSint @13");
-            Expect.Equal(0x7ABul, *(ushort*)(input + 14), "FlagNumber @14");
-            Expect.True(r.Outcome != HvOutcome.Refused, "the call was made");
-        }
-
-        private static void PostMessageDirectStatus()
-        {
-            if (!NeedSynic()) return;
-            const byte sint = 4;
-            ulong interrupts = Synic.Interrupts[sint];
-            byte* before = stackalloc byte[4096];
-            Memory.Copy(before, Vp.Current->Sim, 4096);
-            byte* payload = stackalloc byte[32];
-            FillPayload(payload, 32, 9);
-            HvCallResult r = Hypercall.PostMessageDirect(HvConstants.HV_PARTITION_ID_SELF, Vp.Current->Index, 0, sint, 0x42, payload, 32);
-            Clock.Delay(QuietMs);
-            ExpectDirectStatus(r, "HvCallPostMessageDirect status");
-            if (r.Status == HvStatus.Success) return;
-            Expect.True(Memory.Equal(before, Vp.Current->Sim, 4096), "SIM page unchanged");
-            Expect.Equal(interrupts, Synic.Interrupts[sint], "no SINT 4 interrupt");
-        }
-
-        private static void BadArgumentsRefused()
-        {
-            if (!NeedSynic()) return;
-            ulong issued = Hypercall.Issued;
-            byte* payload = stackalloc byte[241];
-            HvCallResult sint = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, 0, 0, 16, 1);
-            HvCallResult flag = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, 0, 0, 1, 2048);
-            HvCallResult vtl = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, 0, 3, 1, 1);
-            HvCallResult size = Hypercall.PostMessage(1, 1, payload, 241);
-            HvCallResult type = Hypercall.PostMessage(1, 0, payload, 8);
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)sint.Outcome, "SINT 16");
-            Expect.Equal("SignalEventDirect: TargetSint must be 0-15", sint.RefusalReason);
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)flag.Outcome, "flag 2048");
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)vtl.Outcome, "VTL 3");
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)size.Outcome, "a 241-byte payload");
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)type.Outcome, "message type 0");
-            Expect.Equal(issued, Hypercall.Issued, "hypercalls issued");
         }
     }
 }

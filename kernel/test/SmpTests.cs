@@ -5,9 +5,8 @@ using Kernel.Runtime;
 namespace Kernel.TestMode
 {
     // Every VP, and signals between VPs (kvm-unit-tests hyperv_synic's SINT
-    // storm, hyperv_connections across VPs, the Direct calls aimed elsewhere,
-    // synthetic IPIs, and an event ping-pong). With one VP the cross-VP tests
-    // skip with the reason.
+    // storm, hyperv_connections across VPs, synthetic IPIs, and an event
+    // ping-pong). With one VP the cross-VP tests skip with the reason.
     public static unsafe class SmpTests
     {
         public static TestCase[] All() => new TestCase[]
@@ -19,7 +18,6 @@ namespace Kernel.TestMode
             new TestCase("cross.sint_storm", &SintStorm),
             new TestCase("cross.event_connection_interrupts_only_the_target_vp", &EventConnectionToOtherVp),
             new TestCase("cross.message_lands_in_the_target_vps_slot", &MessageToOtherVp),
-            new TestCase("cross.direct_calls_to_other_targets", &DirectCallsToOtherTargets),
             new TestCase("cross.synthetic_ipi_hits_exactly_the_mask", &SyntheticIpi),
             new TestCase("cross.every_stimer_on_every_vp", &TimerOnEveryVp),
             new TestCase("cross.tsc_page_monotonic_across_vps", &TscPageMonotonicAcrossVps),
@@ -231,42 +229,6 @@ namespace Kernel.TestMode
             Expect.Equal(0x77ul, m->Header.MessageType, "message type");
             Expect.True(Memory.Equal(m->Payload, payload, 24), "payload");
             Expect.Equal(mine, me->MessagesTaken[sint], "VP 0 took no message");
-        }
-
-        private static void DirectCallsToOtherTargets()
-        {
-            if (!NeedHvVps()) return;
-            uint* targets = stackalloc uint[3];
-            targets[0] = Vp.Get(1)->Index;
-            targets[1] = HvConstants.HV_VP_INDEX_SELF;
-            targets[2] = (uint)Vp.Count;                       // one past the last VP
-            byte* payload = stackalloc byte[8];
-            ulong interrupts = 0;
-            for (int i = 0; i < Vp.Count; i++) interrupts += Vp.Get(i)->SintInterrupts[4];
-            for (int t = 0; t < 3; t++)
-            {
-                HvCallResult e = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, targets[t], 0, 4, 100);
-                HvCallResult m = Hypercall.PostMessageDirect(HvConstants.HV_PARTITION_ID_SELF, targets[t], 0, 4, 0x10, payload, 8);
-                if (HyperV.Kind == Hypervisor.Kvm)
-                {
-                    Expect.Equal((ulong)HvStatus.InvalidHypercallCode, (ulong)e.Status, "SignalEventDirect status under KVM");
-                    Expect.Equal((ulong)HvStatus.InvalidHypercallCode, (ulong)m.Status, "PostMessageDirect status under KVM");
-                }
-                else
-                {
-                    // Hyper-V: a VTL0 guest gets an error; an index past the last VP is never accepted.
-                    Expect.True(e.Status != HvStatus.Success || t != 2, "SignalEventDirect to a VP that does not exist");
-                }
-            }
-            Clock.Delay(50);
-            ulong after = 0;
-            for (int i = 0; i < Vp.Count; i++)
-            {
-                after += Vp.Get(i)->SintInterrupts[4];
-                Expect.False(Synic.FlagIsSet(Vp.Get(i), 4, 100), "flag 100 of SINT 4 on any VP");
-                Expect.Equal(0ul, Vp.Get(i)->Sim[4].Header.MessageType, "SINT 4's slot on any VP");
-            }
-            Expect.Equal(interrupts, after, "SINT 4 interrupts on all VPs");
         }
 
         // ---- synthetic IPIs ----------------------------------------------------------------

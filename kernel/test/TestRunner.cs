@@ -30,11 +30,14 @@ namespace Kernel.TestMode
             if (BootInfo.TryGetOption("pingpong", out byte* rounds, out int roundsLength)) SmpTests.PingPongRounds = (int)ParseDecimal(rounds, roundsLength);
             RunSuite(FoundationTests.All(), filter, filterLength);
             RunSuite(HvTests.All(), filter, filterLength);
+            RunSuite(DirectTests.All(), filter, filterLength);
             RunSuite(Drivers.VmBus.VmbusTests.All(), filter, filterLength);
             RunSuite(TimeTests.All(), filter, filterLength);
             RunSuite(SmpTests.All(), filter, filterLength);
+            RunSuite(GuardTests.All(), filter, filterLength);
             // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
             if (BootInfo.HasOption("inject-failure")) RunSuite(InjectedFailure, filter, filterLength);
+            if (s_number > 0) Run(GuardTests.Closing);         // every run ends with the interrupt guard's verdict
             Console.WriteDecimal((long)s_passed);
             Console.Write(" passed, ");
             Console.WriteDecimal((long)s_failed);

@@ -36,8 +36,4 @@ public static class GuestAssert
         Skip.If(result!.Outcome == GuestOutcome.Skipped, result.Message);
         Assert.True(result.Outcome == GuestOutcome.Passed, $"guest: not ok {result.Number} - {name}: {result.Message}");
     }
-
-    // Skipped, with the first boot's failures, when a nested run needed a second boot.
-    public static void FirstBootClean(GuestRun run) =>
-        Skip.If(run.FirstAttemptFailures != null, "the first nested boot failed and was repeated: " + run.FirstAttemptFailures);
 }

@@ -38,13 +38,31 @@ public unsafe class HvDefLayoutTests
     {
         var x = new HvPostMessageDirectInput();
         ref byte b = ref Unsafe.As<HvPostMessageDirectInput, byte>(ref x);
-        Assert.Equal(276, sizeof(HvPostMessageDirectInput));
+        Assert.Equal(280, sizeof(HvPostMessageDirectInput));
         Assert.Equal(0, Offset(ref x.PartitionId, ref b));
         Assert.Equal(8, Offset(ref x.VpIndex, ref b));
         Assert.Equal(12, Offset(ref x.Vtl, ref b));
         Assert.Equal(16, Offset(ref x.Sint, ref b));
         Assert.Equal(20, Offset(ref x.Message, ref b));
+        Assert.Equal(276, Offset(ref x.Padding2, ref b));
     }
+
+    [Fact]
+    public void SignalEventDirectOutputLayout()
+    {
+        var x = new HvSignalEventDirectOutput();
+        ref byte b = ref Unsafe.As<HvSignalEventDirectOutput, byte>(ref x);
+        Assert.Equal(8, sizeof(HvSignalEventDirectOutput));
+        Assert.Equal(0, Offset(ref x.NewlySignaled, ref b));
+    }
+
+    [Theory]
+    [InlineData(HvStatus.InvalidHypercallCode, "INVALID_HYPERCALL_CODE")]
+    [InlineData(HvStatus.InvalidVpIndex, "INVALID_VP_INDEX")]
+    [InlineData(HvStatus.InvalidSynicState, "INVALID_SYNIC_STATE")]
+    [InlineData(HvStatus.ObjectInUse, "OBJECT_IN_USE")]
+    [InlineData((HvStatus)0x7777, "(not named here)")]
+    public void StatusesHaveTheirTlfsNames(HvStatus status, string name) => Assert.Equal(name, HvStatusName.Of(status));
 
     [Fact]
     public void PostMessageAndSignalEventInputLayouts()

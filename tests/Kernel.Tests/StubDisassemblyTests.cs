@@ -34,6 +34,7 @@ public class StubDisassemblyTests
         Stub("cpu_hlt", "hlt", "ret"),
         Stub("cpu_sti_hlt", "sti", "hlt", "ret"),
         Stub("cpu_pause", "pause", "ret"),
+        Stub("cpu_int_with_interrupts_off", "pushfq", "cli", "int 0F0h", "popfq", "ret"),
         Stub("cpu_lidt", "lidt [rdi]", "ret"),
         Stub("cpu_sidt", "sidt [rdi]", "ret"),
         Stub("cpu_sgdt", "sgdt [rdi]", "ret"),

@@ -1,0 +1,43 @@
+using Kernel.Arch;
+
+namespace Kernel.Hv
+{
+    // Does this hypervisor implement HvCallSignalEventDirect (0x00C0) and
+    // HvCallPostMessageDirect (0x00C1) for this partition? Hyper-V grants them
+    // only to privileged callers (the root, VTL2); stock KVM implements neither
+    // (INVALID_HYPERCALL_CODE); the project's KVM (tools/nested/kvm) does.
+    //
+    // Decided once at boot by a call that cannot change anything: SignalEventDirect
+    // to HV_ANY_VP, an index no VP has. A hypervisor that implements the call
+    // rejects the argument (INVALID_VP_INDEX); one that does not rejects the call.
+    public static class DirectCalls
+    {
+        public static bool Probed;
+        public static HvStatus ProbeStatus;
+        public static bool Implemented;
+
+        private const byte ProbeSint = 1;
+
+        public static void Probe()
+        {
+            if (!HyperV.HypercallPageEnabled) return;
+            HvCallResult r = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, HvConstants.HV_ANY_VP, 0, ProbeSint, 0);
+            Probed = true;
+            ProbeStatus = r.Status;
+            Implemented = r.Outcome == HvOutcome.Failed || r.Outcome == HvOutcome.Done;   // the call is there, the argument is not
+            Console.Write("hv: HvCallSignalEventDirect and HvCallPostMessageDirect: ");
+            Console.Write(Implemented ? "implemented" : r.Outcome == HvOutcome.Denied ? "not granted to this partition" : "not implemented by this hypervisor");
+            Console.Write(" (SignalEventDirect to HV_ANY_VP: ");
+            Console.WriteHex((ulong)r.Status);
+            Console.Write(' ');
+            Console.Write(HvStatusName.Of(r.Status));
+            Console.WriteLine(")");
+        }
+
+        // Why a test of the successful path cannot run here.
+        public static string AbsentReason =>
+            HyperV.Kind == Hypervisor.Kvm
+                ? "this KVM does not implement the Direct calls (INVALID_HYPERCALL_CODE); the project's KVM does: qemu-run.sh --kvm direct"
+                : "this hypervisor does not grant the Direct calls to this partition (Hyper-V: root or VTL2 only)";
+    }
+}
