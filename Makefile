@@ -82,13 +82,14 @@ run: kernel
 	./qemu-run.sh --mode tcg
 
 # The tests and the bench boot nested runs, with stock KVM and the project's
-# (built from Debian's sources on first use), so they need all three groups.
+# (built from Debian's sources on first use), under the patched outer QEMU
+# (tools/nested/qemu, also built on first use), so they need those groups.
 test: kernel image
-	@tools/deps.sh run nested kvm
+	@tools/deps.sh run nested kvm qemu-build test
 	tools/run-tests.sh
 
 bench: kernel image
-	@tools/deps.sh run nested kvm
+	@tools/deps.sh run nested kvm qemu-build
 	tools/bench.sh
 
 clean:

@@ -8,9 +8,16 @@
 #   tools/deps.sh nested    + what tools/nested/{prepare,run,inner}.sh run on the host:
 #                           qemu-system-x86, cpio, gzip, apt, dpkg, findutils,
 #                           util-linux (flock), coreutils (mkfifo, timeout, sha256sum)
+#   tools/deps.sh test      + perl (tools/prove.sh: the host tests read the guest's TAP with prove)
 #   tools/deps.sh kvm       + what tools/nested/kvm/build.sh runs (the patched KVM
 #                           for --kvm direct): gcc-12, make, binutils, patch,
 #                           xz-utils, tar, libelf1 (kbuild's objtool links it)
+#   tools/deps.sh qemu-build + what tools/nested/qemu/build.sh runs (the patched outer
+#                           QEMU of the nested runner): gcc, binutils, ninja-build,
+#                           pkg-config, python3 + python3-venv (Debian's /usr/bin/python3),
+#                           patch, xz-utils, the -dev packages of glib, pixman, zlib, attr,
+#                           cap-ng and libfdt, seabios and qemu-system-data (the BIOS and
+#                           option ROMs it runs with)
 set -euo pipefail
 
 need_cmds=() need_pkgs=()
@@ -28,10 +35,19 @@ for what in "${@:-build}"; do
             want apt-get apt; want apt-cache apt; want dpkg dpkg; want dpkg-deb dpkg; want find findutils
             want flock util-linux; want mkfifo coreutils; want timeout coreutils; want sha256sum coreutils
             want bash bash; want sed sed; want grep grep ;;
+    test)   want perl perl ;;
     kvm)    want gcc-12 gcc-12; want make make; want as binutils; want ld binutils; want nm binutils
             want strip binutils; want patch patch; want xz xz-utils; want tar tar; want apt-get apt
             want dpkg dpkg; want flock util-linux; want sha256sum coreutils; want_pkg libelf1 ;;
-    *) echo "deps.sh: unknown group '$what' (build, run, image, nested, kvm)" >&2; exit 2 ;;
+    qemu-build) want cc gcc; want gcc gcc; want as binutils; want ld binutils; want ar binutils; want nm binutils
+            want objcopy binutils; want strip binutils; want ninja ninja-build
+            want pkg-config pkg-config; want_file /usr/bin/python3 python3; want_pkg python3-venv
+            want patch patch; want xz xz-utils; want tar tar; want apt-get apt; want apt-cache apt
+            want dpkg dpkg; want dpkg-deb dpkg; want flock util-linux; want sha256sum coreutils; want nice coreutils
+            want_pkg libglib2.0-dev; want_pkg libpixman-1-dev; want_pkg zlib1g-dev; want_pkg libattr1-dev
+            want_pkg libcap-ng-dev; want_pkg libfdt-dev; want_file /usr/share/seabios/bios-256k.bin seabios
+            want_file /usr/share/qemu/linuxboot_dma.bin qemu-system-data; want_file /usr/share/qemu/kvmvapic.bin qemu-system-data ;;
+    *) echo "deps.sh: unknown group '$what' (build, run, image, nested, test, kvm, qemu-build)" >&2; exit 2 ;;
   esac
 done
 

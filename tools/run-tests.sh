@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # tools/run-tests.sh: run the xunit suite (host unit tests and guest boots) and
-# end with one plain summary line, "N passed, N failed, N skipped".
+# end with one plain summary line, "N passed, N failed, N skipped". The results
+# are also written as JUnit XML to build/test-results.junit.xml (one <testcase>
+# per xunit case, every guest test included) for CI systems to publish.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-dotnet test tests/Kernel.Tests/Kernel.Tests.csproj -nologo -c Release "$@" 2>&1 | tee "$log"
+junit=$PWD/build/test-results.junit.xml
+rm -f "$junit"
+dotnet test tests/Kernel.Tests/Kernel.Tests.csproj -nologo -c Release \
+  --logger "junit;LogFilePath=$junit" "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 line=$(grep -E 'Failed: +[0-9]+, Passed: +[0-9]+, Skipped: +[0-9]+' "$log" | tail -1)
 if [ -n "$line" ]; then

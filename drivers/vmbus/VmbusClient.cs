@@ -93,7 +93,8 @@ namespace Drivers.VmBus
 
         public static byte* Last(uint type) => s_last + type * VmbusConstants.MaxMessageSize;
 
-        // SynIC on, hypercall page on, interrupts on (the answers arrive as SINT interrupts).
+        // SynIC on, hypercall page on, HvCallPostMessage granted, interrupts on
+        // (the answers arrive as SINT interrupts). Nothing is touched before all hold.
         private static bool Prepare()
         {
             EnsureBookkeeping();
@@ -103,7 +104,13 @@ namespace Drivers.VmBus
                 NotReadyReason = "the SynIC is not enabled (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)";
                 return false;
             }
-            if (!HyperV.HypercallPageEnabled) { NotReadyReason = "no hypercall page"; return false; }
+            if (!HyperV.HypercallPageEnabled) { NotReadyReason = "no hypercall page (CPUID 0x40000003 EAX bit 5)"; return false; }
+            // HvCallPostMessage carries every VMBus message: without the privilege, not one is sent.
+            if (!HyperV.Has(HvPartitionPrivilege.PostMessages))
+            {
+                NotReadyReason = "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)";
+                return false;
+            }
             if ((Cpu.ReadFlags() & (1ul << 9)) == 0) { NotReadyReason = "interrupts are disabled: VMBus answers arrive as SINT interrupts"; return false; }
             if (s_monitorPages == null)
             {

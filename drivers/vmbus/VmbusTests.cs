@@ -32,21 +32,13 @@ namespace Drivers.VmBus
         // QEMU 7.2 (hw/hyperv/vmbus.c) accepts any version up to VMBUS_VERSION_CURRENT = WIN10.
         private const uint QemuHighestVersion = VmbusVersion.Win10;   // 4.0 = 0x00040000
 
-        // ---- prerequisites -------------------------------------------------------
+        // ---- prerequisites (kernel/test/Need.cs) ------------------------------------
 
-        private static bool NeedVmbus()
+        // A test that needs the connection re-establishes it if an earlier test
+        // left it down; that it comes up is checked, not assumed.
+        private static bool Connected()
         {
-            if (!HyperV.Present) { Expect.Skip(HyperV.AbsentReason); return false; }
-            if (!Synic.Available) { Expect.Skip("the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"); return false; }
-            if (!VmbusClient.ConnectAttempted) VmbusClient.ConnectAtBoot();
-            if (VmbusClient.LastConnect == VmbusResult.NoHost) { Expect.Skip(VmbusClient.NoHostReason); return false; }
-            if (VmbusClient.LastConnect == VmbusResult.NotReady) { Expect.Skip(VmbusClient.NotReadyReason); return false; }
-            return true;
-        }
-
-        private static bool NeedConnection()
-        {
-            if (!NeedVmbus()) return false;
+            if (!Need.VmbusHost()) return false;
             if (VmbusClient.State != VmbusState.Connected) VmbusClient.Connect();
             return Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "VMBus connected (Disconnected = 0, Connected = 1)");
         }
@@ -64,7 +56,7 @@ namespace Drivers.VmBus
 
         private static void NegotiatesHighestAcceptedVersion()
         {
-            if (!NeedVmbus()) return;
+            if (!Need.VmbusHost()) return;
             Expect.Equal((ulong)VmbusResult.Done, (ulong)VmbusClient.LastConnect, "Connect result (Done = 0)");
             Expect.Equal((ulong)QemuHighestVersion, (ulong)VmbusClient.Version, "negotiated version (QEMU 7.2's VMBUS_VERSION_CURRENT, 4.0)");
         }
@@ -73,7 +65,7 @@ namespace Drivers.VmBus
         // 4.1 reaches the host, which answers version_supported = 0; then 4.0 is accepted.
         private static void RefusedVersionsMoveToTheNext()
         {
-            if (!NeedVmbus()) return;
+            if (!Need.VmbusHost()) return;
             if (!Expect.Equal(6ul, (ulong)VmbusClient.AttemptCount, "INITIATE_CONTACT attempts (5.3, 5.2, 5.1, 5.0, 4.1, 4.0)")) return;
             VmbusAttempt* a = VmbusClient.Attempts;
             Expect.Equal((ulong)VmbusVersion.Win10V5_3, (ulong)a[0].Version, "first attempt: the newest version");
@@ -87,7 +79,7 @@ namespace Drivers.VmBus
 
         private static void MessagesUseConnection1AndSint2()
         {
-            if (!NeedConnection()) return;
+            if (!Connected()) return;
             Expect.Equal(1ul, (ulong)VmbusClient.MessageConnectionId, "message connection after contact (QEMU VMBUS_MESSAGE_CONNECTION_ID)");
             Expect.Equal(0ul, (ulong)VmbusClient.HostConnectionId, "connection id in QEMU's VERSION_RESPONSE");
             ulong onSint2 = Synic.MessagesTaken[VmbusConstants.MessageSint];
@@ -100,7 +92,7 @@ namespace Drivers.VmBus
 
         private static void OffersCompleteWithAllOffersDelivered()
         {
-            if (!NeedConnection()) return;
+            if (!Connected()) return;
             ulong delivered = VmbusClient.Received[VmbusMessageType.AllOffersDelivered];
             VmbusResult r = VmbusClient.RequestOffers();
             Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "REQUESTOFFERS result (Done = 0)");
@@ -117,7 +109,7 @@ namespace Drivers.VmBus
 
         private static void GpadlHeaderAndBodyCreated()
         {
-            if (!NeedConnection()) return;
+            if (!Connected()) return;
             void* region = (void*)PageAllocator.AllocateContiguous(GpadlPages, zero: true);
             ulong created = VmbusClient.Received[VmbusMessageType.GpadlCreated];
             VmbusResult r = VmbusClient.CreateGpadl(1, region, GpadlPages, out uint id);
@@ -132,7 +124,7 @@ namespace Drivers.VmBus
 
         private static void GpadlTornDown()
         {
-            if (!NeedConnection()) return;
+            if (!Connected()) return;
             void* region = (void*)PageAllocator.AllocateContiguous(4, zero: true);
             VmbusResult r = VmbusClient.CreateGpadl(1, region, 4, out uint id);
             if (!Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL created first")) return;
@@ -147,7 +139,7 @@ namespace Drivers.VmBus
         // Guest to host: HvCallSignalEvent reaches the VMBus host's event connection (2).
         private static void EventConnectionAcceptsSignal()
         {
-            if (!NeedConnection()) return;
+            if (!Need.SignalEvents() || !Connected()) return;
             HvCallResult r = Hypercall.SignalEvent(VmbusConstants.EventConnectionId, 0);
             Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "HvCallSignalEvent to VMBus event connection 2");
             Expect.Equal((ulong)HvOutcome.Done, (ulong)r.Outcome, "outcome");
@@ -157,7 +149,7 @@ namespace Drivers.VmBus
         // reports a timeout, and the connection still works afterwards.
         private static void UnansweredRequestTimesOut()
         {
-            if (!NeedConnection()) return;
+            if (!Connected()) return;
             VmbusOffer offer = default;
             offer.ChildRelid = 2000;
             offer.ConnectionId = 16 + 2000;
@@ -265,7 +257,7 @@ namespace Drivers.VmBus
 
         private static void UnloadCompletes()
         {
-            if (!NeedConnection()) return;
+            if (!Connected()) return;
             ulong responses = VmbusClient.Received[VmbusMessageType.UnloadResponse];
             VmbusResult r = VmbusClient.Unload();
             VmbusState state = VmbusClient.State;

@@ -21,6 +21,14 @@ namespace Kernel.Hv
         public static void Probe()
         {
             if (!HyperV.HypercallPageEnabled) return;
+            // Both calls act on the SynIC, and a hypervisor that checks grants
+            // (KVM with hv-enforce-cpuid) wants the SignalEvents privilege for
+            // SignalEventDirect: without it the probe is not made at all.
+            if (!HyperV.Has(HvPartitionPrivilege.SignalEvents))
+            {
+                Console.WriteLine("hv: HvCallSignalEventDirect and HvCallPostMessageDirect: not probed: the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)");
+                return;
+            }
             HvCallResult r = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, HvConstants.HV_ANY_VP, 0, ProbeSint, 0);
             Probed = true;
             ProbeStatus = r.Status;

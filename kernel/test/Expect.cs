@@ -75,27 +75,50 @@ namespace Kernel.TestMode
             return true;
         }
 
-        public static void WriteFailure()
+        // "expected X, got Y (what)". Inside a YAML single-quoted scalar (the
+        // TAP 14 diagnostics block) a quote is written twice.
+        public static void WriteFailure(bool yamlSingleQuoted = false)
         {
-            Console.Write("expected ");
-            WriteValue(s_kind == Kind.Text ? s_expectedText : null, s_expected);
-            Console.Write(", got ");
-            WriteValue(s_kind == Kind.Text ? s_actualText : null, s_actual);
+            s_quoting = yamlSingleQuoted;
+            Put("expected ");
+            PutValue(s_kind == Kind.Text ? s_expectedText : null, s_expected);
+            Put(", got ");
+            PutValue(s_kind == Kind.Text ? s_actualText : null, s_actual);
             if (s_what != null)
             {
-                Console.Write(" (");
-                Console.Write(s_what);
-                Console.Write(")");
+                Put(" (");
+                Put(s_what);
+                Put(")");
             }
+            s_quoting = false;
         }
 
-        private static void WriteValue(string text, ulong number)
+        private static bool s_quoting;
+
+        private static void Put(char c)
         {
-            if (s_kind == Kind.Text) { Console.Write('"'); Console.Write(text ?? "(null)"); Console.Write('"'); }
-            else if (s_kind == Kind.Boolean) Console.Write(number != 0 ? "true" : "false");
-            else if (s_kind == Kind.Status) { Console.WriteHex(number); Console.Write(' '); Console.Write(HvStatusName.Of((HvStatus)number)); }
-            else if (number < 65536) Console.WriteDecimal(number);
-            else Console.WriteHex(number);
+            if (s_quoting && c == '\'') Console.Write('\'');
+            Console.Write(c);
+        }
+
+        private static void Put(string text)
+        {
+            for (int i = 0; i < text.Length; i++) Put(text[i]);
+        }
+
+        private static void PutNumber(ulong number, bool hex)
+        {
+            char* digits = stackalloc char[Format.MaxDigits];
+            int n = hex ? Format.Hex(number, digits) : Format.Decimal(number, digits);
+            for (int i = 0; i < n; i++) Put(digits[i]);
+        }
+
+        private static void PutValue(string text, ulong number)
+        {
+            if (s_kind == Kind.Text) { Put('"'); Put(text ?? "(null)"); Put('"'); }
+            else if (s_kind == Kind.Boolean) Put(number != 0 ? "true" : "false");
+            else if (s_kind == Kind.Status) { PutNumber(number, hex: true); Put(' '); Put(HvStatusName.Of((HvStatus)number)); }
+            else PutNumber(number, hex: number >= 65536);
         }
     }
 }

@@ -7,7 +7,8 @@ namespace Kernel.TestMode
     // The Hyper-V interface, checked against the hypervisor that answers. The
     // structure follows kvm-unit-tests' hyperv_synic and hyperv_connections
     // (the Direct calls are in DirectTests). Without "Hv#1" every test here skips with the
-    // reason, except hv.absent_is_reported_cleanly, which checks that skip.
+    // reason, except hv.absent_is_reported_cleanly, which checks that skip; with only some
+    // enlightenments, each test skips naming the one it lacks (kernel/test/Need.cs).
     public static unsafe class HvTests
     {
         public static TestCase[] All() => new TestCase[]
@@ -44,30 +45,6 @@ namespace Kernel.TestMode
         private const ulong WaitMs = 2000;       // async delivery (QEMU's event loop) bound
         private const ulong QuietMs = 100;       // how long "no interrupt" is watched for
 
-        // ---- prerequisites -------------------------------------------------------
-
-        private static bool NeedHv()
-        {
-            if (HyperV.Present) return true;
-            Expect.Skip(HyperV.AbsentReason);
-            return false;
-        }
-
-        private static bool NeedSynic()
-        {
-            if (!NeedHv()) return false;
-            if (!Synic.Available) { Expect.Skip("the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"); return false; }
-            if (!HyperV.HypercallPageEnabled) { Expect.Skip("no hypercall page (CPUID 0x40000003 EAX bit 5)"); return false; }
-            return true;
-        }
-
-        private static bool NeedTestDevice()
-        {
-            if (!NeedSynic()) return false;
-            if (!TestDevice.Present) { Expect.Skip("no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)"); return false; }
-            return true;
-        }
-
         private static string Text(uint a, uint b, uint c)
         {
             string s = new string(' ', 12);
@@ -98,33 +75,34 @@ namespace Kernel.TestMode
 
         private static void CpuidVendor()
         {
-            if (!NeedHv()) return;
+            if (!Need.HvInterface()) return;
             CpuidResult r = Cpu.Cpuid(HvCpuid.VendorAndMaxFunction);
             Expect.Equal("Microsoft Hv", Text(r.Ebx, r.Ecx, r.Edx), "CPUID 0x40000000 EBX:ECX:EDX");
         }
 
         private static void CpuidInterface()
         {
-            if (!NeedHv()) return;
+            if (!Need.HvInterface()) return;
             Expect.Equal((ulong)HvCpuid.InterfaceSignatureHv1, Cpu.Cpuid(HvCpuid.Interface).Eax, "CPUID 0x40000001 EAX (\"Hv#1\")");
         }
 
         private static void CpuidMaxLeaf()
         {
-            if (!NeedHv()) return;
+            if (!Need.HvInterface()) return;
             Expect.InRange(HvCpuid.Limits, 0x400000FF, Cpu.Cpuid(HvCpuid.VendorAndMaxFunction).Eax, "CPUID 0x40000000 EAX (max leaf)");
         }
 
+        // With the SynIC granted, so is everything the kernel's SynIC set-up uses.
         private static void PrivilegesForSynic()
         {
-            if (!NeedHv()) return;
+            if (!Need.Synic()) return;
             ulong needed = HvPartitionPrivilege.AccessHypercallMsrs | HvPartitionPrivilege.AccessVpIndex | HvPartitionPrivilege.AccessSynicRegs;
             Expect.Equal(needed, HyperV.Privileges & needed, "CPUID 0x40000003 EAX: hypercall MSRs, VP index, SynIC");
         }
 
         private static void GuestOsIdReadsBack()
         {
-            if (!NeedHv()) return;
+            if (!Need.HypercallMsrs()) return;
             HvGuestOsId id;
             id.Value = Cpu.ReadMsr(HvMsr.GuestOsId);
             Expect.Equal(HyperV.GuestOsId.Value, id.Value, "HV_X64_MSR_GUEST_OS_ID");
@@ -134,7 +112,7 @@ namespace Kernel.TestMode
 
         private static void HypercallPageEnabled()
         {
-            if (!NeedHv()) return;
+            if (!Need.HypercallMsrs()) return;
             HvHypercallMsr msr;
             msr.Value = Cpu.ReadMsr(HvMsr.Hypercall);
             Expect.True(msr.Enable, "HV_X64_MSR_HYPERCALL enable bit");
@@ -145,7 +123,7 @@ namespace Kernel.TestMode
         // tests/ decodes the same bytes with Iced from the hv-hypercall-page line.
         private static void HypercallPageCode()
         {
-            if (!NeedHv()) return;
+            if (!Need.HypercallMsrs()) return;
             byte* page = (byte*)BootSymbols.Get()->HypercallPage;
             bool vmcall = page[0] == 0x0F && page[1] == 0x01 && (page[2] == 0xC1 || page[2] == 0xD9);
             Expect.True(vmcall, "the page starts with vmcall or vmmcall");
@@ -154,13 +132,13 @@ namespace Kernel.TestMode
 
         private static void VpIndexOfBootVp()
         {
-            if (!NeedHv()) return;
+            if (!Need.VpIndex()) return;
             Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex), "HV_X64_MSR_VP_INDEX of the boot VP");
         }
 
         private static void VpIndexIsReadOnly()
         {
-            if (!NeedHv()) return;
+            if (!Need.VpIndex()) return;
             ulong before = Interrupts.LastFault.Count;
             Expect.False(Cpu.TryWriteMsr(HvMsr.VpIndex, 5), "wrmsr VP_INDEX is accepted");
             Expect.Equal(before + 1, Interrupts.LastFault.Count, "faults caught");
@@ -170,7 +148,7 @@ namespace Kernel.TestMode
 
         private static void UnknownCallCode()
         {
-            if (!NeedSynic()) return;
+            if (!Need.HypercallPage()) return;
             HvHypercallControl control = default;
             control.CallCode = 0x7FFF;
             HvHypercallResult r = Hypercall.Slow(control, Hypercall.InputPage, Hypercall.OutputPage);
@@ -181,19 +159,19 @@ namespace Kernel.TestMode
 
         private static void Sversion()
         {
-            if (!NeedSynic()) return;
+            if (!Need.Synic()) return;
             Expect.Equal(1ul, Cpu.ReadMsr(HvMsr.Sversion), "SVERSION");
         }
 
         private static void EomReadsZero()
         {
-            if (!NeedSynic()) return;
+            if (!Need.Synic()) return;
             Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.Eom), "EOM");
         }
 
         private static void ScontrolEnabled()
         {
-            if (!NeedSynic()) return;
+            if (!Need.Synic()) return;
             HvSynicScontrol s;
             s.Value = Cpu.ReadMsr(HvMsr.Scontrol);
             Expect.True(s.Enable, "SCONTROL enable bit");
@@ -201,7 +179,7 @@ namespace Kernel.TestMode
 
         private static void SimpSiefpReadBack()
         {
-            if (!NeedSynic()) return;
+            if (!Need.Synic()) return;
             Vp* vp = Vp.Current;
             Expect.Equal((ulong)vp->Sim | 1, Cpu.ReadMsr(HvMsr.Simp), "SIMP = page | enable");
             Expect.Equal((ulong)vp->Sief | 1, Cpu.ReadMsr(HvMsr.Siefp), "SIEFP = page | enable");
@@ -210,7 +188,7 @@ namespace Kernel.TestMode
         // Read on every VP right after its SIMP/SIEFP enable, before any traffic.
         private static void PagesZeroAfterEnable()
         {
-            if (!NeedSynic()) return;
+            if (!Need.Synic()) return;
             for (int i = 0; i < Vp.Count; i++)
                 Expect.True(Vp.Get(i)->PagesZeroAtEnable, "SIM and SIEF pages all zero right after enable");
         }
@@ -221,7 +199,7 @@ namespace Kernel.TestMode
         // overlay, contents and all, to the new address. Either is correct.
         private static void SimpMoveHidesStaleData()
         {
-            if (!NeedSynic()) return;
+            if (!Need.Synic()) return;
             Cpu.DisableInterrupts();
             byte* sim = (byte*)PageAllocator.Allocate();
             byte* sief = (byte*)PageAllocator.Allocate();
@@ -247,7 +225,7 @@ namespace Kernel.TestMode
 
         private static void SintsConfigured()
         {
-            if (!NeedSynic()) return;
+            if (!Need.Synic()) return;
             for (int sint = 0; sint < Synic.SintCount; sint++)
             {
                 HvSynicSint value;
@@ -260,7 +238,7 @@ namespace Kernel.TestMode
 
         private static void SintVectorBelow16Faults()
         {
-            if (!NeedSynic()) return;
+            if (!Need.Synic()) return;
             const int sint = 15;
             ulong before = Cpu.ReadMsr(HvMsr.Sint(sint));
             ulong faults = Interrupts.LastFault.Count;
@@ -269,9 +247,11 @@ namespace Kernel.TestMode
             Expect.Equal(before, Cpu.ReadMsr(HvMsr.Sint(sint)), "SINT15 unchanged");
         }
 
+        // The APIC carries SynIC interrupts; it is enabled, and its EOI goes
+        // through HV_X64_MSR_EOI exactly when CPUID grants it (hv-vapic), under any flag set.
         private static void ApicEnabled()
         {
-            if (!NeedSynic()) return;
+            if (!Need.HvInterface()) return;
             Expect.True(Apic.SoftwareEnabled, "local APIC software-enabled (SVR bit 8)");
             Expect.Equal(HyperV.Has(HvPartitionPrivilege.AccessIntrCtrlRegs), Apic.UseHvEoiMsr, "EOI through HV_X64_MSR_EOI exactly when offered");
         }
@@ -280,7 +260,7 @@ namespace Kernel.TestMode
 
         private static void RouteRaisesSint()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice()) return;
             const int sint = 3;
             ulong interrupts = Synic.Interrupts[sint], flags = Synic.FlagsTaken[sint], messages = Synic.MessagesTaken[sint];
             TestDevice.CreateSintRoute(0, sint);
@@ -341,13 +321,13 @@ namespace Kernel.TestMode
 
         private static void SignalSetsExactlyItsFlag()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.SignalEvents()) return;
             SignalAndCheckFlag(fast: true);
         }
 
         private static void SlowFormSetsFlag()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.SignalEvents()) return;
             SignalAndCheckFlag(fast: false);
         }
 
@@ -356,7 +336,7 @@ namespace Kernel.TestMode
 
         private static void AlreadySetRaisesNoInterrupt()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.SignalEvents()) return;
             const int sint = 6;
             const uint conn = 11;
             TestDevice.CreateEventConnection(conn, 0, sint);
@@ -382,7 +362,7 @@ namespace Kernel.TestMode
 
         private static void MaskedSintRaisesNoInterrupt()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.SignalEvents()) return;
             const int sint = 7;
             const uint conn = 12;
             TestDevice.CreateEventConnection(conn, 0, sint);
@@ -408,7 +388,7 @@ namespace Kernel.TestMode
 
         private static void MessageEchoedIntoSimSlot()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.PostMessages()) return;
             const int sint = 8;
             const uint conn = 13, type = 0x1234;
             const int length = 100;
@@ -432,7 +412,7 @@ namespace Kernel.TestMode
         // message, the next one waits with MessagePending set; EOM lets it in.
         private static void BusySlotPendingThenEom()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.PostMessages()) return;
             const int sint = 9;
             const uint conn = 14;
             TestDevice.CreateMessageConnection(conn, 0, sint);

@@ -1,42 +1,198 @@
+using Drivers.VmBus;
+using Kernel.Arch;
 using Kernel.Hv;
 
 namespace Kernel.TestMode
 {
-    // Prerequisites of guest tests. Each returns true when the test can run, or
-    // marks it skipped with the one reason that names what is missing.
+    // Prerequisites of guest tests, in one place. Each returns true when the
+    // test can run, or marks it skipped with the one reason that names what is
+    // missing: the CPUID bit that grants it and the QEMU flag that sets that bit.
+    // A test chains the ones it needs (`if (!Need.A() || !Need.B()) return;`);
+    // the first missing one names the skip.
+    //
+    // Only CPUID decides (TLFS 2.4). What CPUID grants must work: a granted
+    // feature that does not is a failure, never a skip (see HypercallPage).
+    //
+    // QEMU 7.2 sets the bits from its hv-* flags and refuses flag sets that
+    // break its own dependencies (hv-synic needs hv-vpindex; hv-stimer needs
+    // hv-synic and hv-time; hv-stimer-direct needs hv-stimer; hv-ipi and
+    // hv-tlbflush need hv-vpindex); the hypercall MSRs come with any hv-* flag.
     public static class Need
     {
-        public static bool HvInterface()
+        public const string NoHypercallMsrs = "the hypervisor grants no hypercall MSRs (CPUID 0x40000003 EAX bit 5; QEMU sets it with any hv- flag)";
+        public const string NoVpIndex = "no VP index MSR (CPUID 0x40000003 EAX bit 6; QEMU hv-vpindex)";
+        public const string NoSynic = "the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)";
+        public const string NoPostMessages = "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)";
+        public const string NoSignalEvents = "the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)";
+        public const string NoTestDevice = "no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)";
+        public const string NoReferenceCounter = "no partition reference counter (CPUID 0x40000003 EAX bit 1; QEMU hv-time)";
+        public const string NoTscPage = "no reference TSC page (CPUID 0x40000003 EAX bit 9; QEMU hv-time)";
+        public const string NoFrequencyMsrs = "no frequency MSRs (CPUID 0x40000003 EAX bit 11; QEMU hv-frequencies)";
+        public const string NoSyntheticTimers = "no synthetic timers (CPUID 0x40000003 EAX bit 3; QEMU hv-stimer)";
+        public const string NoDirectTimers = "no direct-mode synthetic timers (CPUID 0x40000003 EDX bit 19; QEMU hv-stimer-direct)";
+        public const string NoSyntheticIpi = "the hypervisor does not offer synthetic cluster IPIs (CPUID 0x40000004 EAX bit 10; QEMU hv-ipi)";
+        public const string OneVp = "one VP: cross-VP tests need --smp 2 or more";
+
+        private static bool Skip(string reason)
         {
-            if (HyperV.Present) return true;
-            Expect.Skip(HyperV.AbsentReason);
+            Expect.Skip(reason);
             return false;
         }
 
-        public static bool SynicAccess()
+        // CPUID 0x40000001 is "Hv#1".
+        public static bool HvInterface()
+        {
+            if (HyperV.Present) return true;
+            return Skip(HyperV.AbsentReason);
+        }
+
+        // HV_X64_MSR_GUEST_OS_ID and HV_X64_MSR_HYPERCALL (TLFS 3.13).
+        public static bool HypercallMsrs()
         {
             if (!HvInterface()) return false;
-            if (!Synic.Available) { Expect.Skip("the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"); return false; }
-            if (!HyperV.HypercallPageEnabled) { Expect.Skip("no hypercall page (CPUID 0x40000003 EAX bit 5)"); return false; }
+            return HyperV.Has(HvPartitionPrivilege.AccessHypercallMsrs) || Skip(NoHypercallMsrs);
+        }
+
+        // A hypercall can be issued. With the MSRs granted, a page the
+        // hypervisor did not enable is a failure of the test, not a skip.
+        public static bool HypercallPage()
+        {
+            if (!HypercallMsrs()) return false;
+            return Expect.True(HyperV.HypercallPageEnabled, "the hypercall page is enabled (CPUID 0x40000003 EAX bit 5 grants it)");
+        }
+
+        // HV_X64_MSR_VP_INDEX.
+        public static bool VpIndex()
+        {
+            if (!HvInterface()) return false;
+            return HyperV.Has(HvPartitionPrivilege.AccessVpIndex) || Skip(NoVpIndex);
+        }
+
+        // The SynIC registers (SCONTROL, SIMP, SIEFP, SINTx, EOM, SVERSION), enabled at boot on every VP.
+        public static bool Synic()
+        {
+            if (!HvInterface()) return false;
+            return Hv.Synic.Available || Skip(NoSynic);
+        }
+
+        // The SynIC and hypercalls: what the Direct calls and the VMBus client use.
+        public static bool SynicAccess() => Synic() && HypercallPage();
+
+        // HvCallPostMessage (0x005C).
+        public static bool PostMessages()
+        {
+            if (!HypercallPage()) return false;
+            return HyperV.Has(HvPartitionPrivilege.PostMessages) || Skip(NoPostMessages);
+        }
+
+        // HvCallSignalEvent (0x005D).
+        public static bool SignalEvents()
+        {
+            if (!HypercallPage()) return false;
+            return HyperV.Has(HvPartitionPrivilege.SignalEvents) || Skip(NoSignalEvents);
+        }
+
+        // QEMU's hyperv-testdev, which routes SINTs and creates connections into the SynIC.
+        public static bool TestDevice()
+        {
+            if (!Synic()) return false;
+            return Hv.TestDevice.Present || Skip(NoTestDevice);
+        }
+
+        // The processors listed in the ACPI MADT (no Hyper-V needed).
+        public static bool MadtProcessors()
+        {
+            return Acpi.CpuCount > 0 || Skip(Acpi.Error ?? "ACPI enumeration failed");
+        }
+
+        // Two or more VPs (no Hyper-V needed).
+        public static bool Vps()
+        {
+            return Vp.Count >= 2 || Skip(OneVp);
+        }
+
+        // HV_X64_MSR_TIME_REF_COUNT.
+        public static bool ReferenceCounter()
+        {
+            if (!HvInterface()) return false;
+            return ReferenceTime.CounterAvailable || Skip(NoReferenceCounter);
+        }
+
+        // HV_X64_MSR_REFERENCE_TSC and its page.
+        public static bool TscPage()
+        {
+            if (!HvInterface()) return false;
+            return ReferenceTime.TscPageAvailable || Skip(NoTscPage);
+        }
+
+        // HV_X64_MSR_TSC_FREQUENCY and HV_X64_MSR_APIC_FREQUENCY.
+        public static bool FrequencyMsrs()
+        {
+            if (!HvInterface()) return false;
+            return HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs) || Skip(NoFrequencyMsrs);
+        }
+
+        // The synthetic timers, with what every timer test also uses: the SynIC
+        // (expiry messages) and the reference counter (due times).
+        public static bool SyntheticTimers()
+        {
+            if (!HvInterface()) return false;
+            if (!HyperV.Has(HvPartitionPrivilege.AccessSyntheticTimerRegs)) return Skip(NoSyntheticTimers);
+            return Synic() && ReferenceCounter();
+        }
+
+        // Direct-mode synthetic timers (an APIC vector instead of a message).
+        public static bool DirectTimers()
+        {
+            if (!SyntheticTimers()) return false;
+            return SyntheticTimer.DirectModeAvailable || Skip(NoDirectTimers);
+        }
+
+        // HvCallSendSyntheticClusterIpi (0x000B): recommended by the hypervisor,
+        // addressed by VP index, issued as a hypercall.
+        public static bool SyntheticIpi()
+        {
+            if (!HvInterface()) return false;
+            if ((HyperV.Recommendations & HvRecommendation.SyntheticClusterIpi) == 0) return Skip(NoSyntheticIpi);
+            return VpIndex() && HypercallPage();
+        }
+
+        // A VMBus host answering (QEMU -device vmbus-bridge): the client needs the
+        // SynIC and HvCallPostMessage; the first test to ask connects if boot did not.
+        public static bool VmbusHost()
+        {
+            if (!SynicAccess() || !PostMessages()) return false;
+            if (!VmbusClient.ConnectAttempted) VmbusClient.ConnectAtBoot();
+            if (VmbusClient.LastConnect == VmbusResult.NoHost) return Skip(VmbusClient.NoHostReason);
+            if (VmbusClient.LastConnect == VmbusResult.NotReady) return Skip(VmbusClient.NotReadyReason);
             return true;
         }
+
+        // qemu-run.sh's word on which KVM answers the Direct calls (--kvm stock|direct).
+        public static unsafe bool RunnerNamedTheKvmSide(out byte* value, out int length)
+        {
+            return BootInfo.TryGetOption("hv-direct", out value, out length)
+                || Skip("no hv-direct=implemented|absent on the command line (qemu-run.sh adds it in kvm and nested modes)");
+        }
+
+        // The Direct calls' boot probe ran (kernel/hv/DirectCalls.cs): the SynIC,
+        // hypercalls, and the SignalEvents privilege it is made under.
+        public static bool DirectProbe() => SynicAccess() && SignalEvents();
 
         // The successful path of HvCallSignalEventDirect and HvCallPostMessageDirect.
         public static bool DirectCallsImplemented()
         {
-            if (!SynicAccess()) return false;
+            if (!DirectProbe()) return false;
             if (DirectCalls.Implemented) return true;
-            Expect.Skip(DirectCalls.AbsentReason);
-            return false;
+            return Skip(DirectCalls.AbsentReason);
         }
 
         // What a hypervisor without the Direct calls must do: refuse them, change nothing.
         public static bool DirectCallsAbsent()
         {
-            if (!SynicAccess()) return false;
+            if (!DirectProbe()) return false;
             if (!DirectCalls.Implemented) return true;
-            Expect.Skip("this hypervisor implements the Direct calls; the direct.absent_* tests check one that does not");
-            return false;
+            return Skip("this hypervisor implements the Direct calls; the direct.absent_* tests check one that does not");
         }
     }
 }

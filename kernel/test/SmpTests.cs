@@ -26,28 +26,6 @@ namespace Kernel.TestMode
 
         private const ulong WaitMs = 3000;
 
-        private static bool NeedVps()
-        {
-            if (Vp.Count >= 2) return true;
-            Expect.Skip("one VP: cross-VP tests need --smp 2 or more");
-            return false;
-        }
-
-        private static bool NeedHvVps()
-        {
-            if (!HyperV.Present) { Expect.Skip(HyperV.AbsentReason); return false; }
-            if (!NeedVps()) return false;
-            if (!Synic.Available) { Expect.Skip("the hypervisor grants no SynIC access (QEMU hv-synic)"); return false; }
-            return true;
-        }
-
-        private static bool NeedTestDevice()
-        {
-            if (!NeedHvVps()) return false;
-            if (!TestDevice.Present) { Expect.Skip("no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)"); return false; }
-            return true;
-        }
-
         private static bool WaitAtLeast(ulong* counter, ulong value, ulong ms)
         {
             ulong deadline = Clock.Now100ns() + ms * 10000;
@@ -63,7 +41,7 @@ namespace Kernel.TestMode
 
         private static void AllProcessorsOnline()
         {
-            if (Acpi.CpuCount == 0) { Expect.Skip(Acpi.Error ?? "ACPI enumeration failed"); return; }
+            if (!Need.MadtProcessors()) return;
             Expect.Equal((ulong)Acpi.CpuCount, (ulong)Vp.Count, "VPs registered vs MADT processors");
             Expect.Equal((ulong)Acpi.CpuCount, (ulong)Smp.OnlineCount(), "VPs online");
             Expect.Equal((ulong)Acpi.ApicIds[0], (ulong)Vp.Get(0)->ApicId, "the boot VP is the MADT's first processor");
@@ -81,7 +59,7 @@ namespace Kernel.TestMode
 
         private static void RunOnEachVp()
         {
-            if (!NeedVps()) return;
+            if (!Need.Vps()) return;
             for (int i = 1; i < Vp.Count; i++)
             {
                 Seen seen = default;
@@ -96,7 +74,7 @@ namespace Kernel.TestMode
 
         private static void VpIndexFollowsApicOrder()
         {
-            if (!NeedHvVps()) return;
+            if (!Need.VpIndex() || !Need.Vps()) return;
             for (int i = 0; i < Vp.Count; i++)
             {
                 ulong index = 0;
@@ -115,7 +93,7 @@ namespace Kernel.TestMode
 
         private static void EachVpHasOwnPages()
         {
-            if (!NeedHvVps()) return;
+            if (!Need.Synic() || !Need.Vps()) return;
             for (int i = 0; i < Vp.Count; i++)
             {
                 Vp* vp = Vp.Get(i);
@@ -157,7 +135,7 @@ namespace Kernel.TestMode
         // odd SINTs EOI'd by the handler (kvm-unit-tests hyperv_synic).
         private static void SintStorm()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.Vps()) return;
             int n = Vp.Count;
             ulong* before = stackalloc ulong[n * 16];
             for (int i = 0; i < n; i++) for (int s = 0; s < 16; s++) before[i * 16 + s] = Vp.Get(i)->SintInterrupts[s];
@@ -190,7 +168,7 @@ namespace Kernel.TestMode
 
         private static void EventConnectionToOtherVp()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.SignalEvents() || !Need.Vps()) return;
             const int sint = 5;
             const uint conn = 21;
             Vp* me = Vp.Current;
@@ -211,7 +189,7 @@ namespace Kernel.TestMode
 
         private static void MessageToOtherVp()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.PostMessages() || !Need.Vps()) return;
             const int sint = 8;
             const uint conn = 22;
             Vp* me = Vp.Current;
@@ -244,9 +222,7 @@ namespace Kernel.TestMode
 
         private static void SyntheticIpi()
         {
-            if (!NeedHvVps()) return;
-            if ((HyperV.Recommendations & HvRecommendation.SyntheticClusterIpi) == 0)
-            { Expect.Skip("the hypervisor does not offer synthetic cluster IPIs (CPUID 0x40000004 EAX bit 10; QEMU hv-ipi)"); return; }
+            if (!Need.SyntheticIpi() || !Need.Vps()) return;
             if (s_ipiCounts == null) s_ipiCounts = (ulong*)Heap.AllocateRaw(Vp.MaxVps * 8);
             for (int i = 0; i < Vp.Count; i++) s_ipiCounts[i] = 0;
             Interrupts.SetHandler(IpiVector, &OnIpi);
@@ -284,8 +260,7 @@ namespace Kernel.TestMode
 
         private static void TimerOnEveryVp()
         {
-            if (!NeedHvVps()) return;
-            if (!SyntheticTimer.Available) { Expect.Skip("no synthetic timers (QEMU hv-stimer)"); return; }
+            if (!Need.SyntheticTimers() || !Need.Vps()) return;
             for (int i = 0; i < Vp.Count; i++)
             {
                 ulong result = 0;
@@ -298,8 +273,7 @@ namespace Kernel.TestMode
 
         private static void TscPageMonotonicAcrossVps()
         {
-            if (!NeedHvVps()) return;
-            if (!ReferenceTime.TscPageAvailable) { Expect.Skip("no reference TSC page (QEMU hv-time)"); return; }
+            if (!Need.TscPage() || !Need.Vps()) return;
             ReferenceTime.EnableTscPage();
             for (int round = 0; round < 20; round++)
                 for (int i = 1; i < Vp.Count; i++)
@@ -327,26 +301,54 @@ namespace Kernel.TestMode
         }
 
         public static int PingPongRounds = 100000;
+        private const ulong PongDueMs = 1000, PongLostMs = 30000;
+
+        // Where a lost round stopped: which side has the flag, who was interrupted.
+        private static void ReportLostRound(int round)
+        {
+            Vp* vp0 = Vp.Get(0), vp1 = Vp.Get(1);
+            Console.Write("ping-pong: round ");
+            Console.WriteDecimal((ulong)round);
+            Console.Write(" lost: pings ");
+            Console.WriteDecimal(s_pings);
+            Console.Write(" pongs ");
+            Console.WriteDecimal(s_pongs);
+            Console.Write(", VP 1 SIEF word ");
+            Console.WriteHex(Synic.SiefArea(vp1, PingSint)[0]);
+            Console.Write(" interrupts ");
+            Console.WriteDecimal(vp1->SintInterrupts[PingSint]);
+            Console.Write(", VP 0 SIEF word ");
+            Console.WriteHex(Synic.SiefArea(vp0, PingSint)[0]);
+            Console.Write(" interrupts ");
+            Console.WriteDecimal(vp0->SintInterrupts[PingSint]);
+            Console.WriteLine();
+        }
 
         // Two VPs exchange events in turn through two event connections; none may
         // be lost or duplicated. The round trip's median and p99 are printed.
         private static void EventPingPong()
         {
-            if (!NeedTestDevice()) return;
+            if (!Need.TestDevice() || !Need.SignalEvents() || !Need.Vps()) return;
             TestDevice.CreateEventConnection(PingToVp1, Vp.Get(1)->Index, PingSint);
             TestDevice.CreateEventConnection(PongToVp0, Vp.Get(0)->Index, PingSint);
             Synic.EventHandlers[PingSint] = &OnPing;
             s_pings = s_pongs = s_strayFlags = 0;
             ulong pages = ((ulong)PingPongRounds * 8 + 4095) / 4096;
             ulong* cycles = (ulong*)PageAllocator.AllocateContiguous(pages);
-            ulong lost = 0;
+            ulong lost = 0, late = 0;
             int rounds = 0;
             for (; rounds < PingPongRounds; rounds++)
             {
                 ulong start = Cpu.ReadTscOrdered();
                 Hypercall.SignalEvent(PingToVp1, 0);
                 fixed (ulong* pongs = &s_pongs)
-                    if (!WaitAtLeast(pongs, (ulong)rounds + 1, 1000)) { lost++; break; }
+                    if (!WaitAtLeast(pongs, (ulong)rounds + 1, PongDueMs))
+                    {
+                        // Late is not lost: a host that runs the emulator slowly (or
+                        // descheduled it) delays a round trip; only one that never comes is lost.
+                        late++;
+                        if (!WaitAtLeast(pongs, (ulong)rounds + 1, PongLostMs)) { lost++; ReportLostRound(rounds); break; }
+                    }
                 cycles[rounds] = Cpu.ReadTscOrdered() - start;
             }
             Clock.Delay(20);
@@ -362,10 +364,14 @@ namespace Kernel.TestMode
                 Console.WriteDecimal(cycles[rounds / 2]);
                 Console.Write(" p99 ");
                 Console.WriteDecimal(cycles[(int)((ulong)rounds * 99 / 100)]);
-                Console.WriteLine(" TSC cycles");
+                Console.Write(" max ");
+                Console.WriteDecimal(cycles[rounds - 1]);
+                Console.Write(" TSC cycles; ");
+                Console.WriteDecimal(late);
+                Console.WriteLine(" later than 1 s");
             }
             for (ulong p = 0; p < pages; p++) PageAllocator.Free((void*)((ulong)cycles + p * 4096));
-            Expect.Equal(0ul, lost, "round trips lost (no pong within 1 s)");
+            Expect.Equal(0ul, lost, "round trips lost (no pong within 30 s)");
             Expect.Equal((ulong)PingPongRounds, s_pings, "pings taken by VP 1");
             Expect.Equal((ulong)PingPongRounds, s_pongs, "pongs taken by VP 0");
             Expect.Equal(0ul, s_strayFlags, "flags on the wrong VP");

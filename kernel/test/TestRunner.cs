@@ -12,11 +12,18 @@ namespace Kernel.TestMode
     }
 
     // Runs the guest tests selected on the command line (`test` or `test=PREFIX`)
-    // and reports one TAP-like line per test, then a summary:
-    //   ok N - name
-    //   not ok N - name: expected X, got Y
-    //   skip N - name: reason
+    // and reports them as TAP version 14 (testanything.org), then a summary:
+    //   TAP version 14
+    //   1..N
+    //   ok 1 - name
+    //   not ok 2 - name
+    //     ---
+    //     message: 'expected X, got Y (what)'
+    //     ...
+    //   ok 3 - name # SKIP reason
     //   N passed, N failed, N skipped
+    // The stream starts at the "TAP version 14" line; the boot log before it and
+    // the tests' own log lines within it are not TAP, which TAP consumers ignore.
     public static unsafe class TestRunner
     {
         private static int s_number, s_passed, s_failed, s_skipped;
@@ -28,16 +35,23 @@ namespace Kernel.TestMode
             BootInfo.TryGetOption("test", out filter, out filterLength);
             Console.WriteLine("test mode");
             if (BootInfo.TryGetOption("pingpong", out byte* rounds, out int roundsLength)) SmpTests.PingPongRounds = (int)ParseDecimal(rounds, roundsLength);
-            RunSuite(FoundationTests.All(), filter, filterLength);
-            RunSuite(HvTests.All(), filter, filterLength);
-            RunSuite(DirectTests.All(), filter, filterLength);
-            RunSuite(Drivers.VmBus.VmbusTests.All(), filter, filterLength);
-            RunSuite(TimeTests.All(), filter, filterLength);
-            RunSuite(SmpTests.All(), filter, filterLength);
-            RunSuite(GuardTests.All(), filter, filterLength);
-            // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
-            if (BootInfo.HasOption("inject-failure")) RunSuite(InjectedFailure, filter, filterLength);
-            if (s_number > 0) Run(GuardTests.Closing);         // every run ends with the interrupt guard's verdict
+            int selected = 0;
+            for (int s = 0; Suite(s) is TestCase[] suite; s++)
+                for (int i = 0; i < suite.Length; i++)
+                    if (StartsWith(suite[i].Name, filter, filterLength)) selected++;
+
+            Console.WriteLine("TAP version 14");
+            if (selected == 0) Console.WriteLine("1..0 # SKIP no test matches the test= prefix");
+            else
+            {
+                Console.Write("1..");
+                Console.WriteDecimal((long)(selected + 1));      // + the interrupt guard's verdict
+                Console.WriteLine();
+                for (int s = 0; Suite(s) is TestCase[] suite; s++)
+                    for (int i = 0; i < suite.Length; i++)
+                        if (StartsWith(suite[i].Name, filter, filterLength)) Run(suite[i]);
+                Run(GuardTests.Closing);                           // every run ends with the interrupt guard's verdict
+            }
             Console.WriteDecimal((long)s_passed);
             Console.Write(" passed, ");
             Console.WriteDecimal((long)s_failed);
@@ -48,15 +62,24 @@ namespace Kernel.TestMode
             return s_failed == 0 && s_number > 0;
         }
 
+        // The suites in the order they run; null past the last.
+        private static TestCase[] Suite(int index) => index switch
+        {
+            0 => FoundationTests.All(),
+            1 => HvTests.All(),
+            2 => DirectTests.All(),
+            3 => Drivers.VmBus.VmbusTests.All(),
+            4 => TimeTests.All(),
+            5 => SmpTests.All(),
+            6 => GuardTests.All(),
+            // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
+            7 => BootInfo.HasOption("inject-failure") ? InjectedFailure : new TestCase[0],
+            _ => null,
+        };
+
         private static TestCase[] InjectedFailure => new TestCase[] { new TestCase("testmode.injected_failure", &FailOnPurpose) };
 
         private static void FailOnPurpose() => Expect.Equal(1ul, 2ul, "the deliberately wrong expectation of inject-failure");
-
-        private static void RunSuite(TestCase[] suite, byte* filter, int filterLength)
-        {
-            for (int i = 0; i < suite.Length; i++)
-                if (StartsWith(suite[i].Name, filter, filterLength)) Run(suite[i]);
-        }
 
         public static ulong ParseDecimal(byte* text, int length)
         {
@@ -81,9 +104,9 @@ namespace Kernel.TestMode
             if ((object)Expect.SkipReason != null)
             {
                 s_skipped++;
-                Console.Write("skip ");
+                Console.Write("ok ");
                 WriteHead(test.Name);
-                Console.Write(": ");
+                Console.Write(" # SKIP ");
                 Console.WriteLine(Expect.SkipReason);
             }
             else if (Expect.Failed)
@@ -91,9 +114,13 @@ namespace Kernel.TestMode
                 s_failed++;
                 Console.Write("not ok ");
                 WriteHead(test.Name);
-                Console.Write(": ");
-                Expect.WriteFailure();
                 Console.WriteLine();
+                // TAP 14 diagnostics: a YAML block (what TAP::Parser's YAMLish reads: a single-quoted scalar).
+                Console.WriteLine("  ---");
+                Console.Write("  message: '");
+                Expect.WriteFailure(yamlSingleQuoted: true);
+                Console.WriteLine("'");
+                Console.WriteLine("  ...");
             }
             else
             {

@@ -24,23 +24,9 @@ namespace Kernel.TestMode
         public const byte DirectVector = 0x60;
         private const ulong Ms = 10000;     // 1 ms in 100 ns units
 
-        private static bool NeedCounter()
-        {
-            if (!HyperV.Present) { Expect.Skip(HyperV.AbsentReason); return false; }
-            if (!ReferenceTime.CounterAvailable) { Expect.Skip("no partition reference counter (CPUID 0x40000003 EAX bit 1; QEMU hv-time)"); return false; }
-            return true;
-        }
-
-        private static bool NeedTimers()
-        {
-            if (!NeedCounter()) return false;
-            if (!SyntheticTimer.Available) { Expect.Skip("no synthetic timers (CPUID 0x40000003 EAX bit 3; QEMU hv-stimer)"); return false; }
-            return true;
-        }
-
         private static void CounterMonotonic()
         {
-            if (!NeedCounter()) return;
+            if (!Need.ReferenceCounter()) return;
             ulong previous = ReferenceTime.ReadCounter(), first = previous;
             for (int i = 0; i < 1000; i++)
             {
@@ -54,8 +40,7 @@ namespace Kernel.TestMode
         // 100 ns units, checked against the TSC and HV_X64_MSR_TSC_FREQUENCY over ~50 ms.
         private static void CounterRate()
         {
-            if (!NeedCounter()) return;
-            if (!HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs)) { Expect.Skip("no frequency MSRs (CPUID 0x40000003 EAX bit 11; QEMU hv-frequencies)"); return; }
+            if (!Need.ReferenceCounter() || !Need.FrequencyMsrs()) return;
             ulong frequency = Cpu.ReadMsr(HvMsr.TscFrequency);
             if (!Expect.InRange(1000000, 100000000000, frequency, "TSC frequency MSR (Hz)")) return;
             ulong r0 = ReferenceTime.ReadCounter(), t0 = Cpu.ReadTsc();
@@ -68,17 +53,10 @@ namespace Kernel.TestMode
                 "TSC ticks / TSC frequency, in 100 ns units, over 50 ms of TIME_REF_COUNT");
         }
 
-        private static bool NeedTscPage()
-        {
-            if (!NeedCounter()) return false;
-            if (!ReferenceTime.TscPageAvailable) { Expect.Skip("no reference TSC page (CPUID 0x40000003 EAX bit 9; QEMU hv-time)"); return false; }
-            ReferenceTime.EnableTscPage();
-            return true;
-        }
-
         private static void TscPageValid()
         {
-            if (!NeedTscPage()) return;
+            if (!Need.TscPage()) return;
+            ReferenceTime.EnableTscPage();
             Expect.Equal((ulong)ReferenceTime.TscPage | 1, Cpu.ReadMsr(HvMsr.ReferenceTsc), "REFERENCE_TSC = page | enable");
             Expect.True(ReferenceTime.TscPage->TscSequence != 0, "TscSequence non-zero (the page is usable; needs a stable host TSC)");
             Expect.True(ReferenceTime.TscPage->TscScale != 0, "TscScale non-zero");
@@ -87,7 +65,8 @@ namespace Kernel.TestMode
         // counter(before) <= page time <= counter(after), within 1 ms of slack, many times over.
         private static void TscPageAgrees()
         {
-            if (!NeedTscPage()) return;
+            if (!Need.ReferenceCounter() || !Need.TscPage()) return;
+            ReferenceTime.EnableTscPage();
             for (int i = 0; i < 200; i++)
             {
                 ulong before = ReferenceTime.ReadCounter();
@@ -112,7 +91,7 @@ namespace Kernel.TestMode
 
         private static void OneShotEachTimer()
         {
-            if (!NeedTimers()) return;
+            if (!Need.SyntheticTimers()) return;
             for (int timer = 0; timer < SyntheticTimer.Count; timer++)
             {
                 ulong taken = Synic.MessagesTaken[TimerSint];
@@ -136,7 +115,7 @@ namespace Kernel.TestMode
 
         private static void Periodic()
         {
-            if (!NeedTimers()) return;
+            if (!Need.SyntheticTimers()) return;
             const int timer = 1;
             ulong taken = Synic.MessagesTaken[TimerSint];
             ulong start = ReferenceTime.ReadCounter();
@@ -154,11 +133,14 @@ namespace Kernel.TestMode
 
         private static void AutoEnable()
         {
-            if (!NeedTimers()) return;
+            if (!Need.SyntheticTimers()) return;
             const int timer = 2;
             ulong taken = Synic.MessagesTaken[TimerSint];
-            SyntheticTimer.StartAutoEnable(timer, TimerSint, ReferenceTime.ReadCounter() + 5 * Ms);
+            // Far in the future first: a one-shot that has fired clears Enable again,
+            // so a near expiry would make the check depend on how fast the host runs.
+            SyntheticTimer.StartAutoEnable(timer, TimerSint, ReferenceTime.ReadCounter() + 60000 * Ms);
             bool enabledByCount = SyntheticTimer.Config(timer).Enable;
+            SyntheticTimer.StartAutoEnable(timer, TimerSint, ReferenceTime.ReadCounter() + 5 * Ms);
             bool arrived = WaitMessages(taken + 1, 2000);
             SyntheticTimer.Stop(timer);
             Expect.True(enabledByCount, "writing the count set Enable");
@@ -171,7 +153,7 @@ namespace Kernel.TestMode
         // that finds the slot busy, to avoid piling ticks up: so two one-shots.)
         private static void BusySlot()
         {
-            if (!NeedTimers()) return;
+            if (!Need.SyntheticTimers()) return;
             HvMessage* slot = &Vp.Current->Sim[TimerSint];
             ulong taken = Synic.MessagesTaken[TimerSint];
             Cpu.DisableInterrupts();
@@ -197,8 +179,7 @@ namespace Kernel.TestMode
 
         private static void DirectMode()
         {
-            if (!NeedTimers()) return;
-            if (!SyntheticTimer.DirectModeAvailable) { Expect.Skip("no direct-mode synthetic timers (CPUID 0x40000003 EDX bit 19; QEMU hv-stimer-direct)"); return; }
+            if (!Need.DirectTimers()) return;
             const int timer = 0;
             Interrupts.SetHandler(DirectVector, &OnDirectTimer);
             s_directInterrupts = 0;

@@ -21,9 +21,12 @@ public class GuestTestsNested
 
     public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
-    [SkippableTheory]
-    [MemberData(nameof(Names))]
+    [Theory]
+    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
     public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+
+    [Fact]
+    public void RanOnThePatchedOuterQemu() => s_run.Value.AssertPatchedOuterQemu();
 
     [Fact]
     public void CrossVpTestsSkipWithOneVp()
@@ -136,8 +139,8 @@ public class GuestTestsNestedDirect
 
     public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
-    [SkippableTheory]
-    [MemberData(nameof(Names))]
+    [Theory]
+    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
     public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
 
     [Fact]
@@ -160,8 +163,8 @@ public class GuestTestsNestedDirectSmp4
 
     public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
-    [SkippableTheory]
-    [MemberData(nameof(Names))]
+    [Theory]
+    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
     public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
 
     [Fact]
@@ -265,8 +268,8 @@ public class GuestTestsNestedSmp2
 
     public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
-    [SkippableTheory]
-    [MemberData(nameof(Names))]
+    [Theory]
+    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
     public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
 
     [Fact]
@@ -280,8 +283,8 @@ public class GuestTestsNestedSmp4
 
     public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
-    [SkippableTheory]
-    [MemberData(nameof(Names))]
+    [Theory]
+    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
     public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
 
     [Fact]
@@ -327,20 +330,4 @@ public class NestedCrashReport
     }
 }
 
-// Nested runs with a reduced or empty hv-* flag set: clean skips, never faults.
-public class GuestTestsNestedWithoutHyperV
-{
-    [Fact]
-    public void HvNoneSkipsCleanly()
-    {
-        var run = new GuestRun(Repo.QemuRun("--mode nested --hv none --test", TimeSpan.FromMinutes(10)));
-        Assert.True(run.Process.ExitCode == 0, "qemu-run.sh --mode nested --hv none --test failed:\n" + run.Process.Output);
-        Assert.DoesNotContain("FATAL", run.Process.Stdout);
-        var hvTests = run.Results.Where(r => r.Name.Split('.')[0] is "synic" or "events" or "messages" or "direct" or "time" or "stimer" or "cross"
-                                             || (r.Name.StartsWith("hv.") && r.Name != "hv.absent_is_reported_cleanly")).ToList();
-        Assert.True(hvTests.Count >= 20, $"only {hvTests.Count} Hyper-V tests");
-        Assert.All(hvTests, r => Assert.Equal((GuestOutcome.Skipped, "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")"), (r.Outcome, r.Message)));
-        Assert.DoesNotContain(run.Results, r => r.Outcome == GuestOutcome.Failed);
-        Assert.Equal(GuestOutcome.Passed, run.Find("hv.absent_is_reported_cleanly")!.Outcome);
-    }
-}
+// Nested runs with a reduced or empty hv-* flag set: EnlightenmentSubsetTests.cs.

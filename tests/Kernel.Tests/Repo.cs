@@ -31,7 +31,7 @@ public static class Repo
         public string Output => Stdout + Stderr;
     }
 
-    public static Result Run(string file, string arguments, TimeSpan timeout)
+    public static Result Run(string file, string arguments, TimeSpan timeout, IDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo(file, arguments)
         {
@@ -41,6 +41,7 @@ public static class Repo
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         using var p = Process.Start(psi)!;
         p.StandardInput.Close();
         var stdout = new StringBuilder();
