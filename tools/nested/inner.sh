@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs inside the outer Linux, chrooted into the host root (started by the
-# job script that run.sh writes): runs the inner QEMU under KVM.
+# job script that run.sh writes): runs the inner QEMU under KVM, or with
+# --command any command (run.sh --command).
 #
 # Usage: inner.sh <timeout-seconds, 0 = none> <io dir> <inner qemu args...>
+#        inner.sh <timeout-seconds, 0 = none> <io dir> --command <command> [args...]
 #
 # Why each step:
-# - -serial file:/dev/ttyS1: the outer QEMU's second port is run.sh's stdout.
+# - -serial file:/dev/ttyS1: the outer QEMU's second port is run.sh's stdout;
+#   a --command writes its stdout there.
 # - stdin from /dev/null: the outer console is no terminal for the guest.
 # - stderr to <io>/inner.stderr: run.sh shows it on the host.
 # - own watchdog instead of timeout(1): on a hang it first writes where each
@@ -17,8 +20,14 @@ timeout_s=$1
 io=$2
 shift 2
 
-/usr/bin/qemu-system-x86_64 -accel kvm "$@" -serial file:/dev/ttyS1 \
-    </dev/null 2>"$io/inner.stderr" &
+if [ "${1:-}" = --command ]; then
+    shift
+    # Its own process group, so that the watchdog stops the command's children (QEMU) too.
+    setsid "$@" </dev/null >/dev/ttyS1 2>"$io/inner.stderr" &
+else
+    /usr/bin/qemu-system-x86_64 -accel kvm "$@" -serial file:/dev/ttyS1 \
+        </dev/null 2>"$io/inner.stderr" &
+fi
 qemu=$!
 
 watchdog=
@@ -32,9 +41,9 @@ if [ "$timeout_s" -gt 0 ]; then
                 "$(grep '^State' "$t/status" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
             cat "$t/stack" 2>/dev/null
         done
-        kill -TERM "$qemu" 2>/dev/null
+        kill -TERM -- "$qemu" "-$qemu" 2>/dev/null
         sleep 5
-        kill -KILL "$qemu" 2>/dev/null
+        kill -KILL -- "$qemu" "-$qemu" 2>/dev/null
     ) &
     watchdog=$!
 fi
