@@ -4,7 +4,17 @@
   the kernel's test result, read from COM1 through a named pipe.
 
 .DESCRIPTION
-  Not run by CI (it needs a Windows host with Hyper-V and an elevated shell).
+  Needs a Windows host with Hyper-V and an elevated shell. CI (make test) checks
+  it on Linux with PowerShell 7 (tests/Kernel.Tests/HyperVScriptTests.cs):
+  PowerShell's parser accepts it, and it runs against stand-ins, functions named
+  like the Hyper-V cmdlets that record their parameters and a COM1 pipe server
+  that replays this image's real serial output (OVMF under QEMU). That checks the
+  VM it asks for (Generation 2 with a copy of -Vhdx, Secure Boot off, COM1 on the
+  pipe it reads, -ProcessorCount), the clean-up, and the exit status: 0 passed,
+  1 a guest test failed, 3 no result line (the guest powered off without one, or
+  stayed silent until -TimeoutSeconds). Only a real Hyper-V host shows that its
+  cmdlets take these calls as the stand-ins do, that the VM boots the image and
+  that Hyper-V's pipe carries COM1 so; the script has not been run on one yet.
   The image's EFI/BOOT/CMDLINE.TXT is "test" by default (Makefile GEN2_CMDLINE),
   so the kernel runs its guest tests, prints "N passed, N failed, N skipped" on
   COM1 and powers the VM off through UEFI ResetSystem (kernel/arch/EfiBoot.cs).
