@@ -345,6 +345,9 @@ public class GuestTestsNestedSmp4
 
 public static class GuestRuns
 {
+    // The tests of the Hyper-V interface (and what is built on it), by name prefix.
+    public static bool IsHyperV(GuestResult r) => r.Name.Split('.')[0] is "hv" or "synic" or "events" or "messages" or "direct" or "time" or "stimer" or "vmbus";
+
     // The guest test names of one boot, for [MemberData]: a boot that fails
     // becomes one failing case that carries the reason.
     public static IEnumerable<object[]> Names(Lazy<GuestRun> run)
