@@ -78,18 +78,18 @@ $(BUILD)/gen2.vhdx: $(BUILD)/gen2.img
 	qemu-img convert -f raw -O vhdx $< $@
 
 run: kernel
-	@tools/deps.sh run
+	@tools/deps.sh run qemu
 	./qemu-run.sh --mode tcg
 
 # The tests and the bench boot nested runs, with stock KVM and the project's
 # (built from Debian's sources on first use), under the patched outer QEMU
 # (tools/nested/qemu, also built on first use), so they need those groups.
 test: kernel image
-	@tools/deps.sh run nested kvm qemu-build test
+	@tools/deps.sh run qemu nested kvm qemu-build test
 	tools/run-tests.sh
 
 bench: kernel image
-	@tools/deps.sh run nested kvm qemu-build
+	@tools/deps.sh run qemu nested kvm qemu-build
 	tools/bench.sh
 
 clean:

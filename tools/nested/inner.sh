@@ -3,6 +3,8 @@
 # job script that run.sh writes): runs the inner QEMU under KVM.
 #
 # Usage: inner.sh <timeout-seconds, 0 = none> <io dir> <inner qemu args...>
+# The inner QEMU is $NESTED_INNER_QEMU (default /usr/bin/qemu-system-x86_64);
+# the job script sets it, and QEMU_MODULE_DIR, from run.sh's options.
 #
 # Why each step:
 # - -serial file:/dev/ttyS1: the outer QEMU's second port is run.sh's stdout.
@@ -10,6 +12,8 @@
 # - stderr to <io>/inner.stderr: run.sh shows it on the host.
 # - own watchdog instead of timeout(1): on a hang it first writes where each
 #   QEMU thread sleeps (kernel stack) to the outer console, i.e. run.sh's log.
+# - <io>/inner-qemu: the inner QEMU's --version as it runs here, so run.sh
+#   can say which QEMU ran the guest.
 # - <io>/status last: its presence tells run.sh the nested run completed.
 set -uo pipefail
 
@@ -17,7 +21,12 @@ timeout_s=$1
 io=$2
 shift 2
 
-/usr/bin/qemu-system-x86_64 -accel kvm "$@" -serial file:/dev/ttyS1 \
+qemu_bin=${NESTED_INNER_QEMU:-/usr/bin/qemu-system-x86_64}
+version=$("$qemu_bin" --version 2>&1 | head -n1)
+echo "$version" >"$io/inner-qemu"
+echo "NESTED: inner QEMU: $version ($qemu_bin${QEMU_MODULE_DIR:+, QEMU_MODULE_DIR=$QEMU_MODULE_DIR})"
+
+"$qemu_bin" -accel kvm "$@" -serial file:/dev/ttyS1 \
     </dev/null 2>"$io/inner.stderr" &
 qemu=$!
 

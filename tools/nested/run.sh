@@ -4,10 +4,17 @@
 # Usage:
 #   tools/nested/run.sh [--trace FILE] [--trace-events LIST] [--timeout S] [--log FILE]
 #                       [--kernel-log FILE] [--kvm stock|direct] [--outer-qemu patched|system]
-#                       [--debug] -- <inner qemu args...>
+#                       [--inner-qemu PATH] [--inner-module-dir DIR] [--debug] -- <inner qemu args...>
 #
 # Runs `qemu-system-x86_64 -accel kvm <inner args> -serial file:/dev/ttyS1`
 # inside an outer Linux that itself runs under TCG with nested SVM.
+#   - --inner-qemu PATH: the inner QEMU (default /usr/bin/qemu-system-x86_64,
+#     the host's); a host path, run from the host root the outer Linux
+#     chroots into. --inner-module-dir DIR: its QEMU_MODULE_DIR (a QEMU that
+#     is not the host's installed one must not load the host's modules);
+#     without it the inner QEMU runs with no QEMU_MODULE_DIR. Data dirs (-L)
+#     go in the inner args. stderr and the log name the QEMU that ran, as
+#     the outer Linux saw it, in an "inner QEMU:" line.
 #   - The inner args must not contain -serial: the guest's COM1 is routed to
 #     this script's stdout, and nothing else is written to stdout.
 #   - Paths in the inner args are host paths: the outer Linux chroots into the
@@ -115,7 +122,7 @@ project_root=$(cd "$here/../.." && pwd)
 cache=${NESTED_CACHE:-$project_root/.cache/nested}
 
 usage() {
-    sed -n '4,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit "$EXIT_USAGE"
 }
 say() { echo "run.sh: $*" >&2; }
@@ -127,6 +134,8 @@ log_file=
 kernel_log_file=
 kvm_side=stock
 outer_qemu=${NESTED_OUTER_QEMU:-patched}
+inner_qemu=/usr/bin/qemu-system-x86_64
+inner_module_dir=
 kernel_quiet="quiet loglevel=0"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -137,6 +146,8 @@ while [ $# -gt 0 ]; do
         --kernel-log) [ $# -ge 2 ] || usage; kernel_log_file=$2; shift 2 ;;
         --kvm) [ $# -ge 2 ] || usage; kvm_side=$2; shift 2 ;;
         --outer-qemu) [ $# -ge 2 ] || usage; outer_qemu=$2; shift 2 ;;
+        --inner-qemu) [ $# -ge 2 ] || usage; inner_qemu=$2; shift 2 ;;
+        --inner-module-dir) [ $# -ge 2 ] || usage; inner_module_dir=$2; shift 2 ;;
         --debug) kernel_quiet="loglevel=7"; shift ;;
         --) shift; break ;;
         *) usage ;;
@@ -150,6 +161,10 @@ case $outer_qemu in
     patched | system) ;;
     *) say "--outer-qemu (or NESTED_OUTER_QEMU) wants patched or system, not '$outer_qemu'"; exit "$EXIT_USAGE" ;;
 esac
+[[ $inner_qemu == /* ]] && [ -x "$inner_qemu" ] \
+    || { say "--inner-qemu wants the absolute path of an executable, not '$inner_qemu'"; exit "$EXIT_USAGE"; }
+[ -z "$inner_module_dir" ] || { [[ $inner_module_dir == /* ]] && [ -d "$inner_module_dir" ]; } \
+    || { say "--inner-module-dir wants the absolute path of a directory, not '$inner_module_dir'"; exit "$EXIT_USAGE"; }
 for a in "$@"; do
     case $a in
         -serial | --serial) say "inner args must not contain $a (run.sh adds it)"; exit "$EXIT_USAGE" ;;
@@ -215,6 +230,12 @@ echo "NESTED: outer QEMU: $outer_note ($outer_bin)" >>"$log"
 # path is valid there) with the host's bash.
 {
     echo '#!/bin/bash'
+    printf 'export NESTED_INNER_QEMU=%q\n' "$inner_qemu"
+    if [ -n "$inner_module_dir" ]; then
+        printf 'export QEMU_MODULE_DIR=%q\n' "$inner_module_dir"
+    else
+        echo 'unset QEMU_MODULE_DIR'
+    fi
     printf 'exec %q %q /run/nested-io' "$here/inner.sh" "$timeout_s"
     printf ' %q' "$@"
     printf '\n'
@@ -300,6 +321,10 @@ finish() {
     say "exit $EXIT_L1_KERNEL instead of the run's own status $1"
     exit "$EXIT_L1_KERNEL"
 }
+# inner.sh wrote the first line of the inner QEMU's --version, run where it ran.
+if [ -s "$io/inner-qemu" ]; then
+    say "inner QEMU: $(head -n1 "$io/inner-qemu") ($inner_qemu)"
+fi
 # Not worth a word: the outer Linux has 1 or 2 CPUs, so KVM "recommends" no more;
 # QEMU notes the SIGTERM of a timeout, which is reported below anyway.
 if [ -s "$io/inner.stderr" ]; then
