@@ -28,6 +28,15 @@ public class GuestTestsNested
     [Fact]
     public void RanOnThePatchedOuterQemu() => s_run.Value.AssertPatchedOuterQemu();
 
+    // The inner QEMU, the one that runs the guest under the nested KVM, is the
+    // pinned one by default, and the outer Linux ran that version.
+    [Fact]
+    public void RanOnThePinnedInnerQemu()
+    {
+        s_run.Value.AssertPinnedQemu();
+        s_run.Value.AssertInnerQemu(PinnedQemu.Upstream);
+    }
+
     [Fact]
     public void CrossVpTestsSkipWithOneVp()
     {
