@@ -94,6 +94,20 @@ public class QemuRunScriptTests
         pinned.AssertPinnedQemu();
     }
 
+    // The pinned QEMU loads only its own modules: -device help loads every one
+    // (a module missing from its tree would come from the host's 7.2 and abort
+    // it, "Only modules from the same build can be loaded"), and lists the
+    // devices QEMU 10 has that 7.2 lacks, hv-balloon among them.
+    [Fact]
+    public void PinnedQemuLoadsOnlyItsOwnModules()
+    {
+        var r = Repo.Run(PinnedQemu.Binary, PinnedQemu.DataArguments + " -device help", TimeSpan.FromMinutes(1), PinnedQemu.Environment);
+        Assert.True(r.ExitCode == 0, r.Output);
+        Assert.DoesNotContain("Only modules from the same build", r.Output);
+        Assert.Contains("name \"hv-balloon\", bus vmbus", r.Stdout);
+        Assert.Contains("name \"vmbus-bridge\"", r.Stdout);
+    }
+
     [Fact]
     public void BenchModeReportsAnOrderedBootTimeline()
     {

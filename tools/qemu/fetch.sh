@@ -19,12 +19,18 @@
 #   choice of qemu-run.sh) stay untouched; no root needed.
 # - apt-get download of exact versions (pkg=version) + dpkg -x: the pin is
 #   the version in pinned.sh, and apt checks each .deb against the signed index.
-# - qemu-system-x86, qemu-system-common (its modules), qemu-system-data (ROMs
-#   and keymaps) and seabios (the PC BIOS; 10.0.2 wants >> 1.16.3-1~, newer
-#   than Debian 12's 1.16.2). Not the display, audio, spice and block module
-#   packages: a -display none guest loads none, and they need libraries a
-#   server has no use for. Not OVMF: qemu-run.sh --uefi passes Debian's
-#   /usr/share/OVMF firmware explicitly, which boots on 10.0.2's q35 too.
+# - qemu-system-x86, qemu-system-data (ROMs and keymaps), seabios (the PC
+#   BIOS; 10.0.2 wants >> 1.16.3-1~, newer than Debian 12's 1.16.2), and
+#   every module package of the version (qemu-system-common,
+#   qemu-system-modules-opengl/-spice, qemu-system-gui, qemu-block-extra).
+#   The guest's runs load no module, but QEMU looks for a module it lacks in
+#   QEMU_MODULE_DIR first and then in the host's module dir, whose 7.2
+#   modules abort it ("Only modules from the same build can be loaded"): with
+#   all of them here, anything that loads modules (-device help loads them
+#   all) finds its own. A module whose libraries the host lacks (measured on
+#   Debian 12: audio-pipewire.so, libpipewire) fails the same way when used;
+#   nothing of the project's uses one. Not OVMF: qemu-run.sh --uefi passes
+#   Debian's /usr/share/OVMF firmware explicitly, which boots on 10.0.2's q35.
 # - -L <T>/usr/share/qemu -L <T>/usr/share/seabios: the binary's compiled-in
 #   data and firmware paths are the host's /usr/share/qemu and /usr/share/seabios,
 #   i.e. 7.2's; -L dirs are searched first.
@@ -52,8 +58,9 @@ cache=${QEMU_CACHE:-$project_root/.cache/qemu}
 
 readonly format=pinned-qemu-v1
 packages=(
-    "qemu-system-x86=$qemu_version" "qemu-system-common=$qemu_version"
-    "qemu-system-data=$qemu_version" "seabios=$qemu_seabios_version"
+    "qemu-system-x86=$qemu_version" "qemu-system-common=$qemu_version" "qemu-system-data=$qemu_version"
+    "qemu-system-modules-opengl=$qemu_version" "qemu-system-modules-spice=$qemu_version"
+    "qemu-system-gui=$qemu_version" "qemu-block-extra=$qemu_version" "seabios=$qemu_seabios_version"
 )
 key=${qemu_version#*:}            # 10.0.2+ds-2+deb13u1~bpo12+1
 want_stamp="$format ${packages[*]}"
