@@ -3,7 +3,7 @@
 #
 # Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--kvm stock|direct] [--smp N]
 #                      [--test[=NAME]] [--append ARGS] [--timeout S] [--hv FLAGS|none]
-#                      [--trace FILE] [--uefi] [--qemu pinned|system] [-- extra qemu args]
+#                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [-- extra qemu args]
 #
 # Modes:
 #   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
@@ -35,6 +35,10 @@
 # VM: UEFI firmware, a GPT disk with an EFI System Partition, BOOTX64.EFI. The
 # command line goes into a per-run copy of the disk (EFI/BOOT/CMDLINE.TXT).
 #
+# --gen2 (implies --uefi) also shapes the machine like a Generation 2 VM: q35
+# without the PC-AT legacy devices (GEN2_MACHINE below says which, and what was
+# measured). Modes tcg, kvm and nested.
+#
 # Guest serial (COM1) goes to stdout. Exit status:
 #   0  the guest finished and reported no failure
 #   1  a guest test failed
@@ -58,12 +62,49 @@ EXIT_USAGE=64 EXIT_UNAVAILABLE=69 EXIT_INFRA=70 EXIT_HOST_KERNEL=71
 # MSR writes; the kvm_hv_* events the SynIC, hypercalls and their results.
 TRACE_EVENTS="kvm_msr,kvm_hv_hypercall,kvm_hv_hypercall_done,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint"
 
+# --gen2: q35 shaped like a Hyper-V Generation 2 VM, which has no 8259 PIC, 8254 PIT,
+# HPET, i8042 or PS/2, floppy, DMA or Super I/O, and COM ports only as an optional
+# debugging UART. Each option was measured alone and together with Debian's OVMF
+# 2022.11 and QEMU 7.2 (./qemu-run.sh --uefi --mode tcg --smp 2 --test -- -machine X):
+# OVMF boots and every guest test gives the plain q35 result with each of them.
+# OVMF needs neither the PIT nor the PIC: it masks both 8259s at once and runs its
+# timer on the local APIC (-trace pic_ioport_write -trace apic_local_deliver: the LVT
+# timer fires a few hundred times per boot, as often with pit=off and pic=off).
+#   pic=off     no i8259 pair (ports 0x20-0x21, 0xa0-0xa1, ELCR 0x4d0-0x4d1)
+#   pit=off     no i8254 (0x40-0x43), and with it no PC speaker (0x61)
+#   hpet=off    no HPET at 0xfed00000
+#   i8042=off   no i8042 (0x60, 0x64), PS/2 keyboard and mouse, and also no port 92
+#               (A20) and no vmport/vmmouse
+#   vmport=off  VMware's backdoor port (gone with i8042=off anyway; explicit)
+#   usb=off     no USB controller (-nodefaults already adds none)
+#   smbus=off   no ICH9 SMBus controller and its eight SPD EEPROMs
+#   sata=off    no ICH9 AHCI at 00:1f.2: the disk is on its own PCI AHCI (-device ahci)
+# What stays, because QEMU 7.2's q35 cannot drop it: the ICH9 LPC bridge with its
+# reset port 0xcf9 and APM port 0xb2, the mc146818 RTC/CMOS (0x70-0x71), the i8257 DMA
+# controllers (0x00-0x0f, 0x81-0x8f, 0xc0-0xdf), ports 0x80 and 0xf0, ACPI's PM and
+# hotplug ports, the I/O APIC and fw_cfg (which OVMF needs). The kernel touches none.
+# -nodefaults leaves no NIC and no VGA; the one COM port is the -serial the run adds
+# (COM1, the guest's console); and isa-debug-exit (port 0xf4) stays: it is how the
+# guest reports its result to this script (a real Gen2 VM has none, and the kernel
+# powers off through UEFI instead).
+# tests/Kernel.Tests/Gen2Tests.cs checks the machine from QEMU's monitor.
+# QEMU 7.2 still sets PCAT_COMPAT in the MADT with pic=off (hw/i386/acpi-common.c), so
+# the kernel still writes the 8259's ports (kernel/arch/LegacyPic.cs); its boot log says
+# whether an 8259 answered.
+# Under KVM (kvm, nested) pic=off removes QEMU's 8259 but not KVM's in-kernel one, which
+# KVM_CREATE_IRQCHIP always creates (measured: "an 8259 answered" in the nested run).
+# kernel-irqchip=split would remove it (measured: port 0x20 reads 0xff), but then
+# messages.busy_slot_sets_pending_and_eom_redelivers fails: after EOM the queued message
+# never arrives. QEMU's SynIC learns of EOM through a resample irqfd, which KVM accepts
+# only with the full in-kernel irqchip (kvm_arch_irqfd_allowed); so it is not used.
+GEN2_MACHINE="q35,pic=off,pit=off,hpet=off,i8042=off,vmport=off,usb=off,smbus=off,sata=off"
+
 DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv-vapic,hv-runtime,hv-frequencies,hv-tlbflush,hv-ipi,hv-crash"
 
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
-mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0
+mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0
 qemu_choice=${QEMU_RUN_QEMU:-pinned}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -86,6 +127,7 @@ while [ $# -gt 0 ]; do
     --uefi) uefi=1; shift ;;
     --qemu) [ $# -ge 2 ] || usage; qemu_choice=$2; shift 2 ;;
     --qemu=*) qemu_choice=${1#*=}; shift ;;
+    --gen2) uefi=1 gen2=1; shift ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -136,8 +178,10 @@ kvm_has_hyperv() {
   # QEMU to start a KVM guest with the SynIC and see whether KVM accepts it.
   # The probe VM never runs: its monitor reads "quit" at once. KVM refusing the
   # flags makes QEMU exit with an error before that.
+  # 60 s: QEMU starts in well under a second on hardware, but in seconds
+  # when this host is itself emulated (the nested L1 of make test).
   [ -w /dev/kvm ] || return 1
-  echo quit | timeout 10 "${qemu[@]}" -accel kvm -cpu host,hv-vpindex,hv-synic -machine pc -display none \
+  echo quit | timeout 60 "${qemu[@]}" -accel kvm -cpu host,hv-vpindex,hv-synic -machine pc -display none \
     -S -monitor stdio -serial none -nodefaults >/dev/null 2>&1
 }
 
@@ -189,8 +233,10 @@ if [ "$uefi" = 1 ]; then
   cp --sparse=always "$GEN2_IMG" "$disk"
   printf '%s\n' "$cmdline" >"$cmdfile"
   mcopy -o -i "$disk@@1048576" "$cmdfile" ::/EFI/BOOT/CMDLINE.TXT   # the ESP starts at 1 MiB (tools/hyperv/mkgen2.py)
-  # q35 with the disk on AHCI, as close to a Gen2 VM (UEFI, no legacy IDE boot) as QEMU gets.
-  guest+=(-machine q35 -drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$vars"
+  # q35 with the disk on AHCI (UEFI, no legacy IDE boot); --gen2 also drops the legacy devices.
+  machine=q35
+  [ "$gen2" = 0 ] || machine=$GEN2_MACHINE
+  guest+=(-machine "$machine" -drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" -drive if=pflash,format=raw,file="$vars"
           -drive if=none,id=gen2disk,format=raw,file="$disk" -device ahci,id=ahci -device ide-hd,drive=gen2disk,bus=ahci.0)
 else
   guest+=(-kernel "$KERNEL" -append "$cmdline")
@@ -223,6 +269,9 @@ case "$mode" in
       [ "$(id -u)" -eq 0 ] || die "--trace in kvm mode needs root (it uses this host's tracefs)" $EXIT_UNAVAILABLE
       [ -d "$tracing/events" ] || mount -t tracefs tracefs "$tracing" 2>/dev/null || true
       [ -d "$tracing/events/kvm" ] || die "--trace: this host's tracefs ($tracing) has no kvm events" $EXIT_UNAVAILABLE
+      # A whole test mode fills the default per-CPU buffer and would lose its
+      # first events (the guest OS ID write): 8 MiB per CPU, as nested mode.
+      echo 8192 >"$tracing/buffer_size_kb"
       : >"$tracing/trace"
       for event in ${TRACE_EVENTS//,/ }; do
         [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 1 >"$tracing/events/kvm/$event/enable"

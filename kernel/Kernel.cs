@@ -29,6 +29,7 @@ namespace Kernel
             Gdt.Install();
             Interrupts.Initialize();
             Paging.Initialize();
+            Acpi.ReadMadt(BootInfo.RsdpAddress);         // the tables are mapped now; Apic.Initialize needs its flags
             PrintBootSummary();
             Enlighten();
 

@@ -9,6 +9,12 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 junit=$PWD/build/test-results.junit.xml
 rm -f "$junit"
+# The .NET tools the tests run, pinned in .config/dotnet-tools.json (PowerShell,
+# for tools/hyperv/New-Gen2TestVm.ps1): NuGet brings them on a fresh clone.
+if ! dotnet tool restore; then
+  echo "tests: dotnet tool restore failed (.config/dotnet-tools.json)" >&2
+  exit 1
+fi
 dotnet test tests/Kernel.Tests/Kernel.Tests.csproj -nologo -c Release \
   --logger "junit;LogFilePath=$junit" "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

@@ -2,17 +2,29 @@ using Kernel.Runtime;
 
 namespace Kernel.Arch
 {
-    // Just enough ACPI to enumerate processors: the RSDP (from the boot loader,
-    // or found in the BIOS areas), the RSDT or XSDT, and the MADT's local APIC
-    // entries. Every table's checksum is verified; a bad table is reported and
-    // ignored. ACPI 6.5, 5.2.5 (RSDP), 5.2.7/5.2.8 (RSDT/XSDT), 5.2.12 (MADT).
+    // Just enough ACPI to know the interrupt hardware: the RSDP (from the boot
+    // loader, or found in the BIOS areas), the RSDT or XSDT, and the MADT: its
+    // flags (is there a PC-AT 8259 pair?) and its local APIC entries (the
+    // processors). Every table's checksum is verified; a bad table is reported
+    // and ignored. ACPI 6.5, 5.2.5 (RSDP), 5.2.7/5.2.8 (RSDT/XSDT), 5.2.12 (MADT).
+    //
+    // ReadMadt runs once, in KernelMain.Continue, which both boot paths (PVH and
+    // UEFI) share: after Paging.Initialize (the tables are mapped) and before
+    // Apic.Initialize (LegacyPic needs the flags before it touches the 8259).
     public static unsafe class Acpi
     {
         public const int MaxCpus = 64;
         public static uint* ApicIds;          // enabled processors, in MADT order
         public static int CpuCount;
-        public static string Error;           // why enumeration failed, if it did
+        public static string Error;           // why the MADT could not be read, if it could not
         public static ulong RsdpAddress;
+
+        // ACPI 6.5 5.2.12, Table 5.20 "Multiple APIC Flags": bit 0 PCAT_COMPAT, "the
+        // system also has a PC-AT-compatible dual-8259 setup" (which an OS must mask
+        // when it uses the APICs). Valid when HasMadt.
+        public const uint PcatCompat = 1;
+        public static bool HasMadt;
+        public static uint MadtFlags;
 
         private struct SdtHeader
         {
@@ -42,10 +54,13 @@ namespace Kernel.Arch
             return 0;
         }
 
-        public static bool EnumerateProcessors(ulong rsdpHint)
+        // Finds the MADT and reads its flags and processors; false (with Error) when
+        // there is no usable MADT, or it lists no enabled processor.
+        public static bool ReadMadt(ulong rsdpHint)
         {
             ApicIds = (uint*)Heap.AllocateRaw(MaxCpus * 4);
             CpuCount = 0;
+            HasMadt = false;
             RsdpAddress = FindRsdp(rsdpHint);
             if (RsdpAddress == 0) { Error = "no ACPI RSDP found"; return false; }
             byte* rsdp = (byte*)RsdpAddress;
@@ -61,7 +76,10 @@ namespace Kernel.Arch
                 byte* table = useXsdt ? (byte*)*(ulong*)(root + 36 + i * 8) : (byte*)(ulong)*(uint*)(root + 36 + i * 4);
                 if (((SdtHeader*)table)->Signature != 0x43495041) continue;   // "APIC"
                 if (!ChecksumOk(table, ((SdtHeader*)table)->Length)) { Error = "MADT checksum is bad"; return false; }
+                HasMadt = true;
+                MadtFlags = *(uint*)(table + 40);                          // after the header and the local APIC address
                 ParseMadt(table);
+                if (CpuCount == 0) Error = "the MADT lists no enabled processor";
                 return CpuCount > 0;
             }
             Error = "no MADT (\"APIC\") table";

@@ -4,8 +4,7 @@ namespace Kernel.Arch
 {
     // The local APIC, in xAPIC mode at its default MMIO base. SynIC interrupts
     // are delivered through it, so it must be software-enabled; the legacy 8259
-    // PICs are masked, since the firmware left them aimed at the exception
-    // vectors (IRQ 0 would arrive as vector 8 and look like a double fault).
+    // PICs, when the MADT declares them, are masked first (LegacyPic).
     public static unsafe class Apic
     {
         private const ulong Base = 0xFEE00000;
@@ -21,11 +20,11 @@ namespace Kernel.Arch
 
         public static void Initialize()
         {
-            MaskLegacyPic();
+            LegacyPic.MaskIfDeclared();
             InitializeThisCpu();
         }
 
-        // Each CPU has its own local APIC; the boot CPU also silences the PICs.
+        // Each CPU has its own local APIC; the boot CPU also silences the PICs (if any).
         public static void InitializeThisCpu()
         {
             Write(RegisterTpr, 0);                                   // accept every priority
@@ -50,16 +49,6 @@ namespace Kernel.Arch
         {
             if (UseHvEoiMsr) Cpu.WriteMsr(HvMsr.Eoi, 0);   // TLFS 10.3.5 "EOI Assist": HV_X64_MSR_EOI
             else Write(RegisterEoi, 0);
-        }
-
-        private static void MaskLegacyPic()
-        {
-            // ICW1-4 remap the two 8259s to vectors 0x20-0x2F, then OCW1 masks every line.
-            Cpu.OutByte(0x20, 0x11); Cpu.OutByte(0xA0, 0x11);
-            Cpu.OutByte(0x21, 0x20); Cpu.OutByte(0xA1, 0x28);
-            Cpu.OutByte(0x21, 0x04); Cpu.OutByte(0xA1, 0x02);
-            Cpu.OutByte(0x21, 0x01); Cpu.OutByte(0xA1, 0x01);
-            Cpu.OutByte(0x21, 0xFF); Cpu.OutByte(0xA1, 0xFF);
         }
     }
 }

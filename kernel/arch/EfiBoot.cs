@@ -124,10 +124,10 @@ namespace Kernel.Arch
             // boot/efi/entry.asm efi_take_over, reached through BootSymbols so that the
             // ELF kernel (which also contains this method) links without it.
             ((delegate* unmanaged<void>)BootSymbols.Get()->EfiTakeOver)();
-            // The legacy PIC may still route the firmware's timer (OVMF programs the
-            // 8259); mask it: the kernel uses the local APIC only.
-            Cpu.OutByte(0x21, 0xFF);
-            Cpu.OutByte(0xA1, 0xFF);
+            // Interrupts are off from here until KernelMain.Enlighten, and the 8259 (if
+            // the MADT declares one) is masked before that by LegacyPic, as on the PVH
+            // path. (OVMF 2022.11 masks both 8259s itself and runs its timer on the local
+            // APIC: QEMU's pic_ioport_write and apic_local_deliver traces show it.)
             ConvertMemoryMap(map, mapSize, descriptorSize);
             PrintSummary();
             KernelMain.Continue();

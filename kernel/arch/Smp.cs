@@ -21,7 +21,7 @@ namespace Kernel.Arch
         public static void StartApplicationProcessors()
         {
             Interrupts.SetHandler(WakeVector, &OnWake);
-            if (!Acpi.EnumerateProcessors(BootInfo.RsdpAddress))
+            if (Acpi.CpuCount == 0)                                 // Acpi.ReadMadt ran in KernelMain.Continue
             {
                 Console.Write("smp: only the boot VP: ");
                 Console.WriteLine(Acpi.Error);

@@ -4,7 +4,17 @@
   the kernel's test result, read from COM1 through a named pipe.
 
 .DESCRIPTION
-  Not run by CI (it needs a Windows host with Hyper-V and an elevated shell).
+  Needs a Windows host with Hyper-V and an elevated shell. CI (make test) checks
+  it on Linux with PowerShell 7 (tests/Kernel.Tests/HyperVScriptTests.cs):
+  PowerShell's parser accepts it, and it runs against stand-ins, functions named
+  like the Hyper-V cmdlets that record their parameters and a COM1 pipe server
+  that replays this image's real serial output (OVMF under QEMU). That checks the
+  VM it asks for (Generation 2 with a copy of -Vhdx, Secure Boot off, COM1 on the
+  pipe it reads, -ProcessorCount), the clean-up, and the exit status: 0 passed,
+  1 a guest test failed, 3 no result line (the guest powered off without one, or
+  stayed silent until -TimeoutSeconds). Only a real Hyper-V host shows that its
+  cmdlets take these calls as the stand-ins do, that the VM boots the image and
+  that Hyper-V's pipe carries COM1 so; the script has not been run on one yet.
   The image's EFI/BOOT/CMDLINE.TXT is "test" by default (Makefile GEN2_CMDLINE),
   so the kernel runs its guest tests, prints "N passed, N failed, N skipped" on
   COM1 and powers the VM off through UEFI ResetSystem (kernel/arch/EfiBoot.cs).
@@ -23,7 +33,9 @@ $ErrorActionPreference = "Stop"
 $pipe = "\\.\pipe\$Name-com1"
 
 # A private copy of the disk: the VM writes to it, and the original stays reusable.
-$disk = Join-Path $env:TEMP "$Name.vhdx"
+# GetTempPath() is %TMP% (else %TEMP%) on Windows and $TMPDIR (else /tmp) elsewhere,
+# where $env:TEMP is unset (the stand-in tests run there).
+$disk = Join-Path ([System.IO.Path]::GetTempPath()) "$Name.vhdx"
 Copy-Item -Force $Vhdx $disk
 if (Get-VM -Name $Name -ErrorAction SilentlyContinue) { Stop-VM -Name $Name -TurnOff -Force; Remove-VM -Name $Name -Force }
 
@@ -35,13 +47,23 @@ Set-VM -Name $Name -AutomaticCheckpointsEnabled $false
 
 Start-VM -Name $Name
 # Hyper-V creates the pipe server; connect as its client and read COM1 line by line.
-$client = New-Object System.IO.Pipes.NamedPipeClientStream(".", "$Name-com1", [System.IO.Pipes.PipeDirection]::In)
+# A blocking ReadLine() would let a guest that hangs silently, with the pipe open,
+# hold the script past -TimeoutSeconds forever: the deadline is only looked at
+# between lines. So each line is read with ReadLineAsync() and waited for only
+# as long as the deadline leaves; a read still pending then is abandoned, and
+# ends when the pipe is closed below (asynchronous I/O, so that closing the
+# handle cancels it on Windows).
+$client = New-Object System.IO.Pipes.NamedPipeClientStream(".", "$Name-com1", [System.IO.Pipes.PipeDirection]::In, [System.IO.Pipes.PipeOptions]::Asynchronous)
 $client.Connect(30000)
 $reader = New-Object System.IO.StreamReader($client)
 $deadline = (Get-Date).AddSeconds($TimeoutSeconds)
 $result = $null
-while ((Get-Date) -lt $deadline) {
-    $line = $reader.ReadLine()
+while ($true) {
+    $left = [Math]::Ceiling(($deadline - (Get-Date)).TotalMilliseconds)
+    if ($left -le 0) { break }
+    $read = $reader.ReadLineAsync()
+    if (-not $read.Wait([int][Math]::Min($left, [int]::MaxValue))) { break }   # no complete line by the deadline
+    $line = $read.Result
     if ($null -eq $line) { break }          # the VM powered off and closed the pipe
     Write-Host $line
     if ($line -match '^(\d+) passed, (\d+) failed, (\d+) skipped$') { $result = $Matches; break }
@@ -51,7 +73,8 @@ Stop-VM -Name $Name -TurnOff -Force -ErrorAction SilentlyContinue
 Remove-VM -Name $Name -Force
 Remove-Item -Force $disk
 
-if ($null -eq $result) { Write-Error "no result line from the guest within $TimeoutSeconds s"; exit 3 }
+# -ErrorAction Continue: under "Stop" Write-Error would throw, and pwsh would exit 1, not 3.
+if ($null -eq $result) { Write-Error "no result line from the guest within $TimeoutSeconds s" -ErrorAction Continue; exit 3 }
 if ([int]$result[2] -ne 0) { Write-Host "guest tests failed: $($result[0])"; exit 1 }
 Write-Host "guest tests passed: $($result[0])"
 exit 0

@@ -19,6 +19,7 @@
 #   scratch files (snapshot=on, OVMF vars) while host files there stay visible.
 # - stty raw on ttyS1: the guest's COM1 bytes must reach run.sh unchanged.
 # - tracefs: KVM's Hyper-V tracepoints, only when run.sh asked for them.
+# - the inner QEMU waits for the refined TSC calibration (see there).
 # - status lines "NESTED: ..." on the console: run.sh's log explains failures.
 # - dmesg into /io/kernel.log at the end (and on failure): run.sh scans it
 #   for kernel problem reports (BUG/WARNING/Oops...), which the quiet console
@@ -132,6 +133,21 @@ if [ -f /io/trace-events ]; then
     tracing=1
 fi
 
+# KVM fixes a VM's TSC frequency (HV_X64_MSR_TSC_FREQUENCY) from tsc_khz
+# when the VM is created, while TIME_REF_COUNT follows the clocksource. The
+# first tsc_khz comes from a fast PIT calibration, which is off by percents
+# when the emulating host is loaded; the refined one (against the HPET, about
+# a second later) replaces it when the clocksource switches from tsc-early to
+# tsc. Start no VM before that: a guest created earlier saw its TSC and its
+# reference counter disagree by 3% (time.ref_counter_rate_matches_tsc_frequency).
+cs=/sys/devices/system/clocksource/clocksource0/current_clocksource
+waited=0
+while [ "$(cat "$cs" 2>/dev/null)" != tsc ]; do
+    [ "$waited" -lt 600 ] || fail "the TSC clocksource was not refined within 60 s (clocksource: $(cat "$cs" 2>/dev/null))"
+    sleep 0.1
+    waited=$((waited + 1))
+done
+echo "NESTED: $(dmesg | grep -o 'tsc: Refined TSC clocksource calibration: .*' | tail -n1)"
 echo "NESTED: starting inner qemu at uptime $(cut -d' ' -f1 /proc/uptime)s"
 chroot /host /bin/bash /run/nested-io/job.sh
 echo "NESTED: job.sh returned $? at uptime $(cut -d' ' -f1 /proc/uptime)s"

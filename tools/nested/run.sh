@@ -4,10 +4,16 @@
 # Usage:
 #   tools/nested/run.sh [--trace FILE] [--trace-events LIST] [--timeout S] [--log FILE]
 #                       [--kernel-log FILE] [--kvm stock|direct] [--outer-qemu patched|system]
-#                       [--inner-qemu PATH] [--inner-module-dir DIR] [--debug] -- <inner qemu args...>
+#                       [--inner-qemu PATH] [--inner-module-dir DIR] [--share DIR] [--debug]
+#                       -- <inner qemu args...>
+#   tools/nested/run.sh [same options] --command -- <command> [args...]
 #
 # Runs `qemu-system-x86_64 -accel kvm <inner args> -serial file:/dev/ttyS1`
 # inside an outer Linux that itself runs under TCG with nested SVM.
+# With --command it runs <command> there instead, as root in the host's root
+# and the caller's working directory, its stdout being this script's stdout:
+# the outer Linux is then a host with a KVM that emulates Hyper-V, e.g. for
+# `./qemu-run.sh --mode kvm`, the path a CI runner with /dev/kvm takes.
 #   - --inner-qemu PATH: the inner QEMU (default /usr/bin/qemu-system-x86_64,
 #     the host's); a host path, run from the host root the outer Linux
 #     chroots into. --inner-module-dir DIR: its QEMU_MODULE_DIR (a QEMU that
@@ -44,10 +50,14 @@
 #     falls back to system with a one-line note saying why. system: the
 #     host's qemu-system-x86_64 (Debian's 7.2), with -smp 1. stderr and the
 #     log name the outer QEMU in an "outer QEMU:" line.
+#   - --share DIR: the host directory DIR is writable at the same path inside
+#     (its own 9p share, mounted over the read-only host root), so a
+#     --command can leave files for the caller (a trace, a log).
 #   - --debug: the outer kernel logs at its normal level (into the log).
 #
 # Exit status:
 #   the inner QEMU's own status (isa-debug-exit: (value<<1)|1; QEMU error: 1),
+#   or with --command the command's own status,
 #   124  timeout (inner QEMU or the whole nested run),
 #   125  infrastructure failure (prepare failed, outer QEMU or outer Linux
 #        failed, a module did not load, /dev/kvm missing, no status came back);
@@ -122,7 +132,7 @@ project_root=$(cd "$here/../.." && pwd)
 cache=${NESTED_CACHE:-$project_root/.cache/nested}
 
 usage() {
-    sed -n '4,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit "$EXIT_USAGE"
 }
 say() { echo "run.sh: $*" >&2; }
@@ -136,6 +146,7 @@ kvm_side=stock
 outer_qemu=${NESTED_OUTER_QEMU:-patched}
 inner_qemu=/usr/bin/qemu-system-x86_64
 inner_module_dir=
+job_kind=qemu share_dir=
 kernel_quiet="quiet loglevel=0"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -148,12 +159,14 @@ while [ $# -gt 0 ]; do
         --outer-qemu) [ $# -ge 2 ] || usage; outer_qemu=$2; shift 2 ;;
         --inner-qemu) [ $# -ge 2 ] || usage; inner_qemu=$2; shift 2 ;;
         --inner-module-dir) [ $# -ge 2 ] || usage; inner_module_dir=$2; shift 2 ;;
+        --command) job_kind=command; shift ;;
+        --share) [ $# -ge 2 ] || usage; share_dir=$2; shift 2 ;;
         --debug) kernel_quiet="loglevel=7"; shift ;;
         --) shift; break ;;
         *) usage ;;
     esac
 done
-[ $# -gt 0 ] || usage
+[ $# -gt 0 ] || [ "$job_kind" = command ] || usage
 [[ $timeout_s =~ ^[0-9]+$ ]] || { say "--timeout wants whole seconds"; exit "$EXIT_USAGE"; }
 [[ $trace_events =~ ^[a-z0-9_,]+$ ]] || { say "--trace-events: bad list"; exit "$EXIT_USAGE"; }
 case $kvm_side in stock | direct) ;; *) say "--kvm wants stock or direct"; exit "$EXIT_USAGE" ;; esac
@@ -165,11 +178,19 @@ esac
     || { say "--inner-qemu wants the absolute path of an executable, not '$inner_qemu'"; exit "$EXIT_USAGE"; }
 [ -z "$inner_module_dir" ] || { [[ $inner_module_dir == /* ]] && [ -d "$inner_module_dir" ]; } \
     || { say "--inner-module-dir wants the absolute path of a directory, not '$inner_module_dir'"; exit "$EXIT_USAGE"; }
-for a in "$@"; do
-    case $a in
-        -serial | --serial) say "inner args must not contain $a (run.sh adds it)"; exit "$EXIT_USAGE" ;;
-    esac
-done
+if [ "$job_kind" = command ]; then
+    [ $# -gt 0 ] || { say "--command needs a command after --"; exit "$EXIT_USAGE"; }
+else
+    for a in "$@"; do
+        case $a in
+            -serial | --serial) say "inner args must not contain $a (run.sh adds it)"; exit "$EXIT_USAGE" ;;
+        esac
+    done
+fi
+if [ -n "$share_dir" ]; then
+    [ -d "$share_dir" ] && [ -w "$share_dir" ] || { say "--share $share_dir: not a writable directory"; exit "$EXIT_USAGE"; }
+    share_dir=$(cd "$share_dir" && pwd -P)
+fi
 
 command -v qemu-system-x86_64 >/dev/null 2>&1 \
     || { say "qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)"; exit "$EXIT_INFRA"; }
@@ -227,7 +248,9 @@ fi
 echo "NESTED: outer QEMU: $outer_note ($outer_bin)" >>"$log"
 
 # The job runs inside the chroot (the host root, so this directory's host
-# path is valid there) with the host's bash.
+# path is valid there) with the host's bash. --share mounts its 9p tag there
+# (the mount point is the host path, so it exists in the read-only root);
+# --command starts in the caller's directory.
 {
     echo '#!/bin/bash'
     printf 'export NESTED_INNER_QEMU=%q\n' "$inner_qemu"
@@ -236,7 +259,15 @@ echo "NESTED: outer QEMU: $outer_note ($outer_bin)" >>"$log"
     else
         echo 'unset QEMU_MODULE_DIR'
     fi
-    printf 'exec %q %q /run/nested-io' "$here/inner.sh" "$timeout_s"
+    if [ -n "$share_dir" ]; then
+        printf 'mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share %q || exit 125\n' "$share_dir"
+    fi
+    if [ "$job_kind" = command ]; then
+        printf 'cd %q || exit 125\n' "$PWD"
+        printf 'exec %q %q /run/nested-io --command' "$here/inner.sh" "$timeout_s"
+    else
+        printf 'exec %q %q /run/nested-io' "$here/inner.sh" "$timeout_s"
+    fi
     printf ' %q' "$@"
     printf '\n'
 } >"$io/job.sh"
@@ -266,6 +297,9 @@ outer=(
     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
     -virtfs "local,path=${io//,/,,},mount_tag=nestedio,security_model=none,multidevs=remap"
 )
+if [ -n "$share_dir" ]; then
+    outer+=(-virtfs "local,path=${share_dir//,/,,},mount_tag=share,security_model=none,multidevs=remap")
+fi
 outer_rc=0
 if [ "$timeout_s" -gt 0 ]; then
     outer=(timeout --kill-after=5 "$((timeout_s + 120))" "${outer[@]}")
@@ -330,7 +364,7 @@ fi
 if [ -s "$io/inner.stderr" ]; then
     grep -v -e 'exceeds the recommended cpus supported by KVM' \
         -e 'terminating on signal 15 from pid' "$io/inner.stderr" \
-        | sed 's/^/run.sh: inner qemu: /' >&2 || true
+        | sed "s/^/run.sh: inner $job_kind: /" >&2 || true
 fi
 
 if [ -f "$io/status" ]; then
