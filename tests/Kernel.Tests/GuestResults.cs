@@ -62,10 +62,12 @@ public sealed partial class GuestRun
     public static GuestRun Nested(string arguments) => new(Repo.QemuRun(arguments, TimeSpan.FromMinutes(15)));
 
     // qemu-run.sh names the QEMU that ran the guest on stderr:
-    // "qemu-run.sh: QEMU: <pinned|system> <version> (<path>)".
+    // "qemu-run.sh: QEMU: <pinned|system> <version> (<path>)"; run inside the
+    // nested Linux (run.sh --command), behind "run.sh: inner command: ".
     public string QemuLine()
     {
-        var line = Process.Stderr.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith("qemu-run.sh: QEMU: "));
+        var line = Process.Stderr.Split('\n').Select(l => l.TrimEnd('\r').Replace("run.sh: inner command: ", ""))
+            .FirstOrDefault(l => l.StartsWith("qemu-run.sh: QEMU: "));
         Assert.True(line != null, "no 'qemu-run.sh: QEMU:' line:\n" + Process.Output);
         return line!;
     }

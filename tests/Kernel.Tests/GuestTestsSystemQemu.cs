@@ -44,7 +44,7 @@ public class GuestTestsNestedSystemQemu
     }
 
     [Fact]
-    public void ResultsEqualThePinnedQemusRun() => SystemQemuRuns.AssertSameResults(GuestTestsNested.Run, s_run.Value);
+    public void ResultsEqualThePinnedQemusRun() => SystemQemuRuns.AssertSameResults(GuestTestsNested.NestedRun, s_run.Value);
 }
 
 public static class SystemQemuRuns
