@@ -82,7 +82,7 @@ $(BUILD)/gen2.vhdx: $(BUILD)/gen2.img
 # else TCG with a note saying why): detection, the hypercall page, the SynIC
 # on each VP, the Direct call's answer, VMBus contact and offers.
 run: kernel
-	@tools/deps.sh run nested qemu-build
+	@tools/deps.sh run qemu nested qemu-build
 	./qemu-run.sh --mode auto --smp 2
 
 # The nested runner's pieces, cached in .cache/nested (each step is a quick
@@ -99,11 +99,13 @@ nested:
 # The tests and the bench boot nested runs, with stock KVM and the project's,
 # under the patched outer QEMU.
 test: kernel image nested
-	@tools/deps.sh run test
+	@tools/deps.sh run qemu test
+	tools/qemu/fetch.sh >/dev/null
 	tools/run-tests.sh
 
 bench: kernel image nested
-	@tools/deps.sh run
+	@tools/deps.sh run qemu
+	tools/qemu/fetch.sh >/dev/null
 	tools/bench.sh
 
 clean:

@@ -3,7 +3,7 @@
 #
 # Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--kvm stock|direct] [--smp N]
 #                      [--test[=NAME]] [--append ARGS] [--timeout S] [--hv FLAGS|none]
-#                      [--trace FILE] [--uefi|--gen2] [-- extra qemu args]
+#                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [-- extra qemu args]
 #
 # Modes:
 #   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
@@ -21,6 +21,15 @@
 #           host must have loaded it with kvm.hv_direct_hypercalls=1).
 # The guest is told which (hv-direct=implemented|absent on its command line) and
 # checks that the hypervisor answers accordingly.
+#
+# --qemu (or $QEMU_RUN_QEMU) picks the QEMU that runs the guest, in every mode
+# (under nested, the inner QEMU; the outer one is tools/nested/run.sh's choice):
+#   pinned  (default) the project's pinned QEMU, Debian's 10.0.2 from
+#           bookworm-backports (tools/qemu/pinned.sh), fetched into .cache/qemu by
+#           tools/qemu/fetch.sh on first use (seconds, network), offline afterwards.
+#   system  this host's qemu-system-x86_64 (Debian 12's 7.2). Guest tests that need
+#           a newer QEMU skip there, saying so.
+# stderr names the QEMU in a "qemu-run.sh: QEMU: <choice> <version> (<path>)" line.
 #
 # --uefi boots build/gen2.img (make image) under OVMF like a Hyper-V Generation 2
 # VM: UEFI firmware, a GPT disk with an EFI System Partition, BOOTX64.EFI. The
@@ -96,6 +105,7 @@ usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
 mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0
+qemu_choice=${QEMU_RUN_QEMU:-pinned}
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) [ $# -ge 2 ] || usage; mode=$2; shift 2 ;;
@@ -115,6 +125,8 @@ while [ $# -gt 0 ]; do
     --trace) [ $# -ge 2 ] || usage; trace=$2; shift 2 ;;
     --trace=*) trace=${1#*=}; shift ;;
     --uefi) uefi=1; shift ;;
+    --qemu) [ $# -ge 2 ] || usage; qemu_choice=$2; shift 2 ;;
+    --qemu=*) qemu_choice=${1#*=}; shift ;;
     --gen2) uefi=1 gen2=1; shift ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
@@ -124,6 +136,7 @@ done
 
 case "$mode" in tcg|kvm|nested|auto) ;; *) die "--mode must be tcg, kvm, nested or auto, not '$mode'" ;; esac
 case "$kvm_side" in stock|direct) ;; *) die "--kvm must be stock or direct, not '$kvm_side'" ;; esac
+case "$qemu_choice" in pinned|system) ;; *) die "--qemu (or QEMU_RUN_QEMU) must be pinned or system, not '$qemu_choice'" ;; esac
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$smp'"
 [ -z "$timeout" ] || [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a whole number of seconds, not '$timeout'"
 [ "$hv" = none ] || [[ "$hv" =~ ^hv-[a-z0-9-]+(,hv-[a-z0-9-]+(=[a-z0-9]+)?)*$ ]] || die "--hv takes a comma-separated list of hv-* flags, or 'none'"
@@ -132,6 +145,23 @@ if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
   "$ROOT/tools/deps.sh" run >&2 || true
   command -v qemu-system-x86_64 >/dev/null 2>&1 || die "qemu-system-x86_64 is missing (Debian package qemu-system-x86)" $EXIT_NO_QEMU
 fi
+# The QEMU that runs the guest: qemu=(the command, with its data dirs), and
+# qemu_modules, its module dir (pinned: its own; system: the built-in one).
+# The pinned tree's binary would otherwise load the host's 7.2 modules and
+# abort; a system QEMU must not be handed another build's module dir.
+if [ "$qemu_choice" = pinned ]; then
+  tree=$("$ROOT/tools/qemu/fetch.sh") \
+    || die "the pinned QEMU could not be had (tools/qemu/fetch.sh, above); --qemu system runs this host's" $EXIT_NO_QEMU
+  qemu_bin=$tree/usr/bin/qemu-system-x86_64 qemu_modules=$tree/usr/lib/x86_64-linux-gnu/qemu
+  qemu_data=(-L "$tree/usr/share/qemu" -L "$tree/usr/share/seabios")
+  qemu=(env "QEMU_MODULE_DIR=$qemu_modules" "$qemu_bin" "${qemu_data[@]}")
+else
+  qemu_bin=$(command -v qemu-system-x86_64) qemu_modules="" qemu_data=()
+  qemu=(env -u QEMU_MODULE_DIR "$qemu_bin")
+fi
+qemu_version=$("${qemu[@]}" --version 2>&1 | sed -n '1s/^QEMU emulator version //p')
+[ -n "$qemu_version" ] || die "$qemu_bin --version does not name a QEMU version: $("${qemu[@]}" --version 2>&1 | head -n1)" $EXIT_NO_QEMU
+echo "qemu-run.sh: QEMU: $qemu_choice $qemu_version ($qemu_bin)" >&2
 if [ "$uefi" = 1 ]; then
   GEN2_IMG="$ROOT/build/gen2.img"
   OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
@@ -151,7 +181,7 @@ kvm_has_hyperv() {
   # 60 s: QEMU starts in well under a second on hardware, but in seconds
   # when this host is itself emulated (the nested L1 of make test).
   [ -w /dev/kvm ] || return 1
-  echo quit | timeout 60 qemu-system-x86_64 -accel kvm -cpu host,hv-vpindex,hv-synic -machine pc -display none \
+  echo quit | timeout 60 "${qemu[@]}" -accel kvm -cpu host,hv-vpindex,hv-synic -machine pc -display none \
     -S -monitor stdio -serial none -nodefaults >/dev/null 2>&1
 }
 
@@ -229,7 +259,7 @@ trap 'rm -f "$log" "$errors" "${scratch[@]}"' EXIT
 set +e
 case "$mode" in
   tcg)
-    timeout -k 5 "$timeout" qemu-system-x86_64 -accel tcg "${guest[@]}" -serial stdio \
+    timeout -k 5 "$timeout" "${qemu[@]}" -accel tcg "${guest[@]}" -serial stdio \
       -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
     status=$? ;;
   kvm)
@@ -247,7 +277,7 @@ case "$mode" in
         [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 1 >"$tracing/events/kvm/$event/enable"
       done
     fi
-    timeout -k 5 "$timeout" qemu-system-x86_64 -accel kvm "${guest[@]}" -serial stdio "${extra[@]}" </dev/null 2>"$errors"
+    timeout -k 5 "$timeout" "${qemu[@]}" -accel kvm "${guest[@]}" -serial stdio "${extra[@]}" </dev/null 2>"$errors"
     status=$?
     if [ -n "$trace" ]; then
       for event in ${TRACE_EVENTS//,/ }; do
@@ -257,9 +287,12 @@ case "$mode" in
     fi ;;
   nested)
     [ -x "$ROOT/tools/nested/run.sh" ] || die "--mode nested: tools/nested/run.sh is missing" $EXIT_UNAVAILABLE
-    nested_args=(--timeout "$timeout" --kvm "$kvm_side")
+    # The inner QEMU is this run's QEMU: the outer Linux runs it from the host's
+    # root (shared over 9p) at the same path.
+    nested_args=(--timeout "$timeout" --kvm "$kvm_side" --inner-qemu "$qemu_bin")
+    [ -z "$qemu_modules" ] || nested_args+=(--inner-module-dir "$qemu_modules")
     [ -z "$trace" ] || nested_args+=(--trace "$trace" --trace-events "$TRACE_EVENTS")
-    "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${guest[@]}" "${extra[@]}" 2>"$errors"
+    "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${qemu_data[@]}" "${guest[@]}" "${extra[@]}" 2>"$errors"
     status=$? ;;
 esac
 set -e

@@ -35,7 +35,9 @@ ld.lld -static -nostdlib -z max-page-size=4096 -z noexecstack -T boot/linker.ld 
   -o build/kernel.stripped.elf build/boot/*.o build/kernel.o
 elf_size=$(stat -c %s build/kernel.stripped.elf)
 efi_size=$( [ -f build/BOOTX64.EFI ] && stat -c %s build/BOOTX64.EFI || echo null)
-qemu_version=$(qemu-system-x86_64 --version | head -1 | sed 's/.*version \([^ ]*\).*/\1/')
+# The QEMU that ran the guest, as qemu-run.sh named it ("qemu-run.sh: QEMU: pinned 10.0.2 (...)").
+qemu_version=$(sed -n 's/^qemu-run\.sh: QEMU: \([a-z]*\) \([^ ]*\) .*/\2 (\1)/p' "$out/tcg.err" | head -n1)
+[ -n "$qemu_version" ] || qemu_version=unknown
 date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 # figure NAME FROM-LOG -> "median p99" of a bench line, or nothing

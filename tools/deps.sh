@@ -5,6 +5,11 @@
 #   tools/deps.sh build     nasm, lld (ld.lld, lld-link), the .NET SDK check
 #   tools/deps.sh run       + qemu-system-x86
 #   tools/deps.sh image     + ovmf, mtools, qemu-utils
+#   tools/deps.sh qemu      + what tools/qemu/fetch.sh runs (the pinned QEMU 10.0.2 that
+#                           runs the guest by default): apt, dpkg, util-linux (flock),
+#                           libc-bin (ldd), coreutils, and the shared libraries that
+#                           Debian's qemu-system-x86 10.0.2 links (its Depends:, all in
+#                           Debian 12; the system's QEMU 7.2 links the same ones)
 #   tools/deps.sh nested    + what tools/nested/{prepare,run,inner}.sh run on the host:
 #                           qemu-system-x86, cpio, gzip, apt, dpkg, findutils,
 #                           util-linux (flock), coreutils (mkfifo, timeout, sha256sum)
@@ -25,12 +30,23 @@ want() { command -v "$1" >/dev/null 2>&1 || { need_cmds+=("$1"); need_pkgs+=("$2
 want_file() { [ -e "$1" ] || { need_cmds+=("$1"); need_pkgs+=("$2"); }; }
 # A library has no command to look for: ask dpkg whether its package is installed.
 want_pkg() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ] || { need_cmds+=("$1"); need_pkgs+=("$1"); }; }
+# want_pkgs <package>...: want_pkg for many, with one dpkg-query.
+want_pkgs() {
+  local installed p
+  installed=" $(dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null | awk '$2 == "install" && $4 == "installed" { printf "%s ", $1 }')"
+  for p; do [[ $installed == *" $p "* ]] || { need_cmds+=("$p"); need_pkgs+=("$p"); }; done
+}
 
 for what in "${@:-build}"; do
   case "$what" in
     build)  want nasm nasm; want ld.lld lld ;;
     run)    want nasm nasm; want ld.lld lld; want qemu-system-x86_64 qemu-system-x86 ;;
     image)  want python3 python3; want lld-link lld; want mcopy mtools; want qemu-img qemu-utils; want_file /usr/share/OVMF/OVMF_CODE.fd ovmf ;;
+    qemu)   want apt-get apt; want apt-cache apt; want dpkg dpkg; want dpkg-deb dpkg; want flock util-linux
+            want ldd libc-bin; want timeout coreutils; want realpath coreutils; want env coreutils
+            want_pkgs libaio1 libbpf1 libc6 libcapstone4 libfdt1 libfuse3-3 libgcc-s1 libglib2.0-0 libgmp10 \
+                libgnutls30 libhogweed6 libibverbs1 libjpeg62-turbo libnettle8 libnuma1 libpixman-1-0 libpmem1 \
+                libpng16-16 librdmacm1 libsasl2-2 libseccomp2 libslirp0 libudev1 liburing2 libvdeplug2 libzstd1 zlib1g ;;
     nested) want qemu-system-x86_64 qemu-system-x86; want cpio cpio; want gzip gzip
             want apt-get apt; want apt-cache apt; want dpkg dpkg; want dpkg-deb dpkg; want find findutils
             want flock util-linux; want mkfifo coreutils; want timeout coreutils; want sha256sum coreutils
@@ -47,7 +63,7 @@ for what in "${@:-build}"; do
             want_pkg libglib2.0-dev; want_pkg libpixman-1-dev; want_pkg zlib1g-dev; want_pkg libattr1-dev
             want_pkg libcap-ng-dev; want_pkg libfdt-dev; want_file /usr/share/seabios/bios-256k.bin seabios
             want_file /usr/share/qemu/linuxboot_dma.bin qemu-system-data; want_file /usr/share/qemu/kvmvapic.bin qemu-system-data ;;
-    *) echo "deps.sh: unknown group '$what' (build, run, image, nested, test, kvm, qemu-build)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown group '$what' (build, run, image, qemu, nested, test, kvm, qemu-build)" >&2; exit 2 ;;
   esac
 done
 

@@ -13,11 +13,11 @@ namespace Kernel.Tests;
 // however much happens to be installed.
 public class FreshMachineTests
 {
-    // `make run` and a TCG boot: the build and run groups.
+    // `make run` and a TCG boot on the pinned QEMU (cached): the build, run and qemu groups.
     [Fact]
     public void TcgRunNeedsOnlyTheRunGroup()
     {
-        using var path = RestrictedPath.For("build", "run");
+        using var path = RestrictedPath.For("build", "run", "qemu");
         var r = path.Run("./qemu-run.sh", "--mode tcg --test=format", TimeSpan.FromMinutes(2));
         Assert.True(r.ExitCode == 0, r.Output);
     }
@@ -27,7 +27,7 @@ public class FreshMachineTests
     public void UefiRunNeedsOnlyTheImageGroup()
     {
         UefiImage.EnsureBuilt();
-        using var path = RestrictedPath.For("build", "run", "image");
+        using var path = RestrictedPath.For("build", "run", "qemu", "image");
         var r = path.Run("./qemu-run.sh", "--uefi --mode tcg --test=format", TimeSpan.FromMinutes(2));
         Assert.True(r.ExitCode == 0, r.Output);
     }
@@ -39,7 +39,7 @@ public class FreshMachineTests
     {
         var r = Repo.Run("make", "-n -B kernel image run test bench", TimeSpan.FromMinutes(1));
         Assert.True(r.ExitCode == 0, r.Output);
-        var allowed = RestrictedPath.Commands("build", "run", "image", "nested", "kvm", "qemu-build", "test")
+        var allowed = RestrictedPath.Commands("build", "run", "qemu", "image", "nested", "kvm", "qemu-build", "test")
             .Concat(RestrictedPath.BaseCommands()).Concat(RestrictedPath.Brought).ToHashSet();
         var missing = new List<string>();
         foreach (var raw in r.Stdout.Replace("\\\n", " ").Split('\n'))     // a recipe line continued with \ is one command
@@ -50,6 +50,27 @@ public class FreshMachineTests
                 if (!command.Contains('/') && !allowed.Contains(command)) missing.Add($"{command} (in: {line})");
         }
         Assert.True(missing.Count == 0, "commands the Makefile runs that tools/deps.sh does not provide:\n" + string.Join("\n", missing.Distinct()));
+    }
+
+    // The pinned QEMU fetched into an empty cache (Debian's packages from
+    // bookworm-backports, a few seconds), then a TCG boot on it: the qemu group.
+    [Fact]
+    public void PinnedQemuFromScratchNeedsOnlyTheQemuGroup()
+    {
+        var cache = Directory.CreateTempSubdirectory("fresh-qemu-cache");
+        try
+        {
+            var env = new Dictionary<string, string> { ["QEMU_CACHE"] = cache.FullName };
+            using var path = RestrictedPath.For("build", "run", "qemu");
+            var fetch = path.Run("tools/qemu/fetch.sh", "", TimeSpan.FromMinutes(10), env);
+            Assert.True(fetch.ExitCode == 0, "tools/qemu/fetch.sh from an empty cache:\n" + fetch.Output);
+            Assert.StartsWith(cache.FullName + "/", fetch.Stdout.Trim());
+            var boot = new GuestRun(path.Run("./qemu-run.sh", "--mode tcg --test=format", TimeSpan.FromMinutes(2), env));
+            Assert.True(boot.Process.ExitCode == 0, boot.Process.Output);
+            boot.AssertPinnedQemu();
+            Assert.Contains(fetch.Stdout.Trim(), boot.QemuLine());
+        }
+        finally { cache.Delete(recursive: true); }
     }
 
     // The nested runner's cache built from nothing (Debian's kernel and busybox,

@@ -61,6 +61,34 @@ public sealed partial class GuestRun
     // A guest failure is a failure: there is no second boot.
     public static GuestRun Nested(string arguments) => new(Repo.QemuRun(arguments, TimeSpan.FromMinutes(15)));
 
+    // qemu-run.sh names the QEMU that ran the guest on stderr:
+    // "qemu-run.sh: QEMU: <pinned|system> <version> (<path>)"; run inside the
+    // nested Linux (run.sh --command), behind "run.sh: inner command: ".
+    public string QemuLine()
+    {
+        var line = Process.Stderr.Split('\n').Select(l => l.TrimEnd('\r').Replace("run.sh: inner command: ", ""))
+            .FirstOrDefault(l => l.StartsWith("qemu-run.sh: QEMU: "));
+        Assert.True(line != null, "no 'qemu-run.sh: QEMU:' line:\n" + Process.Output);
+        return line!;
+    }
+
+    // The default: the pinned QEMU (tools/qemu/pinned.sh), e.g. "pinned 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)".
+    public void AssertPinnedQemu() =>
+        Assert.StartsWith($"qemu-run.sh: QEMU: pinned {PinnedQemu.Upstream} (Debian {PinnedQemu.DebianVersion}) ", QemuLine());
+
+    // --qemu system: this host's qemu-system-x86_64, whatever its version (Debian 12: 7.2).
+    public void AssertSystemQemu() =>
+        Assert.StartsWith($"qemu-run.sh: QEMU: system {SystemQemu.Version} ", QemuLine());
+
+    // tools/nested/run.sh names the inner QEMU as the outer Linux ran it:
+    // "run.sh: inner QEMU: QEMU emulator version <version> (<path>)".
+    public void AssertInnerQemu(string version)
+    {
+        var line = Process.Stderr.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith("run.sh: inner QEMU: "));
+        Assert.True(line != null, "no 'run.sh: inner QEMU:' line:\n" + Process.Output);
+        Assert.StartsWith($"run.sh: inner QEMU: QEMU emulator version {version} ", line);
+    }
+
     // tools/nested/run.sh names the outer QEMU on stderr. make test must run
     // the patched build (tools/nested/qemu): the system's QEMU 7.2 delivers
     // injected interrupts twice and aborts on OVMF's CR8 writes
@@ -71,4 +99,51 @@ public sealed partial class GuestRun
         Assert.True(line != null, "no 'run.sh: outer QEMU:' line:\n" + Process.Output);
         Assert.True(line!.StartsWith("run.sh: outer QEMU: patched "), $"the nested run did not use the patched outer QEMU: {line}");
     }
+}
+
+// The pinned QEMU's version, read from the one place that pins it.
+public static class PinnedQemu
+{
+    private static readonly Lazy<string> s_debian = new(() =>
+    {
+        var m = Regex.Match(File.ReadAllText(Path.Combine(Repo.Root, "tools", "qemu", "pinned.sh")),
+            @"^readonly qemu_version=(\S+)$", RegexOptions.Multiline);
+        Assert.True(m.Success, "tools/qemu/pinned.sh sets no qemu_version");
+        return m.Groups[1].Value;
+    });
+
+    // Debian's package version, e.g. 1:10.0.2+ds-2+deb13u1~bpo12+1.
+    public static string DebianVersion => s_debian.Value;
+
+    // QEMU's own, e.g. 10.0.2.
+    public static string Upstream => Regex.Match(DebianVersion, @"^(?:\d+:)?([0-9.]+)").Groups[1].Value;
+
+    // The tree tools/qemu/fetch.sh keeps it in (fetched on first use).
+    private static readonly Lazy<string> s_tree = new(() =>
+    {
+        var r = Repo.Run(Path.Combine(Repo.Root, "tools", "qemu", "fetch.sh"), "", TimeSpan.FromMinutes(10));
+        Assert.True(r.ExitCode == 0, "tools/qemu/fetch.sh:\n" + r.Output);
+        return r.Stdout.Trim();
+    });
+
+    // How to run it outside qemu-run.sh: the binary, its -L arguments, its module dir.
+    public static string Binary => Path.Combine(s_tree.Value, "usr/bin/qemu-system-x86_64");
+    public static string DataArguments => $"-L {s_tree.Value}/usr/share/qemu -L {s_tree.Value}/usr/share/seabios";
+    public static Dictionary<string, string> Environment =>
+        new() { ["QEMU_MODULE_DIR"] = Path.Combine(s_tree.Value, "usr/lib/x86_64-linux-gnu/qemu") };
+}
+
+// The host's qemu-system-x86_64 (qemu-run.sh --qemu system).
+public static class SystemQemu
+{
+    private static readonly Lazy<string> s_version = new(() =>
+    {
+        var r = Repo.Run("qemu-system-x86_64", "--version", TimeSpan.FromSeconds(30));
+        var m = Regex.Match(r.Stdout, @"^QEMU emulator version (\S+)");
+        Assert.True(m.Success, "qemu-system-x86_64 --version:\n" + r.Output);
+        return m.Groups[1].Value;
+    });
+
+    // e.g. 7.2.22 on Debian 12.
+    public static string Version => s_version.Value;
 }

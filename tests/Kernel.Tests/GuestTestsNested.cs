@@ -18,6 +18,10 @@ public abstract class TracedStockKvmBoot
     [Fact]
     public void RanOnThePatchedOuterQemu() => Run.AssertPatchedOuterQemu();
 
+    // qemu-run.sh ran the guest on the pinned QEMU (the default).
+    [Fact]
+    public void RanOnThePinnedQemu() => Run.AssertPinnedQemu();
+
     [Fact]
     public void CrossVpTestsSkipWithOneVp()
     {
@@ -142,6 +146,11 @@ public class GuestTestsNested : TracedStockKvmBoot
     [Theory]
     [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
     public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+
+    // The inner QEMU, the one that runs the guest under the nested KVM, is the
+    // pinned one, and the outer Linux ran that version.
+    [Fact]
+    public void RanOnThePinnedInnerQemu() => s_run.Value.AssertInnerQemu(PinnedQemu.Upstream);
 }
 
 // `qemu-run.sh --mode kvm --test --trace FILE`, the path a CI runner with

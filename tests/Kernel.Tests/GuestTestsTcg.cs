@@ -9,11 +9,17 @@ public class GuestTestsTcg
 {
     private static readonly Lazy<GuestRun> s_run = new(() => new GuestRun(Repo.QemuRun("--mode tcg --test")));
 
+    // The default run, for comparison with the run on the system's QEMU.
+    public static GuestRun Run => s_run.Value;
+
     public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
 
     [Theory]
     [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
     public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+
+    [Fact]
+    public void RanOnThePinnedQemu() => s_run.Value.AssertPinnedQemu();
 
     [Fact]
     public void RunPassesWithSummaryLine()

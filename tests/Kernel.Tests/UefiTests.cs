@@ -134,11 +134,12 @@ public class UefiPlainBoot
             File.WriteAllText(cmd, "efi-stale-key\n");
             var m = Repo.Run("mcopy", $"-o -i {disk}@@{UefiImage.EspOffset} {cmd} ::/EFI/BOOT/CMDLINE.TXT", TimeSpan.FromSeconds(30));
             if (m.ExitCode != 0) throw new InvalidOperationException("mcopy failed:\n" + m.Output);
-            return Repo.Run("timeout", "60 qemu-system-x86_64 -accel tcg -machine q35 -m 256 -display none -no-reboot -nodefaults -monitor none"
+            // The pinned QEMU, as qemu-run.sh runs it by default.
+            return Repo.Run("timeout", $"60 {PinnedQemu.Binary} {PinnedQemu.DataArguments} -accel tcg -machine q35 -m 256 -display none -no-reboot -nodefaults -monitor none"
                 + " -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd"
                 + $" -drive if=pflash,format=raw,file={vars} -drive if=none,id=d,format=raw,file={disk}"
                 + " -device ahci,id=ahci -device ide-hd,drive=d,bus=ahci.0 -serial stdio -trace qemu_system_shutdown_request",
-                TimeSpan.FromMinutes(2));
+                TimeSpan.FromMinutes(2), PinnedQemu.Environment);
         }
         finally { dir.Delete(recursive: true); }
     }

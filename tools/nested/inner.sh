@@ -5,6 +5,8 @@
 #
 # Usage: inner.sh <timeout-seconds, 0 = none> <io dir> <inner qemu args...>
 #        inner.sh <timeout-seconds, 0 = none> <io dir> --command <command> [args...]
+# The inner QEMU is $NESTED_INNER_QEMU (default /usr/bin/qemu-system-x86_64);
+# the job script sets it, and QEMU_MODULE_DIR, from run.sh's options.
 #
 # Why each step:
 # - -serial file:/dev/ttyS1: the outer QEMU's second port is run.sh's stdout;
@@ -13,6 +15,8 @@
 # - stderr to <io>/inner.stderr: run.sh shows it on the host.
 # - own watchdog instead of timeout(1): on a hang it first writes where each
 #   QEMU thread sleeps (kernel stack) to the outer console, i.e. run.sh's log.
+# - <io>/inner-qemu: the inner QEMU's --version as it runs here, so run.sh
+#   can say which QEMU ran the guest.
 # - <io>/status last: its presence tells run.sh the nested run completed.
 set -uo pipefail
 
@@ -20,12 +24,16 @@ timeout_s=$1
 io=$2
 shift 2
 
+qemu_bin=${NESTED_INNER_QEMU:-/usr/bin/qemu-system-x86_64}
 if [ "${1:-}" = --command ]; then
     shift
     # Its own process group, so that the watchdog stops the command's children (QEMU) too.
     setsid "$@" </dev/null >/dev/ttyS1 2>"$io/inner.stderr" &
 else
-    /usr/bin/qemu-system-x86_64 -accel kvm "$@" -serial file:/dev/ttyS1 \
+    version=$("$qemu_bin" --version 2>&1 | head -n1)
+    echo "$version" >"$io/inner-qemu"
+    echo "NESTED: inner QEMU: $version ($qemu_bin${QEMU_MODULE_DIR:+, QEMU_MODULE_DIR=$QEMU_MODULE_DIR})"
+    "$qemu_bin" -accel kvm "$@" -serial file:/dev/ttyS1 \
         </dev/null 2>"$io/inner.stderr" &
 fi
 qemu=$!

@@ -4,7 +4,8 @@
 # Usage:
 #   tools/nested/run.sh [--trace FILE] [--trace-events LIST] [--timeout S] [--log FILE]
 #                       [--kernel-log FILE] [--kvm stock|direct] [--outer-qemu patched|system]
-#                       [--share DIR] [--debug] -- <inner qemu args...>
+#                       [--inner-qemu PATH] [--inner-module-dir DIR] [--share DIR] [--debug]
+#                       -- <inner qemu args...>
 #   tools/nested/run.sh [same options] --command -- <command> [args...]
 #
 # Runs `qemu-system-x86_64 -accel kvm <inner args> -serial file:/dev/ttyS1`
@@ -13,6 +14,13 @@
 # and the caller's working directory, its stdout being this script's stdout:
 # the outer Linux is then a host with a KVM that emulates Hyper-V, e.g. for
 # `./qemu-run.sh --mode kvm`, the path a CI runner with /dev/kvm takes.
+#   - --inner-qemu PATH: the inner QEMU (default /usr/bin/qemu-system-x86_64,
+#     the host's); a host path, run from the host root the outer Linux
+#     chroots into. --inner-module-dir DIR: its QEMU_MODULE_DIR (a QEMU that
+#     is not the host's installed one must not load the host's modules);
+#     without it the inner QEMU runs with no QEMU_MODULE_DIR. Data dirs (-L)
+#     go in the inner args. stderr and the log name the QEMU that ran, as
+#     the outer Linux saw it, in an "inner QEMU:" line.
 #   - The inner args must not contain -serial: the guest's COM1 is routed to
 #     this script's stdout, and nothing else is written to stdout.
 #   - Paths in the inner args are host paths: the outer Linux chroots into the
@@ -124,7 +132,7 @@ project_root=$(cd "$here/../.." && pwd)
 cache=${NESTED_CACHE:-$project_root/.cache/nested}
 
 usage() {
-    sed -n '4,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit "$EXIT_USAGE"
 }
 say() { echo "run.sh: $*" >&2; }
@@ -136,6 +144,8 @@ log_file=
 kernel_log_file=
 kvm_side=stock
 outer_qemu=${NESTED_OUTER_QEMU:-patched}
+inner_qemu=/usr/bin/qemu-system-x86_64
+inner_module_dir=
 job_kind=qemu share_dir=
 kernel_quiet="quiet loglevel=0"
 while [ $# -gt 0 ]; do
@@ -147,6 +157,8 @@ while [ $# -gt 0 ]; do
         --kernel-log) [ $# -ge 2 ] || usage; kernel_log_file=$2; shift 2 ;;
         --kvm) [ $# -ge 2 ] || usage; kvm_side=$2; shift 2 ;;
         --outer-qemu) [ $# -ge 2 ] || usage; outer_qemu=$2; shift 2 ;;
+        --inner-qemu) [ $# -ge 2 ] || usage; inner_qemu=$2; shift 2 ;;
+        --inner-module-dir) [ $# -ge 2 ] || usage; inner_module_dir=$2; shift 2 ;;
         --command) job_kind=command; shift ;;
         --share) [ $# -ge 2 ] || usage; share_dir=$2; shift 2 ;;
         --debug) kernel_quiet="loglevel=7"; shift ;;
@@ -162,6 +174,10 @@ case $outer_qemu in
     patched | system) ;;
     *) say "--outer-qemu (or NESTED_OUTER_QEMU) wants patched or system, not '$outer_qemu'"; exit "$EXIT_USAGE" ;;
 esac
+[[ $inner_qemu == /* ]] && [ -x "$inner_qemu" ] \
+    || { say "--inner-qemu wants the absolute path of an executable, not '$inner_qemu'"; exit "$EXIT_USAGE"; }
+[ -z "$inner_module_dir" ] || { [[ $inner_module_dir == /* ]] && [ -d "$inner_module_dir" ]; } \
+    || { say "--inner-module-dir wants the absolute path of a directory, not '$inner_module_dir'"; exit "$EXIT_USAGE"; }
 if [ "$job_kind" = command ]; then
     [ $# -gt 0 ] || { say "--command needs a command after --"; exit "$EXIT_USAGE"; }
 else
@@ -237,6 +253,12 @@ echo "NESTED: outer QEMU: $outer_note ($outer_bin)" >>"$log"
 # --command starts in the caller's directory.
 {
     echo '#!/bin/bash'
+    printf 'export NESTED_INNER_QEMU=%q\n' "$inner_qemu"
+    if [ -n "$inner_module_dir" ]; then
+        printf 'export QEMU_MODULE_DIR=%q\n' "$inner_module_dir"
+    else
+        echo 'unset QEMU_MODULE_DIR'
+    fi
     if [ -n "$share_dir" ]; then
         printf 'mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share %q || exit 125\n' "$share_dir"
     fi
@@ -333,6 +355,10 @@ finish() {
     say "exit $EXIT_L1_KERNEL instead of the run's own status $1"
     exit "$EXIT_L1_KERNEL"
 }
+# inner.sh wrote the first line of the inner QEMU's --version, run where it ran.
+if [ -s "$io/inner-qemu" ]; then
+    say "inner QEMU: $(head -n1 "$io/inner-qemu") ($inner_qemu)"
+fi
 # Not worth a word: the outer Linux has 1 or 2 CPUs, so KVM "recommends" no more;
 # QEMU notes the SIGTERM of a timeout, which is reported below anyway.
 if [ -s "$io/inner.stderr" ]; then

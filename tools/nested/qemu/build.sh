@@ -12,17 +12,18 @@
 # (with -smp 1) when this build cannot be had.
 #
 # Why each step:
-# - a private apt configuration (sources list, lists and cache dirs in the
-#   work tree, -o Dir::...): the source and meson come from
-#   bookworm-backports, which the host need not have configured, and the
+# - a private apt configuration (tools/private-apt.sh: sources list, lists
+#   and cache dirs in the work tree, -o Dir::...): the source and meson come
+#   from bookworm-backports, which the host need not have configured, and the
 #   host's /etc/apt and package lists stay untouched. The mirror is the one
 #   the host's apt already uses for Debian's main release (apt-cache policy).
 # - apt-get source --tar-only: the mirror serves the orig tarball of this
 #   version but not its .dsc and debian.tar.xz (404), so the source is the
 #   upstream 10.0.2 as Debian repacked it (+ds: non-free blobs removed),
 #   without debian/patches; apt checks the tarball against the signed index.
-# - the version pinned in qemu_version below: the patches are proven to
-#   apply to exactly this source; a newer one is a deliberate change.
+# - the version pinned in tools/qemu/pinned.sh, shared with the QEMU that
+#   runs the guest (tools/qemu/fetch.sh): the patches are proven to apply to
+#   exactly this source; a newer one is a deliberate change.
 # - meson and python3-pycotap from bookworm-backports, unpacked (dpkg -x),
 #   used through PYTHONPATH, never installed: QEMU 10 needs meson >= 1.5
 #   (bookworm has 1.0), and the +ds tarball has no vendored meson wheel.
@@ -74,9 +75,6 @@
 #       (one line on stderr).
 set -euo pipefail
 
-# Debian's source package version (bookworm-backports); the one place to change it.
-readonly qemu_version=1:10.0.2+ds-2+deb13u1~bpo12+1
-readonly suite=bookworm-backports
 readonly format=outer-qemu-v1
 readonly configure_args=(
     --target-list=x86_64-softmmu --without-default-features
@@ -87,6 +85,12 @@ readonly configure_args=(
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 project_root=$(cd "$here/../../.." && pwd)
+# qemu_version (Debian's source package version) and qemu_suite: the one place to change them.
+# shellcheck source=../../qemu/pinned.sh
+. "$project_root/tools/qemu/pinned.sh"
+readonly suite=$qemu_suite
+# shellcheck source=../../private-apt.sh
+. "$project_root/tools/private-apt.sh"
 cache=${NESTED_CACHE:-$project_root/.cache/nested}
 python=/usr/bin/python3
 # ROM -> where it comes from (Debian package): see "Why each step".
@@ -188,31 +192,14 @@ trap 'rm -rf "$work" "$out.tmp"' EXIT
 say "building QEMU $qemu_version with $(printf '%s ' "${patches[@]##*/}")(about 6 minutes of 2 idle cores; log: $log)"
 
 # --- the private apt configuration ---------------------------------------
-# The host's mirror for Debian's main release: e.g. " 500 <uri> bookworm/main amd64 Packages".
-arch=$(dpkg --print-architecture)
-mirror=$(apt-cache policy 2>/dev/null | awk -v a="$arch" '$3 ~ /^[a-z]+\/main$/ && $4 == a { print $2; exit }')
-[ -n "$mirror" ] || die "apt-cache policy names no Debian mirror with a <release>/main $arch index (run apt-get update?)"
 apt_dir=$work/apt
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$work/dl"
-signed=
-[ ! -f /usr/share/keyrings/debian-archive-keyring.gpg ] \
-    || signed=' [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]'
-printf 'deb%s %s %s main\ndeb-src%s %s %s main\n' "$signed" "$mirror" "$suite" "$signed" "$mirror" "$suite" \
-    >"$apt_dir/sources.list"
-# _apt cannot write into a private dir; the download then runs as us,
-# which apt reports with a harmless warning. World-writable avoids it.
+mkdir -p "$work/dl"
+private_apt_init "$apt_dir" "$suite" deb-src || die "$private_apt_why"
+mirror=$private_apt_mirror
+apt_opts=("${private_apt_opts[@]}")
+# apt-get source downloads into dl as _apt, too (see tools/private-apt.sh).
 chmod -R 0777 "$work"
-apt_opts=(
-    -o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o Dir::Etc::sourceparts=-
-    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
-)
-# apt_error: the first line of apt's that says why (E:, else the reason under Err:).
-apt_error() {
-    awk '/^E: / && e == "" { e = $0 }
-        /^Err:/ { if ((getline d) > 0 && r == "") { sub(/^ +/, "", d); r = d } }
-        /^W: Failed to fetch/ && w == "" { w = $0 }
-        END { print (e != "" ? e : (r != "" ? r : w)) }' "$log"
-}
+apt_error() { private_apt_error "$log"; }
 step "apt-get update ($mirror $suite)"
 LC_ALL=C apt-get "${apt_opts[@]}" update >>"$log" 2>&1 && ! grep -q '^Err:' "$log" \
     || die "apt-get update of $suite from $mirror failed (network?): $(apt_error)"
