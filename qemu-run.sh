@@ -88,11 +88,12 @@ TRACE_EVENTS="kvm_msr,kvm_hv_hypercall,kvm_hv_hypercall_done,kvm_hv_synic_set_ms
 # guest reports its result to this script (a real Gen2 VM has none, and the kernel
 # powers off through UEFI instead).
 # tests/Kernel.Tests/Gen2Tests.cs checks the machine from QEMU's monitor.
-# QEMU 7.2 still sets PCAT_COMPAT in the MADT with pic=off (hw/i386/acpi-common.c), so
-# the kernel still writes the 8259's ports (kernel/arch/LegacyPic.cs); its boot log says
-# whether an 8259 answered.
+# The pinned QEMU (10.0.2) clears PCAT_COMPAT in the MADT with pic=off, so the kernel
+# leaves the 8259's ports alone (kernel/arch/LegacyPic.cs); QEMU 7.2 (--qemu system)
+# still sets it (hw/i386/acpi-common.c), and the kernel then masks an 8259 that is not
+# there. The boot log's "pic:" line says which.
 # Under KVM (kvm, nested) pic=off removes QEMU's 8259 but not KVM's in-kernel one, which
-# KVM_CREATE_IRQCHIP always creates (measured: "an 8259 answered" in the nested run).
+# KVM_CREATE_IRQCHIP always creates (measured with QEMU 7.2, whose MADT still declares it: "an 8259 answered" in the nested run).
 # kernel-irqchip=split would remove it (measured: port 0x20 reads 0xff), but then
 # messages.busy_slot_sets_pending_and_eom_redelivers fails: after EOM the queued message
 # never arrives. QEMU's SynIC learns of EOM through a resample irqfd, which KVM accepts

@@ -13,9 +13,9 @@ namespace Kernel.Arch
     // Under UEFI interrupts are off from efi_take_over (boot/efi/entry.asm) until
     // then, so nothing earlier needs to mask it.
     //
-    // QEMU (7.2, hw/i386/acpi-common.c acpi_build_madt) sets PCAT_COMPAT even with
-    // -machine pic=off, so under QEMU the writes always happen; with no 8259 they go
-    // to unassigned ports, which is harmless. The boot log says which it was.
+    // QEMU 10.0.2 clears PCAT_COMPAT with -machine pic=off; QEMU 7.2 (hw/i386/
+    // acpi-common.c acpi_build_madt) sets it even then, so there the writes happen
+    // and go to unassigned ports, which is harmless. The boot log says which it was.
     public static class LegacyPic
     {
         private const ushort MasterCommand = 0x20, MasterData = 0x21, SlaveCommand = 0xA0, SlaveData = 0xA1;
