@@ -104,9 +104,9 @@ public class HyperVScriptTests
     }
 
     // A guest that crashes powers off (EfiBoot.PowerOff) and Hyper-V closes the
-    // pipe: the script stops reading at once, with no result, status 3.
+    // pipe: the script stops reading at once, with no result, status 2 (as qemu-run.sh's crash).
     [Fact]
-    public void CrashedGuestThatPowersOffEndsTheReadWithStatusThree()
+    public void CrashedGuestThatPowersOffEndsTheReadWithStatusTwo()
     {
         var transcript = Transcripts.Crashed.Value;
         using var run = StandinRun.Start(transcript, closeAfterTranscript: true);
@@ -114,9 +114,25 @@ public class HyperVScriptTests
         try { r = run.RunScript("-TimeoutSeconds 600", TimeSpan.FromSeconds(90)); }
         catch (TimeoutException) { throw new Xunit.Sdk.XunitException("expected the script to stop when the guest closed COM1, got no exit within 90 s (its -TimeoutSeconds was 600)"); }
 
-        ExpectStatus(3, r);
+        ExpectStatus(2, r);
         Assert.Contains("FATAL EXCEPTION #UD invalid opcode", r.Stdout);
-        Assert.True(r.Stderr.Contains("no result line from the guest"), $"expected the no-result error on stderr, got:\n{r.Output}");
+        Assert.True(r.Stderr.Contains("the guest powered off without a result line"), $"expected the powered-off error on stderr, got:\n{r.Output}");
+        AssertCleanedUp(run.Calls(), run);
+    }
+
+    // COM1's pipe never appears (no server): the script gives up after
+    // -ConnectTimeoutSeconds with status 70, and the VM and the disk copy are gone.
+    [Fact]
+    public void UnreachableComPortEndsWithStatusSeventyAndCleansUp()
+    {
+        using var run = StandinRun.Start(transcript: null, closeAfterTranscript: false, comPipe: false);
+        Repo.Result r;
+        try { r = run.RunScript("-TimeoutSeconds 600 -ConnectTimeoutSeconds 2", TimeSpan.FromSeconds(60)); }
+        catch (TimeoutException) { throw new Xunit.Sdk.XunitException("expected exit 70 soon after -ConnectTimeoutSeconds 2, got no exit within 60 s"); }
+
+        ExpectStatus(70, r);
+        Assert.True(r.Stderr.Contains($"COM1 of VM {VmName} (\\\\.\\pipe\\{VmName}-com1) could not be opened within 2 s"),
+            $"expected the COM1 error on stderr, got:\n{r.Output}");
         AssertCleanedUp(run.Calls(), run);
     }
 
@@ -330,7 +346,7 @@ public class HyperVScriptTests
     private sealed class StandinRun : IDisposable
     {
         private readonly TempDir _dir;
-        private readonly NamedPipeServerStream _server;
+        private readonly NamedPipeServerStream? _server;
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _serving;
         private readonly bool _existingVm;
@@ -342,7 +358,7 @@ public class HyperVScriptTests
         private string Log => Path.Combine(_dir.Path, "calls.jsonl");
         private string Tmp => Path.Combine(_dir.Path, "tmp");
 
-        private StandinRun(byte[]? transcript, bool closeAfterTranscript, bool existingVm)
+        private StandinRun(byte[]? transcript, bool closeAfterTranscript, bool existingVm, bool comPipe)
         {
             _existingVm = existingVm;
             _dir = new TempDir("hv-standin");
@@ -358,16 +374,19 @@ public class HyperVScriptTests
 
             // What Hyper-V does for COM1 on a named pipe: it is the pipe's server, and
             // writes what the guest writes on its serial port.
-            _server = new NamedPipeServerStream(Path.Combine(Tmp, $"CoreFxPipe_{VmName}-com1"), PipeDirection.Out, 1,
-                PipeTransmissionMode.Byte, PipeOptions.Asynchronous);
-            _serving = Serve(transcript, closeAfterTranscript);
+            // comPipe false: no server, as when the VM's COM1 is not on that pipe.
+            if (comPipe)
+                _server = new NamedPipeServerStream(Path.Combine(Tmp, $"CoreFxPipe_{VmName}-com1"), PipeDirection.Out, 1,
+                    PipeTransmissionMode.Byte, PipeOptions.Asynchronous);
+            _serving = comPipe ? Serve(transcript, closeAfterTranscript) : Task.CompletedTask;
         }
 
-        public static StandinRun Start(byte[]? transcript, bool closeAfterTranscript, bool existingVm = false) =>
-            new(transcript, closeAfterTranscript, existingVm);
+        public static StandinRun Start(byte[]? transcript, bool closeAfterTranscript, bool existingVm = false, bool comPipe = true) =>
+            new(transcript, closeAfterTranscript, existingVm, comPipe);
 
         private async Task Serve(byte[]? transcript, bool closeAfterTranscript)
         {
+            if (_server == null) return;
             try
             {
                 await _server.WaitForConnectionAsync(_stop.Token);
@@ -413,7 +432,7 @@ public class HyperVScriptTests
         {
             _stop.Cancel();
             try { _serving.Wait(TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
-            _server.Dispose();
+            _server?.Dispose();
             _dir.Dispose();
         }
     }
