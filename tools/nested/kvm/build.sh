@@ -55,22 +55,9 @@ param=hv_direct_hypercalls
 die() { echo "kvm/build.sh: $*" >&2; exit 1; }
 say() { echo "kvm/build.sh: $*" >&2; }
 
-# As root, tools/deps.sh installs the whole kvm group; else say the command.
-need() { # need <test command...> -- <what is missing> <debian package>
-    local t=() what pkg
-    while [ "$1" != -- ]; do t+=("$1"); shift; done
-    what=$2 pkg=$3
-    "${t[@]}" && return 0
-    if [ "$(id -u)" -ne 0 ]; then
-        die "missing $what; install it with: sudo apt-get install -y $pkg"
-    fi
-    "$project_root/tools/deps.sh" kvm >&2 && "${t[@]}" \
-        || die "missing $what (Debian package $pkg), and tools/deps.sh kvm did not install it: apt-get install -y $pkg"
-}
-has_cmd() { command -v "$1" >/dev/null 2>&1; }
-has_pkg() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
-need_tool() { need has_cmd "$1" -- "'$1'" "$2"; } # need_tool <command> <debian package>
-need_pkg() { need has_pkg "$1" -- "$1" "$1"; }     # need_pkg <library package>
+# Prerequisites (need_tool, need_pkg, need_file); as root, tools/deps.sh kvm installs them.
+need_group=kvm
+. "$project_root/tools/nested/need.sh"
 
 # modinfo without kmod: the .modinfo strings are NUL-separated key=value.
 # awk reads to the end: an early exit would kill tr with SIGPIPE (pipefail).
