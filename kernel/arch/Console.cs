@@ -1,12 +1,31 @@
 namespace Kernel.Arch
 {
+    // One console line being written: each VP has one for its main line of
+    // execution and one for its interrupt handlers (Vp.MainLine, InterruptLine).
+    public unsafe struct ConsoleLine
+    {
+        public const int Capacity = 512;
+        public int Length;
+        public fixed byte Bytes[Capacity];
+    }
+
     // The serial console: COM1, a 16550 UART at I/O port 0x3F8, polled.
-    public static class Console
+    //
+    // Output goes out a whole line at a time: a VP collects a line in its own
+    // buffer (one for its main line of execution, one for its interrupt
+    // handlers) and sends it to the UART under one lock. So the lines of two
+    // VPs never mix, and a driver that logs from an interrupt (a VMBus channel's)
+    // cannot cut into the middle of a test's TAP line. Before the boot VP's
+    // record exists, and after a fatal error, bytes go straight out.
+    public static unsafe class Console
     {
         private const ushort Com1 = 0x3F8;
         private const ushort Data = Com1 + 0, InterruptEnable = Com1 + 1, FifoControl = Com1 + 2;
         private const ushort LineControl = Com1 + 3, ModemControl = Com1 + 4, LineStatus = Com1 + 5;
         private const byte TransmitterEmpty = 0x20;
+
+        private static SpinLock s_lock;
+        private static bool s_buffered;     // the running VP's record (Vp.Current) is there to hold lines
 
         public static void Initialize()
         {
@@ -19,10 +38,64 @@ namespace Kernel.Arch
             Cpu.OutByte(ModemControl, 0x03);      // DTR and RTS
         }
 
+        // From here on every VP that prints has its record in GS (Vp.MakeCurrent
+        // is the first thing an AP does).
+        public static void StartLineBuffering() => s_buffered = true;
+
+        // A fatal error: whatever this VP had half-written goes out now, and
+        // from here on bytes go straight to the UART, taking no lock (the
+        // failing code may hold it).
+        public static void EnterEmergencyMode()
+        {
+            if (!s_buffered) return;
+            s_buffered = false;
+            Hv.Vp* vp = Hv.Vp.Current;
+            Emit(&vp->MainLine);
+            Emit(&vp->InterruptLine);
+        }
+
+        // Sends this VP's unfinished lines (before the guest exits).
+        public static void FlushThisCpu()
+        {
+            if (!s_buffered) return;
+            Hv.Vp* vp = Hv.Vp.Current;
+            Flush(&vp->MainLine);
+            Flush(&vp->InterruptLine);
+        }
+
         public static void Write(char c)
         {
-            if (c == '\n') WriteRaw((byte)'\r');
-            WriteRaw((byte)c);
+            if (!s_buffered)
+            {
+                if (c == '\n') WriteRaw((byte)'\r');
+                WriteRaw((byte)c);
+                return;
+            }
+            Hv.Vp* vp = Hv.Vp.Current;
+            ConsoleLine* line = vp->InterruptDepth == 0 ? &vp->MainLine : &vp->InterruptLine;
+            if (c == '\n') Append(line, (byte)'\r');
+            Append(line, (byte)c);
+            if (c == '\n') Flush(line);
+        }
+
+        private static void Append(ConsoleLine* line, byte b)
+        {
+            if (line->Length == ConsoleLine.Capacity) Flush(line);     // a very long line goes out in pieces
+            line->Bytes[line->Length++] = b;
+        }
+
+        private static void Flush(ConsoleLine* line)
+        {
+            if (line->Length == 0) return;
+            s_lock.Acquire();
+            Emit(line);
+            s_lock.Release();
+        }
+
+        private static void Emit(ConsoleLine* line)
+        {
+            for (int i = 0; i < line->Length; i++) WriteRaw(line->Bytes[i]);
+            line->Length = 0;
         }
 
         private static void WriteRaw(byte b)
@@ -40,25 +113,25 @@ namespace Kernel.Arch
         public static void WriteLine(string s) { Write(s); Write('\n'); }
         public static void WriteLine() => Write('\n');
 
-        public static unsafe void Write(char* chars, int count)
+        public static void Write(char* chars, int count)
         {
             for (int i = 0; i < count; i++) Write(chars[i]);
         }
 
-        public static unsafe void WriteDecimal(long value)
+        public static void WriteDecimal(long value)
         {
             char* buffer = stackalloc char[Format.MaxDigits];
             Write(buffer, Format.Decimal(value, buffer));
         }
 
-        public static unsafe void WriteDecimal(ulong value)
+        public static void WriteDecimal(ulong value)
         {
             char* buffer = stackalloc char[Format.MaxDigits];
             Write(buffer, Format.Decimal(value, buffer));
         }
 
         // "0x" then the digits; minDigits pads with zeros (0 = no padding).
-        public static unsafe void WriteHex(ulong value, int minDigits = 0)
+        public static void WriteHex(ulong value, int minDigits = 0)
         {
             char* buffer = stackalloc char[Format.MaxDigits];
             Write(buffer, Format.Hex(value, buffer, minDigits));

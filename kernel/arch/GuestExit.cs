@@ -16,6 +16,7 @@ namespace Kernel.Arch
         public static void Exit(Status status)
         {
             Cpu.DisableInterrupts();
+            Console.FlushThisCpu();
             Cpu.OutDword(DebugExitPort, (uint)status);
             // No debug-exit device, booted by UEFI (a Hyper-V Gen2 VM): the firmware powers off.
             EfiBoot.PowerOff(status == Status.Passed);

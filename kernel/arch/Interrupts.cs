@@ -129,6 +129,7 @@ namespace Kernel.Arch
         private static void ReportFatalException(InterruptFrame* frame)
         {
             ulong cr2 = Cpu.ReadCr2();
+            Console.EnterEmergencyMode();
             Console.Write("\nFATAL EXCEPTION ");
             Console.Write(ExceptionName((int)frame->Vector));
             Console.Write(" (vector ");

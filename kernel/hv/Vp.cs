@@ -40,6 +40,10 @@ namespace Kernel.Hv
         public ulong WorkPosted, WorkDone;
         public ulong WakeInterrupts;
 
+        // The console lines this VP is writing (kernel/arch/Console.cs).
+        public ConsoleLine MainLine;
+        public ConsoleLine InterruptLine;
+
         private static Vp* s_vps;
         public static int Count;
 
@@ -52,6 +56,7 @@ namespace Kernel.Hv
             s_vps = (Vp*)PageAllocator.AllocateContiguous(((ulong)(MaxVps * sizeof(Vp)) + 4095) / 4096, zero: true);
             Vp* boot = Add(Apic.Id);
             MakeCurrent(boot);
+            Console.StartLineBuffering();
         }
 
         public static Vp* Add(uint apicId)

@@ -12,6 +12,7 @@ namespace Kernel.Runtime
         public static void Fail(string reason)
         {
             Cpu.DisableInterrupts();
+            Console.EnterEmergencyMode();
             Console.Write("\nPANIC: ");
             Console.WriteLine(reason);
             if (Hook != null) Hook(0);
