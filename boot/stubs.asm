@@ -306,6 +306,13 @@ cpu_atomic_swap64:
     xchg [ARG0], rax
     ret
 
+; void cpu_atomic_or32(uint *address, uint bits): *address |= bits, locked (the
+; other side of a shared page, the host, may set bits in the same word at once)
+global cpu_atomic_or32
+cpu_atomic_or32:
+    lock or [ARG0], ARG1d
+    ret
+
 ; Vp *cpu_this_vp(void): the per-CPU pointer kept at GS:0 (IA32_GS_BASE points
 ; at this CPU's Vp record, whose first field points at itself).
 global cpu_this_vp

@@ -30,6 +30,17 @@ namespace Kernel.Arch
             return r;
         }
 
+        // The end of the physical address space: CPUID 0x80000008 EAX[7:0] bits
+        // (36 when the leaf is missing, as the SDM says to assume).
+        public static ulong PhysicalAddressLimit
+        {
+            get
+            {
+                int bits = Cpuid(0x80000000).Eax >= 0x80000008 ? (int)(Cpuid(0x80000008).Eax & 0xFF) : 36;
+                return 1ul << bits;
+            }
+        }
+
         [RuntimeImport("cpu_rdmsr")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong ReadMsr(uint msr);
 
@@ -154,6 +165,10 @@ namespace Kernel.Arch
         // Atomically stores `value` and returns what was there (xchg with memory is locked).
         [RuntimeImport("cpu_atomic_swap64")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong AtomicSwap(ulong* address, ulong value);
+
+        // Atomically sets `bits` in *address (lock or).
+        [RuntimeImport("cpu_atomic_or32")] [MethodImpl(MethodImplOptions.InternalCall)]
+        public static extern void AtomicOr32(uint* address, uint bits);
 
         [RuntimeImport("cpu_this_vp")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void* ThisCpu();

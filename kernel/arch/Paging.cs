@@ -96,6 +96,53 @@ namespace Kernel.Arch
 
         private static ulong* NewTable() => (ulong*)PageAllocator.Allocate(zero: true);
 
+        private static SpinLock s_lock;
+        public static ulong TablesAddedByMapRam;      // page-table pages MapRam allocated
+
+        // Identity-maps RAM that was not there at boot (hot-added memory, which
+        // PageAllocator.AddZone hands here first): writable, no-execute, write-back;
+        // 2 MiB pages where the range allows, 4 KiB pages at unaligned ends. The
+        // range must be unmapped: nothing that is mapped changes, so no TLB entry
+        // can be stale (an x86 TLB does not cache not-present entries).
+        public static void MapRam(ulong start, ulong length)
+        {
+            s_lock.Acquire();
+            ulong* pml4 = (ulong*)(Cpu.ReadCr3() & AddressMask);
+            ulong end = start + length;
+            for (ulong a = start & ~(PageAllocator.PageSize - 1); a < end;)
+            {
+                ulong* pdpt = ChildTable(pml4, a >> 39);
+                ulong* pd = ChildTable(pdpt, (a >> 30) & 511);
+                if (a % LargePageSize == 0 && end - a >= LargePageSize)
+                {
+                    if ((pd[(a >> 21) & 511] & Present) != 0) Panic.Fail("Paging.MapRam: the range is already mapped");
+                    pd[(a >> 21) & 511] = a | Present | Writable | LargePage | NoExecute;
+                    a += LargePageSize;
+                    continue;
+                }
+                ulong* pt = ChildTable(pd, (a >> 21) & 511);
+                if ((pt[(a >> 12) & 511] & Present) != 0) Panic.Fail("Paging.MapRam: the range is already mapped");
+                pt[(a >> 12) & 511] = a | Present | Writable | NoExecute;
+                a += PageAllocator.PageSize;
+            }
+            s_lock.Release();
+        }
+
+        // The table an entry points to, made (empty) when the entry is not present.
+        private static ulong* ChildTable(ulong* table, ulong index)
+        {
+            ulong entry = table[index];
+            if ((entry & Present) == 0)
+            {
+                ulong* child = NewTable();
+                TablesAddedByMapRam++;
+                table[index] = (ulong)child | Present | Writable;
+                return child;
+            }
+            if ((entry & LargePage) != 0) Panic.Fail("Paging.MapRam: the range is already mapped (large page)");
+            return (ulong*)(entry & AddressMask);
+        }
+
         // The leaf entry that maps `address` in the live tables (CR3), with the
         // permission bits of the whole walk folded in: writable and user only if
         // every level allows it, no-execute if any level sets it. 0 if unmapped.

@@ -32,6 +32,7 @@ namespace Kernel.TestMode
             new TestCase("pages.free_then_reuse", &FreeThenReuse),
             new TestCase("pages.double_free_refused", &DoubleFreeRefused),
             new TestCase("pages.kernel_image_not_free", &KernelImageNeverHandedOut),
+            new TestCase("pages.highest_run_comes_from_the_top", &HighestRunComesFromTheTop),
             new TestCase("format.decimal", &FormatDecimal),
             new TestCase("format.negative", &FormatNegative),
             new TestCase("format.hex", &FormatHex),
@@ -265,6 +266,25 @@ namespace Kernel.TestMode
             Expect.True(PageAllocator.IsAllocated(s->TextStart), "kernel text is not free");
             Expect.True(PageAllocator.IsAllocated(s->BssEnd - 4096), "kernel bss is not free");
             Expect.False(PageAllocator.TryFree(s->TextStart), "freeing kernel text is refused");
+        }
+
+        // What the balloon takes (PageAllocator.TakeHighestRun): a run of free pages
+        // from the top of memory, far from where the kernel allocates.
+        private static void HighestRunComesFromTheTop()
+        {
+            ulong free = PageAllocator.FreePages;
+            ulong low = (ulong)PageAllocator.Allocate();
+            ulong first = PageAllocator.TakeHighestRun(8, out ulong count);
+            Expect.Equal(8ul, count, "pages in the run");
+            Expect.Equal(0ul, first % PageAllocator.PageSize, "an address, page-aligned");
+            Expect.True(first > low, "above what Allocate hands out");
+            ulong marked = 0;
+            for (ulong i = 0; i < count; i++) if (PageAllocator.IsAllocated(first + i * PageAllocator.PageSize)) marked++;
+            Expect.Equal(8ul, marked, "every page of the run marked allocated");
+            Expect.Equal(free - 9, PageAllocator.FreePages, "free count after the run and one page");
+            for (ulong i = 0; i < count; i++) PageAllocator.Free((void*)(first + i * PageAllocator.PageSize));
+            PageAllocator.Free((void*)low);
+            Expect.Equal(free, PageAllocator.FreePages, "free count restored");
         }
 
         // ---- number formatting ------------------------------------------------

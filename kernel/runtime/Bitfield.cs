@@ -1,0 +1,23 @@
+// Bit fields of a 64-bit register or protocol word: the one place where a
+// field's shift and width turn into masks. A layout names each field once,
+// as a (shift, width) pair, and reads and writes it only through these.
+//
+// Plain C#, no kernel dependencies: the host tests compile this file.
+namespace Kernel.Runtime
+{
+    public static class Bitfield
+    {
+        private static ulong Mask(int width) => width >= 64 ? ulong.MaxValue : (1ul << width) - 1;
+
+        // The field of `width` bits at `shift` in `word`.
+        public static ulong Get(ulong word, int shift, int width) => (word >> shift) & Mask(width);
+
+        // `word` with that field replaced by `value` (bits of `value` above `width` are dropped).
+        public static ulong Set(ulong word, int shift, int width, ulong value)
+            => (word & ~(Mask(width) << shift)) | ((value & Mask(width)) << shift);
+
+        public static bool Flag(ulong word, int bit) => ((word >> bit) & 1) != 0;
+
+        public static ulong WithFlag(ulong word, int bit, bool on) => on ? word | (1ul << bit) : word & ~(1ul << bit);
+    }
+}
