@@ -15,13 +15,21 @@ namespace Drivers.VmBus
         public bool InUse;
         public bool IsOpen;
         public bool Dedicated;              // Win8+: its own SIEF flag; before: the interrupt page
+        public bool UsesMonitor;            // the offer has a monitor id: guest-to-host signals go through the monitor page
+        public byte MonitorId;
+        public bool Broken;                 // the host corrupted the inbound ring: no more reads
         public byte* RingRegion;
         public uint RingPages;              // of each ring, header page included
         public VmbusRing Outbound;          // guest to host
         public VmbusRing Inbound;           // host to guest
+        public SpinLock OutboundLock;       // senders: a driver's interrupt and its callers
+        public SpinLock InboundLock;
         public ulong Interrupts;            // host-to-guest events taken
         public ulong Signals;               // guest-to-host events sent
+        public ulong PacketsSent, PacketsReceived, PacketsDropped;
         public delegate*<VmbusChannel*, void> OnInterrupt;
+        public delegate*<VmbusChannel*, void> OnClose;     // the channel is gone (closed, or the host unloaded)
+        public void* Context;               // the driver's
     }
 
     public static unsafe partial class VmbusClient
@@ -50,16 +58,25 @@ namespace Drivers.VmBus
             if (channel->OnInterrupt != null) channel->OnInterrupt(channel);
         }
 
-        // Guest to host: HvCallSignalEvent on the channel's connection id. Before Win8
-        // the channel's bit in the guest-to-host half of the interrupt page says which.
+        // Guest to host. A channel offered with a monitor id sets its bit in the
+        // child-to-parent monitor page, which the host polls; the others make
+        // HvCallSignalEvent on the channel's connection id (Linux's vmbus_setevent).
+        // Before Win8 the channel's bit in the guest-to-host half of the interrupt
+        // page also says which channel it is.
         public static HvCallResult SignalHost(VmbusChannel* channel)
         {
             if (!channel->Dedicated)
             {
-                byte* send = s_interruptPage + VmbusConstants.PageSize / 2;
-                send[channel->Relid / 8] |= (byte)(1 << (int)(channel->Relid % 8));
+                var send = (uint*)(s_interruptPage + VmbusConstants.PageSize / 2);
+                Cpu.AtomicOr32(&send[channel->Relid / 32], 1u << (int)(channel->Relid % 32));
             }
             channel->Signals++;
+            if (channel->UsesMonitor)
+            {
+                byte* childToParent = s_monitorPages + VmbusConstants.PageSize;
+                Cpu.AtomicOr32((uint*)(childToParent + VmbusMonitorPage.PendingOffset(channel->MonitorId)), VmbusMonitorPage.PendingBit(channel->MonitorId));
+                return new HvCallResult { Outcome = HvOutcome.Done, Status = HvStatus.Success };
+            }
             return Hypercall.SignalEvent(channel->SignalConnectionId, 0);
         }
 
@@ -130,7 +147,8 @@ namespace Drivers.VmBus
 
         // Opens an offered channel with two rings of `ringPages` pages each (header
         // page included): allocate, GPADL, OPENCHANNEL, await OPENCHANNEL_RESULT.
-        public static VmbusChannel* OpenChannel(VmbusOffer* offer, uint ringPages, delegate*<VmbusChannel*, void> onInterrupt, out VmbusResult result)
+        public static VmbusChannel* OpenChannel(VmbusOffer* offer, uint ringPages, delegate*<VmbusChannel*, void> onInterrupt, out VmbusResult result,
+                                                delegate*<VmbusChannel*, void> onClose = null, void* context = null)
         {
             result = VmbusResult.Invalid;
             if (State != VmbusState.Connected) { result = VmbusResult.NotReady; return null; }
@@ -146,7 +164,11 @@ namespace Drivers.VmBus
             channel->OpenId = relid;
             channel->Dedicated = offer->DedicatedInterrupt && !VmbusVersion.UsesInterruptPage(Version);
             channel->SignalConnectionId = offer->ConnectionId != 0 && Version != VmbusVersion.Ws2008 ? offer->ConnectionId : VmbusConstants.EventConnectionId;
+            channel->UsesMonitor = offer->MonitorAllocated && offer->MonitorId <= VmbusMonitorPage.MaxMonitorId;
+            channel->MonitorId = offer->MonitorId;
             channel->OnInterrupt = onInterrupt;
+            channel->OnClose = onClose;
+            channel->Context = context;
             channel->RingPages = ringPages;
             channel->RingRegion = (byte*)PageAllocator.AllocateContiguous(2ul * ringPages, zero: true);
             uint ringBytes = ringPages * VmbusConstants.PageSize;
@@ -200,9 +222,11 @@ namespace Drivers.VmBus
             VmbusCloseChannel message = default;
             message.Header.MessageType = VmbusMessageType.CloseChannel;
             message.ChildRelid = channel->Relid;
-            channel->IsOpen = false;
+            bool wasOpen = channel->IsOpen;
+            channel->IsOpen = false;            // its interrupts are stray from here on
             VmbusResult r = Posted(Post(MessageConnectionId, &message, VmbusCloseChannel.Size), VmbusMessageType.CloseChannel)
                 ? VmbusResult.Done : VmbusResult.PostFailed;
+            if (wasOpen && channel->OnClose != null) channel->OnClose(channel);
             VmbusResult teardown = Release(channel, teardown: true);
             return r != VmbusResult.Done ? r : teardown;
         }
@@ -212,6 +236,9 @@ namespace Drivers.VmBus
         private static VmbusResult Release(VmbusChannel* channel, bool teardown)
         {
             VmbusResult r = VmbusResult.Done;
+            bool wasOpen = channel->IsOpen;
+            channel->IsOpen = false;
+            if (wasOpen && channel->OnClose != null) channel->OnClose(channel);
             if (channel->Relid <= VmbusConstants.MaxRelid && s_byRelid[channel->Relid] == channel) s_byRelid[channel->Relid] = null;
             if (teardown) r = TeardownGpadl(channel->Relid, channel->GpadlId);
             if (r == VmbusResult.Done && channel->RingRegion != null)
@@ -231,24 +258,103 @@ namespace Drivers.VmBus
 
         // ---- packets -----------------------------------------------------------------
 
-        // One in-band packet to the host; signals it when the ring protocol says so.
+        // How long a sender waits for the host to make room in a full ring.
+        public const ulong SendTimeoutMs = 1000;
+
+        // One in-band packet to the host; signals it when the ring protocol says
+        // so. A full ring is waited on (the host drains it on its own), for at
+        // most SendTimeoutMs; then Full, with nothing written.
         public static VmbusRingStatus Send(VmbusChannel* channel, byte* data, uint length, ulong transactionId, bool requestCompletion)
         {
             if (channel == null || !channel->IsOpen) return VmbusRingStatus.Corrupt;
             ushort flags = requestCompletion ? VmbusPacketType.FlagCompletionRequested : (ushort)0;
-            VmbusRingStatus status = channel->Outbound.Write(VmbusPacketType.DataInBand, flags, transactionId, data, length, out bool signal);
-            if (status == VmbusRingStatus.Done && signal) SignalHost(channel);
-            return status;
+            ulong deadline = 0;
+            while (true)
+            {
+                channel->OutboundLock.Acquire();
+                VmbusRingStatus status = channel->Outbound.Write(VmbusPacketType.DataInBand, flags, transactionId, data, length, out bool signal);
+                channel->OutboundLock.Release();
+                if (status == VmbusRingStatus.Done)
+                {
+                    channel->PacketsSent++;
+                    if (signal) SignalHost(channel);
+                    return status;
+                }
+                if (status != VmbusRingStatus.Full) return status;
+                if (deadline == 0) deadline = Clock.Now100ns() + SendTimeoutMs * 10000;
+                else if (Clock.Now100ns() > deadline) return status;
+                SignalHost(channel);            // the host may be waiting for a signal to read
+                Cpu.Pause();
+            }
         }
 
         // The next packet from the host, if any.
         public static VmbusRingStatus ReceivePacket(VmbusChannel* channel, VmbusPacketDescriptor* descriptor, byte* buffer, uint capacity, out uint length)
         {
             length = 0;
-            if (channel == null || !channel->IsOpen) return VmbusRingStatus.Corrupt;
+            if (channel == null || !channel->IsOpen || channel->Broken) return VmbusRingStatus.Corrupt;
+            channel->InboundLock.Acquire();
             VmbusRingStatus status = channel->Inbound.Read(descriptor, buffer, capacity, out length, out bool signal);
-            if (status == VmbusRingStatus.Done && signal) SignalHost(channel);
+            if (status == VmbusRingStatus.BufferTooSmall) status = Discarded(channel, descriptor, ref signal);
+            channel->InboundLock.Release();
+            if (status == VmbusRingStatus.Done) channel->PacketsReceived++;
+            if (signal) SignalHost(channel);
             return status;
+        }
+
+        // A packet larger than the reader can take is dropped (and logged): left
+        // in place it would block every packet behind it.
+        private static VmbusRingStatus Discarded(VmbusChannel* channel, VmbusPacketDescriptor* descriptor, ref bool signal)
+        {
+            VmbusRingStatus status = channel->Inbound.Discard(descriptor, out signal);
+            if (status != VmbusRingStatus.Done) return status;
+            channel->PacketsDropped++;
+            Console.Write("vmbus: channel ");
+            Console.WriteDecimal((ulong)channel->Relid);
+            Console.Write(": dropped a packet of ");
+            Console.WriteDecimal((ulong)descriptor->Length8 * 8);
+            Console.WriteLine(" bytes, larger than the driver's buffer");
+            return VmbusRingStatus.BufferTooSmall;
+        }
+
+        // Hands every in-band packet waiting in the inbound ring to `handler`
+        // (data, length); other packet types, and packets too large for `buffer`,
+        // are logged and dropped. A corrupt ring (an index or a descriptor out of
+        // range) stops reading for good: nothing in it can be trusted, and
+        // nothing past it is ever read. Returns the packets handed over.
+        public static int Drain(VmbusChannel* channel, byte* buffer, uint capacity, delegate*<VmbusChannel*, byte*, uint, void> handler)
+        {
+            int handled = 0;
+            while (true)
+            {
+                VmbusPacketDescriptor descriptor;
+                VmbusRingStatus status = ReceivePacket(channel, &descriptor, buffer, capacity, out uint length);
+                if (status == VmbusRingStatus.Empty) return handled;
+                if (status == VmbusRingStatus.BufferTooSmall) continue;
+                if (status == VmbusRingStatus.Corrupt)
+                {
+                    if (channel->IsOpen && !channel->Broken)
+                    {
+                        channel->Broken = true;
+                        Console.Write("vmbus: channel ");
+                        Console.WriteDecimal((ulong)channel->Relid);
+                        Console.WriteLine(": the inbound ring is corrupt (an index or a packet descriptor out of range); no more reads");
+                    }
+                    return handled;
+                }
+                if (descriptor.Type != VmbusPacketType.DataInBand)
+                {
+                    channel->PacketsDropped++;
+                    Console.Write("vmbus: channel ");
+                    Console.WriteDecimal((ulong)channel->Relid);
+                    Console.Write(": dropped a packet of type ");
+                    Console.WriteHex(descriptor.Type);
+                    Console.WriteLine(" (the driver takes in-band data only)");
+                    continue;
+                }
+                handler(channel, buffer, length);
+                handled++;
+            }
         }
     }
 }

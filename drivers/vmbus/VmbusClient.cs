@@ -317,6 +317,18 @@ namespace Drivers.VmBus
             return VmbusResult.Done;
         }
 
+        public static string ResultName(VmbusResult r) => r switch
+        {
+            VmbusResult.Done => "done",
+            VmbusResult.NoHost => "no VMBus host",
+            VmbusResult.Refused => "refused by the host",
+            VmbusResult.Timeout => "no answer (timeout)",
+            VmbusResult.PostFailed => "HvCallPostMessage failed",
+            VmbusResult.NotReady => "not ready (not connected, or no SynIC)",
+            VmbusResult.Invalid => "invalid arguments",
+            _ => "unknown result",
+        };
+
         public static void WriteVersion(uint version)
         {
             Console.WriteDecimal((ulong)VmbusVersion.Major(version));
@@ -330,7 +342,6 @@ namespace Drivers.VmBus
         public static VmbusResult RequestOffers()
         {
             if (State != VmbusState.Connected) return VmbusResult.NotReady;
-            OfferCount = 0;
             OffersComplete = false;
             ulong seen = Received[VmbusMessageType.AllOffersDelivered];
             VmbusMessageHeader message = VmbusMessageHeader.Of(VmbusMessageType.RequestOffers);
@@ -486,8 +497,18 @@ namespace Drivers.VmBus
             Received[type]++;           // last: a waiter that sees the count sees the copy
         }
 
+        // An offer of a relid already known replaces it (a host may offer again);
+        // the binding stays with it.
         private static void AddOffer(VmbusOfferChannel* message)
         {
+            VmbusOffer* known = FindOffer(message->ChildRelid);
+            if (known != null)
+            {
+                bool bound = known->Bound;
+                *known = VmbusOffer.Decode(message);
+                known->Bound = bound;
+                return;
+            }
             if (OfferCount >= MaxOffers) { OffersDropped++; Console.WriteLine("vmbus: offer table full; OFFERCHANNEL dropped"); return; }
             Offers[OfferCount] = VmbusOffer.Decode(message);
             OfferCount++;

@@ -34,6 +34,22 @@ namespace Drivers.VmBus
         public const uint MaxRelid = 2047;
     }
 
+    // The two monitor pages named in INITIATE_CONTACT (hv_monitor_page; parent to
+    // child, then child to parent): the trigger state (u32) at 0, then four trigger
+    // groups of {pending u32, armed u32} from 8. A channel offered with a monitor
+    // id m signals the host by setting bit m % 32 of group m / 32's pending word in
+    // the child-to-parent page, which the host polls (Linux's vmbus_setevent).
+    public static class VmbusMonitorPage
+    {
+        public const int TriggerGroupOffset = 8;
+        public const int TriggerGroupSize = 8;
+        public const int Groups = 4;
+        public const int MaxMonitorId = Groups * 32 - 1;
+
+        public static int PendingOffset(byte monitorId) => TriggerGroupOffset + TriggerGroupSize * (monitorId / 32);
+        public static uint PendingBit(byte monitorId) => 1u << (monitorId % 32);
+    }
+
     // Protocol versions, major << 16 | minor.
     public static class VmbusVersion
     {
@@ -204,6 +220,13 @@ namespace Drivers.VmBus
             return g;
         }
 
+        public bool Is(VmbusGuid other)
+        {
+            if (Data1 != other.Data1 || Data2 != other.Data2 || Data3 != other.Data3) return false;
+            for (int i = 0; i < 8; i++) if (Data4[i] != other.Data4[i]) return false;
+            return true;
+        }
+
         public bool Is(uint data1, ushort data2, ushort data3, ulong data4)
         {
             if (Data1 != data1 || Data2 != data2 || Data3 != data3) return false;
@@ -342,6 +365,7 @@ namespace Drivers.VmBus
         public bool MonitorAllocated;
         public bool DedicatedInterrupt;
         public bool Rescinded;
+        public bool Bound;                  // a driver took it (VmbusClient.BindDrivers)
 
         public static unsafe VmbusOffer Decode(VmbusOfferChannel* m)
         {

@@ -219,20 +219,34 @@ namespace Drivers.VmBus
             length = packet - offset;
             if (length > capacity) return VmbusRingStatus.BufferTooSmall;
             CopyOut(Advance(read, offset, DataSize), buffer, length);
-            uint next = Advance(read, packet + TrailerSize, DataSize);
+            signalHost = Consume(read, packet);
+            return VmbusRingStatus.Done;
+        }
 
+        // Consumer: drops the next packet unread (one too large for the reader's
+        // buffer, or of a type the reader does not take). Empty or Corrupt as Peek.
+        public VmbusRingStatus Discard(VmbusPacketDescriptor* descriptor, out bool signalHost)
+        {
+            signalHost = false;
+            VmbusRingStatus status = Peek(descriptor);
+            if (status != VmbusRingStatus.Done) return status;
+            signalHost = Consume(Header->ReadIndex, (uint)descriptor->Length8 * 8);
+            return VmbusRingStatus.Done;
+        }
+
+        // Gives the packet at `read` (of `packet` bytes, trailer not included) back to the producer.
+        private bool Consume(uint read, uint packet)
+        {
+            uint next = Advance(read, packet + TrailerSize, DataSize);
             Fence();                        // the data is copied before the space is given back
             Header->ReadIndex = next;
             Fence();                        // the index before the producer's pending size is read
             uint pending = Header->PendingSendSize;
-            if (pending != 0 && (Header->FeatureBits & VmbusRingHeader.FeaturePendingSendSize) != 0)
-            {
-                uint freeNow = Writable(next, Header->WriteIndex, DataSize);
-                uint consumed = packet + TrailerSize;
-                uint freeBefore = freeNow >= consumed ? freeNow - consumed : 0;
-                signalHost = freeNow > pending && freeBefore <= pending;
-            }
-            return VmbusRingStatus.Done;
+            if (pending == 0 || (Header->FeatureBits & VmbusRingHeader.FeaturePendingSendSize) == 0) return false;
+            uint freeNow = Writable(next, Header->WriteIndex, DataSize);
+            uint consumed = packet + TrailerSize;
+            uint freeBefore = freeNow >= consumed ? freeNow - consumed : 0;
+            return freeNow > pending && freeBefore <= pending;
         }
     }
 }

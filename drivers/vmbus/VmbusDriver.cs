@@ -1,0 +1,48 @@
+using Kernel.Arch;
+
+namespace Drivers.VmBus
+{
+    // A VMBus device driver: the device class it serves and its probe, which is
+    // handed each offer of that class (Linux's hv_driver: id_table and probe).
+    public unsafe struct VmbusDriver
+    {
+        public string Name;
+        public VmbusGuid Class;
+        public delegate*<VmbusOffer*, bool> Probe;
+
+        public VmbusDriver(string name, VmbusGuid deviceClass, delegate*<VmbusOffer*, bool> probe)
+        {
+            Name = name;
+            Class = deviceClass;
+            Probe = probe;
+        }
+    }
+
+    public static unsafe partial class VmbusClient
+    {
+        public static int BoundOffers;
+
+        // After ALLOFFERS_DELIVERED: each offer goes to the driver of its class (one
+        // line each); an offer of a class no driver serves is left alone.
+        public static void BindDrivers(VmbusDriver[] drivers)
+        {
+            if (State != VmbusState.Connected || !OffersComplete) return;
+            for (int i = 0; i < OfferCount; i++)
+            {
+                VmbusOffer* offer = &Offers[i];
+                if (offer->Rescinded || offer->Bound) continue;
+                for (int d = 0; d < drivers.Length; d++)
+                {
+                    if (!offer->InterfaceType.Is(drivers[d].Class)) continue;
+                    Console.Write("vmbus: relid ");
+                    Console.WriteDecimal((ulong)offer->ChildRelid);
+                    Console.Write(" -> driver ");
+                    Console.WriteLine(drivers[d].Name);
+                    offer->Bound = drivers[d].Probe(offer);
+                    if (offer->Bound) BoundOffers++;
+                    break;
+                }
+            }
+        }
+    }
+}
