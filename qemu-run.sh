@@ -3,7 +3,8 @@
 #
 # Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--kvm stock|direct] [--smp N]
 #                      [--test[=NAME]] [--append ARGS] [--timeout S] [--hv FLAGS|none]
-#                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [-- extra qemu args]
+#                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [--hv-balloon]
+#                      [--qmp SOCKET] [-- extra qemu args]
 #
 # Modes:
 #   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
@@ -30,6 +31,17 @@
 #   system  this host's qemu-system-x86_64 (Debian 12's 7.2). Guest tests that need
 #           a newer QEMU skip there, saying so.
 # stderr names the QEMU in a "qemu-run.sh: QEMU: <choice> <version> (<path>)" line.
+#
+# --hv-balloon adds QEMU's Hyper-V Dynamic Memory device (QEMU 8.2+: the pinned
+# QEMU; modes kvm and nested, with hv-synic): -device hv-balloon with status
+# reports on and a 256 MiB memdev to hot-add from, which QEMU maps at a 32 GiB
+# boundary (the alignment a guest may ask for), hence maxmem=33G. The guest's
+# VMBus driver opens its channel at boot (drivers/dynmem).
+#
+# --qmp SOCKET puts the guest QEMU's QMP monitor on the host unix socket SOCKET
+# (created by QEMU, server=on,wait=off). In nested mode the socket is the outer
+# machine's third serial port, which the inner QEMU's monitor sits on
+# (tools/nested/run.sh --qmp). tests/Kernel.Tests drives hv-balloon through it.
 #
 # --uefi boots build/gen2.img (make image) under OVMF like a Hyper-V Generation 2
 # VM: UEFI firmware, a GPT disk with an EFI System Partition, BOOTX64.EFI. The
@@ -105,7 +117,7 @@ DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
-mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0
+mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0 balloon=0 qmp=
 qemu_choice=${QEMU_RUN_QEMU:-pinned}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -129,6 +141,9 @@ while [ $# -gt 0 ]; do
     --qemu) [ $# -ge 2 ] || usage; qemu_choice=$2; shift 2 ;;
     --qemu=*) qemu_choice=${1#*=}; shift ;;
     --gen2) uefi=1 gen2=1; shift ;;
+    --hv-balloon) balloon=1; shift ;;
+    --qmp) [ $# -ge 2 ] || usage; qmp=$2; shift 2 ;;
+    --qmp=*) qmp=${1#*=}; shift ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -141,6 +156,11 @@ case "$qemu_choice" in pinned|system) ;; *) die "--qemu (or QEMU_RUN_QEMU) must 
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$smp'"
 [ -z "$timeout" ] || [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a whole number of seconds, not '$timeout'"
 [ "$hv" = none ] || [[ "$hv" =~ ^hv-[a-z0-9-]+(,hv-[a-z0-9-]+(=[a-z0-9]+)?)*$ ]] || die "--hv takes a comma-separated list of hv-* flags, or 'none'"
+if [ -n "$qmp" ]; then
+  [[ "$qmp" != *,* ]] || die "--qmp: the socket path must not contain a comma (QEMU option syntax)"
+  [ -d "$(dirname -- "$qmp")" ] || die "--qmp $qmp: no directory $(dirname -- "$qmp")"
+  [ ! -e "$qmp" ] || [ -S "$qmp" ] || die "--qmp $qmp: exists and is not a socket"
+fi
 # Missing Debian packages: installed when we are root, else the apt-get line is printed.
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
   "$ROOT/tools/deps.sh" run >&2 || true
@@ -203,6 +223,12 @@ fi
 if [ "$mode" = tcg ] && [ -n "$trace" ]; then
   die "--trace needs KVM (mode kvm or nested): TCG has no Hyper-V to trace" $EXIT_UNAVAILABLE
 fi
+if [ "$balloon" = 1 ]; then
+  [ "$mode" != tcg ] || die "--hv-balloon needs KVM (mode kvm or nested): QEMU's VMBus needs the SynIC, which TCG does not emulate" $EXIT_UNAVAILABLE
+  [[ ",$hv," == *",hv-synic,"* ]] || die "--hv-balloon needs hv-synic among the --hv flags (the device sits on QEMU's VMBus)" $EXIT_UNAVAILABLE
+  "${qemu[@]}" -device help 2>/dev/null | grep -q '"hv-balloon"' \
+    || die "--hv-balloon: this QEMU ($qemu_choice $qemu_version) has no hv-balloon device (QEMU 8.2 and newer; --qemu pinned has it)" $EXIT_UNAVAILABLE
+fi
 if [ "$mode" = tcg ] && [ "$kvm_side" = direct ]; then
   die "--kvm direct needs KVM (mode kvm or nested): TCG has no Hyper-V" $EXIT_UNAVAILABLE
 fi
@@ -222,7 +248,9 @@ if [ "$mode" != tcg ] && [ "$hv" != none ]; then
 fi
 cmdline="$test_arg$append"
 cmdline="${cmdline# }"
-guest=(-m 256 -smp "$smp" -display none -no-reboot -nodefaults -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+memory=256
+[ "$balloon" = 0 ] || memory=256M,maxmem=33G
+guest=(-m "$memory" -smp "$smp" -display none -no-reboot -nodefaults -device isa-debug-exit,iobase=0xf4,iosize=0x04)
 scratch=()
 if [ "$uefi" = 1 ]; then
   # Per run: a writable copy of the firmware variables (pflash unit 1) and of the
@@ -249,8 +277,13 @@ case "$mode" in
        # (guest_errors); panic=none lets the guest still report its own exit status.
        guest+=(-device hyperv-testdev -action panic=none -d guest_errors)
        # QEMU's VMBus host needs the SynIC; without hv-synic it only complains on stderr.
-       [[ ",$hv," != *",hv-synic,"* ]] || guest+=(-device vmbus-bridge) ;;
+       [[ ",$hv," != *",hv-synic,"* ]] || guest+=(-device vmbus-bridge)
+       [ "$balloon" = 0 ] || guest+=(-object memory-backend-ram,id=dm-memory,size=256M
+                                     -device hv-balloon,id=dm,memdev=dm-memory,status-report=on) ;;
 esac
+# The QMP monitor: in nested mode run.sh wires it through the outer machine.
+monitor=()
+[ -z "$qmp" ] || [ "$mode" = nested ] || monitor=(-qmp "unix:$qmp,server=on,wait=off")
 guest+=(-cpu "$cpu")
 
 # ---- run ------------------------------------------------------------------------
@@ -260,7 +293,7 @@ trap 'rm -f "$log" "$errors" "${scratch[@]}"' EXIT
 set +e
 case "$mode" in
   tcg)
-    timeout -k 5 "$timeout" "${qemu[@]}" -accel tcg "${guest[@]}" -serial stdio \
+    timeout -k 5 "$timeout" "${qemu[@]}" -accel tcg "${guest[@]}" "${monitor[@]}" -serial stdio \
       -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
     status=$? ;;
   kvm)
@@ -278,7 +311,7 @@ case "$mode" in
         [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 1 >"$tracing/events/kvm/$event/enable"
       done
     fi
-    timeout -k 5 "$timeout" "${qemu[@]}" -accel kvm "${guest[@]}" -serial stdio "${extra[@]}" </dev/null 2>"$errors"
+    timeout -k 5 "$timeout" "${qemu[@]}" -accel kvm "${guest[@]}" "${monitor[@]}" -serial stdio "${extra[@]}" </dev/null 2>"$errors"
     status=$?
     if [ -n "$trace" ]; then
       for event in ${TRACE_EVENTS//,/ }; do
@@ -293,12 +326,16 @@ case "$mode" in
     nested_args=(--timeout "$timeout" --kvm "$kvm_side" --inner-qemu "$qemu_bin")
     [ -z "$qemu_modules" ] || nested_args+=(--inner-module-dir "$qemu_modules")
     [ -z "$trace" ] || nested_args+=(--trace "$trace" --trace-events "$TRACE_EVENTS")
+    [ -z "$qmp" ] || nested_args+=(--qmp "$qmp")
     "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${qemu_data[@]}" "${guest[@]}" "${extra[@]}" 2>"$errors"
     status=$? ;;
 esac
 set -e
 # -d guest_errors also logs OVMF probing for a TPM at 0xFED40000: expected, not news.
-grep -v -e "HV crash parameters" -e "Invalid read at addr 0xFED4" "$errors" >&2 || true
+# --hv-balloon: QEMU warns that the device's 32 GiB alignment is beyond what memory
+# devices usually need; it is what hv-balloon asks for, and maxmem allows for it.
+grep -v -e "HV crash parameters" -e "Invalid read at addr 0xFED4" \
+  -e "hv-balloon.*the alignment (0x800000000) exceeds the expected maximum alignment" "$errors" >&2 || true
 
 # The hypervisor's own record of a guest crash (kernel/hv/CrashReport.cs wrote
 # CRASH_P0..P4 and CRASH_CTL): vector, RIP, error code, CR2, reason code.

@@ -76,6 +76,7 @@ namespace Kernel
             Smp.StartApplicationProcessors();
             Bench.Timeline.AllVpsReady = Cpu.ReadTsc();
             Drivers.VmBus.VmbusClient.ConnectAtBoot();     // VMBus answers arrive as SINT 2 interrupts
+            Drivers.DeviceDrivers.BindAtBoot();            // each offer to the driver of its class
         }
 
         // Tagged line: tests/ decodes these bytes with Iced.

@@ -168,6 +168,27 @@ namespace Kernel.TestMode
             return true;
         }
 
+        public const string NoDynamicMemoryOffer = "no Dynamic Memory device offered (QEMU 8.2 or newer with -device hv-balloon: qemu-run.sh --hv-balloon)";
+        public const string NoDynamicMemoryHost = "no host drives the balloon (dm-host on the command line: the xunit Dynamic Memory run answers the dm-host: lines over QMP)";
+        public const string NoHotAdd = "the host has no memory to hot-add (dm-hotadd on the command line: hv-balloon with a memdev)";
+        public const string StatusReportsSuppressed = "the host suppresses status reports (hv-balloon status-report=off)";
+
+        // An offer of the Dynamic Memory class on the bus.
+        public static unsafe bool DynamicMemoryOffer()
+        {
+            Drivers.VmBus.VmbusGuid dm = Drivers.DynamicMemory.DynamicMemoryDevice.Class;
+            for (int i = 0; i < VmbusClient.OfferCount; i++)
+                if (VmbusClient.Offers[i].InterfaceType.Is(dm)) return true;
+            return Skip(NoDynamicMemoryOffer);
+        }
+
+        public static bool DynamicMemoryHost() => BootInfo.HasOption("dm-host") || Skip(NoDynamicMemoryHost);
+
+        public static bool DynamicMemoryHotAdd() => BootInfo.HasOption("dm-hotadd") || Skip(NoHotAdd);
+
+        public static unsafe bool StatusReportsTaken()
+            => !Drivers.DynamicMemory.DynamicMemoryDevice.Session->SuppressStatusReports || Skip(StatusReportsSuppressed);
+
         // qemu-run.sh's word on which KVM answers the Direct calls (--kvm stock|direct).
         public static unsafe bool RunnerNamedTheKvmSide(out byte* value, out int length)
         {

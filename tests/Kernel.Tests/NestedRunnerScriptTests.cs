@@ -15,6 +15,8 @@ public class NestedRunnerScriptTests
     [InlineData("--kvm other -- -m 64", "--kvm wants stock or direct")]
     [InlineData("--outer-qemu other -- -m 64", "--outer-qemu (or NESTED_OUTER_QEMU) wants patched or system, not 'other'")]
     [InlineData("-- -serial stdio", "inner args must not contain -serial")]
+    [InlineData("--qmp /nonexistent-dir/q.sock -- -m 64", "--qmp /nonexistent-dir/q.sock: no such directory")]
+    [InlineData("--qmp /tmp/q.sock --command -- true", "--qmp is for the inner QEMU (not with --command)")]
     public void BadUsageIsRefusedBeforeAnythingRuns(string args, string message)
     {
         var r = RunSh(args);

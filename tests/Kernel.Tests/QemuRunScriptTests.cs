@@ -62,6 +62,9 @@ public class QemuRunScriptTests
     [InlineData("--hv bogus", "--hv takes")]
     [InlineData("--frobnicate", "unknown option")]
     [InlineData("--qemu bogus", "--qemu (or QEMU_RUN_QEMU) must be pinned or system, not 'bogus'")]
+    [InlineData("--qmp /nonexistent-dir/q.sock", "--qmp /nonexistent-dir/q.sock: no directory /nonexistent-dir")]
+    [InlineData("--qmp /tmp/a,b.sock", "--qmp: the socket path must not contain a comma")]
+    [InlineData("--qmp /etc/hostname", "--qmp /etc/hostname: exists and is not a socket")]
     public void BadArgumentsAreRefusedClearly(string args, string message)
     {
         var r = Repo.QemuRun(args);
@@ -129,6 +132,36 @@ public class QemuRunScriptTests
         // This project's CI hosts have no KVM Hyper-V emulation; elsewhere the run simply passes.
         var r = Repo.QemuRun("--mode kvm --test=hv.cpuid");
         Assert.True(r.ExitCode == 0 || (r.ExitCode == 69 && r.Stderr.Contains("does not run Hyper-V-enlightened guests")), r.Output);
+    }
+
+    // --hv-balloon needs what the device needs, and says which is missing.
+    [Theory]
+    [InlineData("--mode tcg --hv-balloon", "--hv-balloon needs KVM (mode kvm or nested)")]
+    [InlineData("--mode nested --hv hv-vpindex --hv-balloon", "--hv-balloon needs hv-synic among the --hv flags")]
+    [InlineData("--mode nested --qemu system --hv-balloon", "--hv-balloon: this QEMU (system 7.2")]
+    public void HvBalloonNeedsKvmTheSynicAndAQemuThatHasIt(string args, string message)
+    {
+        var r = Repo.QemuRun(args + " --test");
+        Assert.True(r.ExitCode == 69, r.Output);
+        Assert.Contains(message, r.Stderr);
+    }
+
+    // --qmp: the guest QEMU's monitor on a unix socket (a TCG boot held with -S:
+    // the monitor answers, reads the machine's state, and ends the run).
+    [Fact]
+    public void QmpSocketReachesTheMonitor()
+    {
+        Repo.EnsureKernelBuilt();
+        string socket = Path.Combine(Path.GetTempPath(), $"qemu-run-qmp-test-{Environment.ProcessId}.sock");
+        File.Delete(socket);
+        var run = Task.Run(() => Repo.QemuRun($"--mode tcg --qmp {socket} --timeout 60 -- -S"));
+        using (var qmp = QmpClient.Connect(socket, TimeSpan.FromSeconds(30)))
+        {
+            Assert.Equal("prelaunch", qmp.Execute("query-status")!["status"]!.GetValue<string>());
+            qmp.Execute("quit");
+        }
+        var r = run.Result;
+        Assert.True(r.ExitCode == 2 && r.Stderr.Contains("without reporting a result"), r.Output);
     }
 
     [Fact]

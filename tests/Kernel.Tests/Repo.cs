@@ -31,7 +31,10 @@ public static class Repo
         public string Output => Stdout + Stderr;
     }
 
-    public static Result Run(string file, string arguments, TimeSpan timeout, IDictionary<string, string>? environment = null)
+    // onStdoutLine, when given, sees each stdout line as it arrives (a host that
+    // answers the guest while it runs); it runs on the reader's thread.
+    public static Result Run(string file, string arguments, TimeSpan timeout, IDictionary<string, string>? environment = null,
+                             Action<string>? onStdoutLine = null)
     {
         var psi = new ProcessStartInfo(file, arguments)
         {
@@ -46,7 +49,12 @@ public static class Repo
         p.StandardInput.Close();
         var stdout = new StringBuilder();
         var stderr = new StringBuilder();
-        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (stdout) stdout.AppendLine(e.Data); };
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data == null) return;
+            lock (stdout) stdout.AppendLine(e.Data);
+            onStdoutLine?.Invoke(e.Data.TrimEnd('\r'));
+        };
         p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (stderr) stderr.AppendLine(e.Data); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();

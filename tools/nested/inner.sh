@@ -17,6 +17,9 @@
 #   QEMU thread sleeps (kernel stack) to the outer console, i.e. run.sh's log.
 # - <io>/inner-qemu: the inner QEMU's --version as it runs here, so run.sh
 #   can say which QEMU ran the guest.
+# - $NESTED_QMP_TTY (run.sh --qmp): the inner QEMU's QMP monitor on that
+#   serial port (the outer machine's third, a host socket on the other side);
+#   QEMU's tty backend sets the line raw.
 # - <io>/status last: its presence tells run.sh the nested run completed.
 set -uo pipefail
 
@@ -33,7 +36,9 @@ else
     version=$("$qemu_bin" --version 2>&1 | head -n1)
     echo "$version" >"$io/inner-qemu"
     echo "NESTED: inner QEMU: $version ($qemu_bin${QEMU_MODULE_DIR:+, QEMU_MODULE_DIR=$QEMU_MODULE_DIR})"
-    "$qemu_bin" -accel kvm "$@" -serial file:/dev/ttyS1 \
+    monitor=()
+    [ -z "${NESTED_QMP_TTY:-}" ] || monitor=(-chardev "serial,id=qmp,path=$NESTED_QMP_TTY" -mon chardev=qmp,mode=control)
+    "$qemu_bin" -accel kvm "$@" "${monitor[@]}" -serial file:/dev/ttyS1 \
         </dev/null 2>"$io/inner.stderr" &
 fi
 qemu=$!

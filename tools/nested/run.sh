@@ -4,8 +4,8 @@
 # Usage:
 #   tools/nested/run.sh [--trace FILE] [--trace-events LIST] [--timeout S] [--log FILE]
 #                       [--kernel-log FILE] [--kvm stock|direct] [--outer-qemu patched|system]
-#                       [--inner-qemu PATH] [--inner-module-dir DIR] [--share DIR] [--debug]
-#                       -- <inner qemu args...>
+#                       [--inner-qemu PATH] [--inner-module-dir DIR] [--share DIR] [--qmp SOCKET]
+#                       [--debug] -- <inner qemu args...>
 #   tools/nested/run.sh [same options] --command -- <command> [args...]
 #
 # Runs `qemu-system-x86_64 -accel kvm <inner args> -serial file:/dev/ttyS1`
@@ -53,6 +53,11 @@
 #   - --share DIR: the host directory DIR is writable at the same path inside
 #     (its own 9p share, mounted over the read-only host root), so a
 #     --command can leave files for the caller (a trace, a log).
+#   - --qmp SOCKET: the inner QEMU's QMP monitor on the host unix socket
+#     SOCKET. The outer QEMU creates it (server=on,wait=off) as its third
+#     serial port, /dev/ttyS2 in the outer Linux, where the inner QEMU's
+#     monitor sits (-chardev serial). Connect any time: QMP's greeting went out
+#     when the inner QEMU started, so a client just sends qmp_capabilities.
 #   - --debug: the outer kernel logs at its normal level (into the log).
 #
 # Exit status:
@@ -146,7 +151,7 @@ kvm_side=stock
 outer_qemu=${NESTED_OUTER_QEMU:-patched}
 inner_qemu=/usr/bin/qemu-system-x86_64
 inner_module_dir=
-job_kind=qemu share_dir=
+job_kind=qemu share_dir= qmp_socket=
 kernel_quiet="quiet loglevel=0"
 while [ $# -gt 0 ]; do
     case $1 in
@@ -161,6 +166,7 @@ while [ $# -gt 0 ]; do
         --inner-module-dir) [ $# -ge 2 ] || usage; inner_module_dir=$2; shift 2 ;;
         --command) job_kind=command; shift ;;
         --share) [ $# -ge 2 ] || usage; share_dir=$2; shift 2 ;;
+        --qmp) [ $# -ge 2 ] || usage; qmp_socket=$2; shift 2 ;;
         --debug) kernel_quiet="loglevel=7"; shift ;;
         --) shift; break ;;
         *) usage ;;
@@ -186,6 +192,11 @@ else
             -serial | --serial) say "inner args must not contain $a (run.sh adds it)"; exit "$EXIT_USAGE" ;;
         esac
     done
+fi
+if [ -n "$qmp_socket" ]; then
+    [ "$job_kind" = qemu ] || { say "--qmp is for the inner QEMU (not with --command)"; exit "$EXIT_USAGE"; }
+    [[ $qmp_socket != *,* ]] || { say "--qmp $qmp_socket: the path must not contain a comma"; exit "$EXIT_USAGE"; }
+    [ -d "$(dirname -- "$qmp_socket")" ] || { say "--qmp $qmp_socket: no such directory"; exit "$EXIT_USAGE"; }
 fi
 if [ -n "$share_dir" ]; then
     [ -d "$share_dir" ] && [ -w "$share_dir" ] || { say "--share $share_dir: not a writable directory"; exit "$EXIT_USAGE"; }
@@ -266,6 +277,7 @@ echo "NESTED: outer QEMU: $outer_note ($outer_bin)" >>"$log"
         printf 'cd %q || exit 125\n' "$PWD"
         printf 'exec %q %q /run/nested-io --command' "$here/inner.sh" "$timeout_s"
     else
+        [ -z "$qmp_socket" ] || echo 'export NESTED_QMP_TTY=/dev/ttyS2'
         printf 'exec %q %q /run/nested-io' "$here/inner.sh" "$timeout_s"
     fi
     printf ' %q' "$@"
@@ -297,6 +309,9 @@ outer=(
     -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
     -virtfs "local,path=${io//,/,,},mount_tag=nestedio,security_model=none,multidevs=remap"
 )
+if [ -n "$qmp_socket" ]; then
+    outer+=(-chardev "socket,id=qmp,path=$qmp_socket,server=on,wait=off" -serial chardev:qmp)
+fi
 if [ -n "$share_dir" ]; then
     outer+=(-virtfs "local,path=${share_dir//,/,,},mount_tag=share,security_model=none,multidevs=remap")
 fi
