@@ -30,6 +30,7 @@ run_mode uefi-tcg --mode tcg --uefi
 run_mode test-tcg --mode tcg --test
 run_mode test-nested --mode nested --test
 run_mode pingpong-nested --mode nested --smp 2 --test=cross.event_ping_pong
+run_mode balloon-nested --mode nested --smp 2 --hv-balloon
 
 ld.lld -static -nostdlib -z max-page-size=4096 -z noexecstack -T boot/linker.ld --strip-all \
   -o build/kernel.stripped.elf build/boot/*.o build/kernel.o
@@ -117,6 +118,15 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   done
   echo
   echo "Method: one boot under \`qemu-run.sh --mode nested --kvm direct --smp 2\` (emulator figures: the outer QEMU runs L1 under TCG). Each sample is \`lfence; rdtsc\` just before the call minus the TSC read in the C# per-flag callback on the target VP; the caller waits for the callback before the next call. The Direct call is handled inside KVM (tools/nested/kvm); the connection's HvCallSignalEvent leaves KVM through an eventfd to QEMU's user space, which sets the flag and raises the SINT. Same boot, same SINT, same callback."
+  echo
+  echo "## VMBus channel: a request and the host's answer (nested, --smp 2, QEMU's hv-balloon)"
+  echo
+  read -r vm vp <<<"$(figure vmbus.packet_round_trip balloon-nested)" || true
+  echo "| round trip: DM_VERSION_REQUEST into the ring → C# packet callback with DM_VERSION_RESPONSE | median | p99 |"
+  echo "|---|---|---|"
+  echo "| \`qemu-run.sh --mode nested --smp 2 --hv-balloon\` | ${vm:-–} | ${vp:-–} |"
+  echo
+  echo "Method: the Dynamic Memory channel of QEMU's hv-balloon (drivers/dynmem), opened anew for each of 200 rounds, because hv-balloon answers a version request only on a fresh channel (CLOSECHANNEL resets the device). Each sample is \`lfence; rdtsc\` just before the packet is written into the outbound ring minus the TSC read in the C# callback that \`VmbusClient.Drain\` hands the answer to: the guest's signal (HvCallSignalEvent to the channel's connection), KVM's eventfd to QEMU, QEMU's ring read and answer, its SIEF flag and SINT back, the channel interrupt. Emulator figures (the outer QEMU runs L1 under TCG)."
   echo
   echo "## Boot and size"
   echo

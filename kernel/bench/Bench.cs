@@ -53,7 +53,63 @@ namespace Kernel.Bench
                 }
                 else Console.WriteLine("bench: connection hypercalls skipped: no hyperv-testdev");
                 if (Synic.Available) RoundTrips(samples, n);
+                ChannelRoundTrip(samples);
             }
+        }
+
+        // ---- a VMBus channel's packet round trip -------------------------------------------
+
+        private const int ChannelRounds = 200;
+        private static ulong s_packetTsc, s_packets;
+        private static byte* s_packetBuffer;
+
+        private static void OnBenchChannelInterrupt(Drivers.VmBus.VmbusChannel* channel)
+            => Drivers.VmBus.VmbusClient.Drain(channel, s_packetBuffer, 4096, &OnBenchPacket);
+
+        private static void OnBenchPacket(Drivers.VmBus.VmbusChannel* channel, byte* data, uint length)
+        {
+            s_packetTsc = Cpu.ReadTsc();
+            s_packets++;
+        }
+
+        // A request and the host's answer on an opened channel: DM_VERSION_REQUEST
+        // to QEMU's hv-balloon (qemu-run.sh --hv-balloon), from just before the
+        // packet goes into the ring to the C# packet callback that takes the
+        // DM_VERSION_RESPONSE. hv-balloon answers a version request only on a
+        // fresh channel, so each round opens the channel (GPADL, OPENCHANNEL)
+        // and closes it again (CLOSECHANNEL resets the device); only the
+        // request and its answer are timed.
+        private static void ChannelRoundTrip(ulong* samples)
+        {
+            if (!Drivers.DynamicMemory.DynamicMemoryDevice.Bound)
+            {
+                Console.WriteLine("bench: vmbus.packet_round_trip skipped: no Dynamic Memory channel (qemu-run.sh --hv-balloon)");
+                return;
+            }
+            Drivers.VmBus.VmbusOffer offer = *Drivers.DynamicMemory.DynamicMemoryDevice.Offer;
+            Drivers.DynamicMemory.DynamicMemoryDevice.Close();
+            s_packetBuffer = (byte*)PageAllocator.Allocate(zero: true);
+            int done = 0;
+            for (; done < ChannelRounds; done++)
+            {
+                var channel = Drivers.VmBus.VmbusClient.OpenChannel(&offer, Drivers.DynamicMemory.DynamicMemoryDevice.RingPages,
+                    &OnBenchChannelInterrupt, out Drivers.VmBus.VmbusResult opened);
+                if (channel == null) { Console.Write("bench: vmbus.packet_round_trip: OPENCHANNEL failed: "); Console.WriteLine(Drivers.VmBus.VmbusClient.ResultName(opened)); return; }
+                Drivers.DynamicMemory.DmVersionRequest request = default;
+                request.Header = Drivers.DynamicMemory.DmHeader.Of(Drivers.DynamicMemory.DmMessageType.VersionRequest, Drivers.DynamicMemory.DmVersionRequest.Size, (uint)done + 1);
+                request.Version = Drivers.DynamicMemory.DmVersion.Win10;
+                ulong seen = s_packets;
+                ulong t0 = Cpu.ReadTscOrdered();
+                Drivers.VmBus.VmbusClient.Send(channel, (byte*)&request, Drivers.DynamicMemory.DmVersionRequest.Size, (ulong)done + 1, false);
+                bool answered;
+                fixed (ulong* packets = &s_packets) answered = Clock.WaitAtLeast(packets, seen + 1, 1000);
+                samples[done] = s_packetTsc - t0;
+                Drivers.VmBus.VmbusClient.CloseChannel(channel);
+                if (!answered) break;
+            }
+            PageAllocator.Free(s_packetBuffer);
+            if (done < ChannelRounds) { Console.WriteLine("bench: vmbus.packet_round_trip incomplete: no answer within 1 s"); return; }
+            Report("vmbus.packet_round_trip", samples, ChannelRounds, 0, false);
         }
 
         public static void PrintTimeline()
