@@ -3,7 +3,8 @@
 #
 # Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--kvm stock|direct] [--smp N]
 #                      [--test[=NAME]] [--append ARGS] [--timeout S] [--hv FLAGS|none]
-#                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [-- extra qemu args]
+#                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [--gdb[=PORT]]
+#                      [-- extra qemu args]
 #
 # Modes:
 #   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
@@ -39,12 +40,28 @@
 # without the PC-AT legacy devices (GEN2_MACHINE below says which, and what was
 # measured). Modes tcg, kvm and nested.
 #
+# --gdb[=PORT] (tcg mode; auto then means tcg) starts QEMU halted (-S) with its
+# gdbstub on 127.0.0.1:PORT, by default the first port from 1234 up that no TCP
+# socket here uses, and prints on stderr the one gdb command line that attaches
+# with the kernel's symbols (build/kernel.elf keeps its ELF symbol table), and the
+# name ilc gives a C# method (Kernel.Hv.Hypercall.SignalEventDirect is
+# kernel_Kernel_Hv_Hypercall__SignalEventDirect). There is no timeout, since a
+# human is stepping, unless --timeout is given. gdb's kill ends the run (status 5);
+# gdb detaching lets the guest run on to its own end.
+# kvm and nested refuse --gdb (69). kvm: KVM's guest debugging (breakpoints
+# through the debug registers or int3 in guest memory) has never run under this
+# script, because no machine this project tests on has a KVM with Hyper-V (its
+# kvm mode runs inside the nested Linux, where no gdb could be attached from
+# here). nested: the guest's QEMU runs inside the nested Linux, which has no
+# network, so its gdbstub port cannot be reached from this host.
+#
 # Guest serial (COM1) goes to stdout. Exit status:
 #   0  the guest finished and reported no failure
 #   1  a guest test failed
 #   2  the guest crashed: exception, panic, or a reset/power-off with no report (triple fault)
 #   3  timeout
 #   4  QEMU (or another required tool) is missing
+#   5  --gdb: gdb killed QEMU before the guest reported a result
 #   64 bad usage             69 the requested mode or KVM side is not available here
 #   70 the nested runner itself failed
 #   71 the nested Linux (L1, the hypervisor's kernel) logged a problem: BUG, WARNING, Oops
@@ -55,7 +72,7 @@ KERNEL="$ROOT/build/kernel.elf"
 
 # The guest's isa-debug-exit codes (kernel/arch/GuestExit.cs): QEMU exits (code << 1) | 1.
 QEMU_PASSED=33 QEMU_FAILED=35 QEMU_CRASHED=37
-EXIT_PASSED=0 EXIT_FAILED=1 EXIT_CRASHED=2 EXIT_TIMEOUT=3 EXIT_NO_QEMU=4
+EXIT_PASSED=0 EXIT_FAILED=1 EXIT_CRASHED=2 EXIT_TIMEOUT=3 EXIT_NO_QEMU=4 EXIT_GDB_KILLED=5
 EXIT_USAGE=64 EXIT_UNAVAILABLE=69 EXIT_INFRA=70 EXIT_HOST_KERNEL=71
 
 # KVM's tracepoints recorded by --trace: kvm_msr shows the guest OS ID and hypercall
@@ -102,10 +119,10 @@ GEN2_MACHINE="q35,pic=off,pit=off,hpet=off,i8042=off,vmport=off,usb=off,smbus=of
 
 DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv-vapic,hv-runtime,hv-frequencies,hv-tlbflush,hv-ipi,hv-crash"
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
-mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0
+mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0 gdb=0 gdb_port=""
 qemu_choice=${QEMU_RUN_QEMU:-pinned}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -129,6 +146,8 @@ while [ $# -gt 0 ]; do
     --qemu) [ $# -ge 2 ] || usage; qemu_choice=$2; shift 2 ;;
     --qemu=*) qemu_choice=${1#*=}; shift ;;
     --gen2) uefi=1 gen2=1; shift ;;
+    --gdb) gdb=1 gdb_port=free; shift ;;
+    --gdb=*) gdb=1 gdb_port=${1#*=}; shift ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -141,6 +160,16 @@ case "$qemu_choice" in pinned|system) ;; *) die "--qemu (or QEMU_RUN_QEMU) must 
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$smp'"
 [ -z "$timeout" ] || [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a whole number of seconds, not '$timeout'"
 [ "$hv" = none ] || [[ "$hv" =~ ^hv-[a-z0-9-]+(,hv-[a-z0-9-]+(=[a-z0-9]+)?)*$ ]] || die "--hv takes a comma-separated list of hv-* flags, or 'none'"
+[ "$gdb" = 0 ] || [ "$gdb_port" = free ] || { [[ "$gdb_port" =~ ^[1-9][0-9]{0,4}$ ]] && [ "$gdb_port" -le 65535 ]; } \
+  || die "--gdb=PORT takes a TCP port number, 1-65535, not '$gdb_port' (--gdb alone picks a free one)"
+# --gdb: only TCG's gdbstub has been proven here (the header says why kvm and nested refuse).
+if [ "$gdb" = 1 ]; then
+  case "$mode" in
+    kvm)    die "--gdb is offered in tcg mode only: KVM's guest debugging has never run under this script (no machine this project tests on has a KVM with Hyper-V); use --mode tcg" $EXIT_UNAVAILABLE ;;
+    nested) die "--gdb is offered in tcg mode only: under nested the guest's QEMU runs inside the nested Linux, which has no network, so its gdbstub cannot be reached from here; use --mode tcg" $EXIT_UNAVAILABLE ;;
+    auto)   mode=tcg; echo "qemu-run.sh: mode tcg: --gdb is offered in tcg mode only" >&2 ;;
+  esac
+fi
 # Missing Debian packages: installed when we are root, else the apt-get line is printed.
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
   "$ROOT/tools/deps.sh" run >&2 || true
@@ -213,7 +242,8 @@ if [ "$mode" = kvm ]; then
   [ "$(cat "$direct_param" 2>/dev/null)" = Y ] && host_side=direct
   [ "$host_side" = "$kvm_side" ] || die "--kvm $kvm_side: this host's KVM is the $host_side side ($direct_param: $(cat "$direct_param" 2>/dev/null || echo absent)); the project's KVM is loaded with kvm.hv_direct_hypercalls=1 (tools/nested/kvm)" $EXIT_UNAVAILABLE
 fi
-[ -n "$timeout" ] || case "$mode" in tcg) timeout=60 ;; kvm) timeout=60 ;; nested) timeout=600 ;; esac
+# --gdb: a human is stepping, so no timeout unless one was asked for.
+[ -n "$timeout" ] || [ "$gdb" = 1 ] || case "$mode" in tcg) timeout=60 ;; kvm) timeout=60 ;; nested) timeout=600 ;; esac
 
 # ---- the guest's QEMU command line -------------------------------------------
 # Under KVM with Hyper-V the guest learns which side answers the Direct calls.
@@ -253,6 +283,42 @@ case "$mode" in
 esac
 guest+=(-cpu "$cpu")
 
+# ---- --gdb: the gdbstub's port --------------------------------------------------
+# In use: the local port of any TCP socket of this network namespace, in any
+# state (/proc/net/tcp and tcp6, hex). Read from /proc rather than probed with a
+# connection, which another QEMU's gdbstub would take for a debugger.
+port_in_use() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v port="$hex" 'FNR > 1 { split($2, local_address, ":"); if (local_address[2] == port) found = 1 } END { exit !found }' \
+    /proc/net/tcp $( [ ! -e /proc/net/tcp6 ] || echo /proc/net/tcp6 )
+}
+if [ "$gdb" = 1 ]; then
+  if [ "$gdb_port" = free ]; then
+    # From 1234, gdb's and QEMU's (-s) customary port, up. Another run may take the
+    # same port before this QEMU listens on it; QEMU then fails to bind, and the run
+    # ends with status 69 (below).
+    for ((candidate = 1234; candidate < 1234 + 1000; candidate++)); do
+      port_in_use "$candidate" || { gdb_port=$candidate; break; }
+    done
+    [ "$gdb_port" != free ] || die "--gdb: no free TCP port in 1234-2233 for the gdbstub; name one with --gdb=PORT" $EXIT_UNAVAILABLE
+  elif port_in_use "$gdb_port"; then
+    die "--gdb=$gdb_port: a TCP socket here already uses port $gdb_port; pick another, or --gdb alone for a free one" $EXIT_UNAVAILABLE
+  fi
+  # -S: halted before the first instruction (the reset vector), with the kernel
+  # already in guest memory (gdb reads its code there at once), so breakpoints
+  # can be set before it runs. Only 127.0.0.1: the stub lets anyone who connects
+  # read and write the guest.
+  guest+=(-S -gdb "tcp:127.0.0.1:$gdb_port")
+  # gdb retries a refused connection for 15 s (set tcp auto-retry, connect-timeout),
+  # so the line can be printed before QEMU has opened its socket.
+  echo "qemu-run.sh: gdb: QEMU waits, halted, for gdb on 127.0.0.1:$gdb_port; to attach with the kernel's symbols:" >&2
+  printf "    gdb -ex 'target remote 127.0.0.1:%s' %q\n" "$gdb_port" "$KERNEL" >&2
+  echo "qemu-run.sh: gdb: ilc names a C# method <assembly>_<namespace>_<type>__<method>, dots as _: for Kernel.Hv.Hypercall.SignalEventDirect, 'break kernel_Kernel_Hv_Hypercall__SignalEventDirect'" >&2
+  if [ -n "$timeout" ]; then limit_note="--timeout $timeout holds: the run ends after ${timeout}s"; else limit_note="no timeout (a human is stepping; --timeout S sets one)"; fi
+  echo "qemu-run.sh: gdb: $limit_note; gdb's kill ends the run (status 5), detach lets the guest run on" >&2
+fi
+
 # ---- run ------------------------------------------------------------------------
 log=$(mktemp /tmp/qemu-run.XXXXXX)
 errors=$(mktemp /tmp/qemu-run-stderr.XXXXXX)
@@ -260,8 +326,15 @@ trap 'rm -f "$log" "$errors" "${scratch[@]}"' EXIT
 set +e
 case "$mode" in
   tcg)
-    timeout -k 5 "$timeout" "${qemu[@]}" -accel tcg "${guest[@]}" -serial stdio \
-      -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
+    limit=()
+    [ -z "$timeout" ] || limit=(timeout -k 5 "$timeout")
+    run_tcg() {
+      "${limit[@]}" "${qemu[@]}" -accel tcg "${guest[@]}" -serial stdio \
+        -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
+    }
+    # Under --gdb, QEMU's stderr is kept (and shown after the run, as in kvm mode):
+    # it says whether gdb killed QEMU or QEMU could not listen on the port.
+    if [ "$gdb" = 1 ]; then run_tcg 2>"$errors"; else run_tcg; fi
     status=$? ;;
   kvm)
     tracing=/sys/kernel/tracing
@@ -306,6 +379,17 @@ if crash=$(grep -o 'HV crash parameters: ([^)]*)' "$errors" | tail -1) && [ -n "
   read -r p0 p1 p2 p3 p4 <<<"$(sed 's/.*(\(.*\))/\1/' <<<"$crash")"
   echo "qemu-run.sh: the hypervisor reported a guest crash: P0 (vector) $p0, P1 (RIP) $p1, P2 (error code) $p2, P3 (CR2) $p3, P4 (code) $p4" >&2
   [ "$status" = "$QEMU_PASSED" ] || [ "$status" = "$QEMU_FAILED" ] || status=$QEMU_CRASHED
+fi
+
+# --gdb: QEMU ends with status 0 when gdb kills it ("Terminated via GDBstub"), and
+# with 1 when it cannot listen on the port (another run took it after the check).
+if [ "$gdb" = 1 ]; then
+  if [ "$status" = 0 ] && grep -q "Terminated via GDBstub" "$errors"; then
+    echo "qemu-run.sh: gdb killed QEMU before the guest reported a result" >&2; exit $EXIT_GDB_KILLED
+  fi
+  if [ "$status" = 1 ] && grep -q "gdbstub\|tcp:127.0.0.1:$gdb_port" "$errors"; then
+    echo "qemu-run.sh: --gdb: QEMU could not open its gdbstub on 127.0.0.1:$gdb_port (above)" >&2; exit $EXIT_UNAVAILABLE
+  fi
 fi
 
 case "$status" in
