@@ -45,9 +45,12 @@
 # socket here uses, and prints on stderr the one gdb command line that attaches
 # with the kernel's symbols (build/kernel.elf keeps its ELF symbol table), and the
 # name ilc gives a C# method (Kernel.Hv.Hypercall.SignalEventDirect is
-# kernel_Kernel_Hv_Hypercall__SignalEventDirect). There is no timeout, since a
-# human is stepping, unless --timeout is given. gdb's kill ends the run (status 5);
-# gdb detaching lets the guest run on to its own end.
+# kernel_Kernel_Hv_Hypercall__SignalEventDirect). With --uefi (or --gen2) QEMU is
+# not halted: OVMF loads BOOTX64.EFI where it chooses, the kernel (told gdb-wait)
+# prints that address and waits, and the gdb line follows, with BOOTX64.EFI's COFF
+# symbols moved there and the kernel let go. There is no timeout, since a human is
+# stepping, unless --timeout is given. gdb's kill ends the run (status 5); gdb
+# detaching lets the guest run on to its own end.
 # kvm and nested refuse --gdb (69). kvm: KVM's guest debugging (breakpoints
 # through the debug registers or int3 in guest memory) has never run under this
 # script, because no machine this project tests on has a KVM with Hyper-V (its
@@ -250,6 +253,8 @@ fi
 if [ "$mode" != tcg ] && [ "$hv" != none ]; then
   if [ "$kvm_side" = direct ]; then append="$append hv-direct=implemented"; else append="$append hv-direct=absent"; fi
 fi
+# --uefi --gdb: the kernel says where OVMF loaded it and waits for gdb (below).
+[ "$gdb" = 0 ] || [ "$uefi" = 0 ] || append="$append gdb-wait"
 cmdline="$test_arg$append"
 cmdline="${cmdline# }"
 guest=(-m 256 -smp "$smp" -display none -no-reboot -nodefaults -device isa-debug-exit,iobase=0xf4,iosize=0x04)
@@ -305,21 +310,50 @@ if [ "$gdb" = 1 ]; then
   elif port_in_use "$gdb_port"; then
     die "--gdb=$gdb_port: a TCP socket here already uses port $gdb_port; pick another, or --gdb alone for a free one" $EXIT_UNAVAILABLE
   fi
-  # -S: halted before the first instruction (the reset vector), with the kernel
-  # already in guest memory (gdb reads its code there at once), so breakpoints
-  # can be set before it runs. Only 127.0.0.1: the stub lets anyone who connects
-  # read and write the guest.
-  guest+=(-S -gdb "tcp:127.0.0.1:$gdb_port")
+  guest+=(-gdb "tcp:127.0.0.1:$gdb_port")        # only 127.0.0.1: whoever connects can read and write the guest
   # gdb retries a refused connection for 15 s (set tcp auto-retry, connect-timeout),
   # so the line can be printed before QEMU has opened its socket.
-  echo "qemu-run.sh: gdb: QEMU waits, halted, for gdb on 127.0.0.1:$gdb_port; to attach with the kernel's symbols:" >&2
-  printf "    gdb -ex 'target remote 127.0.0.1:%s' %q\n" "$gdb_port" "$KERNEL" >&2
+  if [ "$uefi" = 0 ]; then
+    # -S: halted before the first instruction (the reset vector), with the kernel
+    # already in guest memory (gdb reads its code there at once), so breakpoints
+    # can be set before it runs.
+    guest+=(-S)
+    echo "qemu-run.sh: gdb: QEMU waits, halted, for gdb on 127.0.0.1:$gdb_port; to attach with the kernel's symbols:" >&2
+    printf "    gdb -ex 'target remote 127.0.0.1:%s' %q\n" "$gdb_port" "$KERNEL" >&2
+  else
+    # Not halted: until OVMF has loaded BOOTX64.EFI, at an address it chooses, there
+    # is no kernel to debug and nowhere to put its symbols. The kernel (gdb-wait)
+    # prints where it is and spins; gdb_uefi_line answers with the gdb line, and gdb
+    # attaching stops the guest.
+    [[ "$ROOT" != *"'"* ]] || die "--uefi --gdb: the gdb line quotes the path of BOOTX64.EFI in '...', which cannot hold the ' in $ROOT" $EXIT_USAGE
+    echo "qemu-run.sh: gdb: QEMU listens for gdb on 127.0.0.1:$gdb_port; the kernel will say where OVMF loaded it and wait, and the gdb line to attach follows then" >&2
+  fi
   echo "qemu-run.sh: gdb: ilc names a C# method <assembly>_<namespace>_<type>__<method>, dots as _: for Kernel.Hv.Hypercall.SignalEventDirect, 'break kernel_Kernel_Hv_Hypercall__SignalEventDirect'" >&2
   if [ -n "$timeout" ]; then limit_note="--timeout $timeout holds: the run ends after ${timeout}s"; else limit_note="no timeout (a human is stepping; --timeout S sets one)"; fi
   echo "qemu-run.sh: gdb: $limit_note; gdb's kill ends the run (status 5), detach lets the guest run on" >&2
 fi
 
 # ---- run ------------------------------------------------------------------------
+# --uefi --gdb: the guest's serial output, passed through unchanged but for the
+# kernel's gdb-wait line (kernel/arch/EfiBoot.cs WaitForGdb), which is answered on
+# stderr with the gdb line: attach, load BOOTX64.EFI's COFF symbols (the Makefile
+# keeps them) moved by where OVMF put the image against the ImageBase it was linked
+# at, and clear the byte the kernel spins on. The guest runs on at gdb's continue.
+gdb_uefi_line() {
+  local line efi=$ROOT/build/BOOTX64.EFI lfanew linked offset
+  # PE/COFF: e_lfanew at 0x3C; ImageBase at 24 into the PE32+ optional header, 24 past "PE\0\0".
+  lfanew=$(od -An -t u4 -j 60 -N 4 "$efi" | tr -d ' ')
+  linked=0x$(od -An -t x8 -j $((lfanew + 48)) -N 8 "$efi" | tr -d ' ')
+  while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s\n' "$line"
+    if [[ "$line" =~ ^efi:\ gdb-wait:\ loaded\ at\ (0x[0-9a-f]+)\;\ waiting\ until\ gdb\ clears\ the\ byte\ at\ (0x[0-9a-f]+) ]]; then
+      offset=$(printf '%#x' $(( BASH_REMATCH[1] - linked )))       # two's complement when OVMF loaded it lower
+      echo "qemu-run.sh: gdb: the kernel waits, loaded at ${BASH_REMATCH[1]} (linked at $(printf '%#x' $((linked)))); to attach with its symbols there:" >&2
+      printf "    gdb -ex 'target remote 127.0.0.1:%s' -ex 'add-symbol-file %q -o %s' -ex 'set var *(char *)%s = 0'\n" \
+        "$gdb_port" "$efi" "$offset" "${BASH_REMATCH[2]}" >&2
+    fi
+  done
+}
 log=$(mktemp /tmp/qemu-run.XXXXXX)
 errors=$(mktemp /tmp/qemu-run-stderr.XXXXXX)
 trap 'rm -f "$log" "$errors" "${scratch[@]}"' EXIT
@@ -334,8 +368,10 @@ case "$mode" in
     }
     # Under --gdb, QEMU's stderr is kept (and shown after the run, as in kvm mode):
     # it says whether gdb killed QEMU or QEMU could not listen on the port.
-    if [ "$gdb" = 1 ]; then run_tcg 2>"$errors"; else run_tcg; fi
-    status=$? ;;
+    if [ "$gdb" = 0 ]; then run_tcg; status=$?
+    elif [ "$uefi" = 0 ]; then run_tcg 2>"$errors"; status=$?
+    else run_tcg 2>"$errors" | gdb_uefi_line; status=${PIPESTATUS[0]}
+    fi ;;
   kvm)
     tracing=/sys/kernel/tracing
     if [ -n "$trace" ]; then

@@ -7,7 +7,8 @@ namespace Kernel.Tests;
 
 // qemu-run.sh --gdb, driven by Debian's gdb in batch mode through the very
 // command line qemu-run.sh printed, so that the line is proven to attach and to
-// bring the kernel's symbols.
+// bring the kernel's symbols: the ELF's on the direct boot, BOOTX64.EFI's COFF
+// symbols moved to where OVMF loaded it under --uefi.
 //
 // Under TCG there is no Hyper-V: the guest test hv.absent_is_reported_cleanly
 // calls Hypercall.SignalEventDirect(HV_PARTITION_ID_SELF, vp 0, vtl 0, sint 1,
@@ -29,17 +30,34 @@ public partial class GdbTests
     [GeneratedRegex(@"'break (\S+)'")]
     private static partial Regex BreakHint();
 
-    [Fact]
-    public void PrintedLineAttachesBreaksInSignalEventDirectAndReadsTheInputPage()
+    [GeneratedRegex(@"qemu-run.sh: gdb: the kernel waits, loaded at (0x[0-9a-f]+)")]
+    private static partial Regex UefiLoadedAt();
+
+    // Where each build passes the arguments. System V (the ELF): SignalEventDirect's
+    // (partition, vp, vtl, sint, flag) in rdi, esi, dl, cl, r8w; hv_hypercall_slow's
+    // (control, input, output) in rdi, rsi, rdx. Microsoft x64 (the PE): the 16-byte
+    // HvCallResult comes back through a buffer whose address is the first argument,
+    // rcx, so partition, vp, vtl are in rdx, r8d, r9l and sint, flag on the stack past
+    // the return address and the 32-byte home area; the stub's in rcx, rdx, r8.
+    private const string SystemVEntry = "$rdi, $esi, $dl, $cl, $r8w", SystemVStub = "$rdi, $rsi, $rdx";
+    private const string MicrosoftEntry = "$rdx, $r8d, $r9l, *(unsigned char *)($rsp + 40), *(unsigned short *)($rsp + 48)", MicrosoftStub = "$rcx, $rdx, $r8";
+
+    [Theory]
+    [InlineData("direct")]      // PVH, build/kernel.elf
+    [InlineData("uefi")]        // OVMF, build/BOOTX64.EFI in build/gen2.img
+    public void PrintedLineAttachesBreaksInSignalEventDirectAndReadsTheInputPage(string boot)
     {
-        Repo.EnsureKernelBuilt();
+        bool uefi = boot == "uefi";
+        if (uefi) UefiImage.EnsureBuilt(); else Repo.EnsureKernelBuilt();
+        string entryArguments = uefi ? MicrosoftEntry : SystemVEntry, stubArguments = uefi ? MicrosoftStub : SystemVStub;
         // Only what tools/deps.sh declares for a TCG run and for the tests (gdb is in
         // its test group), as on a fresh machine (FreshMachineTests.cs).
-        using var path = RestrictedPath.For("build", "run", "qemu", "test");
+        var groups = uefi ? new[] { "build", "run", "qemu", "image", "test" } : new[] { "build", "run", "qemu", "test" };
+        using var path = RestrictedPath.For(groups);
         var env = new Dictionary<string, string> { ["PATH"] = path.Value };
-        // --timeout only as a net: should this test's process die, QEMU does not stay behind halted.
-        using var run = QemuRunInBackground.Start($"--mode tcg --gdb --test={GuestTest} --timeout 300", env);
-        string stderr = run.WaitForStderr(s => GdbLine().IsMatch(s) && BreakHint().IsMatch(s), TimeSpan.FromSeconds(60));
+        // --timeout only as a net: should this test's process die, QEMU does not stay behind.
+        using var run = QemuRunInBackground.Start($"{(uefi ? "--uefi " : "")}--mode tcg --gdb --test={GuestTest} --timeout 300", env);
+        string stderr = run.WaitForStderr(s => GdbLine().IsMatch(s) && BreakHint().IsMatch(s), TimeSpan.FromSeconds(90));
         string gdbLine = GdbLine().Match(stderr).Groups[1].Value;
         string symbol = BreakHint().Match(stderr).Groups[1].Value;
         Assert.Equal("kernel_Kernel_Hv_Hypercall__SignalEventDirect", symbol);
@@ -54,8 +72,7 @@ public partial class GdbTests
         var script = string.Join("\n",
             $"break {symbol}",
             "continue",
-            // System V: the arguments (partition, vp, vtl, sint, flag) in rdi, esi, dl, cl, r8w.
-            "printf \"entry: partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", $rdi, $esi, $dl, $cl, $r8w",
+            $"printf \"entry: partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {entryArguments}",
             $"printf \"entry input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
             "tbreak kernel_Kernel_Hv_Hypercall__Ready",
             "continue",
@@ -64,10 +81,9 @@ public partial class GdbTests
             "set $rax = 1",
             "break hv_hypercall_slow",
             "continue",
-            // hv_hypercall_slow(control, inputGpa, outputGpa): rdi, rsi, rdx.
-            "printf \"stub: control=%#lx input=%#lx output=%#lx\\n\", $rdi, $rsi, $rdx",
+            $"printf \"stub: control=%#lx input=%#lx output=%#lx\\n\", {stubArguments}",
             $"printf \"stub input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
-            "x/2gx $rsi",
+            "x/2gx " + stubArguments.Split(", ")[1],
             "kill",
             "");
         var dir = Directory.CreateTempSubdirectory("gdb-test");
@@ -82,8 +98,11 @@ public partial class GdbTests
             // Batch mode ends with the status of its last command, and stops at the first that fails.
             Assert.True(gdb.ExitCode == 0, $"gdb exit {gdb.ExitCode}:\n{output}");
 
-            // gdb found the symbol where the ELF symbol table has it, and the guest hit it.
-            ulong address = new ElfImage(Repo.KernelElf).Address(symbol);
+            // gdb put the symbol where the image has it (the ELF symbol table; the PE's
+            // link map moved by where OVMF loaded it), and the guest hit it there.
+            ulong address = uefi
+                ? Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16) + UefiImage.MapRva(symbol)
+                : new ElfImage(Repo.KernelElf).Address(symbol);
             Assert.Contains($"Breakpoint 1 at 0x{address:x}", output);
             Assert.Matches($@"Breakpoint 1, 0x0*{address:x} in {symbol} \(\)", output);
             Assert.Contains("entry: partition=0xffffffffffffffff vp=0 vtl=0 sint=1 flag=1", output);
@@ -97,7 +116,7 @@ public partial class GdbTests
             Assert.Equal("0xc0", stub.Groups[1].Value);                         // HvCallSignalEventDirect, memory form, no reps
             var page = Regex.Match(output, @"stub input page: (0x[0-9a-f]+) partition=(\S+) vp=(\d+) vtl=(\d+) sint=(\d+) flag=(\d+)");
             Assert.True(page.Success, output);
-            Assert.Equal(page.Groups[1].Value, stub.Groups[2].Value);           // RSI = this VP's input page
+            Assert.Equal(page.Groups[1].Value, stub.Groups[2].Value);           // the input GPA = this VP's input page
             Assert.NotEqual(stub.Groups[2].Value, stub.Groups[3].Value);
             Assert.Equal("0xffffffffffffffff", page.Groups[2].Value);           // HV_PARTITION_ID_SELF
             Assert.Equal(new[] { "0", "0", "1", "1" }, new[] { page.Groups[3].Value, page.Groups[4].Value, page.Groups[5].Value, page.Groups[6].Value });
@@ -109,6 +128,7 @@ public partial class GdbTests
             var ended = run.WaitForExit(TimeSpan.FromSeconds(30));
             Assert.True(ended.ExitCode == 5, $"qemu-run.sh exit {ended.ExitCode}:\n{ended.Output}\n\ngdb:\n{output}");
             Assert.Contains("gdb killed QEMU before the guest reported a result", ended.Stderr);
+            if (uefi) Assert.Contains("efi: gdb-wait: released", ended.Stdout);     // the printed line's last -ex freed the kernel
         }
         finally { dir.Delete(recursive: true); }
     }
