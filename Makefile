@@ -66,8 +66,12 @@ $(BUILD)/kernel.obj: $(CS) $(BUILD)/kernel.o
 # (then the discardable .reloc), which kernel/arch/EfiBoot.cs reads back for Paging.
 EFI_MERGE := /merge:.managedcode=.text /merge:.hypercall_page=.text \
              /merge:.pdata=.rdata /merge:.ex_table=.rdata /merge:.modules=.rdata /merge:.tls=.data
+# /debug:symtab appends a COFF symbol table, outside every section (firmware loads none
+# of it), for gdb (qemu-run.sh --uefi --gdb). /debug would also turn /opt:ref and
+# /opt:icf off: restated, they keep the sections exactly what they are without it.
 $(BUILD)/BOOTX64.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) $(BUILD)/.deps-image
 	lld-link /nologo /subsystem:efi_application /entry:EfiMain /nodefaultlib /machine:x64 \
+	    /debug:symtab /opt:ref /opt:icf \
 	    $(EFI_MERGE) /map:$(BUILD)/BOOTX64.map /out:$@ $(EFI_OBJ) $(BUILD)/kernel.obj
 
 $(BUILD)/gen2.img: $(BUILD)/BOOTX64.EFI tools/hyperv/mkgen2.py

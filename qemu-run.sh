@@ -4,7 +4,7 @@
 # Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--kvm stock|direct] [--smp N]
 #                      [--test[=NAME]] [--append ARGS] [--timeout S] [--hv FLAGS|none]
 #                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [--hv-balloon]
-#                      [--qmp SOCKET] [-- extra qemu args]
+#                      [--qmp SOCKET] [--gdb[=PORT]] [-- extra qemu args]
 #
 # Modes:
 #   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
@@ -51,12 +51,31 @@
 # without the PC-AT legacy devices (GEN2_MACHINE below says which, and what was
 # measured). Modes tcg, kvm and nested.
 #
+# --gdb[=PORT] (tcg mode; auto then means tcg) starts QEMU halted (-S) with its
+# gdbstub on 127.0.0.1:PORT, by default the first port from 1234 up that no TCP
+# socket here uses, and prints on stderr the one gdb command line that attaches
+# with the kernel's symbols (build/kernel.elf keeps its ELF symbol table), and the
+# name ilc gives a C# method (Kernel.Hv.Hypercall.SignalEventDirect is
+# kernel_Kernel_Hv_Hypercall__SignalEventDirect). With --uefi (or --gen2) QEMU is
+# not halted: OVMF loads BOOTX64.EFI where it chooses, the kernel (told gdb-wait)
+# prints that address and waits, and the gdb line follows, with BOOTX64.EFI's COFF
+# symbols moved there and the kernel let go. There is no timeout, since a human is
+# stepping, unless --timeout is given. gdb's kill ends the run (status 5); gdb
+# detaching lets the guest run on to its own end.
+# kvm and nested refuse --gdb (69). kvm: KVM's guest debugging (breakpoints
+# through the debug registers or int3 in guest memory) has never run under this
+# script, because no machine this project tests on has a KVM with Hyper-V (its
+# kvm mode runs inside the nested Linux, where no gdb could be attached from
+# here). nested: the guest's QEMU runs inside the nested Linux, which has no
+# network, so its gdbstub port cannot be reached from this host.
+#
 # Guest serial (COM1) goes to stdout. Exit status:
 #   0  the guest finished and reported no failure
 #   1  a guest test failed
 #   2  the guest crashed: exception, panic, or a reset/power-off with no report (triple fault)
 #   3  timeout
 #   4  QEMU (or another required tool) is missing
+#   5  --gdb: gdb killed QEMU before the guest reported a result
 #   64 bad usage             69 the requested mode or KVM side is not available here
 #   70 the nested runner itself failed
 #   71 the nested Linux (L1, the hypervisor's kernel) logged a problem: BUG, WARNING, Oops
@@ -67,7 +86,7 @@ KERNEL="$ROOT/build/kernel.elf"
 
 # The guest's isa-debug-exit codes (kernel/arch/GuestExit.cs): QEMU exits (code << 1) | 1.
 QEMU_PASSED=33 QEMU_FAILED=35 QEMU_CRASHED=37
-EXIT_PASSED=0 EXIT_FAILED=1 EXIT_CRASHED=2 EXIT_TIMEOUT=3 EXIT_NO_QEMU=4
+EXIT_PASSED=0 EXIT_FAILED=1 EXIT_CRASHED=2 EXIT_TIMEOUT=3 EXIT_NO_QEMU=4 EXIT_GDB_KILLED=5
 EXIT_USAGE=64 EXIT_UNAVAILABLE=69 EXIT_INFRA=70 EXIT_HOST_KERNEL=71
 
 # KVM's tracepoints recorded by --trace: kvm_msr shows the guest OS ID and hypercall
@@ -114,10 +133,10 @@ GEN2_MACHINE="q35,pic=off,pit=off,hpet=off,i8042=off,vmport=off,usb=off,smbus=of
 
 DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv-vapic,hv-runtime,hv-frequencies,hv-tlbflush,hv-ipi,hv-crash"
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
+usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
-mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0 balloon=0 qmp=
+mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0 balloon=0 qmp= gdb=0 gdb_port=""
 qemu_choice=${QEMU_RUN_QEMU:-pinned}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -144,6 +163,8 @@ while [ $# -gt 0 ]; do
     --hv-balloon) balloon=1; shift ;;
     --qmp) [ $# -ge 2 ] || usage; qmp=$2; shift 2 ;;
     --qmp=*) qmp=${1#*=}; shift ;;
+    --gdb) gdb=1 gdb_port=free; shift ;;
+    --gdb=*) gdb=1 gdb_port=${1#*=}; shift ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -160,6 +181,16 @@ if [ -n "$qmp" ]; then
   [[ "$qmp" != *,* ]] || die "--qmp: the socket path must not contain a comma (QEMU option syntax)"
   [ -d "$(dirname -- "$qmp")" ] || die "--qmp $qmp: no directory $(dirname -- "$qmp")"
   [ ! -e "$qmp" ] || [ -S "$qmp" ] || die "--qmp $qmp: exists and is not a socket"
+fi
+[ "$gdb" = 0 ] || [ "$gdb_port" = free ] || { [[ "$gdb_port" =~ ^[1-9][0-9]{0,4}$ ]] && [ "$gdb_port" -le 65535 ]; } \
+  || die "--gdb=PORT takes a TCP port number, 1-65535, not '$gdb_port' (--gdb alone picks a free one)"
+# --gdb: only TCG's gdbstub has been proven here (the header says why kvm and nested refuse).
+if [ "$gdb" = 1 ]; then
+  case "$mode" in
+    kvm)    die "--gdb is offered in tcg mode only: KVM's guest debugging has never run under this script (no machine this project tests on has a KVM with Hyper-V); use --mode tcg" $EXIT_UNAVAILABLE ;;
+    nested) die "--gdb is offered in tcg mode only: under nested the guest's QEMU runs inside the nested Linux, which has no network, so its gdbstub cannot be reached from here; use --mode tcg" $EXIT_UNAVAILABLE ;;
+    auto)   mode=tcg; echo "qemu-run.sh: mode tcg: --gdb is offered in tcg mode only" >&2 ;;
+  esac
 fi
 # Missing Debian packages: installed when we are root, else the apt-get line is printed.
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
@@ -239,13 +270,16 @@ if [ "$mode" = kvm ]; then
   [ "$(cat "$direct_param" 2>/dev/null)" = Y ] && host_side=direct
   [ "$host_side" = "$kvm_side" ] || die "--kvm $kvm_side: this host's KVM is the $host_side side ($direct_param: $(cat "$direct_param" 2>/dev/null || echo absent)); the project's KVM is loaded with kvm.hv_direct_hypercalls=1 (tools/nested/kvm)" $EXIT_UNAVAILABLE
 fi
-[ -n "$timeout" ] || case "$mode" in tcg) timeout=60 ;; kvm) timeout=60 ;; nested) timeout=600 ;; esac
+# --gdb: a human is stepping, so no timeout unless one was asked for.
+[ -n "$timeout" ] || [ "$gdb" = 1 ] || case "$mode" in tcg) timeout=60 ;; kvm) timeout=60 ;; nested) timeout=600 ;; esac
 
 # ---- the guest's QEMU command line -------------------------------------------
 # Under KVM with Hyper-V the guest learns which side answers the Direct calls.
 if [ "$mode" != tcg ] && [ "$hv" != none ]; then
   if [ "$kvm_side" = direct ]; then append="$append hv-direct=implemented"; else append="$append hv-direct=absent"; fi
 fi
+# --uefi --gdb: the kernel says where OVMF loaded it and waits for gdb (below).
+[ "$gdb" = 0 ] || [ "$uefi" = 0 ] || append="$append gdb-wait"
 cmdline="$test_arg$append"
 cmdline="${cmdline# }"
 memory=256
@@ -286,16 +320,90 @@ monitor=()
 [ -z "$qmp" ] || [ "$mode" = nested ] || monitor=(-qmp "unix:$qmp,server=on,wait=off")
 guest+=(-cpu "$cpu")
 
+# ---- --gdb: the gdbstub's port --------------------------------------------------
+# In use: the local port of any TCP socket of this network namespace, in any
+# state (/proc/net/tcp and tcp6, hex). Read from /proc rather than probed with a
+# connection, which another QEMU's gdbstub would take for a debugger.
+port_in_use() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v port="$hex" 'FNR > 1 { split($2, local_address, ":"); if (local_address[2] == port) found = 1 } END { exit !found }' \
+    /proc/net/tcp $( [ ! -e /proc/net/tcp6 ] || echo /proc/net/tcp6 )
+}
+if [ "$gdb" = 1 ]; then
+  if [ "$gdb_port" = free ]; then
+    # From 1234, gdb's and QEMU's (-s) customary port, up. Another run may take the
+    # same port before this QEMU listens on it; QEMU then fails to bind, and the run
+    # ends with status 69 (below).
+    for ((candidate = 1234; candidate < 1234 + 1000; candidate++)); do
+      port_in_use "$candidate" || { gdb_port=$candidate; break; }
+    done
+    [ "$gdb_port" != free ] || die "--gdb: no free TCP port in 1234-2233 for the gdbstub; name one with --gdb=PORT" $EXIT_UNAVAILABLE
+  elif port_in_use "$gdb_port"; then
+    die "--gdb=$gdb_port: a TCP socket here already uses port $gdb_port; pick another, or --gdb alone for a free one" $EXIT_UNAVAILABLE
+  fi
+  guest+=(-gdb "tcp:127.0.0.1:$gdb_port")        # only 127.0.0.1: whoever connects can read and write the guest
+  # gdb retries a refused connection for 15 s (set tcp auto-retry, connect-timeout),
+  # so the line can be printed before QEMU has opened its socket.
+  if [ "$uefi" = 0 ]; then
+    # -S: halted before the first instruction (the reset vector), with the kernel
+    # already in guest memory (gdb reads its code there at once), so breakpoints
+    # can be set before it runs.
+    guest+=(-S)
+    echo "qemu-run.sh: gdb: QEMU waits, halted, for gdb on 127.0.0.1:$gdb_port; to attach with the kernel's symbols:" >&2
+    printf "    gdb -ex 'target remote 127.0.0.1:%s' %q\n" "$gdb_port" "$KERNEL" >&2
+  else
+    # Not halted: until OVMF has loaded BOOTX64.EFI, at an address it chooses, there
+    # is no kernel to debug and nowhere to put its symbols. The kernel (gdb-wait)
+    # prints where it is and spins; gdb_uefi_line answers with the gdb line, and gdb
+    # attaching stops the guest.
+    [[ "$ROOT" != *"'"* ]] || die "--uefi --gdb: the gdb line quotes the path of BOOTX64.EFI in '...', which cannot hold the ' in $ROOT" $EXIT_USAGE
+    echo "qemu-run.sh: gdb: QEMU listens for gdb on 127.0.0.1:$gdb_port; the kernel will say where OVMF loaded it and wait, and the gdb line to attach follows then" >&2
+  fi
+  echo "qemu-run.sh: gdb: ilc names a C# method <assembly>_<namespace>_<type>__<method>, dots as _: for Kernel.Hv.Hypercall.SignalEventDirect, 'break kernel_Kernel_Hv_Hypercall__SignalEventDirect'" >&2
+  if [ -n "$timeout" ]; then limit_note="--timeout $timeout holds: the run ends after ${timeout}s"; else limit_note="no timeout (a human is stepping; --timeout S sets one)"; fi
+  echo "qemu-run.sh: gdb: $limit_note; gdb's kill ends the run (status 5), detach lets the guest run on" >&2
+fi
+
 # ---- run ------------------------------------------------------------------------
+# --uefi --gdb: the guest's serial output, passed through unchanged but for the
+# kernel's gdb-wait line (kernel/arch/EfiBoot.cs WaitForGdb), which is answered on
+# stderr with the gdb line: attach, load BOOTX64.EFI's COFF symbols (the Makefile
+# keeps them) moved by where OVMF put the image against the ImageBase it was linked
+# at, and clear the byte the kernel spins on. The guest runs on at gdb's continue.
+gdb_uefi_line() {
+  local line efi=$ROOT/build/BOOTX64.EFI lfanew linked offset
+  # PE/COFF: e_lfanew at 0x3C; ImageBase at 24 into the PE32+ optional header, 24 past "PE\0\0".
+  lfanew=$(od -An -t u4 -j 60 -N 4 "$efi" | tr -d ' ')
+  linked=0x$(od -An -t x8 -j $((lfanew + 48)) -N 8 "$efi" | tr -d ' ')
+  while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s\n' "$line"
+    if [[ "$line" =~ ^efi:\ gdb-wait:\ loaded\ at\ (0x[0-9a-f]+)\;\ waiting\ until\ gdb\ clears\ the\ byte\ at\ (0x[0-9a-f]+) ]]; then
+      offset=$(printf '%#x' $(( BASH_REMATCH[1] - linked )))       # two's complement when OVMF loaded it lower
+      echo "qemu-run.sh: gdb: the kernel waits, loaded at ${BASH_REMATCH[1]} (linked at $(printf '%#x' $((linked)))); to attach with its symbols there:" >&2
+      printf "    gdb -ex 'target remote 127.0.0.1:%s' -ex 'add-symbol-file %q -o %s' -ex 'set var *(char *)%s = 0'\n" \
+        "$gdb_port" "$efi" "$offset" "${BASH_REMATCH[2]}" >&2
+    fi
+  done
+}
 log=$(mktemp /tmp/qemu-run.XXXXXX)
 errors=$(mktemp /tmp/qemu-run-stderr.XXXXXX)
 trap 'rm -f "$log" "$errors" "${scratch[@]}"' EXIT
 set +e
 case "$mode" in
   tcg)
-    timeout -k 5 "$timeout" "${qemu[@]}" -accel tcg "${guest[@]}" "${monitor[@]}" -serial stdio \
-      -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
-    status=$? ;;
+    limit=()
+    [ -z "$timeout" ] || limit=(timeout -k 5 "$timeout")
+    run_tcg() {
+      "${limit[@]}" "${qemu[@]}" -accel tcg "${guest[@]}" "${monitor[@]}" -serial stdio \
+        -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
+    }
+    # Under --gdb, QEMU's stderr is kept (and shown after the run, as in kvm mode):
+    # it says whether gdb killed QEMU or QEMU could not listen on the port.
+    if [ "$gdb" = 0 ]; then run_tcg; status=$?
+    elif [ "$uefi" = 0 ]; then run_tcg 2>"$errors"; status=$?
+    else run_tcg 2>"$errors" | gdb_uefi_line; status=${PIPESTATUS[0]}
+    fi ;;
   kvm)
     tracing=/sys/kernel/tracing
     if [ -n "$trace" ]; then
@@ -343,6 +451,17 @@ if crash=$(grep -o 'HV crash parameters: ([^)]*)' "$errors" | tail -1) && [ -n "
   read -r p0 p1 p2 p3 p4 <<<"$(sed 's/.*(\(.*\))/\1/' <<<"$crash")"
   echo "qemu-run.sh: the hypervisor reported a guest crash: P0 (vector) $p0, P1 (RIP) $p1, P2 (error code) $p2, P3 (CR2) $p3, P4 (code) $p4" >&2
   [ "$status" = "$QEMU_PASSED" ] || [ "$status" = "$QEMU_FAILED" ] || status=$QEMU_CRASHED
+fi
+
+# --gdb: QEMU ends with status 0 when gdb kills it ("Terminated via GDBstub"), and
+# with 1 when it cannot listen on the port (another run took it after the check).
+if [ "$gdb" = 1 ]; then
+  if [ "$status" = 0 ] && grep -q "Terminated via GDBstub" "$errors"; then
+    echo "qemu-run.sh: gdb killed QEMU before the guest reported a result" >&2; exit $EXIT_GDB_KILLED
+  fi
+  if [ "$status" = 1 ] && grep -q "gdbstub\|tcp:127.0.0.1:$gdb_port" "$errors"; then
+    echo "qemu-run.sh: --gdb: QEMU could not open its gdbstub on 127.0.0.1:$gdb_port (above)" >&2; exit $EXIT_UNAVAILABLE
+  fi
 fi
 
 case "$status" in

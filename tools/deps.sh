@@ -13,7 +13,8 @@
 #   tools/deps.sh nested    + what tools/nested/{prepare,run,inner}.sh run on the host:
 #                           qemu-system-x86, cpio, gzip, apt, dpkg, findutils,
 #                           util-linux (flock), coreutils (mkfifo, timeout, sha256sum)
-#   tools/deps.sh test      + perl (tools/prove.sh: the host tests read the guest's TAP with prove)
+#   tools/deps.sh test      + perl (tools/prove.sh: the host tests read the guest's TAP with prove),
+#                           gdb (tests/Kernel.Tests/GdbTests.cs attaches it to qemu-run.sh --gdb)
 #   tools/deps.sh kvm       + what tools/nested/kvm/build.sh runs (the patched KVM
 #                           for --kvm direct): gcc-12, make, binutils, patch,
 #                           xz-utils, tar, libelf1 (kbuild's objtool links it)
@@ -51,7 +52,7 @@ for what in "${@:-build}"; do
             want apt-get apt; want apt-cache apt; want dpkg dpkg; want dpkg-deb dpkg; want find findutils
             want flock util-linux; want mkfifo coreutils; want timeout coreutils; want sha256sum coreutils
             want bash bash; want sed sed; want grep grep ;;
-    test)   want perl perl ;;
+    test)   want perl perl; want gdb gdb ;;
     kvm)    want gcc-12 gcc-12; want make make; want as binutils; want ld binutils; want nm binutils
             want strip binutils; want patch patch; want xz xz-utils; want tar tar; want apt-get apt
             want dpkg dpkg; want flock util-linux; want sha256sum coreutils; want_pkg libelf1 ;;

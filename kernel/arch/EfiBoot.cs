@@ -41,6 +41,7 @@ namespace Kernel.Arch
             [FieldOffset(56)] public delegate* unmanaged<ulong*, byte*, ulong*, ulong*, uint*, ulong> GetMemoryMap;
             [FieldOffset(152)] public delegate* unmanaged<void*, Guid*, void**, ulong> HandleProtocol;
             [FieldOffset(232)] public delegate* unmanaged<void*, ulong, ulong> ExitBootServices;
+            [FieldOffset(256)] public delegate* unmanaged<ulong, ulong, ulong, char*, ulong> SetWatchdogTimer;
         }
 
         // UEFI 2.10 4.5 EFI_RUNTIME_SERVICES: ResetSystem is the 11th function after the header.
@@ -100,6 +101,7 @@ namespace Kernel.Arch
         public static RuntimeServices* Runtime;
         public static ulong LoadedImageBase;
         public static int MapEntries, MapDescriptorSize, ExitAttempts;
+        private static byte s_waitingForGdb;
 
         [UnmanagedCallersOnly(EntryPoint = "efi_main")]
         private static void Main(void* imageHandle, SystemTable* systemTable)
@@ -117,6 +119,7 @@ namespace Kernel.Arch
             Runtime = systemTable->RuntimeServices;
             BootInfo.RsdpAddress = FindRsdp(systemTable);
             ReadCommandLine(bs, imageHandle);
+            if (BootInfo.HasOption("gdb-wait")) WaitForGdb(bs);
 
             byte* map = (byte*)Heap.AllocateRaw(MapCapacity);   // in the image: allocating it does not change the map
             ulong mapSize = 0, mapKey = 0, descriptorSize = 0;
@@ -131,6 +134,32 @@ namespace Kernel.Arch
             ConvertMemoryMap(map, mapSize, descriptorSize);
             PrintSummary();
             KernelMain.Continue();
+        }
+
+        // gdb-wait (qemu-run.sh --uefi --gdb puts it on the command line): the firmware
+        // chose where the image lives, so a debugger cannot place the image's symbols,
+        // or a breakpoint, before the kernel says where that is. Say it, then spin
+        // until the debugger clears the byte named: qemu-run.sh reads this line and
+        // prints the gdb command that attaches, loads the symbols at this address and
+        // clears the byte. Before ExitBootServices, so the rest of the UEFI path can be
+        // stepped too; what ran before (the command line read) cannot.
+        private static void WaitForGdb(BootServices* bs)
+        {
+            // UEFI 2.10 3.1.2: the boot manager arms a 5-minute watchdog before it starts
+            // a boot option and resets the machine when it fires; a human at gdb may be slower.
+            ulong disarmed = bs->SetWatchdogTimer(0, 0, 0, null);
+            fixed (byte* waiting = &s_waitingForGdb)
+            {
+                *waiting = 1;
+                Console.Write("efi: gdb-wait: loaded at ");
+                Console.WriteHex(BootSymbols.Get()->ImageStart);
+                Console.Write("; waiting until gdb clears the byte at ");
+                Console.WriteHex((ulong)waiting);
+                if (disarmed != Success) { Console.Write(" (the watchdog could not be disarmed: "); Console.WriteHex(disarmed); Console.Write(')'); }
+                Console.WriteLine();
+                while (*waiting != 0) Cpu.Pause();      // Pause is a call: the byte is read again each time
+            }
+            Console.WriteLine("efi: gdb-wait: released");
         }
 
         // Tagged lines: tests/Kernel.Tests/UefiTests.cs reads them.

@@ -120,6 +120,9 @@ public sealed class RestrictedPath : IDisposable
         return new RestrictedPath(dir);
     }
 
+    // The PATH value itself, for a child process started some other way.
+    public string Value => _dir.FullName;
+
     public Repo.Result Run(string script, string arguments, TimeSpan timeout, IDictionary<string, string>? env = null)
     {
         var all = new Dictionary<string, string>(env ?? new Dictionary<string, string>()) { ["PATH"] = _dir.FullName };

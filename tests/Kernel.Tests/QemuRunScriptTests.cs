@@ -72,6 +72,70 @@ public class QemuRunScriptTests
         Assert.Contains(message, r.Stderr);
     }
 
+    [Theory]
+    [InlineData("--gdb=0")]
+    [InlineData("--gdb=65536")]
+    [InlineData("--gdb=")]
+    [InlineData("--gdb=12ab")]
+    [InlineData("--gdb=-1")]
+    public void BadGdbPortIsRefusedClearly(string args)
+    {
+        var r = Repo.QemuRun("--mode tcg " + args);
+        Assert.Equal(64, r.ExitCode);
+        Assert.Contains($"--gdb=PORT takes a TCP port number, 1-65535, not '{args["--gdb=".Length..]}'", r.Stderr);
+        Assert.DoesNotContain("QEMU: ", r.Stderr);                     // refused before any QEMU was looked for
+    }
+
+    // kvm and nested refuse --gdb with "not available here" and say why, before anything runs.
+    [Theory]
+    [InlineData("--mode kvm", "KVM's guest debugging has never run under this script")]
+    [InlineData("--mode nested", "the nested Linux, which has no network")]
+    public void GdbOutsideTcgIsRefusedClearly(string mode, string reason)
+    {
+        var r = Repo.QemuRun(mode + " --gdb --test");
+        Assert.Equal(69, r.ExitCode);
+        Assert.Contains("--gdb is offered in tcg mode only", r.Stderr);
+        Assert.Contains(reason, r.Stderr);
+        Assert.DoesNotContain("QEMU: ", r.Stderr);
+    }
+
+    // A port some socket here already uses: refused, and nothing is started.
+    [Fact]
+    public void GdbPortInUseIsRefusedClearly()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var r = Repo.QemuRun($"--mode tcg --gdb={port} --test");
+        Assert.Equal(69, r.ExitCode);
+        Assert.Contains($"--gdb={port}: a TCP socket here already uses port {port}", r.Stderr);
+        Assert.DoesNotContain("attach", r.Stderr);
+    }
+
+    // --gdb drops the default timeout for a human, but an explicit --timeout still
+    // ends a run that no gdb ever attached to (QEMU waits halted, -S).
+    [Fact]
+    public void GdbKeepsAnExplicitTimeout()
+    {
+        var r = Repo.QemuRun("--mode tcg --gdb --timeout 2 --test");
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("qemu-run.sh: gdb: --timeout 2 holds: the run ends after 2s", r.Stderr);
+        Assert.Contains("timeout: the guest did not finish within 2s", r.Stderr);
+    }
+
+    // --help prints the usage block of the script's header, all of it and only it.
+    [Fact]
+    public void HelpPrintsTheUsageBlock()
+    {
+        var r = Repo.Run(Path.Combine(Repo.Root, "qemu-run.sh"), "--help", TimeSpan.FromSeconds(30));
+        Assert.Equal(64, r.ExitCode);
+        var lines = r.Stderr.TrimEnd('\n').Split('\n');
+        Assert.Equal("qemu-run.sh: boot the kernel under QEMU and report what the guest reported.", lines[0]);
+        Assert.StartsWith("Usage: ./qemu-run.sh ", lines[2]);
+        Assert.Contains("[--gdb[=PORT]]", r.Stderr);
+        Assert.EndsWith("[-- extra qemu args]", lines[^1].Trim());
+    }
+
     [Fact]
     public void BadQemuVariableIsRefusedClearly()
     {

@@ -25,6 +25,20 @@ public static class UefiImage
 
     public static void EnsureBuilt() => _ = s_built.Value;
 
+    public static string Map => Path.Combine(Repo.Root, "build", "BOOTX64.map");
+
+    // A symbol's offset in the image, from lld-link's /map: its "Rva+Base" column
+    // less the "Preferred load address" the image was linked at.
+    public static ulong MapRva(string symbol)
+    {
+        EnsureBuilt();
+        string map = File.ReadAllText(Map);
+        var preferred = Regex.Match(map, @"Preferred load address is ([0-9a-fA-F]+)");
+        var entry = Regex.Match(map, @"^\s*[0-9a-fA-F]{4}:[0-9a-fA-F]{8}\s+" + Regex.Escape(symbol) + @"\s+([0-9a-fA-F]{16})\s", RegexOptions.Multiline);
+        if (!preferred.Success || !entry.Success) throw new InvalidDataException($"{Map}: no preferred load address or no '{symbol}'");
+        return Convert.ToUInt64(entry.Groups[1].Value, 16) - Convert.ToUInt64(preferred.Groups[1].Value, 16);
+    }
+
     public static Repo.Result QemuRun(string arguments)
     {
         EnsureBuilt();

@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+using Xunit;
+
+namespace Kernel.Tests;
+
+// qemu-run.sh --gdb, driven by Debian's gdb in batch mode through the very
+// command line qemu-run.sh printed, so that the line is proven to attach and to
+// bring the kernel's symbols: the ELF's on the direct boot, BOOTX64.EFI's COFF
+// symbols moved to where OVMF loaded it under --uefi.
+//
+// Under TCG there is no Hyper-V: the guest test hv.absent_is_reported_cleanly
+// calls Hypercall.SignalEventDirect(HV_PARTITION_ID_SELF, vp 0, vtl 0, sint 1,
+// flag 1), and Hypercall.Ready refuses it before the input page is written. So
+// gdb does what a human would to follow a path this machine cannot reach: it
+// breaks on SignalEventDirect and checks the caller's arguments, lets Ready
+// answer (and checks that it refused), overrides its answer, and breaks at the
+// hypercall stub, hv_hypercall_slow, before the stub jumps to the hypercall page
+// (which under TCG is still int3). There the C# code has built the input: gdb
+// reads the running VP's input page through IA32_GS_BASE (the Vp record) and
+// finds HvSignalEventDirectInput as the TLFS lays it out, then kills QEMU.
+public partial class GdbTests
+{
+    private const string GuestTest = "hv.absent_is_reported_cleanly";
+
+    [GeneratedRegex(@"^    (gdb .+)$", RegexOptions.Multiline)]
+    private static partial Regex GdbLine();
+
+    [GeneratedRegex(@"'break (\S+)'")]
+    private static partial Regex BreakHint();
+
+    [GeneratedRegex(@"qemu-run.sh: gdb: the kernel waits, loaded at (0x[0-9a-f]+)")]
+    private static partial Regex UefiLoadedAt();
+
+    // Where each build passes the arguments. System V (the ELF): SignalEventDirect's
+    // (partition, vp, vtl, sint, flag) in rdi, esi, dl, cl, r8w; hv_hypercall_slow's
+    // (control, input, output) in rdi, rsi, rdx. Microsoft x64 (the PE): the 16-byte
+    // HvCallResult comes back through a buffer whose address is the first argument,
+    // rcx, so partition, vp, vtl are in rdx, r8d, r9l and sint, flag on the stack past
+    // the return address and the 32-byte home area; the stub's in rcx, rdx, r8.
+    private const string SystemVEntry = "$rdi, $esi, $dl, $cl, $r8w", SystemVStub = "$rdi, $rsi, $rdx";
+    private const string MicrosoftEntry = "$rdx, $r8d, $r9l, *(unsigned char *)($rsp + 40), *(unsigned short *)($rsp + 48)", MicrosoftStub = "$rcx, $rdx, $r8";
+
+    [Theory]
+    [InlineData("direct")]      // PVH, build/kernel.elf
+    [InlineData("uefi")]        // OVMF, build/BOOTX64.EFI in build/gen2.img
+    public void PrintedLineAttachesBreaksInSignalEventDirectAndReadsTheInputPage(string boot)
+    {
+        bool uefi = boot == "uefi";
+        if (uefi) UefiImage.EnsureBuilt(); else Repo.EnsureKernelBuilt();
+        string entryArguments = uefi ? MicrosoftEntry : SystemVEntry, stubArguments = uefi ? MicrosoftStub : SystemVStub;
+        // Only what tools/deps.sh declares for a TCG run and for the tests (gdb is in
+        // its test group), as on a fresh machine (FreshMachineTests.cs).
+        var groups = uefi ? new[] { "build", "run", "qemu", "image", "test" } : new[] { "build", "run", "qemu", "test" };
+        using var path = RestrictedPath.For(groups);
+        var env = new Dictionary<string, string> { ["PATH"] = path.Value };
+        // --timeout only as a net: should this test's process die, QEMU does not stay behind.
+        using var run = QemuRunInBackground.Start($"{(uefi ? "--uefi " : "")}--mode tcg --gdb --test={GuestTest} --timeout 300", env);
+        string stderr = run.WaitForStderr(s => GdbLine().IsMatch(s) && BreakHint().IsMatch(s), TimeSpan.FromSeconds(90));
+        string gdbLine = GdbLine().Match(stderr).Groups[1].Value;
+        string symbol = BreakHint().Match(stderr).Groups[1].Value;
+        Assert.Equal("kernel_Kernel_Hv_Hypercall__SignalEventDirect", symbol);
+
+        // The VP record (kernel/hv/Vp.cs) at IA32_GS_BASE: Self, Number, ApicId,
+        // Index, then HypercallInput at offset 24. The input page fields are
+        // HvSignalEventDirectInput's (kernel/hv/HvDef.cs; TLFS): TargetPartition @0,
+        // TargetVp @8, TargetVtl @12, TargetSint @13, FlagNumber @14.
+        const string inputPage = "(*(unsigned char **)($gs_base + 24))";
+        string fields(string page) =>
+            $"*(unsigned long *){page}, *(unsigned int *)({page} + 8), *(unsigned char *)({page} + 12), *(unsigned char *)({page} + 13), *(unsigned short *)({page} + 14)";
+        var script = string.Join("\n",
+            $"break {symbol}",
+            "continue",
+            $"printf \"entry: partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {entryArguments}",
+            $"printf \"entry input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
+            "tbreak kernel_Kernel_Hv_Hypercall__Ready",
+            "continue",
+            "finish",
+            "printf \"ready: %u\\n\", $al",
+            "set $rax = 1",
+            "break hv_hypercall_slow",
+            "continue",
+            $"printf \"stub: control=%#lx input=%#lx output=%#lx\\n\", {stubArguments}",
+            $"printf \"stub input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
+            "x/2gx " + stubArguments.Split(", ")[1],
+            "kill",
+            "");
+        var dir = Directory.CreateTempSubdirectory("gdb-test");
+        try
+        {
+            string steps = Path.Combine(dir.FullName, "steps.gdb"), shell = Path.Combine(dir.FullName, "attach.sh");
+            File.WriteAllText(steps, script);
+            // The printed line as a shell runs it when pasted, plus batch mode: no .gdbinit, the steps, then exit.
+            File.WriteAllText(shell, $"{gdbLine} -nx -batch -x {steps}\n");
+            var gdb = Repo.Run("/bin/bash", shell, TimeSpan.FromSeconds(60), env);
+            string output = gdb.Output;
+            // Batch mode ends with the status of its last command, and stops at the first that fails.
+            Assert.True(gdb.ExitCode == 0, $"gdb exit {gdb.ExitCode}:\n{output}");
+
+            // gdb put the symbol where the image has it (the ELF symbol table; the PE's
+            // link map moved by where OVMF loaded it), and the guest hit it there.
+            ulong address = uefi
+                ? Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16) + UefiImage.MapRva(symbol)
+                : new ElfImage(Repo.KernelElf).Address(symbol);
+            Assert.Contains($"Breakpoint 1 at 0x{address:x}", output);
+            Assert.Matches($@"Breakpoint 1, 0x0*{address:x} in {symbol} \(\)", output);
+            Assert.Contains("entry: partition=0xffffffffffffffff vp=0 vtl=0 sint=1 flag=1", output);
+            // Nothing has written the input page yet (so what is read at the stub is this call's).
+            Assert.Matches(@"entry input page: 0x[0-9a-f]+ partition=0 vp=0 vtl=0 sint=0 flag=0", output);
+            // Without Hyper-V, Ready refuses: the C# code alone would never have reached the stub.
+            Assert.Contains("ready: 0", output);
+            Assert.Matches(@"Breakpoint 3, 0x0*[0-9a-f]+ in hv_hypercall_slow \(\)", output);
+            var stub = Regex.Match(output, @"stub: control=(0x[0-9a-f]+) input=(0x[0-9a-f]+) output=(0x[0-9a-f]+)");
+            Assert.True(stub.Success, output);
+            Assert.Equal("0xc0", stub.Groups[1].Value);                         // HvCallSignalEventDirect, memory form, no reps
+            var page = Regex.Match(output, @"stub input page: (0x[0-9a-f]+) partition=(\S+) vp=(\d+) vtl=(\d+) sint=(\d+) flag=(\d+)");
+            Assert.True(page.Success, output);
+            Assert.Equal(page.Groups[1].Value, stub.Groups[2].Value);           // the input GPA = this VP's input page
+            Assert.NotEqual(stub.Groups[2].Value, stub.Groups[3].Value);
+            Assert.Equal("0xffffffffffffffff", page.Groups[2].Value);           // HV_PARTITION_ID_SELF
+            Assert.Equal(new[] { "0", "0", "1", "1" }, new[] { page.Groups[3].Value, page.Groups[4].Value, page.Groups[5].Value, page.Groups[6].Value });
+            // The same bytes as a human would dump them: TargetPartition, then vp 0, vtl 0, sint 1, flag 1 in the next quadword.
+            Assert.Matches($@"{stub.Groups[2].Value}:\s+0xffffffffffffffff\s+0x0001010000000000", output);
+            Assert.Contains("[Inferior 1 (process 1) killed]", output);
+
+            // gdb's kill ended QEMU, and qemu-run.sh says so with its own status.
+            var ended = run.WaitForExit(TimeSpan.FromSeconds(30));
+            Assert.True(ended.ExitCode == 5, $"qemu-run.sh exit {ended.ExitCode}:\n{ended.Output}\n\ngdb:\n{output}");
+            Assert.Contains("gdb killed QEMU before the guest reported a result", ended.Stderr);
+            if (uefi) Assert.Contains("efi: gdb-wait: released", ended.Stdout);     // the printed line's last -ex freed the kernel
+        }
+        finally { dir.Delete(recursive: true); }
+    }
+}
+
+// qemu-run.sh started without waiting for it: its stderr is read as it comes
+// (the gdb line is printed before QEMU runs), and Dispose kills what is left.
+public sealed class QemuRunInBackground : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stdout = new(), _stderr = new();
+    private readonly string _arguments;
+
+    private QemuRunInBackground(string arguments, IDictionary<string, string> environment)
+    {
+        _arguments = arguments;
+        var psi = new ProcessStartInfo(Path.Combine(Repo.Root, "qemu-run.sh"), arguments)
+        {
+            WorkingDirectory = Repo.Root,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var (name, value) in environment) psi.Environment[name] = value;
+        _process = Process.Start(psi)!;
+        _process.StandardInput.Close();
+        _process.OutputDataReceived += (_, e) => { if (e.Data != null) lock (_stdout) _stdout.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (_stderr) _stderr.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public static QemuRunInBackground Start(string arguments, IDictionary<string, string> environment) => new(arguments, environment);
+
+    private string Stdout { get { lock (_stdout) return _stdout.ToString(); } }
+    private string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
+
+    // stderr so far, once `done` holds for it; fails if qemu-run.sh ends first or time runs out.
+    public string WaitForStderr(Func<string, bool> done, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            string stderr = Stderr;
+            if (done(stderr)) return stderr;
+            if (_process.HasExited || DateTime.UtcNow > deadline)
+                throw new InvalidOperationException($"qemu-run.sh {_arguments}: not seen on stderr (exit {(_process.HasExited ? _process.ExitCode.ToString() : "none yet")}):\n{Stdout}{Stderr}");
+            Thread.Sleep(50);
+        }
+    }
+
+    public Repo.Result WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout)) throw new TimeoutException($"qemu-run.sh {_arguments} did not end within {timeout}:\n{Stdout}{Stderr}");
+        _process.WaitForExit();                          // the output readers are done
+        return new Repo.Result(_process.ExitCode, Stdout, Stderr);
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        _process.Dispose();
+    }
+}
