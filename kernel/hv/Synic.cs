@@ -49,20 +49,31 @@ namespace Kernel.Hv
         public static HvMessage* LastReceived(Vp* vp, int sint, ulong back = 0)
             => vp->Received + sint * ReceivedRing + (int)((vp->MessagesTaken[sint] - 1 - back) % ReceivedRing);
 
+        // The memory of a VP's receive path: the handler tables (once), the VP's
+        // ring of received messages, and its message and event flags pages,
+        // zeroed. EnableOnThisVp then names the pages to the hypervisor; count
+        // mode (kernel/bench/CountMode.cs) uses them without one, writing the
+        // flags and messages itself, to count the dispatch's instructions.
+        public static void PrepareReceivePath(Vp* vp)
+        {
+            AllocateHandlerTables();
+            vp->Received = (HvMessage*)PageAllocator.AllocateContiguous((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)) / 4096, zero: true);
+            vp->Sim = (HvMessage*)PageAllocator.Allocate(zero: true);
+            vp->Sief = (byte*)PageAllocator.Allocate(zero: true);
+        }
+
         // Enables the SynIC of the calling VP. Call with interrupts disabled.
         public static bool EnableOnThisVp()
         {
             if (!Available) return false;
-            AllocateHandlerTables();
             Vp* vp = Vp.Current;
-            vp->Received = (HvMessage*)PageAllocator.AllocateContiguous((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)) / 4096, zero: true);
+            PrepareReceivePath(vp);
             // TLFS 11.8.3 "Auto EOI": recommended unless the hypervisor deprecates it
             // (CPUID 0x40000004 EAX bit 9), as with APIC virtualization.
             AutoEoi = (HyperV.Recommendations & HvRecommendation.DeprecateAutoEoi) == 0;
             vp->AutoEoiMask = AutoEoi ? 0xFFFFu : 0;
 
             // 1. The message page (SIMP): the hypervisor zeroes it when enabled.
-            vp->Sim = (HvMessage*)PageAllocator.Allocate(zero: true);
             HvSynicSimpSiefp simp;
             simp.Value = Cpu.ReadMsr(HvMsr.Simp);
             simp.BasePage = (ulong)vp->Sim >> 12;
@@ -70,7 +81,6 @@ namespace Kernel.Hv
             Cpu.WriteMsr(HvMsr.Simp, simp.Value);
 
             // 2. The event flags page (SIEFP).
-            vp->Sief = (byte*)PageAllocator.Allocate(zero: true);
             HvSynicSimpSiefp siefp;
             siefp.Value = Cpu.ReadMsr(HvMsr.Siefp);
             siefp.BasePage = (ulong)vp->Sief >> 12;
