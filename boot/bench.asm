@@ -102,7 +102,7 @@ bench_sint_floor:               ; kernel/bench: SintFloor
 section .text
 global bench_sint_bare
 bench_sint_bare:
-    SAVE_VOLATILE
+    SAVE_VOLATILE 0             ; the CPU's five qwords and the nine pushes keep RSP aligned
     push rbx                    ; callee-saved, kept across the callbacks
     push r12
     push r13
@@ -139,7 +139,7 @@ bench_sint_bare:
     pop r13
     pop r12
     pop rbx
-    RESTORE_VOLATILE
+    RESTORE_VOLATILE 0
     iretq
 .take:
     xor r13d, r13d
