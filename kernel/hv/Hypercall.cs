@@ -85,14 +85,16 @@ namespace Kernel.Hv
         public static byte* InputPage => Vp.Current->HypercallInput;
         public static byte* OutputPage => Vp.Current->HypercallOutput;
 
-        // The way to the hypercall page of every call. Inlined, and in tail
-        // position a jump to the stub, so that the page's ret returns to the
-        // typed call's caller: the result is the HvCallResult as it stands.
+        // The way to the hypercall page of every call, inlined: the stub's
+        // result is the HvCallResult as it stands. Counted after the call: in a
+        // typed call's tail that puts the increment where RyuJIT would
+        // otherwise pad the return address off the epilogue with a nop.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static HvCallResult Issue(ulong control, ulong rdx, ulong r8)
         {
+            ulong value = Call(control, rdx, r8);
             Issued++;
-            return new HvCallResult { Value = Call(control, rdx, r8) };
+            return new HvCallResult { Value = value };
         }
 
         public static HvHypercallResult Slow(HvHypercallControl control, void* input, void* output)
