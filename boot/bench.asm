@@ -55,9 +55,11 @@ bench_hypercall_floor:
 ; the signalling hypercall to here is the delivery latency.
 section .bss
 align 8
-global bench_entry_tsc, bench_continue
+global bench_entry_tsc, bench_continue, bench_exit_tsc, bench_return_rip
 bench_entry_tsc: resq 1          ; TSC at the handler's first instruction
 bench_continue:  resq 1          ; the stub to continue into (the normal one, or bench_sint_bare)
+bench_exit_tsc:  resq 1          ; bench_sint_entry_exit: TSC right after the handler's iretq
+bench_return_rip: resq 1         ; ... and where the interrupted code resumes
 
 section .text
 global bench_sint_entry
@@ -71,6 +73,40 @@ bench_sint_entry:
     pop rdx
     pop rax
     jmp [rel bench_continue]
+
+; The same, and the handler's whole run: it also points the interrupt frame's
+; RIP at bench_sint_exit, so that the handler's iretq lands there, in the
+; interrupted code's context (the pushes go below its RSP, where any interrupt
+; writes too), which reads the TSC and resumes the interrupted code. For the
+; dispatch bench only: one interrupt at a time, on one VP.
+global bench_sint_entry_exit
+bench_sint_entry_exit:
+    push rax
+    push rdx
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov [rel bench_entry_tsc], rax
+    mov rax, [rsp + 16]         ; the interrupted RIP, above our two pushes
+    mov [rel bench_return_rip], rax
+    lea rax, [rel bench_sint_exit]
+    mov [rsp + 16], rax
+    pop rdx
+    pop rax
+    jmp [rel bench_continue]
+
+bench_sint_exit:
+    pushfq                      ; the interrupted code's flags, which shl and or change
+    push rax
+    push rdx
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mov [rel bench_exit_tsc], rax
+    pop rdx
+    pop rax
+    popfq
+    jmp [rel bench_return_rip]
 
 ; ---- the floor for SINT dispatch ---------------------------------------------
 ; A bare-assembly SINT handler that does the job of the C# receive path

@@ -284,28 +284,30 @@ namespace Kernel.Bench
             Report(name, samples, n, 0, false);
         }
 
-        // From the handler's first instruction to the per-flag callback: the C# path
-        // (stub, register save, Synic dispatch) against the bare floor in
-        // boot/bench.asm, bench_sint_bare, which does the same job in assembly:
-        // it saves the same registers, scans the SINT's SIEF area, takes the word
-        // with xchg, finds the flag and calls the same callback. Both are entered
-        // through bench_sint_entry, which stamps the TSC, so both are measured
-        // alike: the callback's TSC minus the entry's.
+        // From the handler's first instruction to the per-flag callback, and to
+        // the handler's return: the C# path (stub, register save, Synic's
+        // receive path) against the bare floor in boot/bench.asm,
+        // bench_sint_bare, which does the same job in assembly: it saves the
+        // same registers, scans the SINT's SIEF area, takes the word with xchg,
+        // finds the flag, calls the same callback and returns. Both are entered
+        // through bench_sint_entry_exit, which reads the TSC at entry and right
+        // after the iretq, so both are measured alike, in the same boot.
         private static void Dispatch(ulong* samples, int n)
         {
             BootSymbols* s = BootSymbols.Get();
             byte vector = (byte)(Synic.VectorBase + BenchSint);
             ulong normal = Interrupts.GateAddress(vector);
-            *(ulong*)s->BenchContinue = normal;
+            ulong* totals = (ulong*)PageAllocator.AllocateContiguous(((ulong)n * 8 + 4095) / 4096);
             TestDevice.CreateEventConnection(LatencyConnection, Vp.Current->Index, BenchSint);
             bool autoEoi = (Vp.Current->AutoEoiMask & (1u << BenchSint)) != 0;
             Synic.Configure(BenchSint, masked: false, autoEoi: true);    // the bare handler sends no EOI
 
-            Interrupts.SetGateAddress(vector, s->BenchSintEntry);
+            *(ulong*)s->BenchContinue = normal;
+            Interrupts.SetGateAddress(vector, s->BenchSintEntryExit);
             Synic.EventHandlers[BenchSint] = &OnBenchFlag;
-            int done = DispatchSamples(samples, n);
+            int done = DispatchSamples(samples, totals, n);
             Synic.EventHandlers[BenchSint] = null;
-            if (done == n) Report("sint_dispatch.csharp", samples, n, 0, false);
+            if (done == n) { Report("sint_dispatch.csharp", samples, n, 0, false); Report("sint_dispatch_return.csharp", totals, n, 0, false); }
 
             var floor = (SintFloor*)s->BenchSintFloor;
             floor->Area = Synic.SiefArea(Vp.Current, BenchSint);
@@ -314,7 +316,7 @@ namespace Kernel.Bench
             floor->OnFlag = &OnBenchFlag;
             floor->OnMessage = &OnBenchMessage;
             *(ulong*)s->BenchContinue = s->BenchSintBare;
-            int bare = DispatchSamples(samples, n);
+            int bare = DispatchSamples(samples, totals, n);
             Interrupts.SetGateAddress(vector, normal);
             *(ulong*)s->BenchContinue = normal;
             PageAllocator.Free(floor->Copy);
@@ -322,9 +324,11 @@ namespace Kernel.Bench
             TestDevice.DestroyEventConnection(LatencyConnection);
             if (done < n || bare < n) { Console.WriteLine("bench: sint_dispatch incomplete: an event did not arrive within 1 s"); return; }
             Report("sint_dispatch.bare", samples, n, 0, false);
+            Report("sint_dispatch_return.bare", totals, n, 0, false);
         }
 
-        private static int DispatchSamples(ulong* samples, int n)
+        // samples: entry to callback; totals: entry to just after the iretq.
+        private static int DispatchSamples(ulong* samples, ulong* totals, int n)
         {
             BootSymbols* s = BootSymbols.Get();
             s_callbacks = 0;
@@ -333,7 +337,9 @@ namespace Kernel.Bench
             {
                 Hypercall.SignalEvent(LatencyConnection, 0);
                 if (!WaitCallbacks((ulong)done + 1)) break;
+                // The interrupt returned through bench_sint_exit before this code ran again.
                 samples[done] = s_callbackTsc - *(ulong*)s->BenchEntryTsc;
+                totals[done] = *(ulong*)s->BenchExitTsc - *(ulong*)s->BenchEntryTsc;
             }
             return done;
         }
