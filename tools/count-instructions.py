@@ -160,7 +160,8 @@ def run_trace(qemu, symbols):
         raise CountError("%s exited with status %d\n--- stdout\n%s\n--- stderr\n%s" % (" ".join(command), status, serial[-3000:], errors[-3000:]))
     if first_pc != symbols["pvh_entry"]:
         raise CountError("the trace does not start at pvh_entry (0x%x) but at %s" % (symbols["pvh_entry"], hex(first_pc) if first_pc is not None else "nothing"))
-    return serial, boot, windows
+    version = next((l.split("QEMU: ", 1)[1].strip() for l in errors.splitlines() if l.startswith("qemu-run.sh: QEMU: ")), qemu)
+    return serial, boot, windows, version
 
 
 def first(pcs, start, predicate, what):
@@ -208,7 +209,7 @@ def dispatch_counts(pcs, entry, callback, callback_size, symbols):
 def count(qemu):
     sizes = {}
     symbols = elf_symbols(ELF, sizes)
-    serial, boot, windows = run_trace(qemu, symbols)
+    serial, boot, windows, version = run_trace(qemu, symbols)
     names = [line.split(":", 1)[1].strip() for line in serial.splitlines() if line.startswith("count-window:")]
     if not names or len(windows) % len(names):
         raise CountError("%d windows for %d names (%s)" % (len(windows), len(names), ", ".join(names)))
@@ -239,8 +240,7 @@ def count(qemu):
         phases[phase] = boot[phase] - last
         last = boot[phase]
     phases["total"] = last
-    version = next((l.split("QEMU: ", 1)[1] for l in serial.splitlines() if "QEMU: " in l), qemu)
-    return {"qemu": qemu, "repeats": repeats, "paths": counts, "boot": phases}
+    return {"qemu": version, "repeats": repeats, "paths": counts, "boot": phases}
 
 
 def main():
@@ -257,7 +257,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2, sort_keys=True)
             f.write("\n")
-    print("instructions (QEMU %s, TCG): path: C# to/from/total | floor to/from/total" % args.qemu)
+    print("instructions (QEMU %s, TCG): path: C# to/from/total | floor to/from/total" % result["qemu"])
     for path, sides in result["paths"].items():
         c, f = sides.get("csharp"), sides.get("floor")
         print("  %-24s %4d/%4d/%4d | %4d/%4d/%4d" % (path, c["to"], c["from"], c["total"], f["to"], f["from"], f["total"]))
