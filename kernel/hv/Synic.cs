@@ -144,7 +144,7 @@ namespace Kernel.Hv
         // running VP it read from GS. The SINT's 256-byte SIEF area is scanned
         // a word at a time, the index running from -32 up to 0 so that the
         // increment's own flags end the loop: four instructions a word that
-        // holds nothing. Only a set word, and a full SIM slot, cost a call.
+        // holds nothing. A full SIM slot costs a call (TakeMessage).
         [RuntimeExport("synic_interrupt")]
         private static void OnInterrupt(InterruptFrame* frame, Vp* vp)
         {
@@ -167,7 +167,7 @@ namespace Kernel.Hv
 
         // Takes one word of flags atomically (xchg: the hypervisor may set bits
         // in it at the same time) and hands each flag to the SINT's event
-        // handler, lowest first (bsf), counting them in `taken`. The word's
+        // handler, lowest first (bsf), counting them in *counter. The word's
         // flag numbers start at its offset in the 256-byte-aligned area times 8.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void TakeEventFlags(int sint, long* word, ulong* counter)
