@@ -4,7 +4,7 @@
 # Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--kvm stock|direct] [--smp N]
 #                      [--test[=NAME]] [--append ARGS] [--timeout S] [--hv FLAGS|none]
 #                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [--hv-balloon]
-#                      [--qmp SOCKET] [--gdb[=PORT]] [-- extra qemu args]
+#                      [--qmp SOCKET] [--exec-trace FILE] [--gdb[=PORT]] [-- extra qemu args]
 #
 # Modes:
 #   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
@@ -42,6 +42,12 @@
 # (created by QEMU, server=on,wait=off). In nested mode the socket is the outer
 # machine's third serial port, which the inner QEMU's monitor sits on
 # (tools/nested/run.sh --qmp). tests/Kernel.Tests drives hv-balloon through it.
+#
+# --exec-trace FILE (tcg) writes the guest PC of every executed instruction to FILE,
+# one "Trace" line each (QEMU's -d exec,nochain with one instruction per translation
+# block: -accel tcg,one-insn-per-tb=on from QEMU 8.1, -singlestep before, as in 7.2).
+# tools/count-instructions.py counts the hot paths' instructions from it; restrict
+# the log with `-- -dfilter START..END` (it is about 120 bytes an instruction).
 #
 # --uefi boots build/gen2.img (make image) under OVMF like a Hyper-V Generation 2
 # VM: UEFI firmware, a GPT disk with an EFI System Partition, BOOTX64.EFI. The
@@ -136,7 +142,7 @@ DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv
 usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
-mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" test_arg="" extra=() uefi=0 gen2=0 balloon=0 qmp= gdb=0 gdb_port=""
+mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" exec_trace="" test_arg="" extra=() uefi=0 gen2=0 balloon=0 qmp= gdb=0 gdb_port=""
 qemu_choice=${QEMU_RUN_QEMU:-pinned}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -156,6 +162,8 @@ while [ $# -gt 0 ]; do
     --hv=*) hv=${1#*=}; shift ;;
     --trace) [ $# -ge 2 ] || usage; trace=$2; shift 2 ;;
     --trace=*) trace=${1#*=}; shift ;;
+    --exec-trace) [ $# -ge 2 ] || usage; exec_trace=$2; shift 2 ;;
+    --exec-trace=*) exec_trace=${1#*=}; shift ;;
     --uefi) uefi=1; shift ;;
     --qemu) [ $# -ge 2 ] || usage; qemu_choice=$2; shift 2 ;;
     --qemu=*) qemu_choice=${1#*=}; shift ;;
@@ -253,6 +261,9 @@ if [ "$mode" = kvm ] && ! kvm_has_hyperv; then
 fi
 if [ "$mode" = tcg ] && [ -n "$trace" ]; then
   die "--trace needs KVM (mode kvm or nested): TCG has no Hyper-V to trace" $EXIT_UNAVAILABLE
+fi
+if [ -n "$exec_trace" ] && [ "$mode" != tcg ]; then
+  die "--exec-trace needs --mode tcg: only QEMU's software CPU can log every instruction" $EXIT_UNAVAILABLE
 fi
 if [ "$balloon" = 1 ]; then
   [ "$mode" != tcg ] || die "--hv-balloon needs KVM (mode kvm or nested): QEMU's VMBus needs the SynIC, which TCG does not emulate" $EXIT_UNAVAILABLE
@@ -392,11 +403,20 @@ trap 'rm -f "$log" "$errors" "${scratch[@]}"' EXIT
 set +e
 case "$mode" in
   tcg)
+    accel=(-accel tcg) logging=(-d cpu_reset,guest_errors -D "$log")
+    if [ -n "$exec_trace" ]; then
+      # Every TB one instruction and no chaining, so -d exec logs each executed
+      # instruction once. QEMU 8.1 turned -singlestep into this accelerator property.
+      major=${qemu_version%%.*} minor=${qemu_version#*.}; minor=${minor%%[.( ]*}
+      if [ "$major" -gt 8 ] || { [ "$major" -eq 8 ] && [ "$minor" -ge 1 ]; }; then accel=(-accel tcg,one-insn-per-tb=on)
+      else accel=(-accel tcg -singlestep); fi
+      logging=(-d exec,nochain -D "$exec_trace")
+    fi
     limit=()
     [ -z "$timeout" ] || limit=(timeout -k 5 "$timeout")
     run_tcg() {
-      "${limit[@]}" "${qemu[@]}" -accel tcg "${guest[@]}" "${monitor[@]}" -serial stdio \
-        -d cpu_reset,guest_errors -D "$log" "${extra[@]}" </dev/null
+      "${limit[@]}" "${qemu[@]}" "${accel[@]}" "${guest[@]}" "${monitor[@]}" -serial stdio \
+        "${logging[@]}" "${extra[@]}" </dev/null
     }
     # Under --gdb, QEMU's stderr is kept (and shown after the run, as in kvm mode):
     # it says whether gdb killed QEMU or QEMU could not listen on the port.

@@ -21,30 +21,16 @@ hv_hypercall_page:
 
 section .text
 
-; ulong hv_hypercall_slow(ulong control, ulong inputGpa, ulong outputGpa)
-global hv_hypercall_slow
-hv_hypercall_slow:
+; ulong hv_hypercall(ulong control, ulong rdx, ulong r8): RCX = control, and
+; RDX and R8 as given: the input and output GPAs (memory form), or the input
+; itself (register form, control bit 16 set: kernel/hv/Hypercall.cs sets it).
+global hv_hypercall
+hv_hypercall:
 %ifdef ABI_WIN64
-    jmp hv_hypercall_page       ; rcx, rdx, r8 already hold control, input, output
+    jmp hv_hypercall_page       ; rcx, rdx, r8 already hold them
 %else
     mov rcx, rdi
     mov r8, rdx
     mov rdx, rsi
     jmp hv_hypercall_page       ; the page's ret returns to our caller
-%endif
-
-; ulong hv_hypercall_fast(ulong control, ulong input0, ulong input1)
-; Sets the fast bit (control bit 16) itself, so a register-input call can
-; never be misread by the hypervisor as two guest physical addresses.
-global hv_hypercall_fast
-hv_hypercall_fast:
-%ifdef ABI_WIN64
-    bts rcx, 16
-    jmp hv_hypercall_page
-%else
-    mov rcx, rdi
-    bts rcx, 16
-    mov r8, rdx
-    mov rdx, rsi
-    jmp hv_hypercall_page
 %endif

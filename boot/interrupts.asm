@@ -1,67 +1,110 @@
-; boot/interrupts.asm: the 256 interrupt entry stubs and their common path.
-; Each stub makes the frame uniform (a zero error code where the CPU pushes
-; none, then the vector) and jumps to isr_common, which saves every general
-; register and the SSE state (C# code uses XMM registers, and an interrupt may
-; land in the middle of it), then calls kernel/arch/Interrupts.cs.
+; boot/interrupts.asm: the 256 interrupt entry stubs and their two common paths
+; into kernel/arch/Interrupts.cs.
+;
+; Exceptions (vectors 0-31) can come from any instruction, and are rare: their
+; stub makes the frame uniform (a zero error code where the CPU pushes none,
+; then the vector) and exception_common saves every general register and the
+; whole x87/SSE state (FXSAVE) before calling C#.
+;
+; External interrupts (32-255) are the hot path (every SINT, timer and IPI):
+; their stub pushes the vector, and the common path saves only what the call
+; into C# may clobber, SAVE_VOLATILE (boot/abi.inc: the caller-saved general
+; registers and the XMM registers ilc's code uses, proven by
+; tests/Kernel.Tests/InterruptSaveTests.cs). The rest the C# code keeps itself,
+; as the ABI requires of any callee. The sixteen SINT vectors (TLFS 11.8.4;
+; every event flag and VMBus packet arrives on one) go straight to the SynIC's
+; receive path, kernel/hv/Synic.cs; the others through the handler table of
+; kernel/arch/Interrupts.cs.
 
 %include "abi.inc"
 
 bits 64
-extern interrupt_dispatch
+extern interrupt_dispatch, exception_dispatch, synic_interrupt
+
+SINT_VECTOR_BASE equ 0x50       ; kernel/hv/Synic.cs VectorBase: SINT x on vector 0x50 + x
 
 section .text
 %assign vector 0
 %rep 256
 isr_stub_ %+ vector:
-  %if !(vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 || vector == 29 || vector == 30)
+  %if vector < 32
+    %if !(vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 || vector == 29 || vector == 30)
     push 0                      ; the CPU pushed no error code for this vector
-  %endif
+    %endif
     push vector
-    jmp isr_common
+    jmp exception_common
+  %elif vector >= SINT_VECTOR_BASE && vector < SINT_VECTOR_BASE + 16
+    push vector
+    jmp sint_common
+  %else
+    push vector
+    jmp interrupt_common
+  %endif
   %assign vector vector + 1
 %endrep
 
-; Stack on entry: vector, error code, RIP, CS, RFLAGS, RSP, SS. The CPU
-; aligned RSP to 16 before pushing, and 7 + 15 qwords keep that alignment.
-isr_common:
+; Stack on entry: vector, RIP, CS, RFLAGS, RSP, SS; the CPU aligned RSP to 16
+; before it pushed (SDM Vol 3A 7.14.2), so the six qwords and the nine of
+; SAVE_VOLATILE leave it 8 off: the Vp slot below them (InterruptFrame.Vp)
+; realigns it for movaps and the call. The C# entry gets the frame and the
+; running VP's record (GS:0, kernel/hv/Vp.cs), which costs C# a call to read.
+%macro INTERRUPT_COMMON 1
+    SAVE_VOLATILE 8
+    cld                         ; the ABI requires DF clear at calls
+    lea ARG0, [rsp + VOLATILE_XMM_BYTES]    ; InterruptFrame *: the Vp slot
+    mov ARG1, [gs:0]            ; Vp *
+    CALL_C %1
+    RESTORE_VOLATILE 8
+    add rsp, 8                  ; the vector
+    iretq
+%endmacro
+
+interrupt_common:
+    INTERRUPT_COMMON interrupt_dispatch
+sint_common:
+    INTERRUPT_COMMON synic_interrupt
+
+; Stack on entry: vector, error code, RIP, CS, RFLAGS, RSP, SS. The caller-saved
+; registers go first, in SAVE_VOLATILE's order, so that ExceptionFrame has the
+; layout of InterruptFrame; then the callee-saved ones and the FXSAVE image
+; below it. 7 + 15 qwords keep RSP 16-byte aligned.
+exception_common:
     push rax
-    push rbx
     push rcx
     push rdx
     push rsi
     push rdi
-    push rbp
     push r8
     push r9
     push r10
     push r11
+    push rbx
+    push rbp
     push r12
     push r13
     push r14
     push r15
-    cld                         ; the ABI requires DF clear at calls
+    cld
     sub rsp, 512
     fxsave [rsp]
-    lea ARG0, [rsp + 512]       ; InterruptFrame *
-    sub rsp, 32                 ; Win64 shadow space; harmless under System V
-    call interrupt_dispatch
-    add rsp, 32
+    lea ARG0, [rsp + 512 + 6 * 8]           ; ExceptionFrame *: the saved r11
+    CALL_C exception_dispatch
     fxrstor [rsp]
     add rsp, 512
     pop r15
     pop r14
     pop r13
     pop r12
+    pop rbp
+    pop rbx
     pop r11
     pop r10
     pop r9
     pop r8
-    pop rbp
     pop rdi
     pop rsi
     pop rdx
     pop rcx
-    pop rbx
     pop rax
     add rsp, 16                 ; vector and error code
     iretq

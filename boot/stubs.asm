@@ -299,6 +299,27 @@ cpu_crash_divide:
     div rcx
     ret
 
+; void cpu_copy_forward(void *destination, void *source, ulong count): rep movsb,
+; lowest byte first, so the regions may overlap when destination is below source
+; (SDM Vol 2B MOVS: DF is clear, as both ABIs require at a call). One
+; instruction however long the copy, where a loop runs four a byte.
+global cpu_copy_forward
+cpu_copy_forward:
+%ifdef ABI_WIN64
+    push rdi                    ; rdi and rsi are callee-saved in the Microsoft ABI
+    push rsi
+    mov rdi, rcx
+    mov rsi, rdx
+    mov rcx, r8
+    rep movsb
+    pop rsi
+    pop rdi
+%else
+    mov rcx, rdx
+    rep movsb
+%endif
+    ret
+
 ; ulong cpu_atomic_swap64(ulong *address, ulong value): the old value (xchg is locked)
 global cpu_atomic_swap64
 cpu_atomic_swap64:

@@ -17,6 +17,7 @@ namespace Kernel
             Console.Initialize();
             Console.WriteLine("C# Hyper-V guest: booting");
             StartupCodeHelpers.InitializeModules();      // statics before anything else uses them
+            Bench.Timeline.MarkRuntimeStarted();
             BootInfo.FromPvh(startInfo);
             Continue();
         }
@@ -34,7 +35,12 @@ namespace Kernel
             Enlighten();
 
             RunCrashRequest();
-            Bench.Timeline.TestReady = Cpu.ReadTsc();
+            Bench.Timeline.MarkTestReady();
+            if (BootInfo.HasOption("count"))
+            {
+                bool counted = Bench.CountMode.Run();
+                GuestExit.Exit(counted ? GuestExit.Status.Passed : GuestExit.Status.Failed);
+            }
             if (BootInfo.HasOption("bench"))
             {
                 Bench.BenchMode.Run();
@@ -71,10 +77,10 @@ namespace Kernel
                 Synic.EnableOnThisVp();
                 CrashReport.Install();
             }
-            Bench.Timeline.HvReady = Cpu.ReadTsc();
+            Bench.Timeline.MarkHvReady();
             Cpu.EnableInterrupts();
             Smp.StartApplicationProcessors();
-            Bench.Timeline.AllVpsReady = Cpu.ReadTsc();
+            Bench.Timeline.MarkAllVpsReady();
             Drivers.VmBus.VmbusClient.ConnectAtBoot();     // VMBus answers arrive as SINT 2 interrupts
             Drivers.DeviceDrivers.BindAtBoot();            // each offer to the driver of its class
         }

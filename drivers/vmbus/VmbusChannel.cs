@@ -75,7 +75,7 @@ namespace Drivers.VmBus
             {
                 byte* childToParent = s_monitorPages + VmbusConstants.PageSize;
                 Cpu.AtomicOr32((uint*)(childToParent + VmbusMonitorPage.PendingOffset(channel->MonitorId)), VmbusMonitorPage.PendingBit(channel->MonitorId));
-                return new HvCallResult { Outcome = HvOutcome.Done, Status = HvStatus.Success };
+                return default;    // Done: HV_STATUS_SUCCESS, nothing refused
             }
             return Hypercall.SignalEvent(channel->SignalConnectionId, 0);
         }

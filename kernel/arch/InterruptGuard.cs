@@ -16,24 +16,27 @@ namespace Kernel.Arch
     {
         public const ulong RflagsInterruptEnable = 1ul << 9;   // RFLAGS.IF
 
-        // Called by the dispatcher for vectors 32-255, before the handler.
-        public static void Enter(InterruptFrame* frame)
+        // Called by the dispatchers for vectors 32-255 (kernel/arch/Interrupts.cs,
+        // and kernel/hv/Synic.cs for the SINTs) before the handler, with the
+        // running VP the entry read from GS.
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public static void Enter(InterruptFrame* frame, Vp* vp)
         {
-            Vp* vp = Vp.Current;
-            if ((frame->Rflags & RflagsInterruptEnable) == 0 || vp->InterruptDepth != 0)
-            {
-                if (vp->ImpossibleInterrupts++ == 0)
-                {
-                    vp->FirstImpossibleVector = frame->Vector;
-                    vp->FirstImpossibleRip = frame->Rip;
-                    vp->FirstImpossibleRflags = frame->Rflags;
-                    vp->FirstImpossibleDepth = vp->InterruptDepth;
-                }
-            }
+            if ((frame->Rflags & RflagsInterruptEnable) == 0 || vp->InterruptDepth != 0) Record(vp, frame);
             vp->InterruptDepth++;
         }
 
-        public static void Leave() => Vp.Current->InterruptDepth--;
+        public static void Leave(Vp* vp) => vp->InterruptDepth--;
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void Record(Vp* vp, InterruptFrame* frame)
+        {
+            if (vp->ImpossibleInterrupts++ != 0) return;
+            vp->FirstImpossibleVector = frame->Vector;
+            vp->FirstImpossibleRip = frame->Rip;
+            vp->FirstImpossibleRflags = frame->Rflags;
+            vp->FirstImpossibleDepth = vp->InterruptDepth;
+        }
 
         public static ulong Total()
         {

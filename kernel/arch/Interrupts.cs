@@ -4,11 +4,28 @@ using Kernel.Runtime;
 
 namespace Kernel.Arch
 {
-    // The stack image built by boot/interrupts.asm: the general registers it
-    // pushed, then the vector and error code, then what the CPU pushed.
-    public struct InterruptFrame
+    // The stack image boot/interrupts.asm builds for an external interrupt
+    // (vectors 32-255): the caller-saved registers it pushed (all that a call
+    // into C# may change; the callee-saved ones the C# code keeps by the ABI),
+    // the vector, then what the CPU pushed. Vp is a slot the entry leaves for
+    // alignment, which the dispatcher fills in with the VP that took the
+    // interrupt (the entry reads it from GS), so that handlers need not look
+    // it up again.
+    public unsafe struct InterruptFrame
     {
-        public ulong R15, R14, R13, R12, R11, R10, R9, R8, Rbp, Rdi, Rsi, Rdx, Rcx, Rbx, Rax;
+        public Hv.Vp* Vp;
+        public ulong R11, R10, R9, R8, Rdi, Rsi, Rdx, Rcx, Rax;
+        public ulong Vector;
+        public ulong Rip, Cs, Rflags, Rsp, Ss;
+    }
+
+    // The stack image for an exception (vectors 0-31): the same registers, the
+    // vector and the error code (0 where the CPU pushes none). Below it the
+    // entry also saved rbx, rbp, r12-r15 and the FXSAVE image: an exception
+    // can come from any instruction, and it is rare, so it keeps everything.
+    public struct ExceptionFrame
+    {
+        public ulong R11, R10, R9, R8, Rdi, Rsi, Rdx, Rcx, Rax;
         public ulong Vector, ErrorCode;
         public ulong Rip, Cs, Rflags, Rsp, Ss;
     }
@@ -34,12 +51,14 @@ namespace Kernel.Arch
             public uint OffsetHigh, Reserved;
         }
 
-        private static Gate* s_idt;
+        // First of the statics: ilc addresses a class's first static field
+        // RIP-relative in one instruction, and every interrupt reads this one.
         private static delegate*<InterruptFrame*, void>* s_handlers;
+        private static Gate* s_idt;
         public static FaultRecord LastFault;
 
         // Hook for the Hyper-V crash MSRs (kernel/hv): called with the frame of a fatal exception.
-        public static delegate*<InterruptFrame*, void> FatalExceptionHook;
+        public static delegate*<ExceptionFrame*, void> FatalExceptionHook;
 
         public static void Initialize()
         {
@@ -84,23 +103,24 @@ namespace Kernel.Arch
 
         public static void SetHandler(byte vector, delegate*<InterruptFrame*, void> handler) => s_handlers[vector] = handler;
 
-        [UnmanagedCallersOnly(EntryPoint = "interrupt_dispatch")]
-        private static void Dispatch(InterruptFrame* frame)
+        // External interrupts but the SINTs (kernel/hv/Synic.cs has those), from
+        // boot/interrupts.asm interrupt_common, with the running VP. An export
+        // rather than an UnmanagedCallersOnly entry: the hot path has no use
+        // for the reverse P/Invoke frame (RuntimeExport methods take the
+        // platform ABI, and the entry saved all a call may clobber).
+        [RuntimeExport("interrupt_dispatch")]
+        private static void DispatchInterrupt(InterruptFrame* frame, Hv.Vp* vp)
         {
-            if (frame->Vector < ExceptionCount)
-            {
-                if (TryResumeAtFixup(frame)) return;
-                ReportFatalException(frame);
-                return;
-            }
             var handler = s_handlers[frame->Vector];
-            if (handler != null)
-            {
-                InterruptGuard.Enter(frame);
-                handler(frame);
-                InterruptGuard.Leave();
-                return;
-            }
+            if (handler == null) { Unhandled(frame); return; }
+            InterruptGuard.Enter(frame, vp);
+            frame->Vp = vp;
+            handler(frame);
+            InterruptGuard.Leave(vp);
+        }
+
+        private static void Unhandled(InterruptFrame* frame)
+        {
             if (frame->Vector == SpuriousVector) return;    // spurious APIC interrupts need no EOI
             Console.Write("\nunexpected interrupt, vector ");
             Console.WriteDecimal((long)frame->Vector);
@@ -108,8 +128,16 @@ namespace Kernel.Arch
             Panic.Fail("interrupt with no handler");
         }
 
+        // Exceptions, from boot/interrupts.asm exception_common.
+        [UnmanagedCallersOnly(EntryPoint = "exception_dispatch")]
+        private static void DispatchException(ExceptionFrame* frame)
+        {
+            if (TryResumeAtFixup(frame)) return;
+            ReportFatalException(frame);
+        }
+
         // The .ex_table (boot/abi.inc EXTABLE) pairs a faulting RIP with a RIP to resume at.
-        private static bool TryResumeAtFixup(InterruptFrame* frame)
+        private static bool TryResumeAtFixup(ExceptionFrame* frame)
         {
             BootSymbols* symbols = BootSymbols.Get();
             for (ulong* entry = (ulong*)symbols->ExTableStart; entry < (ulong*)symbols->ExTableEnd; entry += 2)
@@ -126,7 +154,7 @@ namespace Kernel.Arch
             return false;
         }
 
-        private static void ReportFatalException(InterruptFrame* frame)
+        private static void ReportFatalException(ExceptionFrame* frame)
         {
             ulong cr2 = Cpu.ReadCr2();
             Console.EnterEmergencyMode();

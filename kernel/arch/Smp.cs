@@ -102,7 +102,7 @@ namespace Kernel.Arch
 
         private static void OnWake(InterruptFrame* frame)
         {
-            Vp.Current->WakeInterrupts++;
+            frame->Vp->WakeInterrupts++;
             Apic.EndOfInterrupt();
         }
 

@@ -11,7 +11,7 @@ namespace Kernel.Bench
     // RDTSC medians and 99th percentiles, printed as tagged lines that
     // tools/bench.sh turns into build/bench.json and bench/RESULTS.md:
     //   bench: <name> median=<cycles> p99=<cycles> n=<samples> [status=<hv status>]
-    //   bench-timeline: entry=<tsc> long_mode=<tsc> hv_ready=<tsc> all_vps_ready=<tsc> test_ready=<tsc>
+    //   bench-timeline: entry=<tsc> long_mode=<tsc> runtime_started=<tsc> hv_ready=<tsc> all_vps_ready=<tsc> test_ready=<tsc>
     public static unsafe class BenchMode
     {
         private struct FloorArgs
@@ -119,6 +119,8 @@ namespace Kernel.Bench
             Console.WriteDecimal(*(ulong*)s->TscAtEntry);
             Console.Write(" long_mode=");
             Console.WriteDecimal(*(ulong*)s->TscAtLongMode);
+            Console.Write(" runtime_started=");
+            Console.WriteDecimal(Timeline.RuntimeStarted);
             Console.Write(" hv_ready=");
             Console.WriteDecimal(Timeline.HvReady);
             Console.Write(" all_vps_ready=");
@@ -282,50 +284,67 @@ namespace Kernel.Bench
             Report(name, samples, n, 0, false);
         }
 
-        // From the handler's first instruction to the per-flag callback: the C# path
-        // (stub, register and SSE save, Synic dispatch) against the bare floor in
-        // boot/bench.asm, which only takes the SIEF word and finds the flag.
+        // From the handler's first instruction to the per-flag callback, and to
+        // the handler's return: the C# path (stub, register save, Synic's
+        // receive path) against the bare floor in boot/bench.asm,
+        // bench_sint_bare, which does the same job in assembly: it saves the
+        // same registers, scans the SINT's SIEF area, takes the word with xchg,
+        // finds the flag, calls the same callback and returns. Both are entered
+        // through bench_sint_entry_exit, which reads the TSC at entry and right
+        // after the iretq, so both are measured alike, in the same boot.
         private static void Dispatch(ulong* samples, int n)
         {
             BootSymbols* s = BootSymbols.Get();
             byte vector = (byte)(Synic.VectorBase + BenchSint);
             ulong normal = Interrupts.GateAddress(vector);
-            *(ulong*)s->BenchContinue = normal;
+            ulong* totals = (ulong*)PageAllocator.AllocateContiguous(((ulong)n * 8 + 4095) / 4096);
             TestDevice.CreateEventConnection(LatencyConnection, Vp.Current->Index, BenchSint);
             bool autoEoi = (Vp.Current->AutoEoiMask & (1u << BenchSint)) != 0;
             Synic.Configure(BenchSint, masked: false, autoEoi: true);    // the bare handler sends no EOI
 
-            Interrupts.SetGateAddress(vector, s->BenchSintEntry);
+            *(ulong*)s->BenchContinue = normal;
+            Interrupts.SetGateAddress(vector, s->BenchSintEntryExit);
             Synic.EventHandlers[BenchSint] = &OnBenchFlag;
+            int done = DispatchSamples(samples, totals, n);
+            Synic.EventHandlers[BenchSint] = null;
+            if (done == n) { Report("sint_dispatch.csharp", samples, n, 0, false); Report("sint_dispatch_return.csharp", totals, n, 0, false); }
+
+            var floor = (SintFloor*)s->BenchSintFloor;
+            floor->Area = Synic.SiefArea(Vp.Current, BenchSint);
+            floor->Slot = &Vp.Current->Sim[BenchSint];
+            floor->Copy = (HvMessage*)PageAllocator.Allocate(zero: true);
+            floor->OnFlag = &OnBenchFlag;
+            floor->OnMessage = &OnBenchMessage;
+            *(ulong*)s->BenchContinue = s->BenchSintBare;
+            int bare = DispatchSamples(samples, totals, n);
+            Interrupts.SetGateAddress(vector, normal);
+            *(ulong*)s->BenchContinue = normal;
+            PageAllocator.Free(floor->Copy);
+            Synic.Configure(BenchSint, masked: false, autoEoi: autoEoi);
+            TestDevice.DestroyEventConnection(LatencyConnection);
+            if (done < n || bare < n) { Console.WriteLine("bench: sint_dispatch incomplete: an event did not arrive within 1 s"); return; }
+            Report("sint_dispatch.bare", samples, n, 0, false);
+            Report("sint_dispatch_return.bare", totals, n, 0, false);
+        }
+
+        // samples: entry to callback; totals: entry to just after the iretq.
+        private static int DispatchSamples(ulong* samples, ulong* totals, int n)
+        {
+            BootSymbols* s = BootSymbols.Get();
             s_callbacks = 0;
             int done = 0;
             for (; done < n; done++)
             {
                 Hypercall.SignalEvent(LatencyConnection, 0);
                 if (!WaitCallbacks((ulong)done + 1)) break;
+                // The interrupt returned through bench_sint_exit before this code ran again.
                 samples[done] = s_callbackTsc - *(ulong*)s->BenchEntryTsc;
+                totals[done] = *(ulong*)s->BenchExitTsc - *(ulong*)s->BenchEntryTsc;
             }
-            Synic.EventHandlers[BenchSint] = null;
-            if (done == n) Report("sint_dispatch.csharp", samples, n, 0, false);
-
-            *(ulong*)s->BenchFlagWord = (ulong)Synic.SiefArea(Vp.Current, BenchSint) + LatencyConnection / 64 * 8;
-            Interrupts.SetGateAddress(vector, s->BenchSintBare);
-            int bare = 0;
-            for (; bare < n; bare++)
-            {
-                ulong before = *(ulong*)s->BenchFlagTsc;
-                Hypercall.SignalEvent(LatencyConnection, 0);
-                ulong deadline = Clock.Now100ns() + 1000 * 10000ul;
-                while (*(ulong*)s->BenchFlagTsc == before && Clock.Now100ns() < deadline) Cpu.Pause();
-                if (*(ulong*)s->BenchFlagTsc == before) break;
-                samples[bare] = *(ulong*)s->BenchFlagTsc - *(ulong*)s->BenchEntryTsc;
-            }
-            Interrupts.SetGateAddress(vector, normal);
-            Synic.Configure(BenchSint, masked: false, autoEoi: autoEoi);
-            TestDevice.DestroyEventConnection(LatencyConnection);
-            if (done < n || bare < n) { Console.WriteLine("bench: sint_dispatch incomplete: an event did not arrive within 1 s"); return; }
-            Report("sint_dispatch.bare", samples, n, 0, false);
+            return done;
         }
+
+        private static void OnBenchMessage(int sint, HvMessage* message) { }
 
         private static void Report(string name, ulong* samples, int n, ulong status, bool withStatus)
         {
@@ -343,10 +362,18 @@ namespace Kernel.Bench
         }
     }
 
-    // TSC readings at the boot milestones that come after long mode.
+    // The boot milestones after long mode. Each is a call of its own that the
+    // compiler may not inline, so that it reads the TSC at the milestone (the
+    // bench-timeline line) and tools/count-instructions.py finds the milestone
+    // in QEMU's exec trace by its symbol (the boot's instruction counts).
     public static class Timeline
     {
-        public static ulong HvReady, AllVpsReady, TestReady;
+        public static ulong RuntimeStarted, HvReady, AllVpsReady, TestReady;
+
+        [MethodImpl(MethodImplOptions.NoInlining)] public static void MarkRuntimeStarted() => RuntimeStarted = Cpu.ReadTsc();
+        [MethodImpl(MethodImplOptions.NoInlining)] public static void MarkHvReady() => HvReady = Cpu.ReadTsc();
+        [MethodImpl(MethodImplOptions.NoInlining)] public static void MarkAllVpsReady() => AllVpsReady = Cpu.ReadTsc();
+        [MethodImpl(MethodImplOptions.NoInlining)] public static void MarkTestReady() => TestReady = Cpu.ReadTsc();
     }
 
     public static unsafe class Statistics

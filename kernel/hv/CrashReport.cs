@@ -22,7 +22,7 @@ namespace Kernel.Hv
             Runtime.Panic.Hook = &OnPanic;
         }
 
-        private static void OnFatalException(InterruptFrame* frame)
+        private static void OnFatalException(ExceptionFrame* frame)
             => Report(frame->Vector, frame->Rip, frame->ErrorCode, Cpu.ReadCr2(), CodeException);
 
         private static void OnPanic(ulong returnAddress) => Report(NoVector, returnAddress, 0, 0, CodePanic);

@@ -9,6 +9,10 @@ namespace Kernel.Hv
     // OS identity and enabling the hypercall page (TLFS 2.4, 2.6, 3.13).
     public static unsafe class HyperV
     {
+        // First of the statics: ilc addresses a class's first static field
+        // RIP-relative in one instruction, the others through a base register,
+        // and every typed hypercall tests this one.
+        public static bool HypercallPageEnabled;
         public static bool Present;                 // CPUID 0x40000001 EAX == "Hv#1"
         public static Hypervisor Kind;
         public static uint MaxLeaf, BuildNumber, VersionMajorMinor;
@@ -18,7 +22,6 @@ namespace Kernel.Hv
         public static uint SpinRetries;             // CPUID 0x40000004 EBX
         public static uint MaxVirtualProcessors, MaxLogicalProcessors;   // CPUID 0x40000005
         public static uint HardwareFeatures;        // CPUID 0x40000006 EAX
-        public static bool HypercallPageEnabled;
         public static ulong HypercallPageAddress;
         public const string AbsentReason = "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")";
 

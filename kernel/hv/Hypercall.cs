@@ -15,49 +15,69 @@ namespace Kernel.Hv
         Refused,        // bad arguments or no hypercall page: refused before any hypercall was made
     }
 
-    public struct HvCallResult
+    // Why a typed call was refused before any hypercall (HvCallResult.RefusalReason says it in words).
+    public enum HvRefusal : byte
     {
-        public HvStatus Status;
-        public HvOutcome Outcome;
-        public bool NewlySignaled;         // SignalEventDirect's output
-        public string RefusalReason;
-
-        public static HvCallResult From(HvHypercallResult result)
-        {
-            HvCallResult r = default;
-            r.Status = result.Status;
-            r.Outcome = result.Status == HvStatus.Success ? HvOutcome.Done
-                : result.Status == HvStatus.InvalidHypercallCode ? HvOutcome.NotProvided
-                : result.Status == HvStatus.AccessDenied || result.Status == HvStatus.OperationDenied ? HvOutcome.Denied
-                : HvOutcome.Failed;
-            return r;
-        }
-
-        public static HvCallResult Refuse(string reason)
-        {
-            HvCallResult r = default;
-            r.Outcome = HvOutcome.Refused;
-            r.RefusalReason = reason;
-            Console.Write("hv: hypercall refused: ");
-            Console.WriteLine(reason);
-            return r;
-        }
+        None,
+        NoHypercallPage,
+        SignalEventDirectSint, SignalEventDirectFlag, SignalEventDirectVtl,
+        PostMessageDirectSint, PostMessageDirectVtl, PostMessageDirectPayload, PostMessageDirectType,
+        SignalEventConnection, SignalEventFlag,
+        PostMessageConnection, PostMessagePayload, PostMessageType,
+        IpiVector,
     }
 
-    // Issuing hypercalls (TLFS 3.7). The two stubs in boot/hypercall.asm call the
-    // hypercall page: the memory ("slow") form passes input and output GPAs, the
-    // register ("fast") form passes up to 16 bytes of input in RDX and R8.
+    // How a typed hypercall ended: one 64-bit value, so that it comes back in
+    // RAX and costs nothing to make. It is the hypercall result value as the
+    // hypervisor returned it (TLFS 3.8: status in bits 15:0, reps completed in
+    // 43:32, every other bit reserved and zero), and, in reserved bits, the two
+    // things only the kernel knows: why it refused the call before making it
+    // (bits 55:48, an HvRefusal; 0 when the call was made) and SignalEventDirect's
+    // output NewlySignaled (bit 56). No reference inside, so a function that
+    // returns one has no GC-tracked locals for the compiler to zero.
+    public struct HvCallResult
+    {
+        public ulong Value;
+
+        private const int RefusalShift = 48;
+        public const ulong NewlySignaledBit = 1ul << 56;
+
+        public HvStatus Status => (HvStatus)(ushort)Value;
+        public HvRefusal Refusal => (HvRefusal)(byte)(Value >> RefusalShift);
+        public bool NewlySignaled { get => (Value & NewlySignaledBit) != 0; set => Value = value ? Value | NewlySignaledBit : Value & ~NewlySignaledBit; }
+        public string RefusalReason => Hypercall.Reason(Refusal);
+
+        public HvOutcome Outcome
+        {
+            get
+            {
+                if (Refusal != HvRefusal.None) return HvOutcome.Refused;
+                HvStatus status = Status;
+                return status == HvStatus.Success ? HvOutcome.Done
+                    : status == HvStatus.InvalidHypercallCode ? HvOutcome.NotProvided
+                    : status == HvStatus.AccessDenied || status == HvStatus.OperationDenied ? HvOutcome.Denied
+                    : HvOutcome.Failed;
+            }
+        }
+
+        public static HvCallResult From(HvHypercallResult result) => new HvCallResult { Value = result.Value };
+        public static HvCallResult Refused(HvRefusal why) => new HvCallResult { Value = (ulong)why << RefusalShift };
+    }
+
+    // Issuing hypercalls (TLFS 3.7). One stub in boot/hypercall.asm loads RCX,
+    // RDX and R8 and jumps to the hypercall page: the memory ("slow") form passes
+    // the input and output GPAs in RDX and R8, the register ("fast") form up to
+    // 16 bytes of input, and control bit 16 says which. The bit is set or
+    // cleared here (Issue's callers), so a register call is never read as GPAs.
     public static unsafe class Hypercall
     {
-        [RuntimeImport("hv_hypercall_slow")] [MethodImpl(MethodImplOptions.InternalCall)]
-        private static extern ulong CallSlow(ulong control, ulong inputGpa, ulong outputGpa);
+        [RuntimeImport("hv_hypercall")] [MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern ulong Call(ulong control, ulong rdx, ulong r8);
 
-        [RuntimeImport("hv_hypercall_fast")] [MethodImpl(MethodImplOptions.InternalCall)]
-        private static extern ulong CallFast(ulong control, ulong input0, ulong input1);
-
-        // Every hypercall issued, and the last one's registers (for tests and traces).
+        // Every hypercall issued (tests check that a refused call issued none).
         public static ulong Issued;
-        public static ulong LastControl, LastRdx, LastR8;
+
+        private const ulong FastBit = 1ul << 16;     // HvHypercallControl.Fast
 
         // Per-VP hypercall input and output pages (TLFS 3.7: input and output
         // must be 8-byte aligned and must not cross a page). Page-aligned pages
@@ -65,25 +85,23 @@ namespace Kernel.Hv
         public static byte* InputPage => Vp.Current->HypercallInput;
         public static byte* OutputPage => Vp.Current->HypercallOutput;
 
-        public static HvHypercallResult Slow(HvHypercallControl control, void* input, void* output)
+        // The way to the hypercall page of every call, inlined: the stub's
+        // result is the HvCallResult as it stands. Counted after the call: in a
+        // typed call's tail that puts the increment where RyuJIT would
+        // otherwise pad the return address off the epilogue with a nop.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static HvCallResult Issue(ulong control, ulong rdx, ulong r8)
         {
-            control.Fast = false;
+            ulong value = Call(control, rdx, r8);
             Issued++;
-            LastControl = control.Value;
-            LastRdx = (ulong)input;
-            LastR8 = (ulong)output;
-            return new HvHypercallResult { Value = CallSlow(control.Value, (ulong)input, (ulong)output) };
+            return new HvCallResult { Value = value };
         }
 
+        public static HvHypercallResult Slow(HvHypercallControl control, void* input, void* output)
+            => new HvHypercallResult { Value = Issue(control.Value & ~FastBit, (ulong)input, (ulong)output).Value };
+
         public static HvHypercallResult Fast(HvHypercallControl control, ulong input0, ulong input1)
-        {
-            control.Fast = true;
-            Issued++;
-            LastControl = control.Value;
-            LastRdx = input0;
-            LastR8 = input1;
-            return new HvHypercallResult { Value = CallFast(control.Value, input0, input1) };
-        }
+            => new HvHypercallResult { Value = Issue(control.Value | FastBit, input0, input1).Value };
 
         // A rep hypercall (TLFS 3.7.4) may return before finishing all elements:
         // call again from the first element not completed until all are done or
@@ -103,12 +121,37 @@ namespace Kernel.Hv
             return result;
         }
 
-        private static bool Ready(out HvCallResult refusal)
+        // A refusal is rare and says why on the console: kept out of line, so
+        // that the typed calls' own code is only the checks and the call.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static HvCallResult Refuse(HvRefusal why)
         {
-            refusal = default;
-            if (HyperV.HypercallPageEnabled) return true;
-            refusal = HvCallResult.Refuse(HyperV.Present ? "the hypercall page is not enabled" : HyperV.AbsentReason);
-            return false;
+            Console.Write("hv: hypercall refused: ");
+            Console.WriteLine(Reason(why));
+            return HvCallResult.Refused(why);
+        }
+
+        public static string Reason(HvRefusal why)
+        {
+            switch (why)
+            {
+                case HvRefusal.None: return null;
+                case HvRefusal.NoHypercallPage: return HyperV.Present ? "the hypercall page is not enabled" : HyperV.AbsentReason;
+                case HvRefusal.SignalEventDirectSint: return "SignalEventDirect: TargetSint must be 0-15";
+                case HvRefusal.SignalEventDirectFlag: return "SignalEventDirect: FlagNumber must be below 2048";
+                case HvRefusal.SignalEventDirectVtl: return "SignalEventDirect: TargetVtl must be 0-2";
+                case HvRefusal.PostMessageDirectSint: return "PostMessageDirect: Sint must be 0-15";
+                case HvRefusal.PostMessageDirectVtl: return "PostMessageDirect: Vtl must be 0-2";
+                case HvRefusal.PostMessageDirectPayload: return "PostMessageDirect: payload over 240 bytes";
+                case HvRefusal.PostMessageDirectType: return "PostMessageDirect: message type must be non-zero and below 0x80000000 (hypervisor types)";
+                case HvRefusal.SignalEventConnection: return "SignalEvent: connection id has 24 bits";
+                case HvRefusal.SignalEventFlag: return "SignalEvent: FlagNumber must be below 2048";
+                case HvRefusal.PostMessageConnection: return "PostMessage: connection id has 24 bits";
+                case HvRefusal.PostMessagePayload: return "PostMessage: payload over 240 bytes";
+                case HvRefusal.PostMessageType: return "PostMessage: message type must be non-zero and below 0x80000000 (hypervisor types)";
+                case HvRefusal.IpiVector: return "SendSyntheticClusterIpi: vectors below 0x10 are reserved";
+                default: return "unknown refusal";
+            }
         }
 
         // HvCallSignalEventDirect (0x00C0): set flag `flag` in SINT `sint`'s SIEF
@@ -117,92 +160,95 @@ namespace Kernel.Hv
         // register call could only return with XMM fast output.
         public static HvCallResult SignalEventDirect(ulong partition, uint vp, byte vtl, byte sint, ushort flag)
         {
-            if (sint >= HvConstants.HV_SYNIC_SINT_COUNT) return HvCallResult.Refuse("SignalEventDirect: TargetSint must be 0-15");
-            if (flag >= HvConstants.HV_EVENT_FLAGS_COUNT) return HvCallResult.Refuse("SignalEventDirect: FlagNumber must be below 2048");
-            if (vtl > HvConstants.HV_VTL_MAX) return HvCallResult.Refuse("SignalEventDirect: TargetVtl must be 0-2");
-            if (!Ready(out HvCallResult refusal)) return refusal;
+            if (sint >= HvConstants.HV_SYNIC_SINT_COUNT) return Refuse(HvRefusal.SignalEventDirectSint);
+            if (flag >= HvConstants.HV_EVENT_FLAGS_COUNT) return Refuse(HvRefusal.SignalEventDirectFlag);
+            if (vtl > HvConstants.HV_VTL_MAX) return Refuse(HvRefusal.SignalEventDirectVtl);
+            if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
 
-            var input = (HvSignalEventDirectInput*)InputPage;
-            var output = (HvSignalEventDirectOutput*)OutputPage;
+            Vp* current = Vp.Current;
+            var input = (HvSignalEventDirectInput*)current->HypercallInput;
+            var output = (HvSignalEventDirectOutput*)current->HypercallOutput;
             input->TargetPartition = partition;
             input->TargetVp = vp;
             input->TargetVtl = vtl;
             input->TargetSint = sint;
             input->FlagNumber = flag;
-            output->NewlySignaled = 0;
-            HvCallResult result = HvCallResult.From(Slow(HvHypercallControl.For(HvCallCode.HvCallSignalEventDirect), input, output));
-            result.NewlySignaled = result.Status == HvStatus.Success && output->NewlySignaled != 0;
+            HvCallResult result = Issue((ulong)HvCallCode.HvCallSignalEventDirect, (ulong)input, (ulong)output);
+            // The hypervisor writes the output only when the call succeeds (TLFS 3.8).
+            if ((ushort)result.Value == (ushort)HvStatus.Success) result.Value |= (ulong)output->NewlySignaled << 56;   // NewlySignaledBit: the TLFS's BOOLEAN is 0 or 1
             return result;
         }
 
         // HvCallPostMessageDirect (0x00C1): place a message in SINT `sint`'s SIM slot of VP `vp`.
+        // Every field of the input is written, reserved ones zero; the payload
+        // bytes after `payloadSize` are not part of the message (TLFS 11.11.1:
+        // PayloadSize says how many count) and are left as they are.
         public static HvCallResult PostMessageDirect(ulong partition, uint vp, byte vtl, byte sint, uint messageType, byte* payload, uint payloadSize)
         {
-            if (sint >= HvConstants.HV_SYNIC_SINT_COUNT) return HvCallResult.Refuse("PostMessageDirect: Sint must be 0-15");
-            if (vtl > HvConstants.HV_VTL_MAX) return HvCallResult.Refuse("PostMessageDirect: Vtl must be 0-2");
-            if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return HvCallResult.Refuse("PostMessageDirect: payload over 240 bytes");
-            if (messageType == HvConstants.HvMessageTypeNone || (messageType & 0x80000000) != 0)
-                return HvCallResult.Refuse("PostMessageDirect: message type must be non-zero and below 0x80000000 (hypervisor types)");
-            if (!Ready(out HvCallResult refusal)) return refusal;
+            if (sint >= HvConstants.HV_SYNIC_SINT_COUNT) return Refuse(HvRefusal.PostMessageDirectSint);
+            if (vtl > HvConstants.HV_VTL_MAX) return Refuse(HvRefusal.PostMessageDirectVtl);
+            if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return Refuse(HvRefusal.PostMessageDirectPayload);
+            if (messageType - 1 >= 0x7FFFFFFFu) return Refuse(HvRefusal.PostMessageDirectType);   // 0 is HvMessageTypeNone; 0x80000000 and up are the hypervisor's
+            if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
 
-            var input = (HvPostMessageDirectInput*)InputPage;
-            Memory.Zero(input, (ulong)sizeof(HvPostMessageDirectInput));
+            var input = (HvPostMessageDirectInput*)Vp.Current->HypercallInput;
             input->PartitionId = partition;
             input->VpIndex = vp;
-            input->Vtl = vtl;
+            *(uint*)&input->Vtl = vtl;                          // Vtl, and its three bytes of padding zero
             input->Sint = sint;
             input->Message.Header.MessageType = messageType;
-            input->Message.Header.PayloadSize = (byte)payloadSize;
-            Memory.Copy(input->Message.Payload, payload, payloadSize);
-            return HvCallResult.From(Slow(HvHypercallControl.For(HvCallCode.HvCallPostMessageDirect), input, null));
+            *(uint*)&input->Message.Header.PayloadSize = payloadSize;   // PayloadSize, and MessageFlags and the reserved bytes zero
+            input->Message.Header.Sender = 0;
+            input->Padding2 = 0;
+            Memory.CopyForward(input->Message.Payload, payload, payloadSize);
+            return Issue((ulong)HvCallCode.HvCallPostMessageDirect, (ulong)input, 0);
         }
 
         // HvCallSignalEvent (0x005D), register form: RDX = ConnectionId | FlagNumber << 32.
         public static HvCallResult SignalEvent(uint connectionId, ushort flag)
         {
-            if (connectionId > 0xFFFFFF) return HvCallResult.Refuse("SignalEvent: connection id has 24 bits");
-            if (flag >= HvConstants.HV_EVENT_FLAGS_COUNT) return HvCallResult.Refuse("SignalEvent: FlagNumber must be below 2048");
-            if (!Ready(out HvCallResult refusal)) return refusal;
-            return HvCallResult.From(Fast(HvHypercallControl.For(HvCallCode.HvCallSignalEvent), connectionId | ((ulong)flag << 32), 0));
+            if (connectionId > 0xFFFFFF) return Refuse(HvRefusal.SignalEventConnection);
+            if (flag >= HvConstants.HV_EVENT_FLAGS_COUNT) return Refuse(HvRefusal.SignalEventFlag);
+            if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
+            return Issue((ulong)HvCallCode.HvCallSignalEvent | FastBit, connectionId | ((ulong)flag << 32), 0);
         }
 
         // The same call in memory form, for hypervisors or tests that want it.
         public static HvCallResult SignalEventSlow(uint connectionId, ushort flag)
         {
-            if (connectionId > 0xFFFFFF) return HvCallResult.Refuse("SignalEvent: connection id has 24 bits");
-            if (flag >= HvConstants.HV_EVENT_FLAGS_COUNT) return HvCallResult.Refuse("SignalEvent: FlagNumber must be below 2048");
-            if (!Ready(out HvCallResult refusal)) return refusal;
-            var input = (HvSignalEventInput*)InputPage;
+            if (connectionId > 0xFFFFFF) return Refuse(HvRefusal.SignalEventConnection);
+            if (flag >= HvConstants.HV_EVENT_FLAGS_COUNT) return Refuse(HvRefusal.SignalEventFlag);
+            if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
+            var input = (HvSignalEventInput*)Vp.Current->HypercallInput;
             input->ConnectionId = connectionId;
             input->FlagNumber = flag;
             input->RsvdZ = 0;
-            return HvCallResult.From(Slow(HvHypercallControl.For(HvCallCode.HvCallSignalEvent), input, null));
+            return Issue((ulong)HvCallCode.HvCallSignalEvent, (ulong)input, 0);
         }
 
         // HvCallSendSyntheticClusterIpi (0x000B), register form: RDX = Vector |
         // TargetVtl << 32, R8 = ProcessorMask (bit n = VP index n, n < 64).
         public static HvCallResult SendSyntheticClusterIpi(byte vector, ulong processorMask)
         {
-            if (vector < 0x10) return HvCallResult.Refuse("SendSyntheticClusterIpi: vectors below 0x10 are reserved");
-            if (!Ready(out HvCallResult refusal)) return refusal;
-            return HvCallResult.From(Fast(HvHypercallControl.For(HvCallCode.HvCallSendSyntheticClusterIpi), vector, processorMask));
+            if (vector < 0x10) return Refuse(HvRefusal.IpiVector);
+            if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
+            return Issue((ulong)HvCallCode.HvCallSendSyntheticClusterIpi | FastBit, vector, processorMask);
         }
 
         // HvCallPostMessage (0x005C): send a message to a connection (memory form).
+        // As PostMessageDirect: every field written, the payload's tail left alone.
         public static HvCallResult PostMessage(uint connectionId, uint messageType, byte* payload, uint payloadSize)
         {
-            if (connectionId > 0xFFFFFF) return HvCallResult.Refuse("PostMessage: connection id has 24 bits");
-            if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return HvCallResult.Refuse("PostMessage: payload over 240 bytes");
-            if (messageType == HvConstants.HvMessageTypeNone || (messageType & 0x80000000) != 0)
-                return HvCallResult.Refuse("PostMessage: message type must be non-zero and below 0x80000000 (hypervisor types)");
-            if (!Ready(out HvCallResult refusal)) return refusal;
-            var input = (HvPostMessageInput*)InputPage;
-            Memory.Zero(input, (ulong)sizeof(HvPostMessageInput));
-            input->ConnectionId = connectionId;
+            if (connectionId > 0xFFFFFF) return Refuse(HvRefusal.PostMessageConnection);
+            if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return Refuse(HvRefusal.PostMessagePayload);
+            if (messageType - 1 >= 0x7FFFFFFFu) return Refuse(HvRefusal.PostMessageType);
+            if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
+            var input = (HvPostMessageInput*)Vp.Current->HypercallInput;
+            *(ulong*)input = connectionId;                      // ConnectionId, and the reserved word zero
             input->MessageType = messageType;
             input->PayloadSize = payloadSize;
-            Memory.Copy(input->Payload, payload, payloadSize);
-            return HvCallResult.From(Slow(HvHypercallControl.For(HvCallCode.HvCallPostMessage), input, null));
+            Memory.CopyForward(input->Payload, payload, payloadSize);
+            return Issue((ulong)HvCallCode.HvCallPostMessage, (ulong)input, 0);
         }
     }
 }

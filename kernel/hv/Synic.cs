@@ -1,3 +1,5 @@
+using System.Runtime;
+using System.Runtime.CompilerServices;
 using Kernel.Arch;
 using Kernel.Runtime;
 
@@ -14,9 +16,9 @@ namespace Kernel.Hv
     // hypervisor marked another message pending behind it (TLFS 11.10.3).
     public static unsafe class Synic
     {
-        public const byte VectorBase = 0x50;
+        public const byte VectorBase = 0x50;            // boot/interrupts.asm SINT_VECTOR_BASE: those vectors enter at OnInterrupt
         public const int SintCount = HvConstants.HV_SYNIC_SINT_COUNT;
-        private const int SiefAreaBytes = 256;
+        private const int SiefAreaBytes = 256, SiefAreaWords = SiefAreaBytes / 8;
         private const int ReceivedRing = 8;
 
         // Handlers: called in interrupt context with the SINT and the flag or message.
@@ -39,8 +41,6 @@ namespace Kernel.Hv
             EventHandlers = (delegate*<int, int, void>*)Heap.AllocateRaw(SintCount * 8);
             MessageHandlers = (delegate*<int, HvMessage*, void>*)Heap.AllocateRaw(SintCount * 8);
             RawHandlers = (delegate*<int, void>*)Heap.AllocateRaw(SintCount * 8);
-            for (int sint = 0; sint < SintCount; sint++)
-                Arch.Interrupts.SetHandler((byte)(VectorBase + sint), &OnSintInterrupt);
         }
 
         // The running VP's n-th most recent message on `sint` (0 = the last).
@@ -49,20 +49,31 @@ namespace Kernel.Hv
         public static HvMessage* LastReceived(Vp* vp, int sint, ulong back = 0)
             => vp->Received + sint * ReceivedRing + (int)((vp->MessagesTaken[sint] - 1 - back) % ReceivedRing);
 
+        // The memory of a VP's receive path: the handler tables (once), the VP's
+        // ring of received messages, and its message and event flags pages,
+        // zeroed. EnableOnThisVp then names the pages to the hypervisor; count
+        // mode (kernel/bench/CountMode.cs) uses them without one, writing the
+        // flags and messages itself, to count the dispatch's instructions.
+        public static void PrepareReceivePath(Vp* vp)
+        {
+            AllocateHandlerTables();
+            vp->Received = (HvMessage*)PageAllocator.AllocateContiguous((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)) / 4096, zero: true);
+            vp->Sim = (HvMessage*)PageAllocator.Allocate(zero: true);
+            vp->Sief = (byte*)PageAllocator.Allocate(zero: true);
+        }
+
         // Enables the SynIC of the calling VP. Call with interrupts disabled.
         public static bool EnableOnThisVp()
         {
             if (!Available) return false;
-            AllocateHandlerTables();
             Vp* vp = Vp.Current;
-            vp->Received = (HvMessage*)PageAllocator.AllocateContiguous((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)) / 4096, zero: true);
+            PrepareReceivePath(vp);
             // TLFS 11.8.3 "Auto EOI": recommended unless the hypervisor deprecates it
             // (CPUID 0x40000004 EAX bit 9), as with APIC virtualization.
             AutoEoi = (HyperV.Recommendations & HvRecommendation.DeprecateAutoEoi) == 0;
             vp->AutoEoiMask = AutoEoi ? 0xFFFFu : 0;
 
             // 1. The message page (SIMP): the hypervisor zeroes it when enabled.
-            vp->Sim = (HvMessage*)PageAllocator.Allocate(zero: true);
             HvSynicSimpSiefp simp;
             simp.Value = Cpu.ReadMsr(HvMsr.Simp);
             simp.BasePage = (ulong)vp->Sim >> 12;
@@ -70,7 +81,6 @@ namespace Kernel.Hv
             Cpu.WriteMsr(HvMsr.Simp, simp.Value);
 
             // 2. The event flags page (SIEFP).
-            vp->Sief = (byte*)PageAllocator.Allocate(zero: true);
             HvSynicSimpSiefp siefp;
             siefp.Value = Cpu.ReadMsr(HvMsr.Siefp);
             siefp.BasePage = (ulong)vp->Sief >> 12;
@@ -129,48 +139,63 @@ namespace Kernel.Hv
 
         public static bool FlagIsSet(Vp* vp, int sint, int flag) => (vp->Sief[sint * SiefAreaBytes + flag / 8] & (1 << (flag % 8))) != 0;
 
-        private static void OnSintInterrupt(InterruptFrame* frame)
+        // The receive path: boot/interrupts.asm sends the sixteen SINT vectors
+        // straight here (sint_common), not through the handler table, with the
+        // running VP it read from GS. The SINT's 256-byte SIEF area is scanned
+        // a word at a time, the index running from -32 up to 0 so that the
+        // increment's own flags end the loop: four instructions a word that
+        // holds nothing. A full SIM slot costs a call (TakeMessage).
+        [RuntimeExport("synic_interrupt")]
+        private static void OnInterrupt(InterruptFrame* frame, Vp* vp)
         {
-            int sint = (int)frame->Vector - VectorBase;
-            Vp* vp = Vp.Current;
+            InterruptGuard.Enter(frame, vp);
+            long sint = (long)frame->Vector - VectorBase;
+            byte* sief = vp->Sief;                              // (a load: no null check needed below)
             vp->SintInterrupts[sint]++;
-            if (RawHandlers[sint] != null) RawHandlers[sint](sint);
+            var raw = RawHandlers[sint];
+            if (raw != null) raw((int)sint);
             else
             {
-                TakeEventFlags(vp, sint);
-                TakeMessage(vp, sint);
+                long* end = (long*)(sief + (sint + 1) * SiefAreaBytes);
+                for (long i = -SiefAreaWords; i != 0; i++)
+                    if (end[i] != 0) TakeEventFlags((int)sint, &end[i], &vp->FlagsTaken[sint]);
+                if (vp->Sim[sint].Header.MessageType != HvConstants.HvMessageTypeNone) TakeMessage(vp, (int)sint);
             }
-            if ((vp->AutoEoiMask & (1u << sint)) == 0) Apic.EndOfInterrupt();
+            if ((vp->AutoEoiMask & (1u << (int)sint)) == 0) Apic.EndOfInterrupt();
+            InterruptGuard.Leave(vp);
         }
 
-        private static void TakeEventFlags(Vp* vp, int sint)
+        // Takes one word of flags atomically (xchg: the hypervisor may set bits
+        // in it at the same time) and hands each flag to the SINT's event
+        // handler, lowest first (bsf), counting them in *counter. The word's
+        // flag numbers start at its offset in the 256-byte-aligned area times 8.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void TakeEventFlags(int sint, long* word, ulong* counter)
         {
-            ulong* area = SiefArea(vp, sint);
-            for (int word = 0; word < SiefAreaBytes / 8; word++)
+            ulong flags = (ulong)System.Threading.Interlocked.Exchange(ref *word, 0);
+            int first = (int)((ulong)word % SiefAreaBytes) * 8;
+            var handler = EventHandlers[sint];
+            while (flags != 0)
             {
-                if (area[word] == 0) continue;
-                ulong taken = Cpu.AtomicSwap(&area[word], 0);   // the hypervisor may set bits concurrently
-                for (int bit = 0; bit < 64; bit++)
-                {
-                    if ((taken & (1ul << bit)) == 0) continue;
-                    vp->FlagsTaken[sint]++;
-                    var handler = EventHandlers[sint];
-                    if (handler != null) handler(sint, word * 64 + bit);
-                }
+                int bit = (int)System.Runtime.Intrinsics.X86.X86Base.X64.BitScanForward(flags);
+                flags &= flags - 1;
+                (*counter)++;
+                if (handler != null) handler(sint, first + bit);
             }
         }
 
+        // Copies the message out of the SINT's SIM slot into the VP's ring,
+        // frees the slot (the hypervisor delivers the next message only into a
+        // free one) and writes EOM if one is pending behind it (TLFS 11.10.3).
+        [MethodImpl(MethodImplOptions.NoInlining)]
         private static void TakeMessage(Vp* vp, int sint)
         {
             HvMessage* slot = &vp->Sim[sint];
-            if (slot->Header.MessageType == HvConstants.HvMessageTypeNone) return;
             HvMessage* copy = vp->Received + sint * ReceivedRing + (int)(vp->MessagesTaken[sint] % ReceivedRing);
-            Memory.Copy(copy, slot, (ulong)sizeof(HvMessage));
+            Memory.CopyForward(copy, slot, (ulong)sizeof(HvMessage));
             vp->MessagesTaken[sint]++;
             bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
-            // Free the slot; the hypervisor only delivers the next message into a free slot.
             slot->Header.MessageType = HvConstants.HvMessageTypeNone;
-            // TLFS 11.10.3: if a message is pending behind this one, EOM asks for it.
             if (pending) Cpu.WriteMsr(HvMsr.Eom, 0);
             var handler = MessageHandlers[sint];
             if (handler != null) handler(sint, copy);

@@ -19,7 +19,8 @@ namespace Kernel.Runtime
         public ulong TscAtEntry, TscAtLongMode;        // addresses of the boot timeline qwords
         public ulong HeapStart, HeapEnd;
         public ulong TrampolineStart, TrampolineEnd, ApEntry;
-        public ulong BenchSintEntry, BenchSintBare, BenchEntryTsc, BenchContinue, BenchFlagWord, BenchFlagTsc;   // boot/bench.asm
+        public ulong BenchSintEntry, BenchSintBare, BenchEntryTsc, BenchContinue, BenchSintFloor, BenchHypercallPages,
+                     BenchSintEntryExit, BenchExitTsc;   // boot/bench.asm
         public ulong Ud2FaultRip, DivideFaultRip;      // the faulting instructions of the probe stubs
         public ulong ReadFaultRip, WriteFaultRip;
         public ulong EfiTakeOver;                      // boot/efi/entry.asm; 0 in the ELF kernel

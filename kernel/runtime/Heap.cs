@@ -53,12 +53,18 @@ namespace Kernel.Runtime
 
     public static unsafe class Memory
     {
+        // A copy that may overlap (memmove): forward with rep movsb when the
+        // destination is below the source, else byte by byte from the end.
         public static void Copy(void* destination, void* source, ulong count)
         {
             byte* d = (byte*)destination, s = (byte*)source;
-            if (d < s) { for (ulong i = 0; i < count; i++) d[i] = s[i]; }
+            if (d < s) CopyForward(d, s, count);
             else { for (ulong i = count; i > 0; i--) d[i - 1] = s[i - 1]; }
         }
+
+        // rep movsb (boot/stubs.asm): lowest byte first; the regions may overlap only if destination is below source.
+        [System.Runtime.RuntimeImport("cpu_copy_forward")] [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.InternalCall)]
+        public static extern void CopyForward(void* destination, void* source, ulong count);
 
         public static void Zero(void* destination, ulong count)
         {

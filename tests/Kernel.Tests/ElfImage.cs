@@ -8,7 +8,10 @@ public sealed class ElfImage
 {
     private readonly byte[] _file;
     private readonly List<(string Name, ulong Value, ulong Size, ushort Section)> _symbols = new();
-    private readonly List<(ulong Address, ulong Offset, ulong Size, uint Type)> _sections = new();
+    private readonly List<(ulong Address, ulong Offset, ulong Size, uint Type, ulong Flags)> _sections = new();
+
+    private const uint ShtNote = 7, ShtNobits = 8;
+    private const ulong ShfAlloc = 2, ShfExecinstr = 4;
 
     public ElfImage(string path)
     {
@@ -20,7 +23,7 @@ public sealed class ElfImage
         for (int i = 0; i < shnum; i++)
         {
             int sh = checked((int)shoff + i * shentsize);
-            _sections.Add((U64(sh + 0x10), U64(sh + 0x18), U64(sh + 0x20), U32(sh + 4)));
+            _sections.Add((U64(sh + 0x10), U64(sh + 0x18), U64(sh + 0x20), U32(sh + 4), U64(sh + 8)));
         }
         for (int i = 0; i < shnum; i++)
         {
@@ -38,6 +41,26 @@ public sealed class ElfImage
     }
 
     public ulong Address(string symbol) => Find(symbol).Value;
+
+    // Every named symbol in an executable section: (name, address, size; nasm
+    // labels have size 0).
+    public IEnumerable<(string Name, ulong Address, ulong Size)> CodeSymbols()
+        => _symbols.Where(s => s.Name.Length > 0 && s.Section < _sections.Count && (_sections[s.Section].Flags & ShfExecinstr) != 0)
+                   .Select(s => (s.Name, s.Value, s.Size));
+
+    public bool IsCode(ulong address) => _sections.Any(s => (s.Flags & ShfExecinstr) != 0 && address >= s.Address && address < s.Address + s.Size);
+
+    // The file's bytes at [address, address + length) of a section that has them.
+    public byte[] Read(ulong address, int length)
+    {
+        var sec = _sections.First(s => s.Type != ShtNobits && (s.Flags & ShfAlloc) != 0 && address >= s.Address && address + (ulong)length <= s.Address + s.Size);
+        return _file.AsSpan((int)(sec.Offset + (address - sec.Address)), length).ToArray();
+    }
+
+    // The loaded sections with file contents that are not code, and not notes (which the loader reads, not the kernel).
+    public IEnumerable<(ulong Address, byte[] Bytes)> DataSections()
+        => _sections.Where(s => (s.Flags & ShfAlloc) != 0 && (s.Flags & ShfExecinstr) == 0 && s.Type != ShtNobits && s.Type != ShtNote && s.Size > 0)
+                    .Select(s => (s.Address, _file.AsSpan((int)s.Offset, (int)s.Size).ToArray()));
 
     // The bytes from a symbol up to `length` (stubs are labels, so nasm records no size).
     public (ulong Address, byte[] Bytes) Code(string symbol, int length = 64)

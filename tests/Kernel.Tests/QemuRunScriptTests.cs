@@ -235,4 +235,14 @@ public class QemuRunScriptTests
         Assert.Equal(69, r.ExitCode);
         Assert.Contains("--trace needs KVM", r.Stderr);
     }
+
+    // The opposite: only TCG can log every instruction, and a nested run is refused before it starts.
+    [Fact]
+    public void ExecTraceNeedsTcg()
+    {
+        var r = Repo.QemuRun("--mode nested --exec-trace /tmp/never.trace --test");
+        Assert.Equal(69, r.ExitCode);
+        Assert.Contains("--exec-trace needs --mode tcg", r.Stderr);
+        Assert.False(File.Exists("/tmp/never.trace"), "a trace file was written");
+    }
 }

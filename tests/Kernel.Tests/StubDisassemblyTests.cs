@@ -5,7 +5,7 @@ namespace Kernel.Tests;
 
 // Every intrinsic stub in boot/ is exactly the instruction sequence intended:
 // decoded from the linked kernel.elf with Iced, up to and including its first
-// ret (or the tail jump of the hypercall stubs).
+// ret (or the tail jump of the hypercall stub).
 public class StubDisassemblyTests
 {
     private static readonly Lazy<ElfImage> s_elf = new(() => { Repo.EnsureKernelBuilt(); return new ElfImage(Repo.KernelElf); });
@@ -51,8 +51,8 @@ public class StubDisassemblyTests
         Stub("cpu_write_cr4", "mov cr4,rdi", "ret"),
         Stub("cpu_atomic_swap64", "mov rax,rsi", "xchg [rdi],rax", "ret"),
         Stub("cpu_this_vp", "mov rax,gs:[0]", "ret"),
-        Stub("hv_hypercall_slow", "mov rcx,rdi", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
-        Stub("hv_hypercall_fast", "mov rcx,rdi", "bts rcx,10h", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
+        Stub("hv_hypercall", "mov rcx,rdi", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
+        Stub("cpu_copy_forward", "mov rcx,rdx", "rep movsb [rdi],[rsi]", "ret"),
     };
 
     private static object[] Stub(string symbol, params string[] instructions) => new object[] { symbol, string.Join("; ", instructions) };
