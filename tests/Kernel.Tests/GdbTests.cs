@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Reflection.PortableExecutable;
 using System.Text;
 using System.Text.RegularExpressions;
+using Iced.Intel;
 using Xunit;
 
 namespace Kernel.Tests;
@@ -12,11 +14,11 @@ namespace Kernel.Tests;
 //
 // Under TCG there is no Hyper-V: the guest test hv.absent_is_reported_cleanly
 // calls Hypercall.SignalEventDirect(HV_PARTITION_ID_SELF, vp 0, vtl 0, sint 1,
-// flag 1), and Hypercall.Ready refuses it before the input page is written. So
-// gdb does what a human would to follow a path this machine cannot reach: it
-// breaks on SignalEventDirect and checks the caller's arguments, lets Ready
-// answer (and checks that it refused), overrides its answer, and breaks at the
-// hypercall stub, hv_hypercall_slow, before the stub jumps to the hypercall page
+// flag 1), which refuses it before the input page is written, because
+// HyperV.HypercallPageEnabled is false. So gdb does what a human would to follow
+// a path this machine cannot reach: it breaks on SignalEventDirect and checks the
+// caller's arguments, checks that the flag is clear and sets it, and breaks at the
+// hypercall stub, hv_hypercall, before the stub jumps to the hypercall page
 // (which under TCG is still int3). There the C# code has built the input: gdb
 // reads the running VP's input page through IA32_GS_BASE (the Vp record) and
 // finds HvSignalEventDirectInput as the TLFS lays it out, then kills QEMU.
@@ -34,13 +36,38 @@ public partial class GdbTests
     private static partial Regex UefiLoadedAt();
 
     // Where each build passes the arguments. System V (the ELF): SignalEventDirect's
-    // (partition, vp, vtl, sint, flag) in rdi, esi, dl, cl, r8w; hv_hypercall_slow's
-    // (control, input, output) in rdi, rsi, rdx. Microsoft x64 (the PE): the 16-byte
-    // HvCallResult comes back through a buffer whose address is the first argument,
-    // rcx, so partition, vp, vtl are in rdx, r8d, r9l and sint, flag on the stack past
-    // the return address and the 32-byte home area; the stub's in rcx, rdx, r8.
+    // (partition, vp, vtl, sint, flag) in rdi, esi, dl, cl, r8w; hv_hypercall's
+    // (control, input, output) in rdi, rsi, rdx. Microsoft x64 (the PE): the 8-byte
+    // HvCallResult comes back in rax, so partition, vp, vtl, sint are in rcx, edx,
+    // r8l, r9l and flag on the stack past the return address and the 32-byte home
+    // area; the stub's in rcx, rdx, r8.
     private const string SystemVEntry = "$rdi, $esi, $dl, $cl, $r8w", SystemVStub = "$rdi, $rsi, $rdx";
-    private const string MicrosoftEntry = "$rdx, $r8d, $r9l, *(unsigned char *)($rsp + 40), *(unsigned short *)($rsp + 48)", MicrosoftStub = "$rcx, $rdx, $r8";
+    private const string MicrosoftEntry = "$rcx, $edx, $r8l, $r9l, *(unsigned short *)($rsp + 40)", MicrosoftStub = "$rcx, $rdx, $r8";
+
+    // HyperV.HypercallPageEnabled where SignalEventDirect reads it: the byte its
+    // first RIP-relative byte compare names (decoded with Iced), as an address in
+    // the ELF, or as an offset in BOOTX64.EFI (from the image's own bytes).
+    private static ulong HypercallPageEnabled(bool uefi, string symbol)
+    {
+        ulong ip;
+        byte[] code;
+        if (uefi)
+        {
+            ip = UefiImage.MapRva(symbol);
+            using var pe = new PEReader(File.OpenRead(UefiImage.Efi));
+            code = pe.GetSectionData((int)ip).GetContent(0, 128).ToArray();
+        }
+        else (ip, code) = new ElfImage(Repo.KernelElf).Code(symbol, 128);
+        var decoder = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(code));
+        decoder.IP = ip;
+        while (decoder.IP < ip + (ulong)code.Length)
+        {
+            var instruction = decoder.Decode();
+            if (instruction.Mnemonic == Mnemonic.Cmp && instruction.IsIPRelativeMemoryOperand && instruction.MemorySize == MemorySize.UInt8)
+                return instruction.IPRelativeMemoryAddress;
+        }
+        throw new InvalidDataException($"{symbol}: no RIP-relative byte compare (HyperV.HypercallPageEnabled) in its first {code.Length} bytes");
+    }
 
     [Theory]
     [InlineData("direct")]      // PVH, build/kernel.elf
@@ -69,17 +96,17 @@ public partial class GdbTests
         const string inputPage = "(*(unsigned char **)($gs_base + 24))";
         string fields(string page) =>
             $"*(unsigned long *){page}, *(unsigned int *)({page} + 8), *(unsigned char *)({page} + 12), *(unsigned char *)({page} + 13), *(unsigned short *)({page} + 14)";
+        ulong enabled = HypercallPageEnabled(uefi, symbol);
+        if (uefi) enabled += Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16);
+        string enabledByte = $"*(unsigned char *)0x{enabled:x}";
         var script = string.Join("\n",
             $"break {symbol}",
             "continue",
             $"printf \"entry: partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {entryArguments}",
             $"printf \"entry input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
-            "tbreak kernel_Kernel_Hv_Hypercall__Ready",
-            "continue",
-            "finish",
-            "printf \"ready: %u\\n\", $al",
-            "set $rax = 1",
-            "break hv_hypercall_slow",
+            $"printf \"hypercall page enabled: %u\\n\", {enabledByte}",
+            $"set var {enabledByte} = 1",
+            "break hv_hypercall",
             "continue",
             $"printf \"stub: control=%#lx input=%#lx output=%#lx\\n\", {stubArguments}",
             $"printf \"stub input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
@@ -108,9 +135,9 @@ public partial class GdbTests
             Assert.Contains("entry: partition=0xffffffffffffffff vp=0 vtl=0 sint=1 flag=1", output);
             // Nothing has written the input page yet (so what is read at the stub is this call's).
             Assert.Matches(@"entry input page: 0x[0-9a-f]+ partition=0 vp=0 vtl=0 sint=0 flag=0", output);
-            // Without Hyper-V, Ready refuses: the C# code alone would never have reached the stub.
-            Assert.Contains("ready: 0", output);
-            Assert.Matches(@"Breakpoint 3, 0x0*[0-9a-f]+ in hv_hypercall_slow \(\)", output);
+            // Without Hyper-V there is no hypercall page: the C# code alone would never have reached the stub.
+            Assert.Contains("hypercall page enabled: 0", output);
+            Assert.Matches(@"Breakpoint 2, 0x0*[0-9a-f]+ in hv_hypercall \(\)", output);
             var stub = Regex.Match(output, @"stub: control=(0x[0-9a-f]+) input=(0x[0-9a-f]+) output=(0x[0-9a-f]+)");
             Assert.True(stub.Success, output);
             Assert.Equal("0xc0", stub.Groups[1].Value);                         // HvCallSignalEventDirect, memory form, no reps

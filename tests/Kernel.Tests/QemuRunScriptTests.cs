@@ -183,9 +183,9 @@ public class QemuRunScriptTests
         var r = Repo.QemuRun("--mode tcg --append bench");
         Assert.Equal(0, r.ExitCode);
         var m = System.Text.RegularExpressions.Regex.Match(r.Stdout,
-            @"bench-timeline: entry=(\d+) long_mode=(\d+) hv_ready=(\d+) all_vps_ready=(\d+) test_ready=(\d+)");
+            @"bench-timeline: entry=(\d+) long_mode=(\d+) runtime_started=(\d+) hv_ready=(\d+) all_vps_ready=(\d+) test_ready=(\d+)");
         Assert.True(m.Success, r.Stdout);
-        var t = Enumerable.Range(1, 5).Select(i => ulong.Parse(m.Groups[i].Value)).ToArray();
+        var t = Enumerable.Range(1, 6).Select(i => ulong.Parse(m.Groups[i].Value)).ToArray();
         Assert.True(t[0] > 0 && t.Zip(t.Skip(1)).All(p => p.First < p.Second), "milestones out of order: " + string.Join(" ", t));
         Assert.Contains("bench: hypercalls skipped: no Hyper-V interface", r.Stdout);
     }
