@@ -65,11 +65,10 @@ namespace Drivers.DynamicMemory
             else { Console.Write("connection "); Console.WriteDecimal((ulong)Channel->SignalConnectionId); }
             Console.WriteLine();
 
-            ulong flags = Cpu.ReadFlags();
-            Cpu.DisableInterrupts();
+            ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
             DmSession.Start(Session);
             Drain();
-            if ((flags & InterruptGuard.RflagsInterruptEnable) != 0) Cpu.EnableInterrupts();
+            Cpu.RestoreInterrupts(flags);
 
             ulong deadline = Clock.Now100ns() + NegotiationTimeoutMs * 10000 * (DmVersion.Count + 1);
             while (Session->State != DmState.Ready && Session->State != DmState.Failed && Clock.Now100ns() < deadline) Cpu.Pause();
@@ -124,11 +123,10 @@ namespace Drivers.DynamicMemory
         private static void OnChannelClose(VmbusChannel* channel)
         {
             ApicTimer.Stop();
-            ulong flags = Cpu.ReadFlags();
-            Cpu.DisableInterrupts();
+            ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
             ulong ballooned = Session->Balloon.Pages;
             DmSession.Close(Session);
-            if ((flags & InterruptGuard.RflagsInterruptEnable) != 0) Cpu.EnableInterrupts();
+            Cpu.RestoreInterrupts(flags);
             Channel = null;
             Console.Write("dm: channel closed; ");
             Console.WriteDecimal(ballooned);
@@ -171,10 +169,9 @@ namespace Drivers.DynamicMemory
         // A status report now, from outside an interrupt (a test's).
         public static bool PostStatusNow()
         {
-            ulong flags = Cpu.ReadFlags();
-            Cpu.DisableInterrupts();
+            ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
             bool sent = Session != null && DmSession.PostStatus(Session);
-            if ((flags & InterruptGuard.RflagsInterruptEnable) != 0) Cpu.EnableInterrupts();
+            Cpu.RestoreInterrupts(flags);
             return sent;
         }
 

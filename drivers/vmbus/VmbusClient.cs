@@ -111,7 +111,7 @@ namespace Drivers.VmBus
                 NotReadyReason = "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)";
                 return false;
             }
-            if ((Cpu.ReadFlags() & (1ul << 9)) == 0) { NotReadyReason = "interrupts are disabled: VMBus answers arrive as SINT interrupts"; return false; }
+            if (!Cpu.InterruptsEnabled()) { NotReadyReason = "interrupts are disabled: VMBus answers arrive as SINT interrupts"; return false; }
             if (s_monitorPages == null)
             {
                 s_interruptPage = (byte*)PageAllocator.Allocate(zero: true);

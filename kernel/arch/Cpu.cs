@@ -129,6 +129,27 @@ namespace Kernel.Arch
         [RuntimeImport("cpu_read_rflags")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong ReadFlags();
 
+        public const ulong RflagsInterruptEnable = 1ul << 9;   // RFLAGS.IF
+
+        // Interrupts off on this VP until RestoreInterrupts, as Linux's
+        // local_irq_save: returns the caller's RFLAGS, so that nested sections
+        // leave IF as they found it.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ulong SaveFlagsAndDisableInterrupts()
+        {
+            ulong flags = ReadFlags();
+            DisableInterrupts();
+            return flags;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void RestoreInterrupts(ulong flags)
+        {
+            if ((flags & RflagsInterruptEnable) != 0) EnableInterrupts();
+        }
+
+        public static bool InterruptsEnabled() => (ReadFlags() & RflagsInterruptEnable) != 0;
+
         [RuntimeImport("cpu_lidt")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void LoadIdt(DescriptorTablePointer* pointer);
         [RuntimeImport("cpu_sidt")] [MethodImpl(MethodImplOptions.InternalCall)]

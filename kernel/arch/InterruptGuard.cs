@@ -14,15 +14,13 @@ namespace Kernel.Arch
     // delivery can never pass as a guest bug or hide as a flake.
     public static unsafe class InterruptGuard
     {
-        public const ulong RflagsInterruptEnable = 1ul << 9;   // RFLAGS.IF
-
         // Called by the dispatchers for vectors 32-255 (kernel/arch/Interrupts.cs,
         // and kernel/hv/Synic.cs for the SINTs) before the handler, with the
         // running VP the entry read from GS.
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void Enter(InterruptFrame* frame, Vp* vp)
         {
-            if ((frame->Rflags & RflagsInterruptEnable) == 0 || vp->InterruptDepth != 0) Record(vp, frame);
+            if ((frame->Rflags & Cpu.RflagsInterruptEnable) == 0 || vp->InterruptDepth != 0) Record(vp, frame);
             vp->InterruptDepth++;
         }
 

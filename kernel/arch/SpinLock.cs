@@ -12,8 +12,7 @@ namespace Kernel.Arch
 
         public void Acquire()
         {
-            ulong flags = Cpu.ReadFlags();
-            Cpu.DisableInterrupts();
+            ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
             fixed (ulong* word = &_taken)
                 while (Cpu.AtomicSwap(word, 1) != 0)
                     while (*word != 0) Cpu.Pause();
@@ -24,7 +23,7 @@ namespace Kernel.Arch
         {
             ulong flags = _savedFlags;
             fixed (ulong* word = &_taken) Cpu.AtomicSwap(word, 0);   // a locked store: a full barrier
-            if ((flags & InterruptGuard.RflagsInterruptEnable) != 0) Cpu.EnableInterrupts();
+            Cpu.RestoreInterrupts(flags);
         }
     }
 }

@@ -40,7 +40,7 @@ namespace Kernel.TestMode
             if (before == 0)
             {
                 Expect.Equal((ulong)Cpu.GuardTestVector, vector, "the vector it recorded");
-                Expect.Equal(0ul, rflags & InterruptGuard.RflagsInterruptEnable, "saved RFLAGS.IF it recorded");
+                Expect.Equal(0ul, rflags & Cpu.RflagsInterruptEnable, "saved RFLAGS.IF it recorded");
             }
             Expect.Equal(0ul, vp->InterruptDepth, "handler depth after the handler returned");
         }
