@@ -1,18 +1,24 @@
-# The kernel build. `make` builds build/kernel.elf; `make run` boots it and shows
+# The kernel build. `make` builds both images; `make run` boots one and shows
 # the serial console; `make test` runs every host and guest test.
 #
-#   kernel/ drivers/ --csc--> kernel.dll --ilc--> build/kernel.o --+
-#   boot/*.asm --nasm--> build/boot/*.o -------------------------+--ld.lld--> build/kernel.elf
+# Two images from the same kernel/ and drivers/: build/kernel.elf, the minimal
+# enlightened guest (boots, enlightens every VP, connects VMBus, says ready),
+# and build/kernel-test.elf, which adds the test and bench tree tests/guest/.
 #
-# `make image` builds the same kernel for UEFI (a Hyper-V Generation 2 VM):
-#   kernel/ --ilc --targetos:windows--> build/kernel.obj (COFF) --+
-#   boot/*.asm + boot/efi/*.asm --nasm -f win64--> build/efi/ ----+--lld-link--> build/BOOTX64.EFI
-#   BOOTX64.EFI --tools/hyperv/mkgen2.py (GPT, FAT32 ESP, mtools)--> build/gen2.img --qemu-img--> build/gen2.vhdx
+#   kernel/ drivers/ [tests/guest/] --csc--> kernel.dll --ilc--> build/kernel[-test].o --+
+#   boot/*.asm --nasm--> build/boot/*.o ----------------------------------------------+--ld.lld--> build/kernel[-test].elf
+#
+# `make image` builds the same kernels for UEFI (a Hyper-V Generation 2 VM):
+#   ... --ilc --targetos:windows--> build/kernel[-test].obj (COFF) --+
+#   boot/*.asm + boot/efi/*.asm --nasm -f win64--> build/efi/ -------+--lld-link--> build/BOOTX64[-minimal].EFI
+#   BOOTX64.EFI (GEN2_IMAGE=test, the default) or BOOTX64-minimal.EFI (GEN2_IMAGE=minimal)
+#     --tools/hyperv/mkgen2.py (GPT, FAT32 ESP, mtools)--> build/gen2.img --qemu-img--> build/gen2.vhdx
 
 BUILD   := build
 ASM     := $(wildcard boot/*.asm)
 ASM_OBJ := $(patsubst boot/%.asm,$(BUILD)/boot/%.o,$(ASM))
 CS      := $(shell find kernel drivers -name '*.cs') kernel.csproj Directory.Build.props
+TEST_CS := $(shell find tests/guest -name '*.cs')
 DOTNET  := dotnet
 DOTNET_FLAGS := -nologo -v q -c Release
 
@@ -21,11 +27,14 @@ EFI_ASM := $(filter-out boot/entry.asm boot/layout.asm,$(ASM)) $(wildcard boot/e
 EFI_OBJ := $(patsubst boot/%.asm,$(BUILD)/efi/%.obj,$(EFI_ASM))
 # The kernel command line the image boots with (EFI/BOOT/CMDLINE.TXT); qemu-run.sh --uefi rewrites it per run.
 GEN2_CMDLINE ?= test
+# Which image the Gen2 disk boots: the test image (a Gen2 boot is how a user tests a host) or the minimal one.
+GEN2_IMAGE ?= test
+GEN2_EFI := $(BUILD)/BOOTX64$(if $(filter minimal,$(GEN2_IMAGE)),-minimal).EFI
 
 .PHONY: all kernel image nested run test bench deps clean
 
 all: kernel
-kernel: $(BUILD)/kernel.elf
+kernel: $(BUILD)/kernel.elf $(BUILD)/kernel-test.elf
 
 deps:
 	@tools/deps.sh build
@@ -42,11 +51,24 @@ $(BUILD)/kernel.o: $(CS) $(BUILD)/.deps-build
 	$(DOTNET) build kernel.csproj $(DOTNET_FLAGS)
 	@touch $@
 
-$(BUILD)/kernel.elf: $(BUILD)/kernel.o $(ASM_OBJ) boot/linker.ld
-	ld.lld -static -nostdlib -z max-page-size=4096 -z noexecstack -T boot/linker.ld \
-	    -Map=$(BUILD)/kernel.map -o $@ $(ASM_OBJ) $(BUILD)/kernel.o
+# After kernel.o: the builds share the restore in build/obj, so they must not run at once.
+$(BUILD)/kernel-test.o: $(CS) $(TEST_CS) $(BUILD)/kernel.o
+	$(DOTNET) build kernel.csproj $(DOTNET_FLAGS) -p:Image=test
+	@touch $@
 
-image: $(BUILD)/BOOTX64.EFI $(BUILD)/gen2.img $(BUILD)/gen2.vhdx
+LINK_ELF = ld.lld -static -nostdlib -z max-page-size=4096 -z noexecstack -T boot/linker.ld
+
+$(BUILD)/kernel.elf: $(BUILD)/kernel.o $(ASM_OBJ) boot/linker.ld
+	$(LINK_ELF) -Map=$(BUILD)/kernel.map -o $@ $(ASM_OBJ) $(BUILD)/kernel.o
+
+$(BUILD)/kernel-test.elf: $(BUILD)/kernel-test.o $(ASM_OBJ) boot/linker.ld
+	$(LINK_ELF) -Map=$(BUILD)/kernel-test.map -o $@ $(ASM_OBJ) $(BUILD)/kernel-test.o
+
+# The images as shipped without symbols, for the size figures of make bench.
+$(BUILD)/%.stripped.elf: $(BUILD)/%.o $(ASM_OBJ) boot/linker.ld
+	$(LINK_ELF) --strip-all -o $@ $(ASM_OBJ) $<
+
+image: $(BUILD)/BOOTX64.EFI $(BUILD)/BOOTX64-minimal.EFI $(BUILD)/gen2.img $(BUILD)/gen2.vhdx
 
 $(BUILD)/.deps-image: tools/deps.sh
 	@tools/deps.sh image
@@ -56,26 +78,34 @@ $(BUILD)/efi/%.obj: boot/%.asm boot/abi.inc $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
 	nasm -f win64 -DABI_WIN64 -I boot/ -o $@ $<
 
-# After kernel.o: both builds share obj/ and kernel.dll, so they must not run at once.
-$(BUILD)/kernel.obj: $(CS) $(BUILD)/kernel.o
+$(BUILD)/kernel.obj: $(CS) $(BUILD)/kernel-test.o
 	$(DOTNET) build kernel.csproj $(DOTNET_FLAGS) -p:IlcTargetOs=windows
+	@touch $@
+
+$(BUILD)/kernel-test.obj: $(CS) $(TEST_CS) $(BUILD)/kernel.obj
+	$(DOTNET) build kernel.csproj $(DOTNET_FLAGS) -p:IlcTargetOs=windows -p:Image=test
 	@touch $@
 
 # A UEFI application (PE32+, subsystem 10) with base relocations: firmware loads it anywhere.
 # The merges leave one section per permission, in the order code, read-only, writable
 # (then the discardable .reloc), which kernel/arch/EfiBoot.cs reads back for Paging.
 EFI_MERGE := /merge:.managedcode=.text /merge:.hypercall_page=.text \
-             /merge:.pdata=.rdata /merge:.ex_table=.rdata /merge:.modules=.rdata /merge:.tls=.data
+             /merge:.pdata=.rdata /merge:.ex_table=.rdata /merge:.modules=.rdata /merge:.tls=.rdata
 # /debug:symtab appends a COFF symbol table, outside every section (firmware loads none
 # of it), for gdb (qemu-run.sh --uefi --gdb). /debug would also turn /opt:ref and
 # /opt:icf off: restated, they keep the sections exactly what they are without it.
-$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) $(BUILD)/.deps-image
-	lld-link /nologo /subsystem:efi_application /entry:EfiMain /nodefaultlib /machine:x64 \
-	    /debug:symtab /opt:ref /opt:icf \
-	    $(EFI_MERGE) /map:$(BUILD)/BOOTX64.map /out:$@ $(EFI_OBJ) $(BUILD)/kernel.obj
+LINK_EFI = lld-link /nologo /subsystem:efi_application /entry:EfiMain /nodefaultlib /machine:x64 \
+	    /debug:symtab /opt:ref /opt:icf $(EFI_MERGE)
 
-$(BUILD)/gen2.img: $(BUILD)/BOOTX64.EFI tools/hyperv/mkgen2.py
-	python3 tools/hyperv/mkgen2.py $@.tmp $(BUILD)/BOOTX64.EFI "$(GEN2_CMDLINE)"
+$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) $(BUILD)/.deps-image
+	$(LINK_EFI) /map:$(BUILD)/BOOTX64.map /out:$@ $(EFI_OBJ) $(BUILD)/kernel-test.obj
+
+$(BUILD)/BOOTX64-minimal.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) $(BUILD)/.deps-image
+	$(LINK_EFI) /map:$(BUILD)/BOOTX64-minimal.map /out:$@ $(EFI_OBJ) $(BUILD)/kernel.obj
+
+$(BUILD)/gen2.img: $(GEN2_EFI) tools/hyperv/mkgen2.py
+	$(if $(filter-out minimal test,$(GEN2_IMAGE)),$(error GEN2_IMAGE=$(GEN2_IMAGE): use test (the default) or minimal))
+	python3 tools/hyperv/mkgen2.py $@.tmp $(GEN2_EFI) "$(GEN2_CMDLINE)"
 	@mv $@.tmp $@
 
 $(BUILD)/gen2.vhdx: $(BUILD)/gen2.img

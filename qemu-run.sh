@@ -4,7 +4,16 @@
 # Usage: ./qemu-run.sh [--mode tcg|kvm|nested|auto] [--kvm stock|direct] [--smp N]
 #                      [--test[=NAME]] [--append ARGS] [--timeout S] [--hv FLAGS|none]
 #                      [--trace FILE] [--uefi|--gen2] [--qemu pinned|system] [--hv-balloon]
-#                      [--qmp SOCKET] [--exec-trace FILE] [--gdb[=PORT]] [-- extra qemu args]
+#                      [--qmp SOCKET] [--exec-trace FILE] [--gdb[=PORT]] [--image test|minimal]
+#                      [--idle] [-- extra qemu args]
+#
+# --image picks the kernel (make builds both):
+#   test     (default) build/kernel-test.elf, BOOTX64.EFI: the guest tests (--test),
+#            the bench (--append bench), count mode (--append count), crash=.
+#   minimal  build/kernel.elf, BOOTX64-minimal.EFI: the enlightened guest alone. It
+#            prints "ready: N VPs enlightened, VMBus connected" and, told
+#            exit-when-ready (added here unless --idle), leaves with status 0;
+#            with --idle it idles, its drivers at work, until --timeout.
 #
 # Modes:
 #   tcg     QEMU's software CPU. No Hyper-V interface: the guest skips those tests.
@@ -60,7 +69,7 @@
 # --gdb[=PORT] (tcg mode; auto then means tcg) starts QEMU halted (-S) with its
 # gdbstub on 127.0.0.1:PORT, by default the first port from 1234 up that no TCP
 # socket here uses, and prints on stderr the one gdb command line that attaches
-# with the kernel's symbols (build/kernel.elf keeps its ELF symbol table), and the
+# with the kernel's symbols (the ELF keeps its symbol table), and the
 # name ilc gives a C# method (Kernel.Hv.Hypercall.SignalEventDirect is
 # kernel_Kernel_Hv_Hypercall__SignalEventDirect). With --uefi (or --gen2) QEMU is
 # not halted: OVMF loads BOOTX64.EFI where it chooses, the kernel (told gdb-wait)
@@ -88,7 +97,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-KERNEL="$ROOT/build/kernel.elf"
+KERNEL="$ROOT/build/kernel-test.elf" EFI_APP="$ROOT/build/BOOTX64.EFI"
 
 # The guest's isa-debug-exit codes (kernel/arch/GuestExit.cs): QEMU exits (code << 1) | 1.
 QEMU_PASSED=33 QEMU_FAILED=35 QEMU_CRASHED=37
@@ -139,10 +148,10 @@ GEN2_MACHINE="q35,pic=off,pit=off,hpet=off,i8042=off,vmport=off,usb=off,smbus=of
 
 DEFAULT_HV="hv-relaxed,hv-vpindex,hv-synic,hv-time,hv-stimer,hv-stimer-direct,hv-vapic,hv-runtime,hv-frequencies,hv-tlbflush,hv-ipi,hv-crash"
 
-usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit $EXIT_USAGE; }
 die() { echo "qemu-run.sh: $1" >&2; exit "${2:-$EXIT_USAGE}"; }
 
-mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" exec_trace="" test_arg="" extra=() uefi=0 gen2=0 balloon=0 qmp= gdb=0 gdb_port=""
+mode=auto kvm_side=stock smp=1 append="" timeout="" hv="$DEFAULT_HV" trace="" exec_trace="" test_arg="" extra=() image=test idle=0 uefi=0 gen2=0 balloon=0 qmp= gdb=0 gdb_port=""
 qemu_choice=${QEMU_RUN_QEMU:-pinned}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -173,6 +182,9 @@ while [ $# -gt 0 ]; do
     --qmp=*) qmp=${1#*=}; shift ;;
     --gdb) gdb=1 gdb_port=free; shift ;;
     --gdb=*) gdb=1 gdb_port=${1#*=}; shift ;;
+    --image) [ $# -ge 2 ] || usage; image=$2; shift 2 ;;
+    --image=*) image=${1#*=}; shift ;;
+    --idle) idle=1; shift ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -181,6 +193,14 @@ done
 
 case "$mode" in tcg|kvm|nested|auto) ;; *) die "--mode must be tcg, kvm, nested or auto, not '$mode'" ;; esac
 case "$kvm_side" in stock|direct) ;; *) die "--kvm must be stock or direct, not '$kvm_side'" ;; esac
+case "$image" in
+  test) [ "$idle" = 0 ] || die "--idle is for --image minimal: the test image always leaves with its status" ;;
+  minimal)
+    KERNEL="$ROOT/build/kernel.elf" EFI_APP="$ROOT/build/BOOTX64-minimal.EFI"
+    [ -z "$test_arg" ] || die "--test needs the test image: the minimal image has no test mode (drop --image minimal)"
+    [ "$idle" = 1 ] || append="$append exit-when-ready" ;;
+  *) die "--image must be test or minimal, not '$image'" ;;
+esac
 case "$qemu_choice" in pinned|system) ;; *) die "--qemu (or QEMU_RUN_QEMU) must be pinned or system, not '$qemu_choice'" ;; esac
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp must be a positive number, not '$smp'"
 [ -z "$timeout" ] || [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a whole number of seconds, not '$timeout'"
@@ -226,6 +246,7 @@ if [ "$uefi" = 1 ]; then
   GEN2_IMG="$ROOT/build/gen2.img"
   OVMF_CODE=/usr/share/OVMF/OVMF_CODE.fd OVMF_VARS=/usr/share/OVMF/OVMF_VARS.fd
   [ -f "$GEN2_IMG" ] || die "$GEN2_IMG is missing: run 'make image' first" $EXIT_USAGE
+  [ -f "$EFI_APP" ] || die "$EFI_APP is missing: run 'make image' first" $EXIT_USAGE
   [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || die "OVMF is missing (Debian package ovmf; 'tools/deps.sh image' installs it)" $EXIT_NO_QEMU
   command -v mcopy >/dev/null 2>&1 || die "mcopy is missing (Debian package mtools)" $EXIT_NO_QEMU
 else
@@ -306,7 +327,10 @@ if [ "$uefi" = 1 ]; then
   cp "$OVMF_VARS" "$vars"
   cp --sparse=always "$GEN2_IMG" "$disk"
   printf '%s\n' "$cmdline" >"$cmdfile"
-  mcopy -o -i "$disk@@1048576" "$cmdfile" ::/EFI/BOOT/CMDLINE.TXT   # the ESP starts at 1 MiB (tools/hyperv/mkgen2.py)
+  # The ESP starts at 1 MiB (tools/hyperv/mkgen2.py). The image too, whichever
+  # one make image put on the disk (GEN2_IMAGE).
+  mcopy -o -i "$disk@@1048576" "$cmdfile" ::/EFI/BOOT/CMDLINE.TXT
+  mcopy -o -i "$disk@@1048576" "$EFI_APP" ::/EFI/BOOT/BOOTX64.EFI
   # q35 with the disk on AHCI (UEFI, no legacy IDE boot); --gen2 also drops the legacy devices.
   machine=q35
   [ "$gen2" = 0 ] || machine=$GEN2_MACHINE
@@ -383,7 +407,7 @@ fi
 # keeps them) moved by where OVMF put the image against the ImageBase it was linked
 # at, and clear the byte the kernel spins on. The guest runs on at gdb's continue.
 gdb_uefi_line() {
-  local line efi=$ROOT/build/BOOTX64.EFI lfanew linked offset
+  local line efi=$EFI_APP lfanew linked offset
   # PE/COFF: e_lfanew at 0x3C; ImageBase at 24 into the PE32+ optional header, 24 past "PE\0\0".
   lfanew=$(od -An -t u4 -j 60 -N 4 "$efi" | tr -d ' ')
   linked=0x$(od -An -t x8 -j $((lfanew + 48)) -N 8 "$efi" | tr -d ' ')

@@ -3,11 +3,10 @@ using Internal.Runtime.CompilerHelpers;
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
-using Kernel.TestMode;
 
 namespace Kernel
 {
-    public static unsafe class KernelMain
+    public static unsafe partial class KernelMain
     {
         // boot/entry.asm calls here in long mode, with SSE on and a 16-byte-aligned
         // stack, passing the PVH start_info.
@@ -17,7 +16,7 @@ namespace Kernel
             Console.Initialize();
             Console.WriteLine("C# Hyper-V guest: booting");
             StartupCodeHelpers.InitializeModules();      // statics before anything else uses them
-            Bench.Timeline.MarkRuntimeStarted();
+            BootTimeline.MarkRuntimeStarted();
             BootInfo.FromPvh(startInfo);
             Continue();
         }
@@ -34,28 +33,37 @@ namespace Kernel
             PrintBootSummary();
             Enlighten();
 
-            RunCrashRequest();
-            Bench.Timeline.MarkTestReady();
-            if (BootInfo.HasOption("count"))
+            BootTimeline.MarkReady();
+            EnterTestMode();
+            ReportReady();
+            if (BootInfo.HasOption("exit-when-ready"))
             {
-                bool counted = Bench.CountMode.Run();
-                GuestExit.Exit(counted ? GuestExit.Status.Passed : GuestExit.Status.Failed);
-            }
-            if (BootInfo.HasOption("bench"))
-            {
-                Bench.BenchMode.Run();
-                Drivers.VmBus.VmbusClient.Shutdown();
+                Drivers.VmBus.VmbusClient.Shutdown();    // UNLOAD before leaving
                 GuestExit.Exit(GuestExit.Status.Passed);
             }
-            if (BootInfo.HasOption("test"))
-            {
-                bool passed = TestRunner.RunSelected();
-                Drivers.VmBus.VmbusClient.Shutdown();      // UNLOAD before leaving, if connected
-                GuestExit.Exit(passed ? GuestExit.Status.Passed : GuestExit.Status.Failed);
-            }
-            Console.WriteLine("boot complete");
-            Drivers.VmBus.VmbusClient.Shutdown();
-            GuestExit.Exit(GuestExit.Status.Passed);
+            Idle();
+        }
+
+        // The test image's way in (tests/guest/TestModeEntry.cs), which never
+        // returns; in the minimal image there is no such part and the call is
+        // compiled away.
+        static partial void EnterTestMode();
+
+        // The minimal image's one line that says it is done: every VP
+        // enlightened, VMBus connected, drivers bound. A CI run boots it with
+        // exit-when-ready on the command line; without it the guest idles,
+        // its drivers running from their interrupts.
+        private static void ReportReady()
+        {
+            Console.Write("ready: ");
+            Console.WriteDecimal((ulong)Smp.OnlineCount());
+            Console.Write(HyperV.Present ? " VPs enlightened, VMBus " : " VPs, no Hyper-V, VMBus ");
+            Console.WriteLine(Drivers.VmBus.VmbusClient.State == Drivers.VmBus.VmbusState.Connected ? "connected" : "not connected");
+        }
+
+        private static void Idle()
+        {
+            while (true) Cpu.EnableInterruptsAndHalt();
         }
 
         // The Hyper-V set-up, in TLFS order: detect (CPUID only), identify the
@@ -77,10 +85,10 @@ namespace Kernel
                 Synic.EnableOnThisVp();
                 CrashReport.Install();
             }
-            Bench.Timeline.MarkHvReady();
+            BootTimeline.MarkHvReady();
             Cpu.EnableInterrupts();
             Smp.StartApplicationProcessors();
-            Bench.Timeline.MarkAllVpsReady();
+            BootTimeline.MarkAllVpsReady();
             Drivers.VmBus.VmbusClient.ConnectAtBoot();     // VMBus answers arrive as SINT 2 interrupts
             Drivers.DeviceDrivers.BindAtBoot();            // each offer to the driver of its class
         }
@@ -104,20 +112,6 @@ namespace Kernel
             Console.Write(" MiB free in ");
             Console.WriteDecimal((long)BootInfo.RegionCount);
             Console.WriteLine(" map regions");
-        }
-
-        // crash=ud|gp|pf|de|df raises that exception outside any test, to show the
-        // fatal path: the handler names the vector and RIP and exits with the crash status.
-        private static void RunCrashRequest()
-        {
-            if (!BootInfo.TryGetOption("crash", out byte* kind, out int length)) return;
-            Console.WriteLine("crash requested on the command line");
-            if (BootInfo.ValueEquals(kind, length, "ud")) Crash.InvalidOpcode();
-            else if (BootInfo.ValueEquals(kind, length, "gp")) Crash.GeneralProtection();
-            else if (BootInfo.ValueEquals(kind, length, "pf")) Crash.PageFault();
-            else if (BootInfo.ValueEquals(kind, length, "de")) Crash.DivideError();
-            else if (BootInfo.ValueEquals(kind, length, "df")) Cpu.CrashWithStack(0x1000);
-            Panic.Fail("unknown crash= value (use ud, gp, pf, de or df)");
         }
     }
 }

@@ -86,10 +86,12 @@ json.dump(result, open(f"{out}/counts.json", "w"), indent=2, sort_keys=True)
 open(f"{out}/counts.md", "w").write("\n".join(md) + "\n")
 PY
 
-ld.lld -static -nostdlib -z max-page-size=4096 -z noexecstack -T boot/linker.ld --strip-all \
-  -o build/kernel.stripped.elf build/boot/*.o build/kernel.o
-elf_size=$(stat -c %s build/kernel.stripped.elf)
-efi_size=$( [ -f build/BOOTX64.EFI ] && stat -c %s build/BOOTX64.EFI || echo null)
+# Both images, as ELF without symbols and as UEFI application; the Makefile owns the link lines.
+make -s build/kernel.stripped.elf build/kernel-test.stripped.elf build/BOOTX64-minimal.EFI build/BOOTX64.EFI
+minimal_elf_size=$(stat -c %s build/kernel.stripped.elf)
+test_elf_size=$(stat -c %s build/kernel-test.stripped.elf)
+minimal_efi_size=$(stat -c %s build/BOOTX64-minimal.EFI)
+test_efi_size=$(stat -c %s build/BOOTX64.EFI)
 # The QEMU that ran the guest, as qemu-run.sh named it ("qemu-run.sh: QEMU: pinned 10.0.2 (...)").
 qemu_version=$(sed -n 's/^qemu-run\.sh: QEMU: \([a-z]*\) \([^ ]*\) .*/\2 (\1)/p' "$out/tcg.err" | head -n1)
 [ -n "$qemu_version" ] || qemu_version=unknown
@@ -105,7 +107,8 @@ kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
 {
   echo "{"
   echo "  \"date\": \"$date_utc\", \"qemu\": \"$qemu_version\", \"samples\": $samples,"
-  echo "  \"sizes\": {\"kernel_elf_stripped\": $elf_size, \"bootx64_efi\": $efi_size},"
+  echo "  \"sizes\": {\"minimal\": {\"elf_stripped\": $minimal_elf_size, \"efi\": $minimal_efi_size, \"target\": 65536},"
+  echo "            \"test\": {\"elf_stripped\": $test_elf_size, \"efi\": $test_efi_size, \"target\": 131072}},"
   echo "  \"instruction_counts\": $(cat "$out/counts.json"),"
   echo "  \"modes\": {"
   first=1
@@ -137,7 +140,7 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo
   cat "$out/counts.md"
   echo
-  echo "Method: \`tools/count-instructions.py\` boots the kernel's count mode (\`--append count\`, \`kernel/bench/CountMode.cs\`) under TCG with \`qemu-run.sh --exec-trace\`: QEMU's \`-d exec,nochain\` with one instruction per translation block logs each executed instruction once (filtered to the kernel image with \`-dfilter\`), and the script counts the lines between PCs it reads from \`build/kernel.elf\`'s symbol table (a rep-prefixed string instruction is one instruction, however many iterations). Under TCG there is no Hyper-V, so count mode stands in for it for its own duration: the hypercall page gets \`xor eax, eax; ret\`, two instructions like the hypervisor's \`vmcall; ret\`, which are counted on neither side; for dispatch, zeroed SIM and SIEF pages in which count mode sets flag 43 of SINT 12 or writes a 16-byte message, then raises the vector with \`int\` (IF set). *To* counts from the API function's first instruction to the hypercall page, or from the vector's entry stub to the callback's first instruction; *from* counts from the first instruction after the page (or after the callback) to the caller's instruction after its call, or to iretq included. Each path runs three times after a call that is not counted; the repeats must agree. The floors (\`boot/bench.asm\`) are what bare assembly must do for the same job from the same typed arguments: the hypercall floors write the same input block (reserved fields zero) into the same per-VP page and load RCX, RDX and R8, without argument checks or bookkeeping; the dispatch floor \`bench_sint_bare\` saves the same registers as the kernel's interrupt entry (\`SAVE_VOLATILE\`, \`boot/abi.inc\`), scans the SINT's 32 SIEF words, takes a set one with xchg and finds its flags with bsf, copies a message out, frees the slot and writes EOM when one is pending, and calls the same callbacks. \`tests/Kernel.Tests/InstructionCountTests.cs\` holds every C# count to a budget (\`make test\`) and checks that each hypercall floor's count equals its length decoded with Iced."
+  echo "Method: \`tools/count-instructions.py\` boots the kernel's count mode (\`--append count\`, \`tests/guest/bench/CountMode.cs\`) under TCG with \`qemu-run.sh --exec-trace\`: QEMU's \`-d exec,nochain\` with one instruction per translation block logs each executed instruction once (filtered to the kernel image with \`-dfilter\`), and the script counts the lines between PCs it reads from \`build/kernel-test.elf\`'s symbol table (a rep-prefixed string instruction is one instruction, however many iterations). Under TCG there is no Hyper-V, so count mode stands in for it for its own duration: the hypercall page gets \`xor eax, eax; ret\`, two instructions like the hypervisor's \`vmcall; ret\`, which are counted on neither side; for dispatch, zeroed SIM and SIEF pages in which count mode sets flag 43 of SINT 12 or writes a 16-byte message, then raises the vector with \`int\` (IF set). *To* counts from the API function's first instruction to the hypercall page, or from the vector's entry stub to the callback's first instruction; *from* counts from the first instruction after the page (or after the callback) to the caller's instruction after its call, or to iretq included. Each path runs three times after a call that is not counted; the repeats must agree. The floors (\`boot/bench.asm\`) are what bare assembly must do for the same job from the same typed arguments: the hypercall floors write the same input block (reserved fields zero) into the same per-VP page and load RCX, RDX and R8, without argument checks or bookkeeping; the dispatch floor \`bench_sint_bare\` saves the same registers as the kernel's interrupt entry (\`SAVE_VOLATILE\`, \`boot/abi.inc\`), scans the SINT's 32 SIEF words, takes a set one with xchg and finds its flags with bsf, copies a message out, frees the slot and writes EOM when one is pending, and calls the same callbacks. \`tests/Kernel.Tests/InstructionCountTests.cs\` holds every C# count to a budget (\`make test\`) and checks that each hypercall floor's count equals its length decoded with Iced."
   echo
   echo "## Hypercall cost in cycles: C# API against the bare-assembly floor (nested, --smp 2: emulator figures)"
   echo
@@ -203,8 +206,10 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   tl=$(timeline tcg); hz_nested=$(kv "$(timeline nested-smp2)" tsc_hz)
   echo "| figure | value | target | verdict |"
   echo "|---|---|---|---|"
-  echo "| \`kernel.elf\` stripped (test mode included) | $elf_size bytes | ≤ 131072 | $(verdict "$elf_size" 131072) |"
-  echo "| \`BOOTX64.EFI\` | ${efi_size/null/not built} bytes | – | – |"
+  echo "| minimal image \`build/kernel.elf\`, stripped | $minimal_elf_size bytes | ≤ 65536 | $(verdict "$minimal_elf_size" 65536) |"
+  echo "| minimal image as UEFI application \`build/BOOTX64-minimal.EFI\` | $minimal_efi_size bytes | ≤ 65536 | $(verdict "$minimal_efi_size" 65536) |"
+  echo "| test image \`build/kernel-test.elf\` (test mode, bench), stripped | $test_elf_size bytes | ≤ 131072 | $(verdict "$test_elf_size" 131072) |"
+  echo "| test image as UEFI application \`build/BOOTX64.EFI\` | $test_efi_size bytes | ≤ 131072 | $(verdict "$test_efi_size" 131072) |"
   echo "| whole \`qemu-run.sh --mode tcg\` bench run, host wall time | $(wall tcg) s | – | – |"
   echo "| whole \`qemu-run.sh --mode nested --smp 2\` bench run, host wall time | $(wall nested-smp2) s | – | – |"
   echo "| whole \`qemu-run.sh --uefi --mode tcg\` bench run (OVMF), host wall time | $(wall uefi-tcg) s | – | – |"
@@ -215,7 +220,7 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo "| TCG boot timeline (TSC, emulator figure; the instructions per phase are above): entry → long mode → runtime started → Hyper-V ready → all VPs ready → test-ready | $(kv "$tl" entry) → $(kv "$tl" long_mode) → $(kv "$tl" runtime_started) → $(kv "$tl" hv_ready) → $(kv "$tl" all_vps_ready) → $(kv "$tl" test_ready) | – | – |"
   echo "| nested boot, entry → test-ready (emulator figure) | $(( $(kv "$(timeline nested-smp2)" test_ready) - $(kv "$(timeline nested-smp2)" entry) )) cycles at $hz_nested Hz | – | – |"
   echo
-  echo "Method: sizes from \`stat\` (the ELF relinked with \`--strip-all\`); wall times from \`date\` around each whole \`qemu-run.sh\` run; the timeline is the TSC read at each milestone by \`boot/entry.asm\` and \`kernel/Kernel.cs\`."
+  echo "Method: sizes from \`stat\` (each ELF relinked with \`--strip-all\` by \`make build/kernel[-test].stripped.elf\`; the EFI applications as built, their COFF symbol table included); wall times from \`date\` around each whole \`qemu-run.sh\` run; the timeline is the TSC read at each milestone by \`boot/entry.asm\` and \`kernel/Kernel.cs\`."
   echo
   echo "## Caveats"
   echo

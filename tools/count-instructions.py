@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tools/count-instructions.py: exact instruction counts of the kernel's hot paths.
 
-Boots the kernel's count mode (kernel/bench/CountMode.cs) under TCG with QEMU
+Boots the kernel's count mode (tests/guest/bench/CountMode.cs) under TCG with QEMU
 logging the PC of every executed instruction:
 
     ./qemu-run.sh --mode tcg --qemu Q --append count --exec-trace FIFO -- -dfilter IMAGE
@@ -11,7 +11,7 @@ block, so each executed instruction is one "Trace" line; -dfilter keeps the log
 to the kernel image, so the BIOS before it is left out). The trace streams
 through a FIFO and is never stored: a whole boot is about 9 million lines.
 
-Counted, in executed instructions, each PC read from build/kernel.elf's symbol
+Counted, in executed instructions, each PC read from build/kernel-test.elf's symbol
 table:
   - each typed hypercall, the C# API and its floor in boot/bench.asm: from the
     function's first instruction to the hypercall page ("to"), and from the
@@ -44,7 +44,7 @@ import tempfile
 import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ELF = os.path.join(ROOT, "build", "kernel.elf")
+ELF = os.path.join(ROOT, "build", "kernel-test.elf")
 PAGE = "hv_hypercall_page"
 STANDIN_PAGE_INSTRUCTIONS = 2   # xor eax, eax; ret
 
@@ -59,17 +59,17 @@ HYPERCALLS = {
 # the vector's stub, the floor at boot/bench.asm's bare handler.
 SINT_VECTOR = 0x50 + 12
 DISPATCH = {
-    "sint_dispatch.event": "kernel_Kernel_Bench_CountMode__OnFlag",
-    "sint_dispatch.message": "kernel_Kernel_Bench_CountMode__OnMessage",
+    "sint_dispatch.event": "kernel_Kernel_TestMode_CountMode__OnFlag",
+    "sint_dispatch.message": "kernel_Kernel_TestMode_CountMode__OnMessage",
 }
 DISPATCH_ENTRY = {"csharp": "isr_stub_%d" % SINT_VECTOR, "floor": "bench_sint_bare"}
 RAISE = "bench_count_raise_sint"    # int imm8 (2 bytes), then ret
 MILESTONES = [   # (phase, the symbol reached at its end)
     ("long_mode", "long_mode_entry"),
-    ("runtime_started", "kernel_Kernel_Bench_Timeline__MarkRuntimeStarted"),
-    ("hv_ready", "kernel_Kernel_Bench_Timeline__MarkHvReady"),
-    ("all_vps_ready", "kernel_Kernel_Bench_Timeline__MarkAllVpsReady"),
-    ("test_ready", "kernel_Kernel_Bench_Timeline__MarkTestReady"),
+    ("runtime_started", "kernel_Kernel_Arch_BootTimeline__MarkRuntimeStarted"),
+    ("hv_ready", "kernel_Kernel_Arch_BootTimeline__MarkHvReady"),
+    ("all_vps_ready", "kernel_Kernel_Arch_BootTimeline__MarkAllVpsReady"),
+    ("test_ready", "kernel_Kernel_Arch_BootTimeline__MarkReady"),
 ]
 
 

@@ -111,7 +111,7 @@ namespace Kernel.Arch
             Console.WriteLine("C# Hyper-V guest: booting (UEFI)");
             FillImageSymbols();                          // before anything reads the image bounds
             StartupCodeHelpers.InitializeModules();
-            Bench.Timeline.MarkRuntimeStarted();
+            BootTimeline.MarkRuntimeStarted();
             BootInfo.CommandLine = (byte*)Heap.AllocateRaw(BootInfo.MaxCommandLine + 1);
             BootInfo.Regions = (MemoryRegion*)Heap.AllocateRaw((ulong)(BootInfo.MaxRegions * sizeof(MemoryRegion)));
             BootInfo.ProtocolVersion = 0;

@@ -7,7 +7,7 @@ namespace Kernel.Tests;
 // The host side of the Dynamic Memory protocol's end-to-end test: QEMU's own
 // hv-balloon, driven through its QMP monitor while the guest's dm.* tests run.
 // The guest asks for each step on its serial console ("dm-host: adjust
-// <+/-pages> <step>", kernel/test/DynamicMemoryTests.cs); this driver moves the
+// <+/-pages> <step>", tests/guest/DynamicMemoryTests.cs); this driver moves the
 // balloon target by that much (QMP balloon), and when the guest says
 // "dm-host: done <step> ballooned <n> free <n> total <n>" it reads QEMU's view
 // (query-balloon) for the checks below. In nested mode the monitor is reached

@@ -70,7 +70,7 @@ public partial class GdbTests
     }
 
     [Theory]
-    [InlineData("direct")]      // PVH, build/kernel.elf
+    [InlineData("direct")]      // PVH, build/kernel-test.elf
     [InlineData("uefi")]        // OVMF, build/BOOTX64.EFI in build/gen2.img
     public void PrintedLineAttachesBreaksInSignalEventDirectAndReadsTheInputPage(string boot)
     {

@@ -7,7 +7,7 @@ public enum GuestOutcome { Passed, Failed, Skipped }
 
 public sealed record GuestResult(int Number, string Name, GuestOutcome Outcome, string Message);
 
-// Parses the guest's test mode, TAP version 14 (kernel/test/TestRunner.cs):
+// Parses the guest's test mode, TAP version 14 (tests/guest/TestRunner.cs):
 //   ok N - name | ok N - name # SKIP reason | not ok N - name, then a YAML
 //   block whose message is 'expected X, got Y (what)'
 // and the closing "N passed, N failed, N skipped".

@@ -5,7 +5,7 @@ using Xunit;
 namespace Kernel.Tests;
 
 // The hot paths' exact instruction counts, from tools/count-instructions.py:
-// the kernel's count mode (kernel/bench/CountMode.cs) under TCG, with QEMU
+// the kernel's count mode (tests/guest/bench/CountMode.cs) under TCG, with QEMU
 // logging every executed instruction (qemu-run.sh --exec-trace). A count does
 // not depend on the machine's speed, so a path that grows fails here, every
 // time, on any machine: each C# path has a budget, set from the measurement
@@ -95,7 +95,7 @@ public class InstructionCountTests
     }
 
     // The method itself: each floor is straight-line code, so its count is the
-    // number of instructions Iced decodes in build/kernel.elf from its entry to
+    // number of instructions Iced decodes in build/kernel-test.elf from its entry to
     // its call or jump to the hypercall page ("to"), and after that call to its
     // ret ("from"; none after a jump: the page returns to the caller). A rep
     // movsb counts once however many bytes it moves.

@@ -10,7 +10,7 @@ namespace Kernel.Tests;
 // callee change every XMM register, MXCSR's status flags and the x87 state, so
 // that is right only while no code those entries can reach touches another XMM
 // register, changes MXCSR or uses the x87 or MMX registers. This proves it over
-// the built image (build/kernel.elf), with Iced:
+// the built image (build/kernel-test.elf), with Iced:
 //  - every function reachable from the entries: the stubs of vectors 32-255 and
 //    bench_sint_bare, following direct calls and jumps, and at an indirect call
 //    or jump every function whose address the image takes anywhere (a
@@ -81,7 +81,7 @@ public class InterruptSaveTests
     [InlineData("interrupt_dispatch")]
     [InlineData("kernel_Kernel_Hv_Synic__TakeMessage")]
     [InlineData("kernel_Kernel_Arch_Smp__OnWake")]
-    [InlineData("kernel_Kernel_Bench_CountMode__OnFlag")]
+    [InlineData("kernel_Kernel_TestMode_CountMode__OnFlag")]
     public void AnalysisReaches(string function)
     {
         Assert.Contains(s_elf.Value.Address(function), s_reachable.Value.Functions);

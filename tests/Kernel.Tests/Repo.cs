@@ -7,7 +7,10 @@ namespace Kernel.Tests;
 public static class Repo
 {
     public static string Root { get; } = FindRoot();
-    public static string KernelElf => Path.Combine(Root, "build", "kernel.elf");
+    // The image qemu-run.sh boots unless told --image minimal: the kernel with its test tree.
+    public static string KernelElf => Path.Combine(Root, "build", "kernel-test.elf");
+    // The minimal enlightened guest (kernel/ and drivers/ alone).
+    public static string MinimalKernelElf => Path.Combine(Root, "build", "kernel.elf");
 
     private static string FindRoot()
     {

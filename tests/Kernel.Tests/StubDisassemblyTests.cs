@@ -4,7 +4,7 @@ using Xunit;
 namespace Kernel.Tests;
 
 // Every intrinsic stub in boot/ is exactly the instruction sequence intended:
-// decoded from the linked kernel.elf with Iced, up to and including its first
+// decoded from the linked kernel-test.elf with Iced, up to and including its first
 // ret (or the tail jump of the hypercall stub).
 public class StubDisassemblyTests
 {

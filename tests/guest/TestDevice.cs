@@ -1,6 +1,7 @@
 using Kernel.Arch;
+using Kernel.Hv;
 
-namespace Kernel.Hv
+namespace Kernel.TestMode
 {
     // QEMU's hyperv-testdev (KVM only): an I/O port at 0x3000 through which the
     // guest asks QEMU to create SINT routes and message/event connections, so

@@ -3,9 +3,8 @@ using System.Runtime.CompilerServices;
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
-using Kernel.TestMode;
 
-namespace Kernel.Bench
+namespace Kernel.TestMode
 {
     // Bench mode (command line `bench`, `bench=N` for N samples, at least 10,000):
     // RDTSC medians and 99th percentiles, printed as tagged lines that
@@ -120,13 +119,13 @@ namespace Kernel.Bench
             Console.Write(" long_mode=");
             Console.WriteDecimal(*(ulong*)s->TscAtLongMode);
             Console.Write(" runtime_started=");
-            Console.WriteDecimal(Timeline.RuntimeStarted);
+            Console.WriteDecimal(BootTimeline.RuntimeStarted);
             Console.Write(" hv_ready=");
-            Console.WriteDecimal(Timeline.HvReady);
+            Console.WriteDecimal(BootTimeline.HvReady);
             Console.Write(" all_vps_ready=");
-            Console.WriteDecimal(Timeline.AllVpsReady);
+            Console.WriteDecimal(BootTimeline.AllVpsReady);
             Console.Write(" test_ready=");
-            Console.WriteDecimal(Timeline.TestReady);
+            Console.WriteDecimal(BootTimeline.Ready);
             Console.Write(" tsc_hz=");
             Console.WriteDecimal(HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs) ? Cpu.ReadMsr(HvMsr.TscFrequency) : 0);
             Console.WriteLine();
@@ -360,20 +359,6 @@ namespace Kernel.Bench
             if (withStatus) { Console.Write(" status="); Console.WriteHex(status); }
             Console.WriteLine();
         }
-    }
-
-    // The boot milestones after long mode. Each is a call of its own that the
-    // compiler may not inline, so that it reads the TSC at the milestone (the
-    // bench-timeline line) and tools/count-instructions.py finds the milestone
-    // in QEMU's exec trace by its symbol (the boot's instruction counts).
-    public static class Timeline
-    {
-        public static ulong RuntimeStarted, HvReady, AllVpsReady, TestReady;
-
-        [MethodImpl(MethodImplOptions.NoInlining)] public static void MarkRuntimeStarted() => RuntimeStarted = Cpu.ReadTsc();
-        [MethodImpl(MethodImplOptions.NoInlining)] public static void MarkHvReady() => HvReady = Cpu.ReadTsc();
-        [MethodImpl(MethodImplOptions.NoInlining)] public static void MarkAllVpsReady() => AllVpsReady = Cpu.ReadTsc();
-        [MethodImpl(MethodImplOptions.NoInlining)] public static void MarkTestReady() => TestReady = Cpu.ReadTsc();
     }
 
     public static unsafe class Statistics

@@ -1,4 +1,6 @@
-namespace Kernel.Arch
+using Kernel.Arch;
+
+namespace Kernel.TestMode
 {
     // Exceptions raised on purpose, with no fix-up: each must end in the fatal
     // exception report. Used by the crash= command line option.

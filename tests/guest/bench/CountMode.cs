@@ -4,7 +4,7 @@ using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
 
-namespace Kernel.Bench
+namespace Kernel.TestMode
 {
     // Count mode (command line `count`): each hot path runs between two marker
     // calls (boot/bench.asm bench_count_begin, bench_count_end), so that

@@ -96,7 +96,7 @@ namespace Kernel.TestMode
         public static bool TestDevice()
         {
             if (!Synic()) return false;
-            return Hv.TestDevice.Present || Skip(NoTestDevice);
+            return TestMode.TestDevice.Present || Skip(NoTestDevice);
         }
 
         // The processors listed in the ACPI MADT (no Hyper-V needed).

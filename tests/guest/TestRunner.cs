@@ -73,7 +73,7 @@ namespace Kernel.TestMode
             // The Dynamic Memory tests wait for hv-balloon, which starts acting 50 s after
             // the channel opened at boot: late in the run, the wait is mostly over.
             5 => DynamicMemoryTests.All(),
-            6 => Drivers.VmBus.VmbusTests.All(),       // ends with UNLOAD
+            6 => VmbusTests.All(),       // ends with UNLOAD
             7 => GuardTests.All(),
             // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
             8 => BootInfo.HasOption("inject-failure") ? InjectedFailure : new TestCase[0],

@@ -1,9 +1,9 @@
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
-using Kernel.TestMode;
+using Drivers.VmBus;
 
-namespace Drivers.VmBus
+namespace Kernel.TestMode
 {
     // The VMBus client against the host that answers (QEMU's vmbus-bridge in
     // kvm and nested modes), plus its receive path, ring and GUID code, which

@@ -357,7 +357,7 @@ namespace Kernel.TestMode
             TestDevice.DestroyEventConnection(PongToVp0);
             if (rounds > 0)
             {
-                Bench.Statistics.Sort(cycles, rounds);
+                Statistics.Sort(cycles, rounds);
                 Console.Write("ping-pong: ");
                 Console.WriteDecimal((ulong)rounds);
                 Console.Write(" round trips, median ");
