@@ -39,12 +39,12 @@ namespace Kernel.Hv
     {
         public ulong Value;
 
-        private const int RefusalShift = 48;
-        public const ulong NewlySignaledBit = 1ul << 56;
+        private const int RefusalShift = 48, RefusalWidth = 8;
+        public const int NewlySignaledShift = 56;
 
-        public HvStatus Status => (HvStatus)(ushort)Value;
-        public HvRefusal Refusal => (HvRefusal)(byte)(Value >> RefusalShift);
-        public bool NewlySignaled { get => (Value & NewlySignaledBit) != 0; set => Value = value ? Value | NewlySignaledBit : Value & ~NewlySignaledBit; }
+        public HvStatus Status => (HvStatus)Bitfield.Get(Value, 0, 16);
+        public HvRefusal Refusal => (HvRefusal)Bitfield.Get(Value, RefusalShift, RefusalWidth);
+        public bool NewlySignaled { get => Bitfield.Flag(Value, NewlySignaledShift); set => Value = Bitfield.WithFlag(Value, NewlySignaledShift, value); }
         public string RefusalReason => Hypercall.Reason(Refusal);
 
         public HvOutcome Outcome
@@ -77,7 +77,7 @@ namespace Kernel.Hv
         // Every hypercall issued (tests check that a refused call issued none).
         public static ulong Issued;
 
-        private const ulong FastBit = 1ul << 16;     // HvHypercallControl.Fast
+        private const ulong FastBit = HvHypercallControl.FastBit;
 
         // Per-VP hypercall input and output pages (TLFS 3.7: input and output
         // must be 8-byte aligned and must not cross a page). Page-aligned pages
@@ -102,24 +102,6 @@ namespace Kernel.Hv
 
         public static HvHypercallResult Fast(HvHypercallControl control, ulong input0, ulong input1)
             => new HvHypercallResult { Value = Issue(control.Value | FastBit, input0, input1).Value };
-
-        // A rep hypercall (TLFS 3.7.4) may return before finishing all elements:
-        // call again from the first element not completed until all are done or
-        // the status is an error.
-        public static HvHypercallResult Rep(HvHypercallControl control, void* input, void* output, ushort count)
-        {
-            ushort done = 0;
-            HvHypercallResult result = default;
-            while (done < count)
-            {
-                control.RepCount = count;
-                control.RepStartIndex = done;
-                result = Slow(control, input, output);
-                if (result.Status != HvStatus.Success) break;
-                done = result.RepsCompleted;
-            }
-            return result;
-        }
 
         // A refusal is rare and says why on the console: kept out of line, so
         // that the typed calls' own code is only the checks and the call.
@@ -175,7 +157,7 @@ namespace Kernel.Hv
             input->FlagNumber = flag;
             HvCallResult result = Issue((ulong)HvCallCode.HvCallSignalEventDirect, (ulong)input, (ulong)output);
             // The hypervisor writes the output only when the call succeeds (TLFS 3.8).
-            if ((ushort)result.Value == (ushort)HvStatus.Success) result.Value |= (ulong)output->NewlySignaled << 56;   // NewlySignaledBit: the TLFS's BOOLEAN is 0 or 1
+            if ((ushort)result.Value == (ushort)HvStatus.Success) result.Value |= (ulong)output->NewlySignaled << HvCallResult.NewlySignaledShift;   // the TLFS's BOOLEAN is 0 or 1
             return result;
         }
 

@@ -76,14 +76,14 @@ namespace Kernel.Hv
             // 1. The message page (SIMP): the hypervisor zeroes it when enabled.
             HvSynicSimpSiefp simp;
             simp.Value = Cpu.ReadMsr(HvMsr.Simp);
-            simp.BasePage = (ulong)vp->Sim >> 12;
+            simp.GpaPageNumber = (ulong)vp->Sim >> 12;
             simp.Enable = true;
             Cpu.WriteMsr(HvMsr.Simp, simp.Value);
 
             // 2. The event flags page (SIEFP).
             HvSynicSimpSiefp siefp;
             siefp.Value = Cpu.ReadMsr(HvMsr.Siefp);
-            siefp.BasePage = (ulong)vp->Sief >> 12;
+            siefp.GpaPageNumber = (ulong)vp->Sief >> 12;
             siefp.Enable = true;
             Cpu.WriteMsr(HvMsr.Siefp, siefp.Value);
 
