@@ -341,8 +341,51 @@ namespace Kernel.Hv
         public const int HV_MESSAGE_PAYLOAD_BYTE_COUNT = 240;
         public const int HV_MESSAGE_SIZE = 256;
         public const byte HV_VTL_MAX = 2;
-        public const uint HvMessageTypeNone = 0;
-        public const uint HvMessageTimerExpired = 0x80000010;
+        public const uint HV_MESSAGE_TYPE_HYPERVISOR_MASK = 0x80000000;   // message types with bit 31 set are the hypervisor's
+    }
+
+    // SynIC message types. TLFS 11.11.2 "HV_MESSAGE_TYPE": 0 marks a free SIM
+    // slot; types with bit 31 set are the hypervisor's own, the rest are free
+    // for guests and hosts (VMBus uses 1). An open enum: any uint is a type.
+    public enum HvMessageType : uint
+    {
+        HvMessageTypeNone = 0x00000000,
+        HvMessageTypeUnmappedGpa = 0x80000000,
+        HvMessageTypeGpaIntercept = 0x80000001,
+        HvMessageTimerExpired = 0x80000010,
+        HvMessageTypeInvalidVpRegisterValue = 0x80000020,
+        HvMessageTypeUnrecoverableException = 0x80000021,
+        HvMessageTypeUnsupportedFeature = 0x80000022,
+        HvMessageTypeEventLogBufferComplete = 0x80000040,
+        HvMessageTypeX64IoPortIntercept = 0x80010000,
+        HvMessageTypeX64MsrIntercept = 0x80010001,
+        HvMessageTypeX64CpuidIntercept = 0x80010002,
+        HvMessageTypeX64ExceptionIntercept = 0x80010003,
+        HvMessageTypeX64ApicEoi = 0x80010004,
+        HvMessageTypeX64LegacyFpError = 0x80010005,
+    }
+
+    // The TLFS name of a message type, for logs and test failures.
+    public static class HvMessageTypeName
+    {
+        public static string Of(HvMessageType type) => type switch
+        {
+            HvMessageType.HvMessageTypeNone => "HvMessageTypeNone",
+            HvMessageType.HvMessageTypeUnmappedGpa => "HvMessageTypeUnmappedGpa",
+            HvMessageType.HvMessageTypeGpaIntercept => "HvMessageTypeGpaIntercept",
+            HvMessageType.HvMessageTimerExpired => "HvMessageTimerExpired",
+            HvMessageType.HvMessageTypeInvalidVpRegisterValue => "HvMessageTypeInvalidVpRegisterValue",
+            HvMessageType.HvMessageTypeUnrecoverableException => "HvMessageTypeUnrecoverableException",
+            HvMessageType.HvMessageTypeUnsupportedFeature => "HvMessageTypeUnsupportedFeature",
+            HvMessageType.HvMessageTypeEventLogBufferComplete => "HvMessageTypeEventLogBufferComplete",
+            HvMessageType.HvMessageTypeX64IoPortIntercept => "HvMessageTypeX64IoPortIntercept",
+            HvMessageType.HvMessageTypeX64MsrIntercept => "HvMessageTypeX64MsrIntercept",
+            HvMessageType.HvMessageTypeX64CpuidIntercept => "HvMessageTypeX64CpuidIntercept",
+            HvMessageType.HvMessageTypeX64ExceptionIntercept => "HvMessageTypeX64ExceptionIntercept",
+            HvMessageType.HvMessageTypeX64ApicEoi => "HvMessageTypeX64ApicEoi",
+            HvMessageType.HvMessageTypeX64LegacyFpError => "HvMessageTypeX64LegacyFpError",
+            _ => (uint)type >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK ? "(a hypervisor type not named here)" : "(a guest or host type)",
+        };
     }
 
     // HvCallSignalEventDirect (0x00C0) input. TLFS: HvCallSignalEventDirect.
@@ -367,12 +410,15 @@ namespace Kernel.Hv
     [StructLayout(LayoutKind.Explicit, Size = 16)]
     public struct HvMessageHeader
     {
+        // The wire field, raw: VMBus's receive path still reads it as a uint.
         [FieldOffset(0)] public uint MessageType;
         [FieldOffset(4)] public byte PayloadSize;
         [FieldOffset(5)] public byte MessageFlags;             // bit 0: MessagePending
         [FieldOffset(8)] public ulong Sender;                  // port id / originator
 
         public const byte MessagePending = 1;
+
+        public HvMessageType Type { get => (HvMessageType)MessageType; set => MessageType = (uint)value; }
     }
 
     [StructLayout(LayoutKind.Explicit, Size = 256)]

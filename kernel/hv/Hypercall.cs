@@ -113,6 +113,16 @@ namespace Kernel.Hv
             return HvCallResult.Refused(why);
         }
 
+        public static string OutcomeName(HvOutcome outcome) => outcome switch
+        {
+            HvOutcome.Done => "Done",
+            HvOutcome.NotProvided => "NotProvided",
+            HvOutcome.Denied => "Denied",
+            HvOutcome.Failed => "Failed",
+            HvOutcome.Refused => "Refused",
+            _ => "(unknown outcome)",
+        };
+
         public static string Reason(HvRefusal why)
         {
             switch (why)
@@ -165,12 +175,12 @@ namespace Kernel.Hv
         // Every field of the input is written, reserved ones zero; the payload
         // bytes after `payloadSize` are not part of the message (TLFS 11.11.1:
         // PayloadSize says how many count) and are left as they are.
-        public static HvCallResult PostMessageDirect(ulong partition, uint vp, byte vtl, byte sint, uint messageType, byte* payload, uint payloadSize)
+        public static HvCallResult PostMessageDirect(ulong partition, uint vp, byte vtl, byte sint, HvMessageType messageType, byte* payload, uint payloadSize)
         {
             if (sint >= HvConstants.HV_SYNIC_SINT_COUNT) return Refuse(HvRefusal.PostMessageDirectSint);
             if (vtl > HvConstants.HV_VTL_MAX) return Refuse(HvRefusal.PostMessageDirectVtl);
             if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return Refuse(HvRefusal.PostMessageDirectPayload);
-            if (messageType - 1 >= 0x7FFFFFFFu) return Refuse(HvRefusal.PostMessageDirectType);   // 0 is HvMessageTypeNone; 0x80000000 and up are the hypervisor's
+            if ((uint)messageType - 1 >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK - 1) return Refuse(HvRefusal.PostMessageDirectType);   // 0 is HvMessageTypeNone; 0x80000000 and up are the hypervisor's
             if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
 
             var input = (HvPostMessageDirectInput*)Vp.Current->HypercallInput;
@@ -178,7 +188,7 @@ namespace Kernel.Hv
             input->VpIndex = vp;
             *(uint*)&input->Vtl = vtl;                          // Vtl, and its three bytes of padding zero
             input->Sint = sint;
-            input->Message.Header.MessageType = messageType;
+            input->Message.Header.Type = messageType;
             *(uint*)&input->Message.Header.PayloadSize = payloadSize;   // PayloadSize, and MessageFlags and the reserved bytes zero
             input->Message.Header.Sender = 0;
             input->Padding2 = 0;
@@ -219,11 +229,13 @@ namespace Kernel.Hv
 
         // HvCallPostMessage (0x005C): send a message to a connection (memory form).
         // As PostMessageDirect: every field written, the payload's tail left alone.
+        // The type is a raw uint here because VMBus's sender passes its own
+        // uint constant; PostMessageDirect takes the HvMessageType.
         public static HvCallResult PostMessage(uint connectionId, uint messageType, byte* payload, uint payloadSize)
         {
             if (connectionId > 0xFFFFFF) return Refuse(HvRefusal.PostMessageConnection);
             if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return Refuse(HvRefusal.PostMessagePayload);
-            if (messageType - 1 >= 0x7FFFFFFFu) return Refuse(HvRefusal.PostMessageType);
+            if (messageType - 1 >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK - 1) return Refuse(HvRefusal.PostMessageType);
             if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
             var input = (HvPostMessageInput*)Vp.Current->HypercallInput;
             *(ulong*)input = connectionId;                      // ConnectionId, and the reserved word zero

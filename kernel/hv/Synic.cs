@@ -159,7 +159,7 @@ namespace Kernel.Hv
                 long* end = (long*)(sief + (sint + 1) * SiefAreaBytes);
                 for (long i = -SiefAreaWords; i != 0; i++)
                     if (end[i] != 0) TakeEventFlags((int)sint, &end[i], &vp->FlagsTaken[sint]);
-                if (vp->Sim[sint].Header.MessageType != HvConstants.HvMessageTypeNone) TakeMessage(vp, (int)sint);
+                if (vp->Sim[sint].Header.MessageType != (uint)HvMessageType.HvMessageTypeNone) TakeMessage(vp, (int)sint);
             }
             if ((vp->AutoEoiMask & (1u << (int)sint)) == 0) Apic.EndOfInterrupt();
             InterruptGuard.Leave(vp);
@@ -195,7 +195,7 @@ namespace Kernel.Hv
             Memory.CopyForward(copy, slot, (ulong)sizeof(HvMessage));
             vp->MessagesTaken[sint]++;
             bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
-            slot->Header.MessageType = HvConstants.HvMessageTypeNone;
+            slot->Header.MessageType = (uint)HvMessageType.HvMessageTypeNone;
             if (pending) Cpu.WriteMsr(HvMsr.Eom, 0);
             var handler = MessageHandlers[sint];
             if (handler != null) handler(sint, copy);
