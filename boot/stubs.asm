@@ -127,7 +127,7 @@ cpu_divide_safe:
 EXTABLE cpu_divide_safe.at, cpu_divide_safe.fixup
 
 ; Port I/O.
-global cpu_inb, cpu_outb, cpu_inw, cpu_outw, cpu_ind, cpu_outd
+global cpu_inb, cpu_outb, cpu_ind, cpu_outd
 cpu_inb:
     mov edx, ARG0d
     xor eax, eax
@@ -137,16 +137,6 @@ cpu_outb:
     mov eax, ARG1d
     mov edx, ARG0d
     out dx, al
-    ret
-cpu_inw:
-    mov edx, ARG0d
-    xor eax, eax
-    in ax, dx
-    ret
-cpu_outw:
-    mov eax, ARG1d
-    mov edx, ARG0d
-    out dx, ax
     ret
 cpu_ind:
     mov edx, ARG0d
@@ -205,12 +195,9 @@ cpu_read_rflags:
     ret
 
 ; void cpu_lidt(DescriptorTablePointer *)
-global cpu_lidt, cpu_sidt
+global cpu_lidt
 cpu_lidt:
     lidt [ARG0]
-    ret
-cpu_sidt:
-    sidt [ARG0]
     ret
 
 ; void cpu_lgdt(DescriptorTablePointer *, ushort codeSelector, ushort dataSelector)
@@ -250,8 +237,8 @@ cpu_invlpg:
     ret
 
 ; Control registers.
-global cpu_read_cr0, cpu_write_cr0, cpu_read_cr2, cpu_write_cr2
-global cpu_read_cr3, cpu_write_cr3, cpu_read_cr4, cpu_write_cr4
+global cpu_read_cr0, cpu_write_cr0, cpu_read_cr2
+global cpu_read_cr3, cpu_write_cr3, cpu_read_cr4
 cpu_read_cr0:
     mov rax, cr0
     ret
@@ -261,9 +248,6 @@ cpu_write_cr0:
 cpu_read_cr2:
     mov rax, cr2
     ret
-cpu_write_cr2:
-    mov cr2, ARG0
-    ret
 cpu_read_cr3:
     mov rax, cr3
     ret
@@ -272,9 +256,6 @@ cpu_write_cr3:
     ret
 cpu_read_cr4:
     mov rax, cr4
-    ret
-cpu_write_cr4:
-    mov cr4, ARG0
     ret
 
 ; Crash on purpose with a stack that cannot hold an exception frame: the #PF

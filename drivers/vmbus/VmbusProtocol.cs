@@ -23,7 +23,6 @@ namespace Drivers.VmBus
         // Guest-to-host signals of channels that have no connection id of their own (WS2008),
         // and the interrupt-page doorbell of protocols before Win8.
         public const uint EventConnectionId = 2;
-        public const uint MonitorConnectionId = 3;
         // The SINT on which the host delivers VMBus messages (and, from Win8, channel events).
         public const int MessageSint = 2;
         public const int HeaderSize = 8;

@@ -96,10 +96,6 @@ namespace Kernel.Arch
         public static extern byte InByte(ushort port);
         [RuntimeImport("cpu_outb")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void OutByte(ushort port, byte value);
-        [RuntimeImport("cpu_inw")] [MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern ushort InWord(ushort port);
-        [RuntimeImport("cpu_outw")] [MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern void OutWord(ushort port, ushort value);
         [RuntimeImport("cpu_ind")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern uint InDword(ushort port);
         [RuntimeImport("cpu_outd")] [MethodImpl(MethodImplOptions.InternalCall)]
@@ -152,8 +148,6 @@ namespace Kernel.Arch
 
         [RuntimeImport("cpu_lidt")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void LoadIdt(DescriptorTablePointer* pointer);
-        [RuntimeImport("cpu_sidt")] [MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern void StoreIdt(DescriptorTablePointer* pointer);
         [RuntimeImport("cpu_lgdt")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void LoadGdt(DescriptorTablePointer* pointer, ushort codeSelector, ushort dataSelector);
         [RuntimeImport("cpu_sgdt")] [MethodImpl(MethodImplOptions.InternalCall)]
@@ -172,16 +166,12 @@ namespace Kernel.Arch
         public static extern void WriteCr0(ulong value);
         [RuntimeImport("cpu_read_cr2")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong ReadCr2();
-        [RuntimeImport("cpu_write_cr2")] [MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern void WriteCr2(ulong value);
         [RuntimeImport("cpu_read_cr3")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong ReadCr3();
         [RuntimeImport("cpu_write_cr3")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void WriteCr3(ulong value);
         [RuntimeImport("cpu_read_cr4")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong ReadCr4();
-        [RuntimeImport("cpu_write_cr4")] [MethodImpl(MethodImplOptions.InternalCall)]
-        public static extern void WriteCr4(ulong value);
 
         // Atomically stores `value` and returns what was there (xchg with memory is locked).
         [RuntimeImport("cpu_atomic_swap64")] [MethodImpl(MethodImplOptions.InternalCall)]

@@ -4,6 +4,7 @@
 // fixed-layout struct whose offsets tests/ pins. Plain C#, no kernel
 // dependencies: the host tests compile this same file.
 using System.Runtime.InteropServices;
+using Kernel.Runtime;
 
 namespace Kernel.Hv
 {
@@ -113,75 +114,84 @@ namespace Kernel.Hv
         public static uint Sint(int sint) => Sint0 + (uint)sint;
     }
 
-    // HV_X64_MSR_GUEST_OS_ID, open-source encoding. TLFS 2.6 "Reporting the Guest OS Identity".
+    // HV_X64_MSR_GUEST_OS_ID, open-source encoding. TLFS 2.6 "Reporting the Guest OS Identity":
+    // build 15:0, version 47:16, OS id 55:48, OS type 62:56, open source 63.
     public struct HvGuestOsId
     {
         public ulong Value;
 
-        public const ulong OpenSourceBit = 1ul << 63;
+        public const int OpenSourceShift = 63;
+        public const ulong OpenSourceBit = 1ul << OpenSourceShift;
         public const byte OsTypeLinux = 0x1, OsTypeFreeBsd = 0x2, OsTypeXen = 0x3, OsTypeIllumos = 0x4;
 
-        // Bit 63 = 1 (open source), OS type 62:56, OS id 55:48, version 47:16, build 15:0.
-        public static HvGuestOsId OpenSource(byte osType, byte osId, uint version, ushort build) => new HvGuestOsId
-        {
-            Value = OpenSourceBit | ((ulong)(osType & 0x7F) << 56) | ((ulong)osId << 48) | ((ulong)version << 16) | build,
-        };
+        public static HvGuestOsId OpenSource(byte osType, byte osId, uint version, ushort build)
+            => new HvGuestOsId { Build = build, Version = version, OsId = osId, OsType = osType, IsOpenSource = true };
 
-        public bool IsOpenSource => (Value & OpenSourceBit) != 0;
-        public byte OsType => (byte)((Value >> 56) & 0x7F);
-        public byte OsId => (byte)(Value >> 48);
-        public uint Version => (uint)(Value >> 16);
-        public ushort Build => (ushort)Value;
+        public ushort Build { get => (ushort)Bitfield.Get(Value, 0, 16); set => Value = Bitfield.Set(Value, 0, 16, value); }
+        public uint Version { get => (uint)Bitfield.Get(Value, 16, 32); set => Value = Bitfield.Set(Value, 16, 32, value); }
+        public byte OsId { get => (byte)Bitfield.Get(Value, 48, 8); set => Value = Bitfield.Set(Value, 48, 8, value); }
+        public byte OsType { get => (byte)Bitfield.Get(Value, 56, 7); set => Value = Bitfield.Set(Value, 56, 7, value); }
+        public bool IsOpenSource { get => Bitfield.Flag(Value, OpenSourceShift); set => Value = Bitfield.WithFlag(Value, OpenSourceShift, value); }
     }
 
-    // HV_X64_MSR_HYPERCALL. TLFS 3.13 "Establishing the Hypercall Interface".
+    // HV_X64_MSR_HYPERCALL. TLFS 3.13 "Establishing the Hypercall Interface":
+    // enable 0, locked 1, RsvdP 11:2, hypercall GPA page number 63:12.
     public struct HvHypercallMsr
     {
         public ulong Value;
-        public bool Enable { get => (Value & 1) != 0; set => Value = WithBit(Value, 1, value); }
-        public bool Locked { get => (Value & 2) != 0; set => Value = WithBit(Value, 2, value); }
-        public ulong GpaPageNumber { get => Value >> 12; set => Value = (Value & 0xFFF) | (value << 12); }
-        private static ulong WithBit(ulong v, ulong bit, bool on) => on ? v | bit : v & ~bit;
+        public bool Enable { get => Bitfield.Flag(Value, 0); set => Value = Bitfield.WithFlag(Value, 0, value); }
+        public bool Locked { get => Bitfield.Flag(Value, 1); set => Value = Bitfield.WithFlag(Value, 1, value); }
+        public ulong Reserved0 { get => Bitfield.Get(Value, 2, 10); set => Value = Bitfield.Set(Value, 2, 10, value); }   // 11:2, preserved
+        public ulong GpaPageNumber { get => Bitfield.Get(Value, 12, 52); set => Value = Bitfield.Set(Value, 12, 52, value); }
     }
 
-    // SCONTROL. TLFS 11.7.1.
+    // SCONTROL. TLFS 11.7.1: enable 0, RsvdP 63:1.
     public struct HvSynicScontrol
     {
         public ulong Value;
-        public bool Enable { get => (Value & 1) != 0; set => Value = value ? Value | 1 : Value & ~1ul; }
+        public bool Enable { get => Bitfield.Flag(Value, 0); set => Value = Bitfield.WithFlag(Value, 0, value); }
+        public ulong Reserved0 { get => Bitfield.Get(Value, 1, 63); set => Value = Bitfield.Set(Value, 1, 63, value); }   // 63:1, preserved
     }
 
-    // SIMP and SIEFP share one layout: enable bit 0, GPA page number 63:12. TLFS 11.7.3, 11.7.4.
+    // SIMP and SIEFP share one layout. TLFS 11.7.3, 11.7.4: enable 0, RsvdP 11:1,
+    // GPA page number of the SIM or SIEF page 63:12.
     public struct HvSynicSimpSiefp
     {
         public ulong Value;
-        public bool Enable { get => (Value & 1) != 0; set => Value = value ? Value | 1 : Value & ~1ul; }
-        public ulong BasePage { get => Value >> 12; set => Value = (Value & 0xFFF) | (value << 12); }
+        public bool Enable { get => Bitfield.Flag(Value, 0); set => Value = Bitfield.WithFlag(Value, 0, value); }
+        public ulong Reserved0 { get => Bitfield.Get(Value, 1, 11); set => Value = Bitfield.Set(Value, 1, 11, value); }   // 11:1, preserved
+        public ulong GpaPageNumber { get => Bitfield.Get(Value, 12, 52); set => Value = Bitfield.Set(Value, 12, 52, value); }
     }
 
-    // SINTx. TLFS 11.7.5: vector 7:0, masked 16, auto-EOI 17, polling 18.
+    // SINTx. TLFS 11.7.5: vector 7:0, RsvdP 15:8, masked 16, auto-EOI 17,
+    // polling 18, RsvdP 63:19.
     public struct HvSynicSint
     {
         public ulong Value;
         public const ulong ResetValue = 1ul << 16;   // masked, vector 0
-        public byte Vector { get => (byte)Value; set => Value = (Value & ~0xFFul) | value; }
-        public bool Masked { get => (Value & (1ul << 16)) != 0; set => Value = value ? Value | (1ul << 16) : Value & ~(1ul << 16); }
-        public bool AutoEoi { get => (Value & (1ul << 17)) != 0; set => Value = value ? Value | (1ul << 17) : Value & ~(1ul << 17); }
-        public bool Polling { get => (Value & (1ul << 18)) != 0; set => Value = value ? Value | (1ul << 18) : Value & ~(1ul << 18); }
+        public byte Vector { get => (byte)Bitfield.Get(Value, 0, 8); set => Value = Bitfield.Set(Value, 0, 8, value); }
+        public ulong Reserved0 { get => Bitfield.Get(Value, 8, 8); set => Value = Bitfield.Set(Value, 8, 8, value); }     // 15:8, preserved
+        public bool Masked { get => Bitfield.Flag(Value, 16); set => Value = Bitfield.WithFlag(Value, 16, value); }
+        public bool AutoEoi { get => Bitfield.Flag(Value, 17); set => Value = Bitfield.WithFlag(Value, 17, value); }
+        public bool Polling { get => Bitfield.Flag(Value, 18); set => Value = Bitfield.WithFlag(Value, 18, value); }
+        public ulong Reserved1 { get => Bitfield.Get(Value, 19, 45); set => Value = Bitfield.Set(Value, 19, 45, value); } // 63:19, preserved
     }
 
     // STIMERx_CONFIG. TLFS 12.5 "Synthetic Timer MSRs": enable 0, periodic 1,
-    // lazy 2, auto-enable 3, APIC vector 11:4 (direct mode), direct mode 12, SINT 19:16.
+    // lazy 2, auto-enable 3, APIC vector 11:4 (direct mode), direct mode 12,
+    // RsvdZ 15:13, SINT 19:16, RsvdZ 63:20.
     public struct HvStimerConfig
     {
         public ulong Value;
-        public bool Enable { get => (Value & 1) != 0; set => Value = value ? Value | 1 : Value & ~1ul; }
-        public bool Periodic { get => (Value & 2) != 0; set => Value = value ? Value | 2 : Value & ~2ul; }
-        public bool Lazy { get => (Value & 4) != 0; set => Value = value ? Value | 4 : Value & ~4ul; }
-        public bool AutoEnable { get => (Value & 8) != 0; set => Value = value ? Value | 8 : Value & ~8ul; }
-        public byte ApicVector { get => (byte)(Value >> 4); set => Value = (Value & ~(0xFFul << 4)) | ((ulong)value << 4); }
-        public bool DirectMode { get => (Value & (1ul << 12)) != 0; set => Value = value ? Value | (1ul << 12) : Value & ~(1ul << 12); }
-        public byte Sint { get => (byte)((Value >> 16) & 0xF); set => Value = (Value & ~(0xFul << 16)) | ((ulong)(value & 0xF) << 16); }
+        public bool Enable { get => Bitfield.Flag(Value, 0); set => Value = Bitfield.WithFlag(Value, 0, value); }
+        public bool Periodic { get => Bitfield.Flag(Value, 1); set => Value = Bitfield.WithFlag(Value, 1, value); }
+        public bool Lazy { get => Bitfield.Flag(Value, 2); set => Value = Bitfield.WithFlag(Value, 2, value); }
+        public bool AutoEnable { get => Bitfield.Flag(Value, 3); set => Value = Bitfield.WithFlag(Value, 3, value); }
+        public byte ApicVector { get => (byte)Bitfield.Get(Value, 4, 8); set => Value = Bitfield.Set(Value, 4, 8, value); }
+        public bool DirectMode { get => Bitfield.Flag(Value, 12); set => Value = Bitfield.WithFlag(Value, 12, value); }
+        public ulong Reserved0 { get => Bitfield.Get(Value, 13, 3); set => Value = Bitfield.Set(Value, 13, 3, value); }   // 15:13, zero
+        public byte Sint { get => (byte)Bitfield.Get(Value, 16, 4); set => Value = Bitfield.Set(Value, 16, 4, value); }
+        public ulong Reserved1 { get => Bitfield.Get(Value, 20, 44); set => Value = Bitfield.Set(Value, 20, 44, value); } // 63:20, zero
     }
 
     // The payload of an HvMessageTimerExpired message. TLFS 12.6.
@@ -288,26 +298,37 @@ namespace Kernel.Hv
     }
 
     // The hypercall input value (RCX). TLFS 3.7: call code 15:0, fast 16,
-    // variable header size 26:17, nested 31, rep count 43:32, rep start 59:48.
+    // variable header size 26:17, RsvdZ 30:27, nested 31, rep count 43:32,
+    // RsvdZ 47:44, rep start 59:48, RsvdZ 63:60.
     public struct HvHypercallControl
     {
         public ulong Value;
-        public ushort CallCode { get => (ushort)Value; set => Value = (Value & ~0xFFFFul) | value; }
-        public bool Fast { get => (Value & (1ul << 16)) != 0; set => Value = value ? Value | (1ul << 16) : Value & ~(1ul << 16); }
-        public uint VariableHeaderSize { get => (uint)((Value >> 17) & 0x3FF); set => Value = (Value & ~(0x3FFul << 17)) | ((ulong)(value & 0x3FF) << 17); }
-        public bool Nested { get => (Value & (1ul << 31)) != 0; set => Value = value ? Value | (1ul << 31) : Value & ~(1ul << 31); }
-        public ushort RepCount { get => (ushort)((Value >> 32) & 0xFFF); set => Value = (Value & ~(0xFFFul << 32)) | ((ulong)(value & 0xFFF) << 32); }
-        public ushort RepStartIndex { get => (ushort)((Value >> 48) & 0xFFF); set => Value = (Value & ~(0xFFFul << 48)) | ((ulong)(value & 0xFFF) << 48); }
+
+        public const int FastShift = 16;
+        public const ulong FastBit = 1ul << FastShift;
+
+        public ushort CallCode { get => (ushort)Bitfield.Get(Value, 0, 16); set => Value = Bitfield.Set(Value, 0, 16, value); }
+        public bool Fast { get => Bitfield.Flag(Value, FastShift); set => Value = Bitfield.WithFlag(Value, FastShift, value); }
+        public uint VariableHeaderSize { get => (uint)Bitfield.Get(Value, 17, 10); set => Value = Bitfield.Set(Value, 17, 10, value); }
+        public ulong Reserved0 { get => Bitfield.Get(Value, 27, 4); set => Value = Bitfield.Set(Value, 27, 4, value); }     // 30:27, zero
+        public bool Nested { get => Bitfield.Flag(Value, 31); set => Value = Bitfield.WithFlag(Value, 31, value); }
+        public ushort RepCount { get => (ushort)Bitfield.Get(Value, 32, 12); set => Value = Bitfield.Set(Value, 32, 12, value); }
+        public ulong Reserved1 { get => Bitfield.Get(Value, 44, 4); set => Value = Bitfield.Set(Value, 44, 4, value); }     // 47:44, zero
+        public ushort RepStartIndex { get => (ushort)Bitfield.Get(Value, 48, 12); set => Value = Bitfield.Set(Value, 48, 12, value); }
+        public ulong Reserved2 { get => Bitfield.Get(Value, 60, 4); set => Value = Bitfield.Set(Value, 60, 4, value); }     // 63:60, zero
 
         public static HvHypercallControl For(HvCallCode code) => new HvHypercallControl { Value = (ushort)code };
     }
 
-    // The hypercall result value (RAX). TLFS 3.8: status 15:0, reps completed 43:32.
+    // The hypercall result value (RAX). TLFS 3.8: status 15:0, RsvdZ 31:16,
+    // reps completed 43:32, RsvdZ 63:44.
     public struct HvHypercallResult
     {
         public ulong Value;
-        public HvStatus Status => (HvStatus)(ushort)Value;
-        public ushort RepsCompleted => (ushort)((Value >> 32) & 0xFFF);
+        public HvStatus Status => (HvStatus)Bitfield.Get(Value, 0, 16);
+        public ulong Reserved0 => Bitfield.Get(Value, 16, 16);                  // 31:16
+        public ushort RepsCompleted => (ushort)Bitfield.Get(Value, 32, 12);
+        public ulong Reserved1 => Bitfield.Get(Value, 44, 20);                  // 63:44
     }
 
     public static class HvConstants
@@ -320,8 +341,51 @@ namespace Kernel.Hv
         public const int HV_MESSAGE_PAYLOAD_BYTE_COUNT = 240;
         public const int HV_MESSAGE_SIZE = 256;
         public const byte HV_VTL_MAX = 2;
-        public const uint HvMessageTypeNone = 0;
-        public const uint HvMessageTimerExpired = 0x80000010;
+        public const uint HV_MESSAGE_TYPE_HYPERVISOR_MASK = 0x80000000;   // message types with bit 31 set are the hypervisor's
+    }
+
+    // SynIC message types. TLFS 11.11.2 "HV_MESSAGE_TYPE": 0 marks a free SIM
+    // slot; types with bit 31 set are the hypervisor's own, the rest are free
+    // for guests and hosts (VMBus uses 1). An open enum: any uint is a type.
+    public enum HvMessageType : uint
+    {
+        HvMessageTypeNone = 0x00000000,
+        HvMessageTypeUnmappedGpa = 0x80000000,
+        HvMessageTypeGpaIntercept = 0x80000001,
+        HvMessageTimerExpired = 0x80000010,
+        HvMessageTypeInvalidVpRegisterValue = 0x80000020,
+        HvMessageTypeUnrecoverableException = 0x80000021,
+        HvMessageTypeUnsupportedFeature = 0x80000022,
+        HvMessageTypeEventLogBufferComplete = 0x80000040,
+        HvMessageTypeX64IoPortIntercept = 0x80010000,
+        HvMessageTypeX64MsrIntercept = 0x80010001,
+        HvMessageTypeX64CpuidIntercept = 0x80010002,
+        HvMessageTypeX64ExceptionIntercept = 0x80010003,
+        HvMessageTypeX64ApicEoi = 0x80010004,
+        HvMessageTypeX64LegacyFpError = 0x80010005,
+    }
+
+    // The TLFS name of a message type, for logs and test failures.
+    public static class HvMessageTypeName
+    {
+        public static string Of(HvMessageType type) => type switch
+        {
+            HvMessageType.HvMessageTypeNone => "HvMessageTypeNone",
+            HvMessageType.HvMessageTypeUnmappedGpa => "HvMessageTypeUnmappedGpa",
+            HvMessageType.HvMessageTypeGpaIntercept => "HvMessageTypeGpaIntercept",
+            HvMessageType.HvMessageTimerExpired => "HvMessageTimerExpired",
+            HvMessageType.HvMessageTypeInvalidVpRegisterValue => "HvMessageTypeInvalidVpRegisterValue",
+            HvMessageType.HvMessageTypeUnrecoverableException => "HvMessageTypeUnrecoverableException",
+            HvMessageType.HvMessageTypeUnsupportedFeature => "HvMessageTypeUnsupportedFeature",
+            HvMessageType.HvMessageTypeEventLogBufferComplete => "HvMessageTypeEventLogBufferComplete",
+            HvMessageType.HvMessageTypeX64IoPortIntercept => "HvMessageTypeX64IoPortIntercept",
+            HvMessageType.HvMessageTypeX64MsrIntercept => "HvMessageTypeX64MsrIntercept",
+            HvMessageType.HvMessageTypeX64CpuidIntercept => "HvMessageTypeX64CpuidIntercept",
+            HvMessageType.HvMessageTypeX64ExceptionIntercept => "HvMessageTypeX64ExceptionIntercept",
+            HvMessageType.HvMessageTypeX64ApicEoi => "HvMessageTypeX64ApicEoi",
+            HvMessageType.HvMessageTypeX64LegacyFpError => "HvMessageTypeX64LegacyFpError",
+            _ => (uint)type >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK ? "(a hypervisor type not named here)" : "(a guest or host type)",
+        };
     }
 
     // HvCallSignalEventDirect (0x00C0) input. TLFS: HvCallSignalEventDirect.
@@ -346,12 +410,15 @@ namespace Kernel.Hv
     [StructLayout(LayoutKind.Explicit, Size = 16)]
     public struct HvMessageHeader
     {
+        // The wire field, raw: VMBus's receive path still reads it as a uint.
         [FieldOffset(0)] public uint MessageType;
         [FieldOffset(4)] public byte PayloadSize;
         [FieldOffset(5)] public byte MessageFlags;             // bit 0: MessagePending
         [FieldOffset(8)] public ulong Sender;                  // port id / originator
 
         public const byte MessagePending = 1;
+
+        public HvMessageType Type { get => (HvMessageType)MessageType; set => MessageType = (uint)value; }
     }
 
     [StructLayout(LayoutKind.Explicit, Size = 256)]

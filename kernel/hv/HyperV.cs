@@ -19,9 +19,7 @@ namespace Kernel.Hv
         public static ulong Privileges;             // CPUID 0x40000003 EBX:EAX
         public static uint Features;                // CPUID 0x40000003 EDX
         public static uint Recommendations;         // CPUID 0x40000004 EAX
-        public static uint SpinRetries;             // CPUID 0x40000004 EBX
-        public static uint MaxVirtualProcessors, MaxLogicalProcessors;   // CPUID 0x40000005
-        public static uint HardwareFeatures;        // CPUID 0x40000006 EAX
+        public static uint MaxVirtualProcessors;    // CPUID 0x40000005 EAX
         public static ulong HypercallPageAddress;
         public const string AbsentReason = "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")";
 
@@ -54,13 +52,8 @@ namespace Kernel.Hv
             CpuidResult features = Cpu.Cpuid(HvCpuid.Features);
             Privileges = features.Eax | ((ulong)features.Ebx << 32);
             Features = features.Edx;
-            CpuidResult recommendations = Cpu.Cpuid(HvCpuid.Recommendations);
-            Recommendations = recommendations.Eax;
-            SpinRetries = recommendations.Ebx;
-            CpuidResult limits = Cpu.Cpuid(HvCpuid.Limits);
-            MaxVirtualProcessors = limits.Eax;
-            MaxLogicalProcessors = limits.Ebx;
-            HardwareFeatures = MaxLeaf >= HvCpuid.HardwareFeatures ? Cpu.Cpuid(HvCpuid.HardwareFeatures).Eax : 0;
+            Recommendations = Cpu.Cpuid(HvCpuid.Recommendations).Eax;
+            MaxVirtualProcessors = Cpu.Cpuid(HvCpuid.Limits).Eax;
             CpuidResult kvm = Cpu.Cpuid(HvCpuid.KvmSignature);
             bool isKvm = kvm.Ebx == 0x4B4D564B && kvm.Ecx == 0x564B4D56 && kvm.Edx == 0x4D;                     // "KVMKVMKVM\0\0\0"
             Kind = isKvm ? Hypervisor.Kvm : microsoftVendor ? Hypervisor.MicrosoftHv : Hypervisor.OtherHv;

@@ -39,12 +39,12 @@ namespace Kernel.Hv
     {
         public ulong Value;
 
-        private const int RefusalShift = 48;
-        public const ulong NewlySignaledBit = 1ul << 56;
+        private const int RefusalShift = 48, RefusalWidth = 8;
+        public const int NewlySignaledShift = 56;
 
-        public HvStatus Status => (HvStatus)(ushort)Value;
-        public HvRefusal Refusal => (HvRefusal)(byte)(Value >> RefusalShift);
-        public bool NewlySignaled { get => (Value & NewlySignaledBit) != 0; set => Value = value ? Value | NewlySignaledBit : Value & ~NewlySignaledBit; }
+        public HvStatus Status => (HvStatus)Bitfield.Get(Value, 0, 16);
+        public HvRefusal Refusal => (HvRefusal)Bitfield.Get(Value, RefusalShift, RefusalWidth);
+        public bool NewlySignaled { get => Bitfield.Flag(Value, NewlySignaledShift); set => Value = Bitfield.WithFlag(Value, NewlySignaledShift, value); }
         public string RefusalReason => Hypercall.Reason(Refusal);
 
         public HvOutcome Outcome
@@ -77,7 +77,7 @@ namespace Kernel.Hv
         // Every hypercall issued (tests check that a refused call issued none).
         public static ulong Issued;
 
-        private const ulong FastBit = 1ul << 16;     // HvHypercallControl.Fast
+        private const ulong FastBit = HvHypercallControl.FastBit;
 
         // Per-VP hypercall input and output pages (TLFS 3.7: input and output
         // must be 8-byte aligned and must not cross a page). Page-aligned pages
@@ -103,24 +103,6 @@ namespace Kernel.Hv
         public static HvHypercallResult Fast(HvHypercallControl control, ulong input0, ulong input1)
             => new HvHypercallResult { Value = Issue(control.Value | FastBit, input0, input1).Value };
 
-        // A rep hypercall (TLFS 3.7.4) may return before finishing all elements:
-        // call again from the first element not completed until all are done or
-        // the status is an error.
-        public static HvHypercallResult Rep(HvHypercallControl control, void* input, void* output, ushort count)
-        {
-            ushort done = 0;
-            HvHypercallResult result = default;
-            while (done < count)
-            {
-                control.RepCount = count;
-                control.RepStartIndex = done;
-                result = Slow(control, input, output);
-                if (result.Status != HvStatus.Success) break;
-                done = result.RepsCompleted;
-            }
-            return result;
-        }
-
         // A refusal is rare and says why on the console: kept out of line, so
         // that the typed calls' own code is only the checks and the call.
         [MethodImpl(MethodImplOptions.NoInlining)]
@@ -130,6 +112,16 @@ namespace Kernel.Hv
             Console.WriteLine(Reason(why));
             return HvCallResult.Refused(why);
         }
+
+        public static string OutcomeName(HvOutcome outcome) => outcome switch
+        {
+            HvOutcome.Done => "Done",
+            HvOutcome.NotProvided => "NotProvided",
+            HvOutcome.Denied => "Denied",
+            HvOutcome.Failed => "Failed",
+            HvOutcome.Refused => "Refused",
+            _ => "(unknown outcome)",
+        };
 
         public static string Reason(HvRefusal why)
         {
@@ -175,7 +167,7 @@ namespace Kernel.Hv
             input->FlagNumber = flag;
             HvCallResult result = Issue((ulong)HvCallCode.HvCallSignalEventDirect, (ulong)input, (ulong)output);
             // The hypervisor writes the output only when the call succeeds (TLFS 3.8).
-            if ((ushort)result.Value == (ushort)HvStatus.Success) result.Value |= (ulong)output->NewlySignaled << 56;   // NewlySignaledBit: the TLFS's BOOLEAN is 0 or 1
+            if ((ushort)result.Value == (ushort)HvStatus.Success) result.Value |= (ulong)output->NewlySignaled << HvCallResult.NewlySignaledShift;   // the TLFS's BOOLEAN is 0 or 1
             return result;
         }
 
@@ -183,12 +175,12 @@ namespace Kernel.Hv
         // Every field of the input is written, reserved ones zero; the payload
         // bytes after `payloadSize` are not part of the message (TLFS 11.11.1:
         // PayloadSize says how many count) and are left as they are.
-        public static HvCallResult PostMessageDirect(ulong partition, uint vp, byte vtl, byte sint, uint messageType, byte* payload, uint payloadSize)
+        public static HvCallResult PostMessageDirect(ulong partition, uint vp, byte vtl, byte sint, HvMessageType messageType, byte* payload, uint payloadSize)
         {
             if (sint >= HvConstants.HV_SYNIC_SINT_COUNT) return Refuse(HvRefusal.PostMessageDirectSint);
             if (vtl > HvConstants.HV_VTL_MAX) return Refuse(HvRefusal.PostMessageDirectVtl);
             if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return Refuse(HvRefusal.PostMessageDirectPayload);
-            if (messageType - 1 >= 0x7FFFFFFFu) return Refuse(HvRefusal.PostMessageDirectType);   // 0 is HvMessageTypeNone; 0x80000000 and up are the hypervisor's
+            if ((uint)messageType - 1 >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK - 1) return Refuse(HvRefusal.PostMessageDirectType);   // 0 is HvMessageTypeNone; 0x80000000 and up are the hypervisor's
             if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
 
             var input = (HvPostMessageDirectInput*)Vp.Current->HypercallInput;
@@ -196,7 +188,7 @@ namespace Kernel.Hv
             input->VpIndex = vp;
             *(uint*)&input->Vtl = vtl;                          // Vtl, and its three bytes of padding zero
             input->Sint = sint;
-            input->Message.Header.MessageType = messageType;
+            input->Message.Header.Type = messageType;
             *(uint*)&input->Message.Header.PayloadSize = payloadSize;   // PayloadSize, and MessageFlags and the reserved bytes zero
             input->Message.Header.Sender = 0;
             input->Padding2 = 0;
@@ -237,11 +229,13 @@ namespace Kernel.Hv
 
         // HvCallPostMessage (0x005C): send a message to a connection (memory form).
         // As PostMessageDirect: every field written, the payload's tail left alone.
+        // The type is a raw uint here because VMBus's sender passes its own
+        // uint constant; PostMessageDirect takes the HvMessageType.
         public static HvCallResult PostMessage(uint connectionId, uint messageType, byte* payload, uint payloadSize)
         {
             if (connectionId > 0xFFFFFF) return Refuse(HvRefusal.PostMessageConnection);
             if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return Refuse(HvRefusal.PostMessagePayload);
-            if (messageType - 1 >= 0x7FFFFFFFu) return Refuse(HvRefusal.PostMessageType);
+            if (messageType - 1 >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK - 1) return Refuse(HvRefusal.PostMessageType);
             if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
             var input = (HvPostMessageInput*)Vp.Current->HypercallInput;
             *(ulong*)input = connectionId;                      // ConnectionId, and the reserved word zero

@@ -76,14 +76,14 @@ namespace Kernel.Hv
             // 1. The message page (SIMP): the hypervisor zeroes it when enabled.
             HvSynicSimpSiefp simp;
             simp.Value = Cpu.ReadMsr(HvMsr.Simp);
-            simp.BasePage = (ulong)vp->Sim >> 12;
+            simp.GpaPageNumber = (ulong)vp->Sim >> 12;
             simp.Enable = true;
             Cpu.WriteMsr(HvMsr.Simp, simp.Value);
 
             // 2. The event flags page (SIEFP).
             HvSynicSimpSiefp siefp;
             siefp.Value = Cpu.ReadMsr(HvMsr.Siefp);
-            siefp.BasePage = (ulong)vp->Sief >> 12;
+            siefp.GpaPageNumber = (ulong)vp->Sief >> 12;
             siefp.Enable = true;
             Cpu.WriteMsr(HvMsr.Siefp, siefp.Value);
 
@@ -159,7 +159,7 @@ namespace Kernel.Hv
                 long* end = (long*)(sief + (sint + 1) * SiefAreaBytes);
                 for (long i = -SiefAreaWords; i != 0; i++)
                     if (end[i] != 0) TakeEventFlags((int)sint, &end[i], &vp->FlagsTaken[sint]);
-                if (vp->Sim[sint].Header.MessageType != HvConstants.HvMessageTypeNone) TakeMessage(vp, (int)sint);
+                if (vp->Sim[sint].Header.MessageType != (uint)HvMessageType.HvMessageTypeNone) TakeMessage(vp, (int)sint);
             }
             if ((vp->AutoEoiMask & (1u << (int)sint)) == 0) Apic.EndOfInterrupt();
             InterruptGuard.Leave(vp);
@@ -195,7 +195,7 @@ namespace Kernel.Hv
             Memory.CopyForward(copy, slot, (ulong)sizeof(HvMessage));
             vp->MessagesTaken[sint]++;
             bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
-            slot->Header.MessageType = HvConstants.HvMessageTypeNone;
+            slot->Header.MessageType = (uint)HvMessageType.HvMessageTypeNone;
             if (pending) Cpu.WriteMsr(HvMsr.Eom, 0);
             var handler = MessageHandlers[sint];
             if (handler != null) handler(sint, copy);

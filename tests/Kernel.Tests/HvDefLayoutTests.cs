@@ -148,7 +148,7 @@ public unsafe class HvDefLayoutTests
         sint.Polling = true;
         Assert.Equal(0x60055ul, sint.Value);
 
-        var simp = new HvSynicSimpSiefp { BasePage = 0x240, Enable = true };
+        var simp = new HvSynicSimpSiefp { GpaPageNumber = 0x240, Enable = true };
         Assert.Equal(0x240001ul, simp.Value);
         var hc = new HvHypercallMsr { GpaPageNumber = 0x10b, Enable = true };
         Assert.Equal(0x10b001ul, hc.Value);

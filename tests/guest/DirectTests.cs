@@ -43,7 +43,7 @@ namespace Kernel.TestMode
         private const byte MessageSint = 14;
         private const ulong WaitMs = 3000;
         private const ulong QuietMs = 50;        // how long "no further interrupt" is watched for
-        private const uint TestMessageType = 0x4D44;   // "DM": any type below 0x80000000 but 0
+        private const HvMessageType TestMessageType = (HvMessageType)0x4D44;   // "DM": any type below 0x80000000 but 0
 
         private static ulong Self => HvConstants.HV_PARTITION_ID_SELF;
         private static Vp* LastVp => Vp.Get(Vp.Count - 1);    // another VP when there is one
@@ -59,7 +59,7 @@ namespace Kernel.TestMode
             bool implemented = BootInfo.ValueEquals(value, length, "implemented");
             if (!Expect.True(implemented || BootInfo.ValueEquals(value, length, "absent"), "hv-direct= is implemented or absent")) return;
             Expect.True(DirectCalls.Probed, "the boot probe ran");
-            Expect.Status(implemented ? HvStatus.InvalidVpIndex : HvStatus.InvalidHypercallCode, DirectCalls.ProbeStatus,
+            Expect.Equal(implemented ? HvStatus.InvalidVpIndex : HvStatus.InvalidHypercallCode, DirectCalls.ProbeStatus,
                 "SignalEventDirect to HV_ANY_VP at boot");
             Expect.Equal(implemented, DirectCalls.Implemented, "the Direct calls are implemented");
         }
@@ -88,7 +88,7 @@ namespace Kernel.TestMode
             Expect.Equal(0x7ABul, *(ushort*)(input + 14), "FlagNumber @14");
             Expect.True(r.Outcome != HvOutcome.Refused, "the call was made");
             // VTL 1 is not this partition's: refused by a hypervisor that has the call, unknown to one that has not.
-            Expect.Status(DirectCalls.Implemented ? HvStatus.InvalidParameter : DirectCalls.ProbeStatus, r.Status, "status for TargetVtl 1");
+            Expect.Equal(DirectCalls.Implemented ? HvStatus.InvalidParameter : DirectCalls.ProbeStatus, r.Status, "status for TargetVtl 1");
         }
 
         private static void BadArgumentsRefused()
@@ -107,12 +107,12 @@ namespace Kernel.TestMode
             HvCallResult type = Hypercall.PostMessageDirect(Self, 0, 0, 1, 0, payload, 8);
             ulong issuedAfter = Hypercall.Issued;
             Cpu.RestoreInterrupts(flags);
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)sint.Outcome, "SINT 16");
+            Expect.Equal(HvOutcome.Refused, sint.Outcome, "SINT 16");
             Expect.Equal("SignalEventDirect: TargetSint must be 0-15", sint.RefusalReason);
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)flag.Outcome, "flag 2048");
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)vtl.Outcome, "VTL 3");
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)size.Outcome, "a 241-byte payload");
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)type.Outcome, "message type 0");
+            Expect.Equal(HvOutcome.Refused, flag.Outcome, "flag 2048");
+            Expect.Equal(HvOutcome.Refused, vtl.Outcome, "VTL 3");
+            Expect.Equal(HvOutcome.Refused, size.Outcome, "a 241-byte payload");
+            Expect.Equal(HvOutcome.Refused, type.Outcome, "message type 0");
             Expect.Equal(issued, issuedAfter, "hypercalls issued");
         }
 
@@ -122,7 +122,7 @@ namespace Kernel.TestMode
         // no such call; Hyper-V grants it to the root and VTL2 only.
         private static void ExpectRefusedByHypervisor(HvCallResult r, string what)
         {
-            if (HyperV.Kind == Hypervisor.Kvm) Expect.Status(HvStatus.InvalidHypercallCode, r.Status, what);
+            if (HyperV.Kind == Hypervisor.Kvm) Expect.Equal(HvStatus.InvalidHypercallCode, r.Status, what);
             else Expect.True(r.Outcome == HvOutcome.Denied || r.Outcome == HvOutcome.NotProvided, what);
         }
 
@@ -200,14 +200,14 @@ namespace Kernel.TestMode
             Report("the same call while the flag is set", repeat);
             Report("the same call after the guest took the flag", again);
 
-            Expect.Status(HvStatus.Success, first.Status, "first call");
+            Expect.Equal(HvStatus.Success, first.Status, "first call");
             Expect.True(first.NewlySignaled, "NewlySignaled for a clear flag");
             Expect.True(firstArrived, "the first call interrupted SINT 13");
-            Expect.Status(HvStatus.Success, repeat.Status, "repeat while the flag is set");
+            Expect.Equal(HvStatus.Success, repeat.Status, "repeat while the flag is set");
             Expect.False(repeat.NewlySignaled, "NewlySignaled while the flag is still set");
             Expect.Equal(interrupts + 1, afterRepeat, "SINT 13 interrupts after the repeat (none for it)");
             Expect.Equal(bit, taken, "the SIEF word the guest took: exactly the flag");
-            Expect.Status(HvStatus.Success, again.Status, "call after the guest took the flag");
+            Expect.Equal(HvStatus.Success, again.Status, "call after the guest took the flag");
             Expect.True(again.NewlySignaled, "NewlySignaled after the guest took the flag");
             Expect.True(againArrived, "the third call interrupted SINT 13");
             Expect.Equal(interrupts + 2, afterAgain, "SINT 13 interrupts in all");
@@ -262,7 +262,7 @@ namespace Kernel.TestMode
             Cpu.AtomicSwap(Synic.SiefArea(target, EventSint) + flag / 64, 0);
             Synic.RawHandlers[EventSint] = null;
 
-            Expect.Status(HvStatus.Success, r.Status, "SignalEventDirect status");
+            Expect.Equal(HvStatus.Success, r.Status, "SignalEventDirect status");
             Expect.Equal(1ul, output->NewlySignaled, "NewlySignaled (the output byte)");
             Expect.True(arrived, "the target VP was interrupted");
             Expect.Equal(1ul, (ulong)changedBits, "bits changed in all SIEF pages");
@@ -290,7 +290,7 @@ namespace Kernel.TestMode
             ulong afterSecond = target->SintInterrupts[EventSint];
             SintSetting.Restore(target, EventSint);
 
-            Expect.Status(HvStatus.Success, first.Status, "first call");
+            Expect.Equal(HvStatus.Success, first.Status, "first call");
             Expect.True(first.NewlySignaled && second.NewlySignaled, "NewlySignaled both times");
             Expect.True(firstTaken && secondTaken, "the target took the flag both times");
             Expect.Equal(interrupts + 1, afterFirst, "interrupts on the target after one signal");
@@ -358,7 +358,7 @@ namespace Kernel.TestMode
                 work.Flag = (ushort)(40 + i);
                 RunHereOrOn(vp, &SignalFromHere, &work);
                 Expect.True(Clock.WaitAtLeast(&vp->FlagsTaken[EventSint], flags + 1, WaitMs), "the caller took the flag");
-                Expect.Status(HvStatus.Success, work.Status, "SignalEventDirect to HV_VP_INDEX_SELF");
+                Expect.Equal(HvStatus.Success, work.Status, "SignalEventDirect to HV_VP_INDEX_SELF");
                 Expect.True(work.NewlySignaled, "NewlySignaled");
             }
             Clock.Delay(QuietMs);
@@ -385,7 +385,7 @@ namespace Kernel.TestMode
                     work.Flag = (ushort)(100 + i * n + j);
                     RunHereOrOn(Vp.Get(i), &SignalFromHere, &work);
                     ReportPair(i, work.Target, work.Status, work.NewlySignaled);
-                    Expect.Status(HvStatus.Success, work.Status, "SignalEventDirect from VP i to VP j");
+                    Expect.Equal(HvStatus.Success, work.Status, "SignalEventDirect from VP i to VP j");
                     Expect.True(work.NewlySignaled, "NewlySignaled from VP i to VP j");
                 }
             bool all = true;
@@ -412,7 +412,7 @@ namespace Kernel.TestMode
             bool unchanged = Snapshot.Unchanged();
             SintSetting.Restore(target, EventSint);
             Clock.Delay(QuietMs);
-            Expect.Status(HvStatus.Success, r.Status, "SignalEventDirect to a masked SINT");
+            Expect.Equal(HvStatus.Success, r.Status, "SignalEventDirect to a masked SINT");
             Expect.False(r.NewlySignaled, "NewlySignaled for a masked SINT");
             Expect.True(unchanged, "every SIM and SIEF page and interrupt count unchanged while masked");
             Snapshot.ExpectUnchanged("after unmasking");
@@ -435,16 +435,16 @@ namespace Kernel.TestMode
                 HvCallResult r = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + (uint)j, payload, size);
                 bool arrived = Clock.WaitAtLeast(&target->MessagesTaken[MessageSint], taken + 1, WaitMs);
                 Clock.Delay(QuietMs);
-                Expect.Status(HvStatus.Success, r.Status, "PostMessageDirect status");
+                Expect.Equal(HvStatus.Success, r.Status, "PostMessageDirect status");
                 if (!Expect.True(arrived, "the target VP took a message on SINT 14")) return;
                 HvMessage* m = Synic.LastReceived(target, MessageSint);
-                Expect.Equal((ulong)(TestMessageType + (uint)j), m->Header.MessageType, "message type");
+                Expect.Equal(TestMessageType + (uint)j, m->Header.Type, "message type");
                 Expect.Equal((ulong)size, m->Header.PayloadSize, "payload size");
                 Expect.Equal(0ul, m->Header.MessageFlags, "message flags (MessagePending clear)");
                 Expect.True(Memory.Equal(m->Payload, payload, size), "payload bytes");
                 Expect.Equal(taken + 1, target->MessagesTaken[MessageSint], "messages taken by the target");
                 Expect.Equal(interrupts + 1, target->SintInterrupts[MessageSint], "interrupts on the target");
-                Expect.Equal(0ul, target->Sim[MessageSint].Header.MessageType, "the slot is free again");
+                Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type, "the slot is free again");
             }
         }
 
@@ -455,7 +455,7 @@ namespace Kernel.TestMode
         {
             HvMessage* slot = &Vp.Current->Sim[((EomWork*)argument)->Sint];
             bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
-            slot->Header.MessageType = HvConstants.HvMessageTypeNone;
+            slot->Header.Type = HvMessageType.HvMessageTypeNone;
             if (pending) Cpu.WriteMsr(HvMsr.Eom, 0);
         }
 
@@ -478,7 +478,7 @@ namespace Kernel.TestMode
             bool firstArrived = Clock.WaitAtLeast(&target->SintInterrupts[MessageSint], interrupts + 1, WaitMs);
             HvCallResult r2 = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + 1, second, 24);
             Clock.Delay(QuietMs);
-            uint typeWhileBusy = slot->Header.MessageType;
+            HvMessageType typeWhileBusy = slot->Header.Type;
             byte sizeWhileBusy = slot->Header.PayloadSize, flagsWhileBusy = slot->Header.MessageFlags;
             bool firstPayloadKept = Memory.Equal(slot->Payload, first, 16);
             ulong interruptsWhileBusy = target->SintInterrupts[MessageSint];
@@ -488,7 +488,7 @@ namespace Kernel.TestMode
             RunHereOrOn(target, &FreeSlotAndEom, &eom);
             HvCallResult r3 = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + 1, second, 24);
             bool retryArrived = Clock.WaitAtLeast(&target->SintInterrupts[MessageSint], interrupts + 2, WaitMs);
-            uint typeAfter = slot->Header.MessageType;
+            HvMessageType typeAfter = slot->Header.Type;
             byte flagsAfter = slot->Header.MessageFlags;
             bool secondPayload = Memory.Equal(slot->Payload, second, 24);
             RunHereOrOn(target, &FreeSlotAndEom, &eom);
@@ -497,17 +497,17 @@ namespace Kernel.TestMode
             Report("PostMessageDirect to the busy slot", r2.Status);
             Report("PostMessageDirect after the guest freed the slot and wrote EOM", r3.Status);
 
-            Expect.Status(HvStatus.Success, r1.Status, "first post");
+            Expect.Equal(HvStatus.Success, r1.Status, "first post");
             Expect.True(firstArrived, "the first post interrupted the target");
-            Expect.Status(HvStatus.ObjectInUse, r2.Status, "second post to the busy slot");
-            Expect.Equal((ulong)TestMessageType, typeWhileBusy, "the slot still holds the first message's type");
+            Expect.Equal(HvStatus.ObjectInUse, r2.Status, "second post to the busy slot");
+            Expect.Equal(TestMessageType, typeWhileBusy, "the slot still holds the first message's type");
             Expect.Equal(16ul, sizeWhileBusy, "and its size");
             Expect.True(firstPayloadKept, "and its payload");
             Expect.Equal((ulong)HvMessageHeader.MessagePending, flagsWhileBusy, "MessagePending set in the busy slot");
             Expect.Equal(interrupts + 1, interruptsWhileBusy, "no interrupt for the refused post");
-            Expect.Status(HvStatus.Success, r3.Status, "retry after the guest freed the slot and wrote EOM");
+            Expect.Equal(HvStatus.Success, r3.Status, "retry after the guest freed the slot and wrote EOM");
             Expect.True(retryArrived, "the retry interrupted the target");
-            Expect.Equal((ulong)(TestMessageType + 1), typeAfter, "the slot holds the second message");
+            Expect.Equal(TestMessageType + 1, typeAfter, "the slot holds the second message");
             Expect.Equal(0ul, flagsAfter, "with MessagePending clear");
             Expect.True(secondPayload, "and its payload");
         }
@@ -548,7 +548,7 @@ namespace Kernel.TestMode
             if (output != null) Memory.Fill(output, 0xA5, 8);
             HvStatus got = Issue(&call);
             Report(what, got);
-            Expect.Status(status, got, what);
+            Expect.Equal(status, got, what);
             if (output != null && status != HvStatus.Success)
                 for (int i = 0; i < 8; i++) Expect.Equal(0xA5ul, output[i], "the output of a failed call is not written");
             Expect.True(Snapshot.Unchanged(), "SIM, SIEF pages and interrupt counts unchanged by a refused call");
@@ -616,7 +616,7 @@ namespace Kernel.TestMode
             c.Post.PartitionId = HvConstants.HV_PARTITION_ID_SELF;
             c.Post.VpIndex = Vp.Current->Index;
             c.Post.Sint = MessageSint;
-            c.Post.Message.Header.MessageType = TestMessageType;
+            c.Post.Message.Header.Type = TestMessageType;
             c.Post.Message.Header.PayloadSize = 8;
             return c;
         }
@@ -639,7 +639,7 @@ namespace Kernel.TestMode
             c = GoodPost(); c.Post.Sint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16");
             c = GoodPost(); c.Post.Sint = 0x100 | MessageSint; ExpectStatus(c, HvStatus.InvalidParameter, "SINT with bits above the low byte");
             c = GoodPost(); c.Post.Message.Header.MessageType = 0; ExpectStatus(c, HvStatus.InvalidParameter, "message type 0");
-            c = GoodPost(); c.Post.Message.Header.MessageType = HvConstants.HvMessageTimerExpired; ExpectStatus(c, HvStatus.InvalidParameter, "a hypervisor message type (bit 31)");
+            c = GoodPost(); c.Post.Message.Header.Type = HvMessageType.HvMessageTimerExpired; ExpectStatus(c, HvStatus.InvalidParameter, "a hypervisor message type (bit 31)");
             c = GoodPost(); c.Post.Message.Header.PayloadSize = 241; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 241");
             c = GoodPost(); c.Post.Message.Header.PayloadSize = 255; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 255");
             c = GoodPost(); c.Post.VpIndex = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP");
@@ -690,15 +690,15 @@ namespace Kernel.TestMode
             SintSetting.Restore(target, MessageSint);
             Clock.Delay(QuietMs);
 
-            Expect.Status(HvStatus.InvalidSynicState, noSief.Status, "SignalEventDirect with the target's SIEFP disabled");
-            Expect.Status(HvStatus.Success, postWithoutSief.Status, "PostMessageDirect needs no SIEF page");
+            Expect.Equal(HvStatus.InvalidSynicState, noSief.Status, "SignalEventDirect with the target's SIEFP disabled");
+            Expect.Equal(HvStatus.Success, postWithoutSief.Status, "PostMessageDirect needs no SIEF page");
             Expect.True(postArrived, "that message was taken");
-            Expect.Status(HvStatus.InvalidSynicState, noSim.Status, "PostMessageDirect with the target's SIMP disabled");
-            Expect.Status(HvStatus.InvalidSynicState, signalOff.Status, "SignalEventDirect with the target's SCONTROL disabled");
-            Expect.Status(HvStatus.InvalidSynicState, postOff.Status, "PostMessageDirect with the target's SCONTROL disabled");
-            Expect.Status(HvStatus.InvalidSynicState, postMasked.Status, "PostMessageDirect to a masked SINT");
+            Expect.Equal(HvStatus.InvalidSynicState, noSim.Status, "PostMessageDirect with the target's SIMP disabled");
+            Expect.Equal(HvStatus.InvalidSynicState, signalOff.Status, "SignalEventDirect with the target's SCONTROL disabled");
+            Expect.Equal(HvStatus.InvalidSynicState, postOff.Status, "PostMessageDirect with the target's SCONTROL disabled");
+            Expect.Equal(HvStatus.InvalidSynicState, postMasked.Status, "PostMessageDirect to a masked SINT");
             Expect.False(Synic.FlagIsSet(target, EventSint, 3), "no flag was set");
-            Expect.Equal(0ul, target->Sim[MessageSint].Header.MessageType, "the slot is free");
+            Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type, "the slot is free");
         }
 
         // ---- the storm ----------------------------------------------------------
@@ -774,7 +774,7 @@ namespace Kernel.TestMode
             for (int i = 0; i < n; i++)
             {
                 Expect.Equal(0ul, work[i].Errors, "calls that did not succeed");
-                if (work[i].Errors != 0) Expect.Status(HvStatus.Success, work[i].FirstError, "the first failed call's status");
+                if (work[i].Errors != 0) Expect.Equal(HvStatus.Success, work[i].FirstError, "the first failed call's status");
                 Expect.Equal(0ul, work[i].OwnNotNewly, "own flags not newly signaled");
                 for (int round = 0; round < rounds; round++)
                     Expect.Equal(1ul, Received(0, OwnFlag(i, round, rounds)), "times VP 0 took one own flag of VP i");
@@ -799,9 +799,9 @@ namespace Kernel.TestMode
             ulong* area = Synic.SiefArea(vp, sint);
             for (int w = 0; w < 32; w++) if (area[w] != 0) Cpu.AtomicSwap(&area[w], 0);
             HvMessage* slot = &vp->Sim[sint];
-            if (slot->Header.MessageType == HvConstants.HvMessageTypeNone) return;
+            if (slot->Header.Type == HvMessageType.HvMessageTypeNone) return;
             bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
-            slot->Header.MessageType = HvConstants.HvMessageTypeNone;
+            slot->Header.Type = HvMessageType.HvMessageTypeNone;
             if (pending) Cpu.WriteMsr(HvMsr.Eom, 0);
         }
 
@@ -897,7 +897,7 @@ namespace Kernel.TestMode
             Expect.Equal(0ul, undocumented, "calls answered with an undocumented status");
             if (undocumented != 0)
             {
-                Expect.Status(HvStatus.Success, firstUndocumented, "the first undocumented status");
+                Expect.Equal(HvStatus.Success, firstUndocumented, "the first undocumented status");
                 Expect.Equal(0ul, firstUndocumentedCall, "the call number that got it");
             }
             if (DirectCalls.Implemented)
@@ -908,7 +908,7 @@ namespace Kernel.TestMode
             {
                 ulong flags = Vp.Current->FlagsTaken[EventSint];
                 HvCallResult r = Hypercall.SignalEventDirect(Self, Vp.Current->Index, 0, EventSint, 2000);
-                Expect.Status(HvStatus.Success, r.Status, "a good call after the fuzz");
+                Expect.Equal(HvStatus.Success, r.Status, "a good call after the fuzz");
                 Expect.True(Clock.WaitAtLeast(&Vp.Current->FlagsTaken[EventSint], flags + 1, WaitMs), "its flag was taken");
             }
         }

@@ -10,7 +10,7 @@ namespace Kernel.TestMode
         public static bool Failed { get; private set; }
         public static string SkipReason { get; private set; }
 
-        private enum Kind { Number, Text, Boolean, Status }
+        private enum Kind { Number, Text, Boolean, Status, Outcome, MessageType }
         private static Kind s_kind;
         private static ulong s_expected, s_actual;
         private static string s_expectedText, s_actualText, s_what;
@@ -27,9 +27,7 @@ namespace Kernel.TestMode
 
         public static bool Equal(ulong expected, ulong actual, string what = null)
         {
-            if (expected == actual) return true;
-            if (Record(Kind.Number, what)) { s_expected = expected; s_actual = actual; }
-            return false;
+            return Equal(Kind.Number, expected, actual, what);
         }
 
         public static bool Equal(string expected, string actual, string what = null)
@@ -49,11 +47,16 @@ namespace Kernel.TestMode
             return false;
         }
 
-        // A hypercall status, printed with its TLFS name: "expected 0x18 INVALID_SYNIC_STATE, got 0x2 ...".
-        public static bool Status(HvStatus expected, HvStatus actual, string what)
+        // The enums of the Hyper-V interface, printed with their names:
+        // "expected 0x18 INVALID_SYNIC_STATE, got 0x2 INVALID_HYPERCALL_CODE (what)".
+        public static bool Equal(HvStatus expected, HvStatus actual, string what) => Equal(Kind.Status, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvOutcome expected, HvOutcome actual, string what) => Equal(Kind.Outcome, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvMessageType expected, HvMessageType actual, string what) => Equal(Kind.MessageType, (ulong)expected, (ulong)actual, what);
+
+        private static bool Equal(Kind kind, ulong expected, ulong actual, string what)
         {
             if (expected == actual) return true;
-            if (Record(Kind.Status, what)) { s_expected = (ulong)expected; s_actual = (ulong)actual; }
+            if (Record(kind, what)) { s_expected = expected; s_actual = actual; }
             return false;
         }
 
@@ -118,6 +121,8 @@ namespace Kernel.TestMode
             if (s_kind == Kind.Text) { Put('"'); Put(text ?? "(null)"); Put('"'); }
             else if (s_kind == Kind.Boolean) Put(number != 0 ? "true" : "false");
             else if (s_kind == Kind.Status) { PutNumber(number, hex: true); Put(' '); Put(HvStatusName.Of((HvStatus)number)); }
+            else if (s_kind == Kind.Outcome) Put(Hypercall.OutcomeName((HvOutcome)number));
+            else if (s_kind == Kind.MessageType) { PutNumber(number, hex: true); Put(' '); Put(HvMessageTypeName.Of((HvMessageType)number)); }
             else PutNumber(number, hex: number >= 65536);
         }
     }

@@ -68,7 +68,7 @@ namespace Kernel.TestMode
             if (HyperV.Present) return;
             ulong issued = Hypercall.Issued;
             HvCallResult r = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, 0, 0, 1, 1);
-            Expect.Equal((ulong)HvOutcome.Refused, (ulong)r.Outcome, "SignalEventDirect without Hyper-V is refused");
+            Expect.Equal(HvOutcome.Refused, r.Outcome, "SignalEventDirect without Hyper-V is refused");
             Expect.Equal(HyperV.AbsentReason, r.RefusalReason);
             Expect.Equal(issued, Hypercall.Issued, "hypercalls issued");
         }
@@ -152,7 +152,7 @@ namespace Kernel.TestMode
             HvHypercallControl control = default;
             control.CallCode = 0x7FFF;
             HvHypercallResult r = Hypercall.Slow(control, Hypercall.InputPage, Hypercall.OutputPage);
-            Expect.Equal((ulong)HvStatus.InvalidHypercallCode, (ulong)r.Status, "status of call code 0x7fff");
+            Expect.Equal(HvStatus.InvalidHypercallCode, r.Status, "status of call code 0x7fff");
         }
 
         // ---- SynIC registers and pages -------------------------------------------
@@ -310,7 +310,7 @@ namespace Kernel.TestMode
 
             Synic.EventHandlers[sint] = null;
             TestDevice.DestroyEventConnection(conn);
-            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, fast ? "HvCallSignalEvent (fast) status" : "HvCallSignalEvent (memory form) status");
+            Expect.Equal(HvStatus.Success, r.Status, fast ? "HvCallSignalEvent (fast) status" : "HvCallSignalEvent (memory form) status");
             Expect.True(set, "flag `conn` set in the SINT's SIEF area");
             Expect.Equal(0ul, otherBits, "no other flag set in the area");
             Expect.True(interrupted, "an interrupt arrived");
@@ -353,8 +353,8 @@ namespace Kernel.TestMode
             area[0] = 0;
             Synic.RawHandlers[sint] = null;
             TestDevice.DestroyEventConnection(conn);
-            Expect.Equal((ulong)HvStatus.Success, (ulong)first.Status, "first signal status");
-            Expect.Equal((ulong)HvStatus.Success, (ulong)second.Status, "second signal status");
+            Expect.Equal(HvStatus.Success, first.Status, "first signal status");
+            Expect.Equal(HvStatus.Success, second.Status, "second signal status");
             Expect.True(firstArrived, "the first signal interrupted");
             Expect.True(stillSet, "the flag stayed set");
             Expect.Equal(1ul, count, "interrupts after signalling a flag that was already set");
@@ -376,7 +376,7 @@ namespace Kernel.TestMode
             area[0] = 0;
             Synic.SetMasked(sint, false);
             TestDevice.DestroyEventConnection(conn);
-            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "signal status");
+            Expect.Equal(HvStatus.Success, r.Status, "signal status");
             Expect.True(set, "the flag is set even though the SINT is masked");
             Expect.Equal(interrupts, after, "interrupts on the masked SINT");
         }
@@ -399,7 +399,7 @@ namespace Kernel.TestMode
             HvCallResult r = Hypercall.PostMessage(conn, type, payload, length);
             bool arrived = WaitForCount(&Synic.MessagesTaken[sint], taken + 1, WaitMs);
             TestDevice.DestroyMessageConnection(conn);
-            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "HvCallPostMessage status");
+            Expect.Equal(HvStatus.Success, r.Status, "HvCallPostMessage status");
             if (!Expect.True(arrived, "a message arrived in SINT 8's slot")) return;
             HvMessage* m = Synic.LastReceived(sint);
             Expect.Equal(type, m->Header.MessageType, "message type");
@@ -442,9 +442,9 @@ namespace Kernel.TestMode
             bool both = WaitForCount(&Synic.MessagesTaken[sint], taken + 2, WaitMs);
             TestDevice.DestroyMessageConnection(conn);
 
-            Expect.Equal((ulong)HvStatus.Success, (ulong)first.Status, "first post status");
+            Expect.Equal(HvStatus.Success, first.Status, "first post status");
             Expect.True(firstInSlot, "the first message reached the slot");
-            Expect.Equal((ulong)HvStatus.Success, (ulong)second.Status, "second post status (queued behind the busy slot)");
+            Expect.Equal(HvStatus.Success, second.Status, "second post status (queued behind the busy slot)");
             Expect.True(pending, "MessagePending set in the busy slot");
             Expect.Equal(0x100ul, typeWhileBusy, "the slot kept the first message");
             Expect.True(both, "both messages were delivered after EOM");

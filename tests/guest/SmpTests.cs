@@ -180,7 +180,7 @@ namespace Kernel.TestMode
             bool arrived = WaitAtLeast(&target->FlagsTaken[sint], targetFlags + 1, WaitMs);
             Clock.Delay(50);
             TestDevice.DestroyEventConnection(conn);
-            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "SignalEvent status");
+            Expect.Equal(HvStatus.Success, r.Status, "SignalEvent status");
             Expect.True(arrived, "VP 1 took the flag");
             Expect.Equal(targetInterrupts + 1, target->SintInterrupts[sint], "VP 1 interrupted once");
             Expect.Equal(myInterrupts, me->SintInterrupts[sint], "VP 0 not interrupted");
@@ -201,7 +201,7 @@ namespace Kernel.TestMode
             HvCallResult r = Hypercall.PostMessage(conn, 0x77, payload, 24);
             bool arrived = WaitAtLeast(&target->MessagesTaken[sint], taken + 1, WaitMs);
             TestDevice.DestroyMessageConnection(conn);
-            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "PostMessage status");
+            Expect.Equal(HvStatus.Success, r.Status, "PostMessage status");
             if (!Expect.True(arrived, "the last VP took a message on SINT 8")) return;
             HvMessage* m = Synic.LastReceived(target, sint);
             Expect.Equal(0x77ul, m->Header.MessageType, "message type");
@@ -233,7 +233,7 @@ namespace Kernel.TestMode
             bool arrived = WaitAtLeast(&s_ipiCounts[1], 1, WaitMs);
             Clock.Delay(100);
             Interrupts.SetHandler(IpiVector, null);
-            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "HvCallSendSyntheticClusterIpi status");
+            Expect.Equal(HvStatus.Success, r.Status, "HvCallSendSyntheticClusterIpi status");
             Expect.True(arrived, "VP 1 interrupted");
             for (int i = 0; i < Vp.Count; i++)
                 Expect.Equal((mask >> (int)Vp.Get(i)->Index) & 1, s_ipiCounts[i], "IPIs taken by a VP (1 if in the mask, else 0)");

@@ -104,7 +104,7 @@ namespace Kernel.TestMode
                 SyntheticTimer.Stop(timer);
                 if (!Expect.True(arrived, "a timer message within 2 s")) return;
                 HvMessage* m = Synic.LastReceived(TimerSint, extra);
-                Expect.Equal(HvConstants.HvMessageTimerExpired, m->Header.MessageType, "message type HvMessageTimerExpired");
+                Expect.Equal(HvMessageType.HvMessageTimerExpired, m->Header.Type, "message type");
                 Expect.Equal((ulong)timer, TimerPayload(m)->TimerIndex, "TimerIndex");
                 Expect.InRange(due, now, TimerPayload(m)->ExpirationTime, "ExpirationTime between the due time and now");
                 Expect.InRange(TimerPayload(m)->ExpirationTime, now, TimerPayload(m)->DeliveryTime, "DeliveryTime after ExpirationTime");
@@ -158,7 +158,7 @@ namespace Kernel.TestMode
             ulong taken = Synic.MessagesTaken[TimerSint];
             Cpu.DisableInterrupts();
             SyntheticTimer.StartOneShot(3, TimerSint, ReferenceTime.ReadCounter() + 2 * Ms);
-            bool first = Clock.WaitForValue((ulong*)slot, 0xFFFFFFFF, HvConstants.HvMessageTimerExpired, 2000);
+            bool first = Clock.WaitForValue((ulong*)slot, 0xFFFFFFFF, (ulong)HvMessageType.HvMessageTimerExpired, 2000);
             SyntheticTimer.StartOneShot(2, TimerSint, ReferenceTime.ReadCounter() + 2 * Ms);
             bool pending = Clock.WaitForValue((ulong*)slot, 0x0000FF0000000000, 1ul << 40, 2000);
             uint indexWhileBusy = ((HvTimerMessagePayload*)slot->Payload)->TimerIndex;

@@ -70,7 +70,7 @@ namespace Kernel.TestMode
             VmbusAttempt* a = VmbusClient.Attempts;
             Expect.Equal((ulong)VmbusVersion.Win10V5_3, (ulong)a[0].Version, "first attempt: the newest version");
             Expect.Equal(4ul, (ulong)a[0].ConnectionId, "5.x contacts connection 4");
-            Expect.Equal((ulong)HvStatus.InvalidConnectionId, (ulong)a[0].PostStatus, "QEMU has no listener on connection 4");
+            Expect.Equal(HvStatus.InvalidConnectionId, a[0].PostStatus, "QEMU has no listener on connection 4");
             Expect.Equal((ulong)VmbusResult.NoHost, (ulong)a[3].Result, "5.0 moves on (NoHost = 1)");
             Expect.Equal((ulong)VmbusVersion.Win10Rs3, (ulong)a[4].Version, "fifth attempt: 4.1");
             Expect.Equal((ulong)VmbusResult.Refused, (ulong)a[4].Result, "4.1 refused by VERSION_RESPONSE (Refused = 2)");
@@ -151,8 +151,8 @@ namespace Kernel.TestMode
         {
             if (!Need.SignalEvents() || !Connected()) return;
             HvCallResult r = Hypercall.SignalEvent(VmbusConstants.EventConnectionId, 0);
-            Expect.Equal((ulong)HvStatus.Success, (ulong)r.Status, "HvCallSignalEvent to VMBus event connection 2");
-            Expect.Equal((ulong)HvOutcome.Done, (ulong)r.Outcome, "outcome");
+            Expect.Equal(HvStatus.Success, r.Status, "HvCallSignalEvent to VMBus event connection 2");
+            Expect.Equal(HvOutcome.Done, r.Outcome, "outcome");
         }
 
         // OPENCHANNEL for a relid nobody offered: QEMU drops it silently. The client

@@ -54,7 +54,7 @@ namespace Kernel.TestMode
         // through, so that each call is a real call with an entry to count from
         // (a caller elsewhere may get it inlined, which only makes it cheaper).
         private static delegate*<ulong, uint, byte, byte, ushort, HvCallResult> s_signalEventDirect;
-        private static delegate*<ulong, uint, byte, byte, uint, byte*, uint, HvCallResult> s_postMessageDirect;
+        private static delegate*<ulong, uint, byte, byte, HvMessageType, byte*, uint, HvCallResult> s_postMessageDirect;
         private static delegate*<uint, ushort, HvCallResult> s_signalEvent;
         private static delegate*<uint, uint, byte*, uint, HvCallResult> s_postMessage;
 
@@ -166,7 +166,7 @@ namespace Kernel.TestMode
         private static void CallFloorSignalEventDirect()
             => s_floorStatus = FloorSignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, Vp.Current->Index, 0, BenchSint, DirectFlag);
         private static void CallCSharpPostMessageDirect()
-            => s_result = s_postMessageDirect(HvConstants.HV_PARTITION_ID_SELF, Vp.Current->Index, 0, BenchSint, MessageType, s_payload, PayloadBytes);
+            => s_result = s_postMessageDirect(HvConstants.HV_PARTITION_ID_SELF, Vp.Current->Index, 0, BenchSint, (HvMessageType)MessageType, s_payload, PayloadBytes);
         private static void CallFloorPostMessageDirect()
             => s_floorStatus = FloorPostMessageDirect(HvConstants.HV_PARTITION_ID_SELF, Vp.Current->Index, 0, BenchSint, MessageType, s_payload, PayloadBytes);
         private static void CallCSharpSignalEvent() => s_result = s_signalEvent(EventConnection, 0);
