@@ -26,17 +26,6 @@ namespace Kernel.TestMode
 
         private const ulong WaitMs = 3000;
 
-        private static bool WaitAtLeast(ulong* counter, ulong value, ulong ms)
-        {
-            ulong deadline = Clock.Now100ns() + ms * 10000;
-            while (*counter < value)
-            {
-                if (Clock.Now100ns() > deadline) return false;
-                Cpu.Pause();
-            }
-            return true;
-        }
-
         // ---- bring-up ------------------------------------------------------------------
 
         private static void AllProcessorsOnline()
@@ -146,7 +135,7 @@ namespace Kernel.TestMode
             bool all = true;
             for (int i = 0; i < n; i++)
                 for (int s = 0; s < 16; s++)
-                    all &= WaitAtLeast(&Vp.Get(i)->SintInterrupts[s], before[i * 16 + s] + 1, WaitMs);
+                    all &= Clock.WaitAtLeast(&Vp.Get(i)->SintInterrupts[s], before[i * 16 + s] + 1, WaitMs);
             Clock.Delay(50);
             for (int i = 0; i < n; i++) for (uint s = 0; s < 16; s++) TestDevice.DestroySintRoute(Vp.Get(i)->Index, s);
             OnEachVp(&ConfigureStormSints, (void*)1);
@@ -177,7 +166,7 @@ namespace Kernel.TestMode
             ulong targetInterrupts = target->SintInterrupts[sint], targetFlags = target->FlagsTaken[sint];
             ulong myInterrupts = me->SintInterrupts[sint];
             HvCallResult r = Hypercall.SignalEvent(conn, 0);
-            bool arrived = WaitAtLeast(&target->FlagsTaken[sint], targetFlags + 1, WaitMs);
+            bool arrived = Clock.WaitAtLeast(&target->FlagsTaken[sint], targetFlags + 1, WaitMs);
             Clock.Delay(50);
             TestDevice.DestroyEventConnection(conn);
             Expect.Equal(HvStatus.Success, r.Status, "SignalEvent status");
@@ -199,7 +188,7 @@ namespace Kernel.TestMode
             for (int i = 0; i < 24; i++) payload[i] = (byte)(0xA0 + i);
             ulong taken = target->MessagesTaken[sint], mine = me->MessagesTaken[sint];
             HvCallResult r = Hypercall.PostMessage(conn, 0x77, payload, 24);
-            bool arrived = WaitAtLeast(&target->MessagesTaken[sint], taken + 1, WaitMs);
+            bool arrived = Clock.WaitAtLeast(&target->MessagesTaken[sint], taken + 1, WaitMs);
             TestDevice.DestroyMessageConnection(conn);
             Expect.Equal(HvStatus.Success, r.Status, "PostMessage status");
             if (!Expect.True(arrived, "the last VP took a message on SINT 8")) return;
@@ -230,7 +219,7 @@ namespace Kernel.TestMode
             ulong mask = 0;
             for (int i = 1; i < Vp.Count; i += 2) mask |= 1ul << (int)Vp.Get(i)->Index;
             HvCallResult r = Hypercall.SendSyntheticClusterIpi(IpiVector, mask);
-            bool arrived = WaitAtLeast(&s_ipiCounts[1], 1, WaitMs);
+            bool arrived = Clock.WaitAtLeast(&s_ipiCounts[1], 1, WaitMs);
             Clock.Delay(100);
             Interrupts.SetHandler(IpiVector, null);
             Expect.Equal(HvStatus.Success, r.Status, "HvCallSendSyntheticClusterIpi status");
@@ -250,7 +239,7 @@ namespace Kernel.TestMode
             {
                 ulong taken = Vp.Current->MessagesTaken[TimeTests.TimerSint];
                 SyntheticTimer.StartOneShot(timer, TimeTests.TimerSint, ReferenceTime.ReadCounter() + 20000);
-                bool came = WaitAtLeast(&Vp.Current->MessagesTaken[TimeTests.TimerSint], taken + 1, 2000);
+                bool came = Clock.WaitAtLeast(&Vp.Current->MessagesTaken[TimeTests.TimerSint], taken + 1, 2000);
                 SyntheticTimer.Stop(timer);
                 if (came && ((HvTimerMessagePayload*)Synic.LastReceived(TimeTests.TimerSint)->Payload)->TimerIndex == timer)
                     arrived |= 1ul << timer;
@@ -342,12 +331,12 @@ namespace Kernel.TestMode
                 ulong start = Cpu.ReadTscOrdered();
                 Hypercall.SignalEvent(PingToVp1, 0);
                 fixed (ulong* pongs = &s_pongs)
-                    if (!WaitAtLeast(pongs, (ulong)rounds + 1, PongDueMs))
+                    if (!Clock.WaitAtLeast(pongs, (ulong)rounds + 1, PongDueMs))
                     {
                         // Late is not lost: a host that runs the emulator slowly (or
                         // descheduled it) delays a round trip; only one that never comes is lost.
                         late++;
-                        if (!WaitAtLeast(pongs, (ulong)rounds + 1, PongLostMs)) { lost++; ReportLostRound(rounds); break; }
+                        if (!Clock.WaitAtLeast(pongs, (ulong)rounds + 1, PongLostMs)) { lost++; ReportLostRound(rounds); break; }
                     }
                 cycles[rounds] = Cpu.ReadTscOrdered() - start;
             }

@@ -66,17 +66,19 @@ namespace Kernel.TestMode
         private static TestCase[] Suite(int index) => index switch
         {
             0 => FoundationTests.All(),
-            1 => HvTests.All(),
-            2 => DirectTests.All(),
-            3 => TimeTests.All(),
-            4 => SmpTests.All(),
+            1 => DetectionTests.All(),
+            2 => SynicTests.All(),
+            3 => ConnectionTests.All(),
+            4 => DirectTests.All(),
+            5 => TimeTests.All(),
+            6 => SmpTests.All(),
             // The Dynamic Memory tests wait for hv-balloon, which starts acting 50 s after
             // the channel opened at boot: late in the run, the wait is mostly over.
-            5 => DynamicMemoryTests.All(),
-            6 => VmbusTests.All(),       // ends with UNLOAD
-            7 => GuardTests.All(),
+            7 => DynamicMemoryTests.All(),
+            8 => VmbusTests.All(),       // ends with UNLOAD
+            9 => GuardTests.All(),
             // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
-            8 => BootInfo.HasOption("inject-failure") ? InjectedFailure : new TestCase[0],
+            10 => BootInfo.HasOption("inject-failure") ? InjectedFailure : new TestCase[0],
             _ => null,
         };
 

@@ -79,15 +79,7 @@ namespace Kernel.TestMode
         private static HvTimerMessagePayload* TimerPayload(HvMessage* m) => (HvTimerMessagePayload*)m->Payload;
 
         private static bool WaitMessages(ulong count, ulong ms)
-        {
-            ulong deadline = Clock.Now100ns() + ms * Ms;
-            while (Synic.MessagesTaken[TimerSint] < count)
-            {
-                if (Clock.Now100ns() > deadline) return false;
-                Cpu.Pause();
-            }
-            return true;
-        }
+            => Clock.WaitAtLeast(&Synic.MessagesTaken[TimerSint], count, ms);
 
         private static void OneShotEachTimer()
         {
