@@ -56,7 +56,8 @@ $(BUILD)/kernel-test.o: $(CS) $(TEST_CS) $(BUILD)/kernel.o
 	$(DOTNET) build kernel.csproj $(DOTNET_FLAGS) -p:Image=test
 	@touch $@
 
-LINK_ELF = ld.lld -static -nostdlib -z max-page-size=4096 -z noexecstack -T boot/linker.ld
+# -n: segments packed in the file, page-aligned only in memory (boot/linker.ld says why).
+LINK_ELF = ld.lld -static -nostdlib -n -z noexecstack -T boot/linker.ld
 
 $(BUILD)/kernel.elf: $(BUILD)/kernel.o $(ASM_OBJ) boot/linker.ld
 	$(LINK_ELF) -Map=$(BUILD)/kernel.map -o $@ $(ASM_OBJ) $(BUILD)/kernel.o
@@ -102,6 +103,15 @@ $(BUILD)/BOOTX64.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) $(BUILD)/.deps-image
 
 $(BUILD)/BOOTX64-minimal.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) $(BUILD)/.deps-image
 	$(LINK_EFI) /map:$(BUILD)/BOOTX64-minimal.map /out:$@ $(EFI_OBJ) $(BUILD)/kernel.obj
+
+# The applications as shipped without the COFF symbol table, for the size figures of make bench.
+LINK_EFI_STRIPPED = $(filter-out /debug:symtab,$(LINK_EFI))
+
+$(BUILD)/BOOTX64.stripped.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) $(BUILD)/.deps-image
+	$(LINK_EFI_STRIPPED) /out:$@ $(EFI_OBJ) $(BUILD)/kernel-test.obj
+
+$(BUILD)/BOOTX64-minimal.stripped.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) $(BUILD)/.deps-image
+	$(LINK_EFI_STRIPPED) /out:$@ $(EFI_OBJ) $(BUILD)/kernel.obj
 
 $(BUILD)/gen2.img: $(GEN2_EFI) tools/hyperv/mkgen2.py
 	$(if $(filter-out minimal test,$(GEN2_IMAGE)),$(error GEN2_IMAGE=$(GEN2_IMAGE): use test (the default) or minimal))

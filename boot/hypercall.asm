@@ -4,8 +4,10 @@
 ; HV_X64_MSR_HYPERCALL and the hypervisor fills it with its calling sequence
 ; (vmcall or vmmcall, then ret). The page lives in the kernel image so that it
 ; is mapped read-only and executable like any other code (kernel/arch/Paging.cs).
-; Until the hypervisor overwrites it, it holds int3: a call made too early
-; stops with an explained #BP instead of running off into zeroes.
+; The ELF image carries no bytes of it (nobits); until the hypervisor overwrites
+; it, it holds the int3 that kernel/hv/HyperV.cs (PoisonHypercallPage) puts there
+; at boot: a call made too early stops with an explained #BP instead of running
+; off into zeroes.
 ;
 ; TLFS 3.7 "Hypercall Interface" (x64): RCX = control, RDX = input GPA (fast:
 ; input bytes 0-7), R8 = output GPA (fast: input bytes 8-15); RAX = result.
@@ -14,10 +16,20 @@
 
 bits 64
 
+%ifdef ABI_WIN64
+; A PE section cannot hold code and uninitialised bytes at once (lld-link
+; gives the bss part a section of its own, outside the code range), so the
+; EFI image carries the int3 bytes itself (Makefile EFI_MERGE puts them in .text).
 section .hypercall_page progbits alloc exec nowrite align=4096
 global hv_hypercall_page
 hv_hypercall_page:
     times 4096 db 0xCC
+%else
+section .hypercall_page nobits alloc exec nowrite align=4096
+global hv_hypercall_page
+hv_hypercall_page:
+    resb 4096
+%endif
 
 section .text
 

@@ -25,6 +25,7 @@ namespace Kernel
         // (PVH) and efi_main (kernel/arch/EfiBoot.cs, after ExitBootServices).
         internal static void Continue()
         {
+            HyperV.PoisonHypercallPage();                // before anything could call it
             PageAllocator.Initialize();
             Gdt.Install();
             Interrupts.Initialize();

@@ -87,11 +87,11 @@ open(f"{out}/counts.md", "w").write("\n".join(md) + "\n")
 PY
 
 # Both images, as ELF without symbols and as UEFI application; the Makefile owns the link lines.
-make -s build/kernel.stripped.elf build/kernel-test.stripped.elf build/BOOTX64-minimal.EFI build/BOOTX64.EFI
+make -s build/kernel.stripped.elf build/kernel-test.stripped.elf build/BOOTX64-minimal.stripped.EFI build/BOOTX64.stripped.EFI
 minimal_elf_size=$(stat -c %s build/kernel.stripped.elf)
 test_elf_size=$(stat -c %s build/kernel-test.stripped.elf)
-minimal_efi_size=$(stat -c %s build/BOOTX64-minimal.EFI)
-test_efi_size=$(stat -c %s build/BOOTX64.EFI)
+minimal_efi_size=$(stat -c %s build/BOOTX64-minimal.stripped.EFI)
+test_efi_size=$(stat -c %s build/BOOTX64.stripped.EFI)
 # The QEMU that ran the guest, as qemu-run.sh named it ("qemu-run.sh: QEMU: pinned 10.0.2 (...)").
 qemu_version=$(sed -n 's/^qemu-run\.sh: QEMU: \([a-z]*\) \([^ ]*\) .*/\2 (\1)/p' "$out/tcg.err" | head -n1)
 [ -n "$qemu_version" ] || qemu_version=unknown
@@ -207,9 +207,9 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo "| figure | value | target | verdict |"
   echo "|---|---|---|---|"
   echo "| minimal image \`build/kernel.elf\`, stripped | $minimal_elf_size bytes | ≤ 65536 | $(verdict "$minimal_elf_size" 65536) |"
-  echo "| minimal image as UEFI application \`build/BOOTX64-minimal.EFI\` | $minimal_efi_size bytes | ≤ 65536 | $(verdict "$minimal_efi_size" 65536) |"
+  echo "| minimal image as UEFI application \`build/BOOTX64-minimal.EFI\`, no symbol table | $minimal_efi_size bytes | ≤ 65536 | $(verdict "$minimal_efi_size" 65536) |"
   echo "| test image \`build/kernel-test.elf\` (test mode, bench), stripped | $test_elf_size bytes | ≤ 131072 | $(verdict "$test_elf_size" 131072) |"
-  echo "| test image as UEFI application \`build/BOOTX64.EFI\` | $test_efi_size bytes | ≤ 131072 | $(verdict "$test_efi_size" 131072) |"
+  echo "| test image as UEFI application \`build/BOOTX64.EFI\`, no symbol table | $test_efi_size bytes | ≤ 131072 | $(verdict "$test_efi_size" 131072) |"
   echo "| whole \`qemu-run.sh --mode tcg\` bench run, host wall time | $(wall tcg) s | – | – |"
   echo "| whole \`qemu-run.sh --mode nested --smp 2\` bench run, host wall time | $(wall nested-smp2) s | – | – |"
   echo "| whole \`qemu-run.sh --uefi --mode tcg\` bench run (OVMF), host wall time | $(wall uefi-tcg) s | – | – |"
@@ -220,7 +220,7 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo "| TCG boot timeline (TSC, emulator figure; the instructions per phase are above): entry → long mode → runtime started → Hyper-V ready → all VPs ready → test-ready | $(kv "$tl" entry) → $(kv "$tl" long_mode) → $(kv "$tl" runtime_started) → $(kv "$tl" hv_ready) → $(kv "$tl" all_vps_ready) → $(kv "$tl" test_ready) | – | – |"
   echo "| nested boot, entry → test-ready (emulator figure) | $(( $(kv "$(timeline nested-smp2)" test_ready) - $(kv "$(timeline nested-smp2)" entry) )) cycles at $hz_nested Hz | – | – |"
   echo
-  echo "Method: sizes from \`stat\` (each ELF relinked with \`--strip-all\` by \`make build/kernel[-test].stripped.elf\`; the EFI applications as built, their COFF symbol table included); wall times from \`date\` around each whole \`qemu-run.sh\` run; the timeline is the TSC read at each milestone by \`boot/entry.asm\` and \`kernel/Kernel.cs\`."
+  echo "Method: sizes from \`stat\` (each ELF relinked with \`--strip-all\` by \`make build/kernel[-test].stripped.elf\`; the EFI applications relinked without their COFF symbol table by `make build/BOOTX64[-minimal].stripped.EFI`); wall times from \`date\` around each whole \`qemu-run.sh\` run; the timeline is the TSC read at each milestone by \`boot/entry.asm\` and \`kernel/Kernel.cs\`."
   echo
   echo "## Caveats"
   echo

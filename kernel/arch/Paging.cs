@@ -162,5 +162,30 @@ namespace Kernel.Arch
             }
             return 0;
         }
+
+        // Writing into the read-only text range (the hypercall page before the
+        // hypervisor fills it, a bench's stand-in page): SDM Vol 3A 2.5, with
+        // CR0.WP clear supervisor writes go through read-only pages, under
+        // these tables and under the boot or firmware ones alike. Interrupts
+        // stay off so that nothing else runs with write protection off.
+        private const ulong Cr0WriteProtect = 1ul << 16;
+
+        public static void FillReadOnly(byte* destination, byte value, ulong count)
+            => WriteReadOnly(destination, null, value, count);
+
+        public static void CopyToReadOnly(byte* destination, byte* source, ulong count)
+            => WriteReadOnly(destination, source, 0, count);
+
+        // Copies source, or without one fills with value.
+        private static void WriteReadOnly(byte* destination, byte* source, byte value, ulong count)
+        {
+            ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
+            ulong cr0 = Cpu.ReadCr0();
+            Cpu.WriteCr0(cr0 & ~Cr0WriteProtect);
+            if (source != null) Memory.Copy(destination, source, count);
+            else Memory.Fill(destination, value, count);
+            Cpu.WriteCr0(cr0);
+            Cpu.RestoreInterrupts(flags);
+        }
     }
 }

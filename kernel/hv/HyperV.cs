@@ -106,6 +106,14 @@ namespace Kernel.Hv
             Console.WriteLine();
         }
 
+        // The image carries no bytes of the hypercall page (boot/hypercall.asm):
+        // int3 in every byte until the hypervisor writes its calling sequence
+        // (TLFS 3.13), so a call that comes too early stops with an explained #BP.
+        private const byte Int3 = 0xCC;
+
+        public static void PoisonHypercallPage()
+            => Paging.FillReadOnly((byte*)BootSymbols.Get()->HypercallPage, Int3, 4096);
+
         // TLFS 3.13: the guest OS ID must be non-zero before the hypercall page can
         // be enabled (KVM ignores the HYPERCALL write while it is 0), then the
         // guest names a page and the hypervisor fills it with the call sequence.

@@ -32,7 +32,6 @@ namespace Kernel.TestMode
         private const ushort DirectFlag = 7, EventFlag = 43;
         private const uint EventConnection = 41, MessageConnection = 42, MessageType = 1;
         private const int PayloadBytes = 16;
-        private const ulong Cr0WriteProtect = 1ul << 16;
 
         [RuntimeImport("bench_count_begin")] [MethodImpl(MethodImplOptions.InternalCall)]
         private static extern void Begin();
@@ -147,16 +146,12 @@ namespace Kernel.TestMode
             }
         }
 
-        // SDM Vol 3A 2.5: with CR0.WP clear, supervisor writes go through to
-        // read-only pages; the page is mapped read-only and executable (Paging).
+        // A stand-in for the hypervisor's code, written where it would write it.
         private static void InstallStandInHypercallPage()
         {
             byte* page = (byte*)BootSymbols.Get()->HypercallPage;
-            ulong cr0 = Cpu.ReadCr0();
-            Cpu.WriteCr0(cr0 & ~Cr0WriteProtect);
-            page[0] = 0x31; page[1] = 0xC0;     // xor eax, eax: HV_STATUS_SUCCESS, no reps completed
-            page[2] = 0xC3;                     // ret
-            Cpu.WriteCr0(cr0);
+            byte* standIn = stackalloc byte[] { 0x31, 0xC0, 0xC3 };  // xor eax, eax (HV_STATUS_SUCCESS, no reps completed); ret
+            Paging.CopyToReadOnly(page, standIn, 3);
             HyperV.HypercallPageAddress = (ulong)page;
             HyperV.HypercallPageEnabled = true;
         }
