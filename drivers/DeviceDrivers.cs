@@ -8,7 +8,7 @@ namespace Drivers
     {
         public static unsafe VmbusDriver[] Vmbus() => new VmbusDriver[]
         {
-            new VmbusDriver("dynamic-memory", DynamicMemoryDevice.Class, &DynamicMemoryDevice.Probe),
+            new VmbusDriver("dynamic-memory"u8, DynamicMemoryDevice.Class, &DynamicMemoryDevice.Probe),
         };
 
         // Once VMBus is connected and the offers are in (Kernel.Enlighten).

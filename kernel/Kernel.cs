@@ -14,7 +14,7 @@ namespace Kernel
         private static void Main(void* startInfo)
         {
             Console.Initialize();
-            Console.WriteLine("C# Hyper-V guest: booting");
+            Console.WriteLine("C# Hyper-V guest: booting"u8);
             StartupCodeHelpers.InitializeModules();      // statics before anything else uses them
             BootTimeline.MarkRuntimeStarted();
             BootInfo.FromPvh(startInfo);
@@ -37,7 +37,7 @@ namespace Kernel
             BootTimeline.MarkReady();
             EnterTestMode();
             ReportReady();
-            if (BootInfo.HasOption("exit-when-ready"))
+            if (BootInfo.HasOption("exit-when-ready"u8))
             {
                 Drivers.VmBus.VmbusClient.Shutdown();    // UNLOAD before leaving
                 GuestExit.Exit(GuestExit.Status.Passed);
@@ -56,10 +56,10 @@ namespace Kernel
         // its drivers running from their interrupts.
         private static void ReportReady()
         {
-            Console.Write("ready: ");
+            Console.Write("ready: "u8);
             Console.WriteDecimal((ulong)Smp.OnlineCount());
-            Console.Write(HyperV.Present ? " VPs enlightened, VMBus " : " VPs, no Hyper-V, VMBus ");
-            Console.WriteLine(Drivers.VmBus.VmbusClient.State == Drivers.VmBus.VmbusState.Connected ? "connected" : "not connected");
+            Console.Write(HyperV.Present ? " VPs enlightened, VMBus "u8 : " VPs, no Hyper-V, VMBus "u8);
+            Console.WriteLine(Drivers.VmBus.VmbusClient.State == Drivers.VmBus.VmbusState.Connected ? "connected"u8 : "not connected"u8);
         }
 
         private static void Idle()
@@ -98,21 +98,21 @@ namespace Kernel
         private static void PrintHypercallPage()
         {
             byte* page = (byte*)HyperV.HypercallPageAddress;
-            Console.Write("hv-hypercall-page:");
+            Console.Write("hv-hypercall-page:"u8);
             for (int i = 0; i < 32; i++) { Console.Write(' '); Console.WriteHexByte(page[i]); }
             Console.WriteLine();
         }
 
         private static void PrintBootSummary()
         {
-            Console.Write("command line: \"");
+            Console.Write("command line: \""u8);
             for (int i = 0; i < BootInfo.CommandLineLength; i++) Console.Write((char)BootInfo.CommandLine[i]);
-            Console.WriteLine("\"");
-            Console.Write("memory: ");
+            Console.WriteLine("\""u8);
+            Console.Write("memory: "u8);
             Console.WriteDecimal((long)(PageAllocator.FreePages * 4 / 1024));
-            Console.Write(" MiB free in ");
+            Console.Write(" MiB free in "u8);
             Console.WriteDecimal((long)BootInfo.RegionCount);
-            Console.WriteLine(" map regions");
+            Console.WriteLine(" map regions"u8);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System;
 using Drivers.VmBus;
 using Kernel.Arch;
 using Kernel.Hv;
@@ -15,7 +16,7 @@ namespace Drivers.DynamicMemory
     public static unsafe class DynamicMemoryDevice
     {
         // 525074dc-8985-46e2-8057-a307dc18a502 (Linux HV_DM_GUID).
-        public static VmbusGuid Class => VmbusGuid.From(0x525074dc, 0x8985, 0x46e2, 0x8057a307dc18a502);
+        public static Guid Class => Guid.From(0x525074dc, 0x8985, 0x46e2, 0x8057a307dc18a502);
 
         public const uint RingPages = 8;                    // each direction, header page included (28 KiB of data)
         public const ulong StatusPeriodMs = 1000;           // "the host expects the guest to post status every second"
@@ -42,27 +43,27 @@ namespace Drivers.DynamicMemory
         // channel, negotiate, report capabilities, start the status reports.
         public static bool Probe(VmbusOffer* offer)
         {
-            if (Channel != null) { Console.WriteLine("dm: a second Dynamic Memory offer ignored (one device per guest)"); return false; }
+            if (Channel != null) { Console.WriteLine("dm: a second Dynamic Memory offer ignored (one device per guest)"u8); return false; }
             EnsureSession();
             Offer = offer;
             Channel = VmbusClient.OpenChannel(offer, RingPages, &OnChannelInterrupt, out OpenResult, &OnChannelClose);
             if (Channel == null)
             {
-                Console.Write("dm: OPENCHANNEL of relid ");
+                Console.Write("dm: OPENCHANNEL of relid "u8);
                 Console.WriteDecimal((ulong)offer->ChildRelid);
-                Console.Write(" failed: ");
+                Console.Write(" failed: "u8);
                 Console.WriteLine(VmbusClient.ResultName(OpenResult));
                 return false;
             }
-            Console.Write("dm: channel open: relid ");
+            Console.Write("dm: channel open: relid "u8);
             Console.WriteDecimal((ulong)Channel->Relid);
-            Console.Write(", GPADL ");
+            Console.Write(", GPADL "u8);
             Console.WriteHex(Channel->GpadlId);
-            Console.Write(", rings 2 x ");
+            Console.Write(", rings 2 x "u8);
             Console.WriteDecimal((ulong)RingPages);
-            Console.Write(" pages, host signalled through ");
-            if (Channel->UsesMonitor) { Console.Write("monitor id "); Console.WriteDecimal((ulong)Channel->MonitorId); }
-            else { Console.Write("connection "); Console.WriteDecimal((ulong)Channel->SignalConnectionId); }
+            Console.Write(" pages, host signalled through "u8);
+            if (Channel->UsesMonitor) { Console.Write("monitor id "u8); Console.WriteDecimal((ulong)Channel->MonitorId); }
+            else { Console.Write("connection "u8); Console.WriteDecimal((ulong)Channel->SignalConnectionId); }
             Console.WriteLine();
 
             ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
@@ -74,8 +75,8 @@ namespace Drivers.DynamicMemory
             while (Session->State != DmState.Ready && Session->State != DmState.Failed && Clock.Now100ns() < deadline) Cpu.Pause();
             if (Session->State != DmState.Ready)
             {
-                Console.Write("dm: the protocol did not start: ");
-                Console.WriteLine(Session->State == DmState.Failed ? "refused by the host" : "no answer within the timeout");
+                Console.Write("dm: the protocol did not start: "u8);
+                Console.WriteLine(Session->State == DmState.Failed ? "refused by the host"u8 : "no answer within the timeout"u8);
                 return true;        // the channel stays open: the host may still answer
             }
             StartStatusTimer();
@@ -128,9 +129,9 @@ namespace Drivers.DynamicMemory
             DmSession.Close(Session);
             Cpu.RestoreInterrupts(flags);
             Channel = null;
-            Console.Write("dm: channel closed; ");
+            Console.Write("dm: channel closed; "u8);
             Console.WriteDecimal(ballooned);
-            Console.WriteLine(" ballooned pages returned to the allocator");
+            Console.WriteLine(" ballooned pages returned to the allocator"u8);
         }
 
         // Closes the channel (CLOSECHANNEL, then the ring GPADL's teardown).
@@ -145,18 +146,18 @@ namespace Drivers.DynamicMemory
             Interrupts.SetHandler(StatusTimerVector, &OnStatusTimer);
             if (!ApicTimer.StartPeriodic(StatusTimerVector, TimerFrequency, StatusPeriodMs))
             {
-                Console.Write("dm: no status reports: the APIC timer cannot count 1 s at ");
+                Console.Write("dm: no status reports: the APIC timer cannot count 1 s at "u8);
                 Console.WriteDecimal(TimerFrequency);
-                Console.WriteLine(" Hz");
+                Console.WriteLine(" Hz"u8);
                 return;
             }
-            Console.Write("dm: status reports every ");
+            Console.Write("dm: status reports every "u8);
             Console.WriteDecimal(StatusPeriodMs);
-            Console.Write(" ms (local APIC timer, vector ");
+            Console.Write(" ms (local APIC timer, vector "u8);
             Console.WriteHex(StatusTimerVector);
-            Console.Write(", ");
+            Console.Write(", "u8);
             Console.WriteDecimal(TimerFrequency);
-            Console.WriteLine(" Hz)");
+            Console.WriteLine(" Hz)"u8);
         }
 
         private static void OnStatusTimer(InterruptFrame* frame)
@@ -191,14 +192,14 @@ namespace Drivers.DynamicMemory
 
         private static ulong AddMemory(ulong firstPage, ulong count)
         {
-            string refusal = PageAllocator.CheckNewZone(firstPage, count);
-            if (refusal != null)
+            ReadOnlySpan<byte> refusal = PageAllocator.CheckNewZone(firstPage, count);
+            if (!refusal.IsEmpty)
             {
-                Console.Write("dm: hot-add of ");
+                Console.Write("dm: hot-add of "u8);
                 Console.WriteDecimal(count);
-                Console.Write(" pages at ");
+                Console.Write(" pages at "u8);
                 Console.WriteHex(firstPage * PageAllocator.PageSize);
-                Console.Write(" refused: ");
+                Console.Write(" refused: "u8);
                 Console.WriteLine(refusal);
                 return 0;
             }
@@ -218,102 +219,102 @@ namespace Drivers.DynamicMemory
             switch (e->Kind)
             {
                 case DmEventKind.Negotiated:
-                    Console.Write("dm: protocol ");
+                    Console.Write("dm: protocol "u8);
                     WriteVersion((uint)e->A);
-                    Console.Write(" accepted (tried ");
+                    Console.Write(" accepted (tried "u8);
                     for (uint i = 0; i < Session->VersionsTried; i++)
                     {
-                        if (i > 0) Console.Write(", ");
+                        if (i > 0) Console.Write(", "u8);
                         WriteVersion(Session->TriedVersions[i]);
                     }
-                    Console.WriteLine(")");
+                    Console.WriteLine(")"u8);
                     break;
                 case DmEventKind.VersionRefused:
-                    Console.Write("dm: protocol ");
+                    Console.Write("dm: protocol "u8);
                     WriteVersion((uint)e->A);
-                    Console.WriteLine(" refused by the host");
+                    Console.WriteLine(" refused by the host"u8);
                     break;
                 case DmEventKind.NoVersionLeft:
-                    Console.WriteLine("dm: the host refused every protocol version (2.0, 1.0, 0.3)");
+                    Console.WriteLine("dm: the host refused every protocol version (2.0, 1.0, 0.3)"u8);
                     break;
                 case DmEventKind.CapabilitiesAccepted:
-                    Console.Write("dm: capabilities accepted: balloon, hot-add (2^");
+                    Console.Write("dm: capabilities accepted: balloon, hot-add (2^"u8);
                     Console.WriteDecimal((ulong)HotAddAlignmentLog2MiB);
-                    Console.Write(" MiB alignment); the host ");
-                    Console.WriteLine(Session->SuppressStatusReports ? "suppresses status reports" : "takes status reports");
+                    Console.Write(" MiB alignment); the host "u8);
+                    Console.WriteLine(Session->SuppressStatusReports ? "suppresses status reports"u8 : "takes status reports"u8);
                     break;
                 case DmEventKind.CapabilitiesRefused:
-                    Console.WriteLine("dm: the host refused the capabilities report");
+                    Console.WriteLine("dm: the host refused the capabilities report"u8);
                     break;
                 case DmEventKind.Ballooned:
-                    Console.Write("dm: balloon request for ");
+                    Console.Write("dm: balloon request for "u8);
                     Console.WriteDecimal(e->A);
-                    Console.Write(" pages: gave ");
+                    Console.Write(" pages: gave "u8);
                     Console.WriteDecimal(e->B);
-                    Console.Write(" in ");
+                    Console.Write(" in "u8);
                     Console.WriteDecimal(e->C);
-                    Console.Write(" response(s); ");
+                    Console.Write(" response(s); "u8);
                     Console.WriteDecimal(Session->Balloon.Pages);
-                    Console.Write(" pages ballooned in all");
-                    Console.WriteLine(e->B < e->A ? " (partial: the guest keeps its floor of free pages)" : "");
+                    Console.Write(" pages ballooned in all"u8);
+                    Console.WriteLine(e->B < e->A ? " (partial: the guest keeps its floor of free pages)"u8 : ""u8);
                     break;
                 case DmEventKind.Unballooned:
-                    Console.Write("dm: unballoon: ");
+                    Console.Write("dm: unballoon: "u8);
                     Console.WriteDecimal(e->A);
-                    Console.Write(" pages back");
-                    if (e->B != 0) { Console.Write(", "); Console.WriteDecimal(e->B); Console.Write(" named pages were never ballooned (ignored)"); }
-                    Console.Write("; ");
+                    Console.Write(" pages back"u8);
+                    if (e->B != 0) { Console.Write(", "u8); Console.WriteDecimal(e->B); Console.Write(" named pages were never ballooned (ignored)"u8); }
+                    Console.Write("; "u8);
                     Console.WriteDecimal(Session->Balloon.Pages);
-                    Console.WriteLine(e->C != 0 ? " still ballooned, more to come" : " still ballooned");
+                    Console.WriteLine(e->C != 0 ? " still ballooned, more to come"u8 : " still ballooned"u8);
                     break;
                 case DmEventKind.HotAdded:
-                    Console.Write("dm: hot-add of ");
+                    Console.Write("dm: hot-add of "u8);
                     Console.WriteDecimal(e->B);
-                    Console.Write(" pages at ");
+                    Console.Write(" pages at "u8);
                     Console.WriteHex(e->A * PageAllocator.PageSize);
-                    Console.Write(": ");
+                    Console.Write(": "u8);
                     Console.WriteDecimal(e->C);
-                    Console.WriteLine(" added");
+                    Console.WriteLine(" added"u8);
                     break;
                 case DmEventKind.StatusPosted:
                     if (Session->StatusReports != 0) break;
-                    Console.Write("dm: first status report: available ");
+                    Console.Write("dm: first status report: available "u8);
                     Console.WriteDecimal(e->A);
-                    Console.Write(" pages, committed ");
+                    Console.Write(" pages, committed "u8);
                     Console.WriteDecimal(e->B);
-                    Console.WriteLine(" pages");
+                    Console.WriteLine(" pages"u8);
                     break;
                 case DmEventKind.InfoMaxPageCount:
-                    Console.Write("dm: the host may give this guest up to ");
+                    Console.Write("dm: the host may give this guest up to "u8);
                     Console.WriteDecimal(e->A);
-                    Console.WriteLine(" pages");
+                    Console.WriteLine(" pages"u8);
                     break;
                 case DmEventKind.Dropped:
-                    Console.Write("dm: dropped ");
+                    Console.Write("dm: dropped "u8);
                     Console.Write(DmMessageName.Of(e->Type));
-                    Console.Write(" (");
+                    Console.Write(" ("u8);
                     Console.WriteDecimal(e->A);
-                    Console.Write(" bytes): ");
+                    Console.Write(" bytes): "u8);
                     Console.WriteLine(DropReason(e->Reason));
                     break;
                 case DmEventKind.SendFailed:
-                    Console.Write("dm: could not send ");
+                    Console.Write("dm: could not send "u8);
                     Console.Write(DmMessageName.Of(e->Type));
-                    Console.WriteLine(" (the outbound ring stayed full)");
+                    Console.WriteLine(" (the outbound ring stayed full)"u8);
                     break;
             }
         }
 
-        public static string DropReason(DmDrop reason) => reason switch
+        public static ReadOnlySpan<byte> DropReason(DmDrop reason) => reason switch
         {
-            DmDrop.ShorterThanHeader => "shorter than the 8-byte DM header",
-            DmDrop.BadHeaderSize => "the header's size is below 8 or beyond the packet",
-            DmDrop.UnknownType => "not a message a guest receives",
-            DmDrop.ShorterThanLayout => "shorter than its type's layout",
-            DmDrop.RangesBeyondMessage => "its count runs past the end of the message",
-            DmDrop.WrongState => "not expected in the protocol's current state",
-            DmDrop.NotOffered => "a capability the guest did not report",
-            _ => "no reason",
+            DmDrop.ShorterThanHeader => "shorter than the 8-byte DM header"u8,
+            DmDrop.BadHeaderSize => "the header's size is below 8 or beyond the packet"u8,
+            DmDrop.UnknownType => "not a message a guest receives"u8,
+            DmDrop.ShorterThanLayout => "shorter than its type's layout"u8,
+            DmDrop.RangesBeyondMessage => "its count runs past the end of the message"u8,
+            DmDrop.WrongState => "not expected in the protocol's current state"u8,
+            DmDrop.NotOffered => "a capability the guest did not report"u8,
+            _ => "no reason"u8,
         };
 
         public static void WriteVersion(uint version)

@@ -1,3 +1,4 @@
+using System;
 // The Hyper-V Dynamic Memory protocol: the messages a guest and the host's
 // Dynamic Memory service (VMBus class 525074dc-8985-46e2-8057-a307dc18a502)
 // exchange as in-band packets on one VMBus channel. Every message starts with
@@ -50,24 +51,24 @@ namespace Drivers.DynamicMemory
 
     public static class DmMessageName
     {
-        public static string Of(DmMessageType type) => type switch
+        public static ReadOnlySpan<byte> Of(DmMessageType type) => type switch
         {
-            DmMessageType.Error => "DM_ERROR",
-            DmMessageType.VersionRequest => "DM_VERSION_REQUEST",
-            DmMessageType.VersionResponse => "DM_VERSION_RESPONSE",
-            DmMessageType.CapabilitiesReport => "DM_CAPABILITIES_REPORT",
-            DmMessageType.CapabilitiesResponse => "DM_CAPABILITIES_RESPONSE",
-            DmMessageType.StatusReport => "DM_STATUS_REPORT",
-            DmMessageType.BalloonRequest => "DM_BALLOON_REQUEST",
-            DmMessageType.BalloonResponse => "DM_BALLOON_RESPONSE",
-            DmMessageType.UnballoonRequest => "DM_UNBALLOON_REQUEST",
-            DmMessageType.UnballoonResponse => "DM_UNBALLOON_RESPONSE",
-            DmMessageType.HotAddRequest => "DM_MEM_HOT_ADD_REQUEST",
-            DmMessageType.HotAddResponse => "DM_MEM_HOT_ADD_RESPONSE",
-            DmMessageType.InfoMessage => "DM_INFO_MESSAGE",
-            DmMessageType.HotRemoveRequest => "DM_MEM_HOT_REMOVE_REQUEST",
-            DmMessageType.HotRemoveResponse => "DM_MEM_HOT_REMOVE_RESPONSE",
-            _ => "unknown DM message",
+            DmMessageType.Error => "DM_ERROR"u8,
+            DmMessageType.VersionRequest => "DM_VERSION_REQUEST"u8,
+            DmMessageType.VersionResponse => "DM_VERSION_RESPONSE"u8,
+            DmMessageType.CapabilitiesReport => "DM_CAPABILITIES_REPORT"u8,
+            DmMessageType.CapabilitiesResponse => "DM_CAPABILITIES_RESPONSE"u8,
+            DmMessageType.StatusReport => "DM_STATUS_REPORT"u8,
+            DmMessageType.BalloonRequest => "DM_BALLOON_REQUEST"u8,
+            DmMessageType.BalloonResponse => "DM_BALLOON_RESPONSE"u8,
+            DmMessageType.UnballoonRequest => "DM_UNBALLOON_REQUEST"u8,
+            DmMessageType.UnballoonResponse => "DM_UNBALLOON_RESPONSE"u8,
+            DmMessageType.HotAddRequest => "DM_MEM_HOT_ADD_REQUEST"u8,
+            DmMessageType.HotAddResponse => "DM_MEM_HOT_ADD_RESPONSE"u8,
+            DmMessageType.InfoMessage => "DM_INFO_MESSAGE"u8,
+            DmMessageType.HotRemoveRequest => "DM_MEM_HOT_REMOVE_REQUEST"u8,
+            DmMessageType.HotRemoveResponse => "DM_MEM_HOT_REMOVE_RESPONSE"u8,
+            _ => "unknown DM message"u8,
         };
     }
 

@@ -309,11 +309,11 @@ namespace Drivers.VmBus
             VmbusRingStatus status = channel->Inbound.Discard(descriptor, out signal);
             if (status != VmbusRingStatus.Done) return status;
             channel->PacketsDropped++;
-            Console.Write("vmbus: channel ");
+            Console.Write("vmbus: channel "u8);
             Console.WriteDecimal((ulong)channel->Relid);
-            Console.Write(": dropped a packet of ");
+            Console.Write(": dropped a packet of "u8);
             Console.WriteDecimal((ulong)descriptor->Length8 * 8);
-            Console.WriteLine(" bytes, larger than the driver's buffer");
+            Console.WriteLine(" bytes, larger than the driver's buffer"u8);
             return VmbusRingStatus.BufferTooSmall;
         }
 
@@ -336,20 +336,20 @@ namespace Drivers.VmBus
                     if (channel->IsOpen && !channel->Broken)
                     {
                         channel->Broken = true;
-                        Console.Write("vmbus: channel ");
+                        Console.Write("vmbus: channel "u8);
                         Console.WriteDecimal((ulong)channel->Relid);
-                        Console.WriteLine(": the inbound ring is corrupt (an index or a packet descriptor out of range); no more reads");
+                        Console.WriteLine(": the inbound ring is corrupt (an index or a packet descriptor out of range); no more reads"u8);
                     }
                     return handled;
                 }
                 if (descriptor.Type != VmbusPacketType.DataInBand)
                 {
                     channel->PacketsDropped++;
-                    Console.Write("vmbus: channel ");
+                    Console.Write("vmbus: channel "u8);
                     Console.WriteDecimal((ulong)channel->Relid);
-                    Console.Write(": dropped a packet of type ");
+                    Console.Write(": dropped a packet of type "u8);
                     Console.WriteHex(descriptor.Type);
-                    Console.WriteLine(" (the driver takes in-band data only)");
+                    Console.WriteLine(" (the driver takes in-band data only)"u8);
                     continue;
                 }
                 handler(channel, buffer, length);

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
@@ -42,7 +43,7 @@ namespace Drivers.VmBus
         public const int MaxOffers = 64;
         private const int MaxPostRetries = 100;
 
-        public const string NoHostReason = "no VMBus host: HvCallPostMessage to message connections 4 and 1 returned HV_STATUS_INVALID_CONNECTION_ID (QEMU -device vmbus-bridge, KVM only)";
+        public static ReadOnlySpan<byte> NoHostReason => "no VMBus host: HvCallPostMessage to message connections 4 and 1 returned HV_STATUS_INVALID_CONNECTION_ID (QEMU -device vmbus-bridge, KVM only)"u8;
 
         public static VmbusState State;
         public static uint Version;                 // the negotiated protocol version
@@ -52,7 +53,7 @@ namespace Drivers.VmBus
 
         public static bool ConnectAttempted;        // ConnectAtBoot (or a test) has tried
         public static VmbusResult LastConnect;
-        public static string NotReadyReason;
+        public static ReadOnlySpan<byte> NotReadyReason;
 
         public static VmbusAttempt* Attempts;       // [VmbusVersion.Count]
         public static int AttemptCount;
@@ -101,17 +102,17 @@ namespace Drivers.VmBus
             if (!HyperV.Present) { NotReadyReason = HyperV.AbsentReason; return false; }
             if (!Synic.Available || Synic.MessageHandlers == null || !Vp.Current->SynicEnabled)
             {
-                NotReadyReason = "the SynIC is not enabled (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)";
+                NotReadyReason = "the SynIC is not enabled (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"u8;
                 return false;
             }
-            if (!HyperV.HypercallPageEnabled) { NotReadyReason = "no hypercall page (CPUID 0x40000003 EAX bit 5)"; return false; }
+            if (!HyperV.HypercallPageEnabled) { NotReadyReason = "no hypercall page (CPUID 0x40000003 EAX bit 5)"u8; return false; }
             // HvCallPostMessage carries every VMBus message: without the privilege, not one is sent.
             if (!HyperV.Has(HvPartitionPrivilege.PostMessages))
             {
-                NotReadyReason = "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)";
+                NotReadyReason = "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)"u8;
                 return false;
             }
-            if (!Cpu.InterruptsEnabled()) { NotReadyReason = "interrupts are disabled: VMBus answers arrive as SINT interrupts"; return false; }
+            if (!Cpu.InterruptsEnabled()) { NotReadyReason = "interrupts are disabled: VMBus answers arrive as SINT interrupts"u8; return false; }
             if (s_monitorPages == null)
             {
                 s_interruptPage = (byte*)PageAllocator.Allocate(zero: true);
@@ -119,7 +120,7 @@ namespace Drivers.VmBus
             }
             Synic.MessageHandlers[Sint] = &OnMessage;
             Synic.EventHandlers[Sint] = &OnEvent;
-            NotReadyReason = null;
+            NotReadyReason = default;
             return true;
         }
 
@@ -142,9 +143,9 @@ namespace Drivers.VmBus
         private static bool Posted(HvCallResult r, uint type)
         {
             if (r.Outcome == HvOutcome.Done) return true;
-            Console.Write("vmbus: HvCallPostMessage of ");
+            Console.Write("vmbus: HvCallPostMessage of "u8);
             Console.Write(VmbusMessageType.Name(type));
-            Console.Write(" failed: status ");
+            Console.Write(" failed: status "u8);
             Console.WriteHex((ulong)r.Status);
             Console.WriteLine();
             return false;
@@ -183,13 +184,13 @@ namespace Drivers.VmBus
 
         private static void Timeout(uint sent, uint awaited, ulong milliseconds)
         {
-            Console.Write("vmbus: timeout: no ");
+            Console.Write("vmbus: timeout: no "u8);
             Console.Write(VmbusMessageType.Name(awaited));
-            Console.Write(" within ");
+            Console.Write(" within "u8);
             Console.WriteDecimal(milliseconds);
-            Console.Write(" ms of ");
+            Console.Write(" ms of "u8);
             Console.Write(VmbusMessageType.Name(sent));
-            Console.WriteLine("; carrying on");
+            Console.WriteLine("; carrying on"u8);
         }
 
         // ---- connecting ------------------------------------------------------------
@@ -204,12 +205,12 @@ namespace Drivers.VmBus
                 PrintOffers(r);
                 return;
             }
-            Console.Write("vmbus: not connected: ");
+            Console.Write("vmbus: not connected: "u8);
             if (r == VmbusResult.NoHost) Console.WriteLine(NoHostReason);
             else if (r == VmbusResult.NotReady) Console.WriteLine(NotReadyReason);
-            else if (r == VmbusResult.Refused) Console.WriteLine("the host refused every protocol version");
-            else if (r == VmbusResult.Timeout) Console.WriteLine("no VERSION_RESPONSE (timeout)");
-            else Console.WriteLine("HvCallPostMessage failed");
+            else if (r == VmbusResult.Refused) Console.WriteLine("the host refused every protocol version"u8);
+            else if (r == VmbusResult.Timeout) Console.WriteLine("no VERSION_RESPONSE (timeout)"u8);
+            else Console.WriteLine("HvCallPostMessage failed"u8);
         }
 
         // INITIATE_CONTACT with each version, newest first, until the host accepts one.
@@ -257,24 +258,24 @@ namespace Drivers.VmBus
             attempt->ConnectionId = connection;
             attempt->PostStatus = post.Status;
 
-            Console.Write("vmbus: INITIATE_CONTACT ");
+            Console.Write("vmbus: INITIATE_CONTACT "u8);
             WriteVersion(version);
-            Console.Write(" to connection ");
+            Console.Write(" to connection "u8);
             Console.WriteDecimal((ulong)connection);
-            Console.Write(": ");
+            Console.Write(": "u8);
             if (post.Outcome != HvOutcome.Done)
             {
                 bool noListener = post.Outcome != HvOutcome.Refused && post.Status == HvStatus.InvalidConnectionId;
                 attempt->Result = noListener ? VmbusResult.NoHost : VmbusResult.PostFailed;
-                Console.Write("HvCallPostMessage status ");
+                Console.Write("HvCallPostMessage status "u8);
                 Console.WriteHex((ulong)post.Status);
-                Console.WriteLine(noListener ? " (no listener on this connection)" : " (post failed)");
+                Console.WriteLine(noListener ? " (no listener on this connection)"u8 : " (post failed)"u8);
                 return attempt->Result;
             }
             if (!WaitForCount(VmbusMessageType.VersionResponse, seen, ResponseTimeoutMs))
             {
                 attempt->Result = VmbusResult.Timeout;
-                Console.WriteLine("no answer");
+                Console.WriteLine("no answer"u8);
                 Timeout(VmbusMessageType.InitiateContact, VmbusMessageType.VersionResponse, ResponseTimeoutMs);
                 return VmbusResult.Timeout;
             }
@@ -282,18 +283,18 @@ namespace Drivers.VmBus
             if (response->VersionSupported == 0 || response->ConnectionState != 0)
             {
                 attempt->Result = VmbusResult.Refused;
-                Console.Write("refused by the host");
+                Console.Write("refused by the host"u8);
                 if (response->VersionSupported != 0)
                 {
-                    Console.Write(" (connection state ");
+                    Console.Write(" (connection state "u8);
                     Console.WriteDecimal((ulong)response->ConnectionState);
-                    Console.Write(")");
+                    Console.Write(")"u8);
                 }
                 Console.WriteLine();
                 return VmbusResult.Refused;
             }
             attempt->Result = VmbusResult.Done;
-            Console.WriteLine("accepted");
+            Console.WriteLine("accepted"u8);
 
             Version = version;
             HostConnectionId = response->MessageConnectionId;
@@ -301,32 +302,32 @@ namespace Drivers.VmBus
             MessageConnectionId = VmbusVersion.UsesMessageSint(version) && HostConnectionId != 0 ? HostConnectionId : connection;
             TargetVp = target;
             State = VmbusState.Connected;
-            Console.Write("vmbus: connected: protocol ");
+            Console.Write("vmbus: connected: protocol "u8);
             WriteVersion(version);
-            Console.Write(" (");
+            Console.Write(" ("u8);
             Console.WriteHex(version, 8);
-            Console.Write("), messages to connection ");
+            Console.Write("), messages to connection "u8);
             Console.WriteDecimal((ulong)MessageConnectionId);
-            Console.Write(" (host returned connection id ");
+            Console.Write(" (host returned connection id "u8);
             Console.WriteDecimal((ulong)HostConnectionId);
-            Console.Write("), SINT ");
+            Console.Write("), SINT "u8);
             Console.WriteDecimal((ulong)Sint);
-            Console.Write(", target VP ");
+            Console.Write(", target VP "u8);
             Console.WriteDecimal((ulong)target);
-            Console.WriteLine(VmbusVersion.UsesInterruptPage(version) ? ", channel events through the interrupt page" : ", channel events as SIEF flags (one per relid)");
+            Console.WriteLine(VmbusVersion.UsesInterruptPage(version) ? ", channel events through the interrupt page"u8 : ", channel events as SIEF flags (one per relid)"u8);
             return VmbusResult.Done;
         }
 
-        public static string ResultName(VmbusResult r) => r switch
+        public static ReadOnlySpan<byte> ResultName(VmbusResult r) => r switch
         {
-            VmbusResult.Done => "done",
-            VmbusResult.NoHost => "no VMBus host",
-            VmbusResult.Refused => "refused by the host",
-            VmbusResult.Timeout => "no answer (timeout)",
-            VmbusResult.PostFailed => "HvCallPostMessage failed",
-            VmbusResult.NotReady => "not ready (not connected, or no SynIC)",
-            VmbusResult.Invalid => "invalid arguments",
-            _ => "unknown result",
+            VmbusResult.Done => "done"u8,
+            VmbusResult.NoHost => "no VMBus host"u8,
+            VmbusResult.Refused => "refused by the host"u8,
+            VmbusResult.Timeout => "no answer (timeout)"u8,
+            VmbusResult.PostFailed => "HvCallPostMessage failed"u8,
+            VmbusResult.NotReady => "not ready (not connected, or no SynIC)"u8,
+            VmbusResult.Invalid => "invalid arguments"u8,
+            _ => "unknown result"u8,
         };
 
         public static void WriteVersion(uint version)
@@ -357,44 +358,44 @@ namespace Drivers.VmBus
 
         private static void PrintOffers(VmbusResult r)
         {
-            Console.Write("vmbus: offers: ");
+            Console.Write("vmbus: offers: "u8);
             if (r != VmbusResult.Done)
             {
-                Console.Write("incomplete (");
+                Console.Write("incomplete ("u8);
                 Console.WriteDecimal((long)OfferCount);
-                Console.WriteLine(" received, no ALLOFFERS_DELIVERED)");
+                Console.WriteLine(" received, no ALLOFFERS_DELIVERED)"u8);
             }
-            else if (OfferCount == 0) Console.WriteLine("none (ALLOFFERS_DELIVERED after 0 offers)");
+            else if (OfferCount == 0) Console.WriteLine("none (ALLOFFERS_DELIVERED after 0 offers)"u8);
             else
             {
                 Console.WriteDecimal((long)OfferCount);
-                Console.WriteLine(" (ALLOFFERS_DELIVERED)");
+                Console.WriteLine(" (ALLOFFERS_DELIVERED)"u8);
             }
             for (int i = 0; i < OfferCount; i++) PrintOffer(&Offers[i]);
         }
 
         public static void PrintOffer(VmbusOffer* offer)
         {
-            char* text = stackalloc char[VmbusGuid.FormattedLength];
-            Console.Write("vmbus:   relid ");
+            byte* text = stackalloc byte[Guid.FormattedLength];
+            Console.Write("vmbus:   relid "u8);
             Console.WriteDecimal((ulong)offer->ChildRelid);
-            Console.Write(" class ");
+            Console.Write(" class "u8);
             Console.Write(text, offer->InterfaceType.Format(text));
-            string name = VmbusClass.Name(&offer->InterfaceType);
-            Console.Write(" (");
-            Console.Write(name ?? "unknown class");
-            Console.Write(") instance ");
+            ReadOnlySpan<byte> name = VmbusClass.Name(&offer->InterfaceType);
+            Console.Write(" ("u8);
+            Console.Write(name.IsEmpty ? "unknown class"u8 : name);
+            Console.Write(") instance "u8);
             Console.Write(text, offer->InterfaceInstance.Format(text));
-            Console.Write(" connection ");
+            Console.Write(" connection "u8);
             Console.WriteDecimal((ulong)offer->ConnectionId);
-            Console.Write(" monitor ");
+            Console.Write(" monitor "u8);
             if (offer->MonitorAllocated) Console.WriteDecimal((ulong)offer->MonitorId);
-            else Console.Write("none");
-            Console.Write(" mmio ");
+            else Console.Write("none"u8);
+            Console.Write(" mmio "u8);
             Console.WriteDecimal((ulong)offer->MmioMegabytes);
-            Console.Write(" MiB subchannel ");
+            Console.Write(" MiB subchannel "u8);
             Console.WriteDecimal((ulong)offer->SubChannelIndex);
-            Console.WriteLine(offer->Rescinded ? " (rescinded)" : "");
+            Console.WriteLine(offer->Rescinded ? " (rescinded)"u8 : ""u8);
         }
 
         public static VmbusOffer* FindOffer(uint relid)
@@ -421,7 +422,7 @@ namespace Drivers.VmBus
             }
             else
             {
-                Console.WriteLine("vmbus: UNLOAD: UNLOAD_RESPONSE received; disconnected");
+                Console.WriteLine("vmbus: UNLOAD: UNLOAD_RESPONSE received; disconnected"u8);
                 result = VmbusResult.Done;
             }
             State = VmbusState.Disconnected;
@@ -450,9 +451,9 @@ namespace Drivers.VmBus
             if (message->Header.MessageType != VmbusConstants.HvMessageTypeVmbus)
             {
                 ForeignMessages++;
-                Console.Write("vmbus: ignored SynIC message type ");
+                Console.Write("vmbus: ignored SynIC message type "u8);
                 Console.WriteHex(message->Header.MessageType);
-                Console.WriteLine(" on the VMBus SINT (not a VMBus message)");
+                Console.WriteLine(" on the VMBus SINT (not a VMBus message)"u8);
                 return;
             }
             uint size = message->Header.PayloadSize;
@@ -462,31 +463,31 @@ namespace Drivers.VmBus
             if (check == VmbusMessageCheck.ShorterThanHeader)
             {
                 RejectedMessages++;
-                Console.Write("vmbus: rejected a message of ");
+                Console.Write("vmbus: rejected a message of "u8);
                 Console.WriteDecimal((ulong)size);
-                Console.WriteLine(" bytes: shorter than the 8-byte VMBus message header");
+                Console.WriteLine(" bytes: shorter than the 8-byte VMBus message header"u8);
                 return;
             }
             if (check == VmbusMessageCheck.UnknownType)
             {
                 UnknownMessages++;
-                Console.Write("vmbus: ignored a message of unknown type ");
+                Console.Write("vmbus: ignored a message of unknown type "u8);
                 Console.WriteDecimal((ulong)type);
-                Console.Write(" (");
+                Console.Write(" ("u8);
                 Console.WriteDecimal((ulong)size);
-                Console.WriteLine(" bytes)");
+                Console.WriteLine(" bytes)"u8);
                 return;
             }
             if (check == VmbusMessageCheck.ShorterThanLayout)
             {
                 RejectedMessages++;
-                Console.Write("vmbus: rejected ");
+                Console.Write("vmbus: rejected "u8);
                 Console.Write(VmbusMessageType.Name(type));
-                Console.Write(": ");
+                Console.Write(": "u8);
                 Console.WriteDecimal((ulong)size);
-                Console.Write(" bytes, shorter than the ");
+                Console.Write(" bytes, shorter than the "u8);
                 Console.WriteDecimal((ulong)required);
-                Console.WriteLine(" bytes its layout requires");
+                Console.WriteLine(" bytes its layout requires"u8);
                 return;
             }
             byte* last = Last(type);
@@ -509,7 +510,7 @@ namespace Drivers.VmBus
                 known->Bound = bound;
                 return;
             }
-            if (OfferCount >= MaxOffers) { OffersDropped++; Console.WriteLine("vmbus: offer table full; OFFERCHANNEL dropped"); return; }
+            if (OfferCount >= MaxOffers) { OffersDropped++; Console.WriteLine("vmbus: offer table full; OFFERCHANNEL dropped"u8); return; }
             Offers[OfferCount] = VmbusOffer.Decode(message);
             OfferCount++;
         }
@@ -518,9 +519,9 @@ namespace Drivers.VmBus
         {
             VmbusOffer* offer = FindOffer(relid);
             if (offer != null) offer->Rescinded = true;
-            Console.Write("vmbus: offer of relid ");
+            Console.Write("vmbus: offer of relid "u8);
             Console.WriteDecimal((ulong)relid);
-            Console.WriteLine(" rescinded");
+            Console.WriteLine(" rescinded"u8);
         }
 
         // A SIEF flag on the VMBus SINT: from Win8 the flag number is the channel's relid;

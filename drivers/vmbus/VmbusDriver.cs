@@ -1,3 +1,5 @@
+using System;
+using Kernel.Runtime;
 using Kernel.Arch;
 
 namespace Drivers.VmBus
@@ -6,11 +8,11 @@ namespace Drivers.VmBus
     // handed each offer of that class (Linux's hv_driver: id_table and probe).
     public unsafe struct VmbusDriver
     {
-        public string Name;
-        public VmbusGuid Class;
+        public ReadOnlySpan<byte> Name;
+        public Guid Class;
         public delegate*<VmbusOffer*, bool> Probe;
 
-        public VmbusDriver(string name, VmbusGuid deviceClass, delegate*<VmbusOffer*, bool> probe)
+        public VmbusDriver(ReadOnlySpan<byte> name, Guid deviceClass, delegate*<VmbusOffer*, bool> probe)
         {
             Name = name;
             Class = deviceClass;
@@ -34,9 +36,9 @@ namespace Drivers.VmBus
                 for (int d = 0; d < drivers.Length; d++)
                 {
                     if (!offer->InterfaceType.Is(drivers[d].Class)) continue;
-                    Console.Write("vmbus: relid ");
+                    Console.Write("vmbus: relid "u8);
                     Console.WriteDecimal((ulong)offer->ChildRelid);
-                    Console.Write(" -> driver ");
+                    Console.Write(" -> driver "u8);
                     Console.WriteLine(drivers[d].Name);
                     offer->Bound = drivers[d].Probe(offer);
                     if (offer->Bound) BoundOffers++;

@@ -1,3 +1,5 @@
+using System;
+using Guid = Kernel.Runtime.Guid;     // not the host's System.Guid, where the host tests compile this file
 // VMBus channel-management protocol: the messages a guest and the VMBus host
 // exchange through HvCallPostMessage (guest to host) and the SynIC message
 // slot of the VMBus SINT (host to guest). Every message starts with an 8-byte
@@ -119,28 +121,28 @@ namespace Drivers.VmBus
         public const uint UnloadResponse = 17;
         public const uint Count = 32;              // bookkeeping size: types are below this
 
-        public static string Name(uint type)
+        public static ReadOnlySpan<byte> Name(uint type)
         {
             switch (type)
             {
-                case OfferChannel: return "OFFERCHANNEL";
-                case RescindChannelOffer: return "RESCIND_CHANNELOFFER";
-                case RequestOffers: return "REQUESTOFFERS";
-                case AllOffersDelivered: return "ALLOFFERS_DELIVERED";
-                case OpenChannel: return "OPENCHANNEL";
-                case OpenChannelResult: return "OPENCHANNEL_RESULT";
-                case CloseChannel: return "CLOSECHANNEL";
-                case GpadlHeader: return "GPADL_HEADER";
-                case GpadlBody: return "GPADL_BODY";
-                case GpadlCreated: return "GPADL_CREATED";
-                case GpadlTeardown: return "GPADL_TEARDOWN";
-                case GpadlTorndown: return "GPADL_TORNDOWN";
-                case RelidReleased: return "RELID_RELEASED";
-                case InitiateContact: return "INITIATE_CONTACT";
-                case VersionResponse: return "VERSION_RESPONSE";
-                case Unload: return "UNLOAD";
-                case UnloadResponse: return "UNLOAD_RESPONSE";
-                default: return "unknown";
+                case OfferChannel: return "OFFERCHANNEL"u8;
+                case RescindChannelOffer: return "RESCIND_CHANNELOFFER"u8;
+                case RequestOffers: return "REQUESTOFFERS"u8;
+                case AllOffersDelivered: return "ALLOFFERS_DELIVERED"u8;
+                case OpenChannel: return "OPENCHANNEL"u8;
+                case OpenChannelResult: return "OPENCHANNEL_RESULT"u8;
+                case CloseChannel: return "CLOSECHANNEL"u8;
+                case GpadlHeader: return "GPADL_HEADER"u8;
+                case GpadlBody: return "GPADL_BODY"u8;
+                case GpadlCreated: return "GPADL_CREATED"u8;
+                case GpadlTeardown: return "GPADL_TEARDOWN"u8;
+                case GpadlTorndown: return "GPADL_TORNDOWN"u8;
+                case RelidReleased: return "RELID_RELEASED"u8;
+                case InitiateContact: return "INITIATE_CONTACT"u8;
+                case VersionResponse: return "VERSION_RESPONSE"u8;
+                case Unload: return "UNLOAD"u8;
+                case UnloadResponse: return "UNLOAD_RESPONSE"u8;
+                default: return "unknown"u8;
             }
         }
 
@@ -196,106 +198,30 @@ namespace Drivers.VmBus
         public static VmbusMessageHeader Of(uint type) => new VmbusMessageHeader { MessageType = type };
     }
 
-    // A GUID as VMBus carries it: Data1-3 little-endian, Data4 as bytes (the
-    // Windows / EFI layout, the same as System.Guid's byte form).
-    [StructLayout(LayoutKind.Explicit, Size = 16)]
-    public unsafe struct VmbusGuid
-    {
-        [FieldOffset(0)] public uint Data1;
-        [FieldOffset(4)] public ushort Data2;
-        [FieldOffset(6)] public ushort Data3;
-        [FieldOffset(8)] public fixed byte Data4[8];
-
-        public const int FormattedLength = 36;
-
-        // data4 is the last 16 hex digits as written, e.g. 0x913ff2d2f965ed0e.
-        public static VmbusGuid From(uint data1, ushort data2, ushort data3, ulong data4)
-        {
-            VmbusGuid g = default;
-            g.Data1 = data1;
-            g.Data2 = data2;
-            g.Data3 = data3;
-            for (int i = 0; i < 8; i++) g.Data4[i] = (byte)(data4 >> (56 - 8 * i));
-            return g;
-        }
-
-        public bool Is(VmbusGuid other)
-        {
-            if (Data1 != other.Data1 || Data2 != other.Data2 || Data3 != other.Data3) return false;
-            for (int i = 0; i < 8; i++) if (Data4[i] != other.Data4[i]) return false;
-            return true;
-        }
-
-        public bool Is(uint data1, ushort data2, ushort data3, ulong data4)
-        {
-            if (Data1 != data1 || Data2 != data2 || Data3 != data3) return false;
-            for (int i = 0; i < 8; i++) if (Data4[i] != (byte)(data4 >> (56 - 8 * i))) return false;
-            return true;
-        }
-
-        public bool IsZero
-        {
-            get
-            {
-                if (Data1 != 0 || Data2 != 0 || Data3 != 0) return false;
-                for (int i = 0; i < 8; i++) if (Data4[i] != 0) return false;
-                return true;
-            }
-        }
-
-        // Lower-case "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"; returns FormattedLength.
-        public int Format(char* destination)
-        {
-            int n = 0;
-            n = Hex(destination, n, Data1, 8);
-            destination[n++] = '-';
-            n = Hex(destination, n, Data2, 4);
-            destination[n++] = '-';
-            n = Hex(destination, n, Data3, 4);
-            destination[n++] = '-';
-            for (int i = 0; i < 8; i++)
-            {
-                if (i == 2) destination[n++] = '-';
-                n = Hex(destination, n, Data4[i], 2);
-            }
-            return n;
-        }
-
-        private static int Hex(char* destination, int at, uint value, int digits)
-        {
-            for (int i = digits - 1; i >= 0; i--)
-            {
-                uint nibble = (value >> (4 * i)) & 0xF;
-                destination[at++] = (char)(nibble < 10 ? '0' + nibble : 'a' + nibble - 10);
-            }
-            return at;
-        }
-    }
-
     // Interface (class) GUIDs of the well-known VMBus devices (Linux include/linux/hyperv.h).
     public static unsafe class VmbusClass
     {
         // A short name for an offer's interface type, or null when it is not a well-known class.
-        public static string Name(VmbusGuid* type)
+        public static ReadOnlySpan<byte> Name(Guid* type)
         {
-            if (type->Is(0xf8615163, 0xdf3e, 0x46c5, 0x913ff2d2f965ed0e)) return "network";
-            if (type->Is(0x32412632, 0x86cb, 0x44a2, 0x9b5c50d1417354f5)) return "ide";
-            if (type->Is(0xba6163d9, 0x04a1, 0x4d29, 0xb60572e2ffb1dc7f)) return "scsi";
-            if (type->Is(0x0e0b6031, 0x5213, 0x4934, 0x818b38d90ced39db)) return "shutdown";
-            if (type->Is(0x9527e630, 0xd0ae, 0x497b, 0xadcee80ab0175caf)) return "timesync";
-            if (type->Is(0x57164f39, 0x9115, 0x4e78, 0xab55382f3bd5422d)) return "heartbeat";
-            if (type->Is(0xa9a0f4e7, 0x5a45, 0x4d96, 0xb8278a841e8c03e6)) return "kvp";
-            if (type->Is(0x35fa2e29, 0xea23, 0x4236, 0x96ae3a6ebacba440)) return "vss";
-            if (type->Is(0x525074dc, 0x8985, 0x46e2, 0x8057a307dc18a502)) return "dynamic-memory";
-            if (type->Is(0xcfa8b69e, 0x5b4a, 0x4cc0, 0xb98b8ba1a1f3f95a)) return "mouse";
-            if (type->Is(0xf912ad6d, 0x2b17, 0x48ea, 0xbd65f927a61c7684)) return "keyboard";
-            if (type->Is(0xda0a7802, 0xe377, 0x4aac, 0x8e770558eb1073f8)) return "synthetic-video";
-            if (type->Is(0x2f9bcc4a, 0x0069, 0x4af3, 0xb76b6fd0be528cda)) return "fibre-channel";
-            if (type->Is(0x34d14be3, 0xdee4, 0x41c8, 0x9ae76b174977c192)) return "file-copy";
-            if (type->Is(0x8c2eaf3d, 0x32a7, 0x4b09, 0xab99bd1f1c86b501)) return "network-direct";
-            if (type->Is(0x44c4f61d, 0x4444, 0x4400, 0x9d52802e27ede19f)) return "pci-passthrough";
-            if (type->Is(0x276aacf4, 0xac15, 0x426c, 0x98dd7521ad3f01fe)) return "remote-desktop";
-            return null;
+            if (type->Is(0xf8615163, 0xdf3e, 0x46c5, 0x913ff2d2f965ed0e)) return "network"u8;
+            if (type->Is(0x32412632, 0x86cb, 0x44a2, 0x9b5c50d1417354f5)) return "ide"u8;
+            if (type->Is(0xba6163d9, 0x04a1, 0x4d29, 0xb60572e2ffb1dc7f)) return "scsi"u8;
+            if (type->Is(0x0e0b6031, 0x5213, 0x4934, 0x818b38d90ced39db)) return "shutdown"u8;
+            if (type->Is(0x9527e630, 0xd0ae, 0x497b, 0xadcee80ab0175caf)) return "timesync"u8;
+            if (type->Is(0x57164f39, 0x9115, 0x4e78, 0xab55382f3bd5422d)) return "heartbeat"u8;
+            if (type->Is(0xa9a0f4e7, 0x5a45, 0x4d96, 0xb8278a841e8c03e6)) return "kvp"u8;
+            if (type->Is(0x35fa2e29, 0xea23, 0x4236, 0x96ae3a6ebacba440)) return "vss"u8;
+            if (type->Is(0x525074dc, 0x8985, 0x46e2, 0x8057a307dc18a502)) return "dynamic-memory"u8;
+            if (type->Is(0xcfa8b69e, 0x5b4a, 0x4cc0, 0xb98b8ba1a1f3f95a)) return "mouse"u8;
+            if (type->Is(0xf912ad6d, 0x2b17, 0x48ea, 0xbd65f927a61c7684)) return "keyboard"u8;
+            if (type->Is(0xda0a7802, 0xe377, 0x4aac, 0x8e770558eb1073f8)) return "synthetic-video"u8;
+            if (type->Is(0x2f9bcc4a, 0x0069, 0x4af3, 0xb76b6fd0be528cda)) return "fibre-channel"u8;
+            if (type->Is(0x34d14be3, 0xdee4, 0x41c8, 0x9ae76b174977c192)) return "file-copy"u8;
+            if (type->Is(0x8c2eaf3d, 0x32a7, 0x4b09, 0xab99bd1f1c86b501)) return "network-direct"u8;
+            if (type->Is(0x44c4f61d, 0x4444, 0x4400, 0x9d52802e27ede19f)) return "pci-passthrough"u8;
+            if (type->Is(0x276aacf4, 0xac15, 0x426c, 0x98dd7521ad3f01fe)) return "remote-desktop"u8;
+            return default;     // empty: not a well-known class
         }
     }
 
@@ -335,8 +261,8 @@ namespace Drivers.VmBus
     {
         public const uint Size = 196;
         [FieldOffset(0)] public VmbusMessageHeader Header;
-        [FieldOffset(8)] public VmbusGuid InterfaceType;
-        [FieldOffset(24)] public VmbusGuid InterfaceInstance;
+        [FieldOffset(8)] public Guid InterfaceType;
+        [FieldOffset(24)] public Guid InterfaceInstance;
         [FieldOffset(40)] public fixed uint Reserved[4];
         [FieldOffset(56)] public ushort ChannelFlags;
         [FieldOffset(58)] public ushort MmioMegabytes;
@@ -353,8 +279,8 @@ namespace Drivers.VmBus
     // An offer as the client keeps it: the OFFERCHANNEL fields a driver needs.
     public struct VmbusOffer
     {
-        public VmbusGuid InterfaceType;
-        public VmbusGuid InterfaceInstance;
+        public Guid InterfaceType;
+        public Guid InterfaceInstance;
         public uint ChildRelid;
         public uint ConnectionId;
         public ushort ChannelFlags;

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Runtime;
 
 namespace Kernel.Arch
@@ -16,7 +17,7 @@ namespace Kernel.Arch
         public const int MaxCpus = 64;
         public static uint* ApicIds;          // enabled processors, in MADT order
         public static int CpuCount;
-        public static string Error;           // why the MADT could not be read, if it could not
+        public static ReadOnlySpan<byte> Error;           // why the MADT could not be read, if it could not
         public static ulong RsdpAddress;
 
         // ACPI 6.5 5.2.12, Table 5.20 "Multiple APIC Flags": bit 0 PCAT_COMPAT, "the
@@ -62,27 +63,27 @@ namespace Kernel.Arch
             CpuCount = 0;
             HasMadt = false;
             RsdpAddress = FindRsdp(rsdpHint);
-            if (RsdpAddress == 0) { Error = "no ACPI RSDP found"; return false; }
+            if (RsdpAddress == 0) { Error = "no ACPI RSDP found"u8; return false; }
             byte* rsdp = (byte*)RsdpAddress;
             byte revision = rsdp[15];
             bool useXsdt = revision >= 2 && *(ulong*)(rsdp + 24) != 0 && ChecksumOk(rsdp, *(uint*)(rsdp + 20));
             byte* root = useXsdt ? (byte*)*(ulong*)(rsdp + 24) : (byte*)(ulong)*(uint*)(rsdp + 16);
             SdtHeader* rootHeader = (SdtHeader*)root;
-            if (!ChecksumOk(root, rootHeader->Length)) { Error = useXsdt ? "XSDT checksum is bad" : "RSDT checksum is bad"; return false; }
+            if (!ChecksumOk(root, rootHeader->Length)) { Error = useXsdt ? "XSDT checksum is bad"u8 : "RSDT checksum is bad"u8; return false; }
             int entrySize = useXsdt ? 8 : 4;
             int entries = (int)(rootHeader->Length - 36) / entrySize;
             for (int i = 0; i < entries; i++)
             {
                 byte* table = useXsdt ? (byte*)*(ulong*)(root + 36 + i * 8) : (byte*)(ulong)*(uint*)(root + 36 + i * 4);
                 if (((SdtHeader*)table)->Signature != 0x43495041) continue;   // "APIC"
-                if (!ChecksumOk(table, ((SdtHeader*)table)->Length)) { Error = "MADT checksum is bad"; return false; }
+                if (!ChecksumOk(table, ((SdtHeader*)table)->Length)) { Error = "MADT checksum is bad"u8; return false; }
                 HasMadt = true;
                 MadtFlags = *(uint*)(table + 40);                          // after the header and the local APIC address
                 ParseMadt(table);
-                if (CpuCount == 0) Error = "the MADT lists no enabled processor";
+                if (CpuCount == 0) Error = "the MADT lists no enabled processor"u8;
                 return CpuCount > 0;
             }
-            Error = "no MADT (\"APIC\") table";
+            Error = "no MADT (\"APIC\") table"u8;
             return false;
         }
 

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Runtime;
 
 namespace Kernel.Arch
@@ -46,7 +47,7 @@ namespace Kernel.Arch
             CommandLine = (byte*)Heap.AllocateRaw(MaxCommandLine + 1);
             Regions = (MemoryRegion*)Heap.AllocateRaw((ulong)(MaxRegions * sizeof(MemoryRegion)));
             PvhStartInfo* info = (PvhStartInfo*)startInfo;
-            if (info == null || info->Magic != PvhMagic) Panic.Fail("no PVH start_info: boot with a PVH loader (qemu -kernel)");
+            if (info == null || info->Magic != PvhMagic) Panic.Fail("no PVH start_info: boot with a PVH loader (qemu -kernel)"u8);
             ProtocolVersion = info->Version;
             RsdpAddress = info->RsdpAddress;
             byte* source = (byte*)info->CommandLineAddress;
@@ -58,7 +59,7 @@ namespace Kernel.Arch
                 }
             CommandLine[CommandLineLength] = 0;
             // Version 0 of start_info has no memory map; QEMU's PVH boot ROM gives version 1.
-            if (info->Version < 1 || info->MemoryMapAddress == 0) Panic.Fail("PVH start_info has no memory map");
+            if (info->Version < 1 || info->MemoryMapAddress == 0) Panic.Fail("PVH start_info has no memory map"u8);
             PvhMemoryMapEntry* entries = (PvhMemoryMapEntry*)info->MemoryMapAddress;
             for (uint i = 0; i < info->MemoryMapEntries && RegionCount < MaxRegions; i++)
             {
@@ -70,13 +71,13 @@ namespace Kernel.Arch
         }
 
         // The whole word `name` is on the command line (as `name` or `name=...`).
-        public static bool HasOption(string name) => FindOption(name, out _, out _);
+        public static bool HasOption(ReadOnlySpan<byte> name) => FindOption(name, out _, out _);
 
         // The value of `name=value`; false when the option is absent or has no value.
-        public static bool TryGetOption(string name, out byte* value, out int length)
+        public static bool TryGetOption(ReadOnlySpan<byte> name, out byte* value, out int length)
             => FindOption(name, out value, out length) && length >= 0;
 
-        private static bool FindOption(string name, out byte* value, out int length)
+        private static bool FindOption(ReadOnlySpan<byte> name, out byte* value, out int length)
         {
             value = null;
             length = -1;
@@ -97,13 +98,13 @@ namespace Kernel.Arch
             return false;
         }
 
-        private static bool MatchesAt(byte* text, string name)
+        private static bool MatchesAt(byte* text, ReadOnlySpan<byte> name)
         {
             for (int k = 0; k < name.Length; k++) if (text[k] != name[k]) return false;
             return true;
         }
 
-        public static bool ValueEquals(byte* value, int length, string expected)
+        public static bool ValueEquals(byte* value, int length, ReadOnlySpan<byte> expected)
             => length == expected.Length && MatchesAt(value, expected);
     }
 }

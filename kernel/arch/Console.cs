@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using Kernel.Runtime;
+using System;
 namespace Kernel.Arch
 {
     // One console line being written: each VP has one for its main line of
@@ -63,20 +66,23 @@ namespace Kernel.Arch
             Flush(&vp->InterruptLine);
         }
 
-        public static void Write(char c)
+        // One byte of text; a line feed goes out as CR LF and ends the line.
+        public static void Write(byte b)
         {
             if (!s_buffered)
             {
-                if (c == '\n') WriteRaw((byte)'\r');
-                WriteRaw((byte)c);
+                if (b == '\n') WriteRaw((byte)'\r');
+                WriteRaw(b);
                 return;
             }
             Hv.Vp* vp = Hv.Vp.Current;
             ConsoleLine* line = vp->InterruptDepth == 0 ? &vp->MainLine : &vp->InterruptLine;
-            if (c == '\n') Append(line, (byte)'\r');
-            Append(line, (byte)c);
-            if (c == '\n') Flush(line);
+            if (b == '\n') Append(line, (byte)'\r');
+            Append(line, b);
+            if (b == '\n') Flush(line);
         }
+
+        public static void Write(char c) => Write((byte)c);     // ASCII
 
         private static void Append(ConsoleLine* line, byte b)
         {
@@ -105,43 +111,45 @@ namespace Kernel.Arch
             Cpu.OutByte(Data, b);
         }
 
-        public static void Write(string s)
-        {
-            for (int i = 0; i < s.Length; i++) Write(s[i]);
-        }
+        // Text is UTF-8 ("..."u8). Out of line: inlined, the loop would be
+        // copied into each of the kernel's hundreds of call sites.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Write(ReadOnlySpan<byte> text) => Write(text.Pointer, text.Length);
 
-        public static void WriteLine(string s) { Write(s); Write('\n'); }
-        public static void WriteLine() => Write('\n');
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void WriteLine(ReadOnlySpan<byte> text) { Write(text.Pointer, text.Length); Write((byte)'\n'); }
 
-        public static void Write(char* chars, int count)
+        public static void WriteLine() => Write((byte)'\n');
+
+        public static void Write(byte* bytes, int count)
         {
-            for (int i = 0; i < count; i++) Write(chars[i]);
+            for (int i = 0; i < count; i++) Write(bytes[i]);
         }
 
         public static void WriteDecimal(long value)
         {
-            char* buffer = stackalloc char[Format.MaxDigits];
+            byte* buffer = stackalloc byte[Format.MaxDigits];
             Write(buffer, Format.Decimal(value, buffer));
         }
 
         public static void WriteDecimal(ulong value)
         {
-            char* buffer = stackalloc char[Format.MaxDigits];
+            byte* buffer = stackalloc byte[Format.MaxDigits];
             Write(buffer, Format.Decimal(value, buffer));
         }
 
         // "0x" then the digits; minDigits pads with zeros (0 = no padding).
         public static void WriteHex(ulong value, int minDigits = 0)
         {
-            char* buffer = stackalloc char[Format.MaxDigits];
+            byte* buffer = stackalloc byte[Format.MaxDigits];
             Write(buffer, Format.Hex(value, buffer, minDigits));
         }
 
+        // Two hex digits, no prefix.
         public static void WriteHexByte(byte value)
         {
-            const string digits = "0123456789abcdef";
-            Write(digits[value >> 4]);
-            Write(digits[value & 15]);
+            byte* buffer = stackalloc byte[2];
+            Write(buffer, Format.HexDigits(value, 2, buffer));
         }
     }
 }

@@ -1,3 +1,4 @@
+using System;
 using System.Runtime.InteropServices;
 using Internal.Runtime.CompilerHelpers;
 using Kernel.Runtime;
@@ -80,21 +81,6 @@ namespace Kernel.Arch
             public ulong PhysicalStart, VirtualStart, NumberOfPages, Attribute;
         }
 
-        public struct Guid
-        {
-            public ulong Low, High;
-            // Written as in the spec, {d1, d2, d3, {d4[0..7]}} with d4 as one big-endian number.
-            public static Guid Make(uint d1, ushort d2, ushort d3, ulong d4)
-            {
-                Guid g;
-                g.Low = d1 | ((ulong)d2 << 32) | ((ulong)d3 << 48);
-                g.High = 0;
-                for (int i = 0; i < 8; i++) g.High |= ((d4 >> (56 - 8 * i)) & 0xFF) << (8 * i);
-                return g;
-            }
-            public bool Equals(Guid other) => Low == other.Low && High == other.High;
-        }
-
         // Kept for power-off (GuestExit): runtime services stay callable after
         // ExitBootServices at their physical addresses, since we never call
         // SetVirtualAddressMap and our page tables identity-map below 4 GiB (8.1).
@@ -108,7 +94,7 @@ namespace Kernel.Arch
         {
             Console.Initialize();
             Console.WriteLine();
-            Console.WriteLine("C# Hyper-V guest: booting (UEFI)");
+            Console.WriteLine("C# Hyper-V guest: booting (UEFI)"u8);
             FillImageSymbols();                          // before anything reads the image bounds
             StartupCodeHelpers.InitializeModules();
             BootTimeline.MarkRuntimeStarted();
@@ -120,7 +106,7 @@ namespace Kernel.Arch
             Runtime = systemTable->RuntimeServices;
             BootInfo.RsdpAddress = FindRsdp(systemTable);
             ReadCommandLine(bs, imageHandle);
-            if (BootInfo.HasOption("gdb-wait")) WaitForGdb(bs);
+            if (BootInfo.HasOption("gdb-wait"u8)) WaitForGdb(bs);
 
             byte* map = (byte*)Heap.AllocateRaw(MapCapacity);   // in the image: allocating it does not change the map
             ulong mapSize = 0, mapKey = 0, descriptorSize = 0;
@@ -152,40 +138,40 @@ namespace Kernel.Arch
             fixed (byte* waiting = &s_waitingForGdb)
             {
                 *waiting = 1;
-                Console.Write("efi: gdb-wait: loaded at ");
+                Console.Write("efi: gdb-wait: loaded at "u8);
                 Console.WriteHex(BootSymbols.Get()->ImageStart);
-                Console.Write("; waiting until gdb clears the byte at ");
+                Console.Write("; waiting until gdb clears the byte at "u8);
                 Console.WriteHex((ulong)waiting);
-                if (disarmed != Success) { Console.Write(" (the watchdog could not be disarmed: "); Console.WriteHex(disarmed); Console.Write(')'); }
+                if (disarmed != Success) { Console.Write(" (the watchdog could not be disarmed: "u8); Console.WriteHex(disarmed); Console.Write(')'); }
                 Console.WriteLine();
                 while (*waiting != 0) Cpu.Pause();      // Pause is a call: the byte is read again each time
             }
-            Console.WriteLine("efi: gdb-wait: released");
+            Console.WriteLine("efi: gdb-wait: released"u8);
         }
 
         // Tagged lines: tests/Kernel.Tests/UefiTests.cs reads them.
         private static void PrintSummary()
         {
             BootSymbols* s = BootSymbols.Get();
-            Console.Write("efi: image at ");
+            Console.Write("efi: image at "u8);
             Console.WriteHex(s->ImageStart);
-            Console.Write("-");
+            Console.Write("-"u8);
             Console.WriteHex(s->ImageEnd);
-            Console.Write(" (LoadedImage says ");
+            Console.Write(" (LoadedImage says "u8);
             Console.WriteHex(LoadedImageBase);
-            Console.Write("), ExitBootServices on attempt ");
+            Console.Write("), ExitBootServices on attempt "u8);
             Console.WriteDecimal((long)ExitAttempts);
             Console.WriteLine();
-            Console.Write("efi: memory map of ");
+            Console.Write("efi: memory map of "u8);
             Console.WriteDecimal((long)MapEntries);
-            Console.Write(" descriptors (");
+            Console.Write(" descriptors ("u8);
             Console.WriteDecimal((long)MapDescriptorSize);
-            Console.Write(" bytes each), ACPI RSDP at ");
+            Console.Write(" bytes each), ACPI RSDP at "u8);
             Console.WriteHex(BootInfo.RsdpAddress);
             Console.WriteLine();
             // boot/trampoline.asm runs at a fixed page (Smp.TrampolineBase); below 1 MiB
             // the page allocator hands nothing out, so only the firmware could own it.
-            if (!IsUsable(Smp.TrampolineBase)) Console.WriteLine("efi: warning: the AP trampoline page is not free RAM in the firmware's map");
+            if (!IsUsable(Smp.TrampolineBase)) Console.WriteLine("efi: warning: the AP trampoline page is not free RAM in the firmware's map"u8);
         }
 
         private static bool IsUsable(ulong address)
@@ -209,10 +195,10 @@ namespace Kernel.Arch
             {
                 *mapSize = MapCapacity;
                 ulong status = bs->GetMemoryMap(mapSize, map, mapKey, descriptorSize, &version);
-                if (status == BufferTooSmall) Panic.Fail("UEFI memory map larger than 64 KiB");
-                if (status != Success) Panic.Fail("UEFI GetMemoryMap failed");
+                if (status == BufferTooSmall) Panic.Fail("UEFI memory map larger than 64 KiB"u8);
+                if (status != Success) Panic.Fail("UEFI GetMemoryMap failed"u8);
                 // efi-stale-key (a test of this loop): change the map after reading it, once.
-                if (ExitAttempts == 1 && BootInfo.HasOption("efi-stale-key"))
+                if (ExitAttempts == 1 && BootInfo.HasOption("efi-stale-key"u8))
                 {
                     ulong page = 0;
                     const uint AllocateAnyPages = 0, LoaderData = 2;
@@ -220,22 +206,22 @@ namespace Kernel.Arch
                 }
                 status = bs->ExitBootServices(imageHandle, *mapKey);
                 if (status == Success) return;
-                if (status != InvalidParameter) Panic.Fail("UEFI ExitBootServices failed");
+                if (status != InvalidParameter) Panic.Fail("UEFI ExitBootServices failed"u8);
             }
-            Panic.Fail("UEFI ExitBootServices: the map key kept going stale");
+            Panic.Fail("UEFI ExitBootServices: the map key kept going stale"u8);
         }
 
         // The ACPI 2.0+ RSDP from the configuration table (UEFI 2.10 4.6), else ACPI 1.0's.
         private static ulong FindRsdp(SystemTable* st)
         {
-            Guid acpi20 = Guid.Make(0x8868E871, 0xE4F1, 0x11D3, 0xBC220080C73C8881);
-            Guid acpi10 = Guid.Make(0xEB9D2D30, 0x2D88, 0x11D3, 0x9A160090273FC14D);
+            Guid acpi20 = Guid.From(0x8868E871, 0xE4F1, 0x11D3, 0xBC220080C73C8881);
+            Guid acpi10 = Guid.From(0xEB9D2D30, 0x2D88, 0x11D3, 0x9A160090273FC14D);
             ulong found = 0;
             for (ulong i = 0; i < st->NumberOfTableEntries; i++)
             {
                 ConfigurationTable* entry = st->ConfigurationTable + i;
-                if (entry->VendorGuid.Equals(acpi20)) return (ulong)entry->VendorTable;
-                if (entry->VendorGuid.Equals(acpi10)) found = (ulong)entry->VendorTable;
+                if (entry->VendorGuid.Is(acpi20)) return (ulong)entry->VendorTable;
+                if (entry->VendorGuid.Is(acpi10)) found = (ulong)entry->VendorTable;
             }
             return found;
         }
@@ -244,21 +230,21 @@ namespace Kernel.Arch
         {
             BootInfo.CommandLineLength = 0;
             BootInfo.CommandLine[0] = 0;
-            Guid loadedImageGuid = Guid.Make(0x5B1B31A1, 0x9562, 0x11D2, 0x8E3F00A0C969723B);
-            Guid fileSystemGuid = Guid.Make(0x964E5B22, 0x6459, 0x11D2, 0x8E3900A0C969723B);
+            Guid loadedImageGuid = Guid.From(0x5B1B31A1, 0x9562, 0x11D2, 0x8E3F00A0C969723B);
+            Guid fileSystemGuid = Guid.From(0x964E5B22, 0x6459, 0x11D2, 0x8E3900A0C969723B);
             LoadedImage* image = null;
-            if (bs->HandleProtocol(imageHandle, &loadedImageGuid, (void**)&image) != Success) { Console.WriteLine("efi: no LoadedImage protocol"); return; }
+            if (bs->HandleProtocol(imageHandle, &loadedImageGuid, (void**)&image) != Success) { Console.WriteLine("efi: no LoadedImage protocol"u8); return; }
             LoadedImageBase = image->ImageBase;
             FileSystem* fs = null;
-            if (bs->HandleProtocol(image->DeviceHandle, &fileSystemGuid, (void**)&fs) != Success) { Console.WriteLine("efi: boot device has no file system"); return; }
+            if (bs->HandleProtocol(image->DeviceHandle, &fileSystemGuid, (void**)&fs) != Success) { Console.WriteLine("efi: boot device has no file system"u8); return; }
             File* root = null, file = null;
-            if (fs->OpenVolume(fs, &root) != Success) { Console.WriteLine("efi: OpenVolume failed"); return; }
-            string path = "\\EFI\\BOOT\\CMDLINE.TXT";
+            if (fs->OpenVolume(fs, &root) != Success) { Console.WriteLine("efi: OpenVolume failed"u8); return; }
+            ReadOnlySpan<byte> path = "\\EFI\\BOOT\\CMDLINE.TXT"u8;
             char* name = stackalloc char[path.Length + 1];
-            for (int i = 0; i < path.Length; i++) name[i] = path[i];
+            for (int i = 0; i < path.Length; i++) name[i] = (char)path[i];     // UEFI file names are UCS-2
             name[path.Length] = '\0';
             const ulong ModeRead = 1;
-            if (root->Open(root, &file, name, ModeRead, 0) != Success) { Console.WriteLine("efi: no \\EFI\\BOOT\\CMDLINE.TXT; empty command line"); root->Close(root); return; }
+            if (root->Open(root, &file, name, ModeRead, 0) != Success) { Console.WriteLine("efi: no \\EFI\\BOOT\\CMDLINE.TXT; empty command line"u8); root->Close(root); return; }
             ulong size = BootInfo.MaxCommandLine;
             if (file->Read(file, &size, BootInfo.CommandLine) != Success) size = 0;
             file->Close(file);
@@ -305,7 +291,7 @@ namespace Kernel.Arch
                     BootInfo.Regions[last].Length += length;
                     continue;
                 }
-                if (BootInfo.RegionCount == BootInfo.MaxRegions) { Console.WriteLine("efi: memory map truncated"); break; }
+                if (BootInfo.RegionCount == BootInfo.MaxRegions) { Console.WriteLine("efi: memory map truncated"u8); break; }
                 BootInfo.Regions[BootInfo.RegionCount].Base = d->PhysicalStart;
                 BootInfo.Regions[BootInfo.RegionCount].Length = length;
                 BootInfo.Regions[BootInfo.RegionCount].Type = type;
@@ -322,7 +308,7 @@ namespace Kernel.Arch
             BootSymbols* s = BootSymbols.Get();
             byte* image = (byte*)s->ImageStart;
             byte* pe = image + *(int*)(image + 0x3C);
-            if (*(uint*)pe != 0x00004550) Panic.Fail("efi: no PE signature at __ImageBase");
+            if (*(uint*)pe != 0x00004550) Panic.Fail("efi: no PE signature at __ImageBase"u8);
             int sections = *(ushort*)(pe + 6);
             byte* optional = pe + 24;
             byte* table = optional + *(ushort*)(pe + 20);
@@ -341,9 +327,9 @@ namespace Kernel.Arch
                 else Widen(&s->RodataStart, &s->RodataEnd, start, end);
             }
             if (s->TextEnd > s->RodataStart || s->RodataEnd > s->DataStart || s->DataEnd > s->ImageEnd)
-                Panic.Fail("efi: PE sections are not ordered text, rodata, data");
+                Panic.Fail("efi: PE sections are not ordered text, rodata, data"u8);
             s->BssStart = s->BssEnd = s->DataEnd;     // .bss is one of the writable sections
-            if (s->ImageEnd > PageAllocator.Limit) Panic.Fail("efi: image loaded above 4 GiB");
+            if (s->ImageEnd > PageAllocator.Limit) Panic.Fail("efi: image loaded above 4 GiB"u8);
         }
 
         private static void Widen(ulong* start, ulong* end, ulong from, ulong to)

@@ -51,17 +51,17 @@ namespace Kernel.Arch
             {
                 Vp* vp = Vp.Get(i);
                 if (vp->ImpossibleInterrupts == 0) continue;
-                Console.Write("interrupt guard: VP ");
+                Console.Write("interrupt guard: VP "u8);
                 Console.WriteDecimal((ulong)i);
-                Console.Write(": ");
+                Console.Write(": "u8);
                 Console.WriteDecimal(vp->ImpossibleInterrupts);
-                Console.Write(" impossible deliveries (the emulator delivered an interrupt twice); the first: vector ");
+                Console.Write(" impossible deliveries (the emulator delivered an interrupt twice); the first: vector "u8);
                 Console.WriteHex(vp->FirstImpossibleVector);
-                Console.Write(" RIP ");
+                Console.Write(" RIP "u8);
                 Console.WriteHex(vp->FirstImpossibleRip);
-                Console.Write(" RFLAGS ");
+                Console.Write(" RFLAGS "u8);
                 Console.WriteHex(vp->FirstImpossibleRflags);
-                Console.Write(" handler depth ");
+                Console.Write(" handler depth "u8);
                 Console.WriteDecimal(vp->FirstImpossibleDepth);
                 Console.WriteLine();
             }

@@ -1,3 +1,4 @@
+using System;
 using System.Runtime;
 using System.Runtime.InteropServices;
 using Kernel.Runtime;
@@ -122,10 +123,10 @@ namespace Kernel.Arch
         private static void Unhandled(InterruptFrame* frame)
         {
             if (frame->Vector == SpuriousVector) return;    // spurious APIC interrupts need no EOI
-            Console.Write("\nunexpected interrupt, vector ");
+            Console.Write("\nunexpected interrupt, vector "u8);
             Console.WriteDecimal((long)frame->Vector);
             Console.WriteLine();
-            Panic.Fail("interrupt with no handler");
+            Panic.Fail("interrupt with no handler"u8);
         }
 
         // Exceptions, from boot/interrupts.asm exception_common.
@@ -158,52 +159,52 @@ namespace Kernel.Arch
         {
             ulong cr2 = Cpu.ReadCr2();
             Console.EnterEmergencyMode();
-            Console.Write("\nFATAL EXCEPTION ");
+            Console.Write("\nFATAL EXCEPTION "u8);
             Console.Write(ExceptionName((int)frame->Vector));
-            Console.Write(" (vector ");
+            Console.Write(" (vector "u8);
             Console.WriteDecimal((long)frame->Vector);
-            Console.Write(") error code ");
+            Console.Write(") error code "u8);
             Console.WriteHex(frame->ErrorCode);
-            Console.Write(" RIP ");
+            Console.Write(" RIP "u8);
             Console.WriteHex(frame->Rip, 16);
-            Console.Write(" CR2 ");
+            Console.Write(" CR2 "u8);
             Console.WriteHex(cr2, 16);
-            Console.Write(" RSP ");
+            Console.Write(" RSP "u8);
             Console.WriteHex(frame->Rsp, 16);
             Console.WriteLine();
             if (FatalExceptionHook != null) FatalExceptionHook(frame);
             GuestExit.Exit(GuestExit.Status.Crashed);
         }
 
-        public static string ExceptionName(int vector)
+        public static ReadOnlySpan<byte> ExceptionName(int vector)
         {
             switch (vector)
             {
-                case 0: return "#DE divide error";
-                case 1: return "#DB debug";
-                case 2: return "NMI";
-                case 3: return "#BP breakpoint";
-                case 4: return "#OF overflow";
-                case 5: return "#BR bound range exceeded";
-                case 6: return "#UD invalid opcode";
-                case 7: return "#NM device not available";
-                case 8: return "#DF double fault";
-                case 9: return "coprocessor segment overrun";
-                case 10: return "#TS invalid TSS";
-                case 11: return "#NP segment not present";
-                case 12: return "#SS stack-segment fault";
-                case 13: return "#GP general protection";
-                case 14: return "#PF page fault";
-                case 16: return "#MF x87 floating-point error";
-                case 17: return "#AC alignment check";
-                case 18: return "#MC machine check";
-                case 19: return "#XM SIMD floating-point";
-                case 20: return "#VE virtualization exception";
-                case 21: return "#CP control protection";
-                case 28: return "#HV hypervisor injection";
-                case 29: return "#VC VMM communication";
-                case 30: return "#SX security exception";
-                default: return "reserved exception";
+                case 0: return "#DE divide error"u8;
+                case 1: return "#DB debug"u8;
+                case 2: return "NMI"u8;
+                case 3: return "#BP breakpoint"u8;
+                case 4: return "#OF overflow"u8;
+                case 5: return "#BR bound range exceeded"u8;
+                case 6: return "#UD invalid opcode"u8;
+                case 7: return "#NM device not available"u8;
+                case 8: return "#DF double fault"u8;
+                case 9: return "coprocessor segment overrun"u8;
+                case 10: return "#TS invalid TSS"u8;
+                case 11: return "#NP segment not present"u8;
+                case 12: return "#SS stack-segment fault"u8;
+                case 13: return "#GP general protection"u8;
+                case 14: return "#PF page fault"u8;
+                case 16: return "#MF x87 floating-point error"u8;
+                case 17: return "#AC alignment check"u8;
+                case 18: return "#MC machine check"u8;
+                case 19: return "#XM SIMD floating-point"u8;
+                case 20: return "#VE virtualization exception"u8;
+                case 21: return "#CP control protection"u8;
+                case 28: return "#HV hypervisor injection"u8;
+                case 29: return "#VC VMM communication"u8;
+                case 30: return "#SX security exception"u8;
+                default: return "reserved exception"u8;
             }
         }
     }

@@ -24,21 +24,21 @@ namespace Kernel.Arch
         // Tagged line ("pic: "): tests/Kernel.Tests/Gen2Tests.cs reads it.
         public static void MaskIfDeclared()
         {
-            Console.Write("pic: ");
+            Console.Write("pic: "u8);
             if (Acpi.HasMadt)
             {
-                Console.Write("MADT flags ");
+                Console.Write("MADT flags "u8);
                 Console.WriteHex(Acpi.MadtFlags);
                 if ((Acpi.MadtFlags & Acpi.PcatCompat) == 0)
                 {
-                    Console.WriteLine(", PCAT_COMPAT clear: no 8259, its ports left alone");
+                    Console.WriteLine(", PCAT_COMPAT clear: no 8259, its ports left alone"u8);
                     return;
                 }
-                Console.Write(", PCAT_COMPAT set");
+                Console.Write(", PCAT_COMPAT set"u8);
             }
             else
             {
-                Console.Write("no MADT, assuming a PC-AT");
+                Console.Write("no MADT, assuming a PC-AT"u8);
             }
             // ICW1-4 remap the two 8259s to vectors 0x20-0x2F, then OCW1 masks every line.
             Cpu.OutByte(MasterCommand, 0x11); Cpu.OutByte(SlaveCommand, 0x11);
@@ -52,9 +52,9 @@ namespace Kernel.Arch
             Cpu.OutByte(MasterCommand, Ocw3ReadIsr);
             byte isr = Cpu.InByte(MasterCommand);
             Cpu.OutByte(MasterCommand, Ocw3ReadIrr);
-            Console.Write(": both 8259s remapped to 0x20-0x2f and masked; port 0x20 reads ");
+            Console.Write(": both 8259s remapped to 0x20-0x2f and masked; port 0x20 reads "u8);
             Console.WriteHex(isr, 2);
-            Console.WriteLine(isr == 0xFF ? " (nothing answered: no 8259)" : " (an 8259 answered)");
+            Console.WriteLine(isr == 0xFF ? " (nothing answered: no 8259)"u8 : " (an 8259 answered)"u8);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Runtime;
 
 namespace Kernel.Arch
@@ -95,7 +96,7 @@ namespace Kernel.Arch
             ulong first = 0;
             for (int i = 0; i < s_zoneCount && first == 0; i++) first = TakeRun(&s_zones[i], count);
             s_lock.Release();
-            if (first == 0) Panic.Fail("out of physical pages");
+            if (first == 0) Panic.Fail("out of physical pages"u8);
             if (zero) Memory.Zero((void*)first, count * PageSize);
             return first;
         }
@@ -177,31 +178,31 @@ namespace Kernel.Arch
         {
             if (!TryFree((ulong)page))
             {
-                Console.Write("\npage free refused: ");
+                Console.Write("\npage free refused: "u8);
                 Console.WriteHex((ulong)page);
                 Console.WriteLine();
-                Panic.Fail("double free or bad address in PageAllocator.Free");
+                Panic.Fail("double free or bad address in PageAllocator.Free"u8);
             }
         }
 
         // Why AddZone would refuse [firstPage, firstPage + count), or null if it would not.
-        public static string CheckNewZone(ulong firstPage, ulong count)
+        public static ReadOnlySpan<byte> CheckNewZone(ulong firstPage, ulong count)
         {
-            if (count < 2) return "fewer than two pages (one holds the zone's bitmap)";
+            if (count < 2) return "fewer than two pages (one holds the zone's bitmap)"u8;
             if (firstPage + count < firstPage || firstPage + count > Cpu.PhysicalAddressLimit / PageSize)
-                return "beyond the CPU's physical address width (CPUID 0x80000008)";
-            if (firstPage < BootPageCount) return "below 4 GiB, inside zone 0";
-            if (s_zoneCount == MaxZones) return "no zone left (PageAllocator.MaxZones)";
+                return "beyond the CPU's physical address width (CPUID 0x80000008)"u8;
+            if (firstPage < BootPageCount) return "below 4 GiB, inside zone 0"u8;
+            if (s_zoneCount == MaxZones) return "no zone left (PageAllocator.MaxZones)"u8;
             for (int i = 0; i < s_zoneCount; i++)
                 if (firstPage < s_zones[i].FirstPage + s_zones[i].PageCount && s_zones[i].FirstPage < firstPage + count)
-                    return "overlaps memory the allocator already has";
+                    return "overlaps memory the allocator already has"u8;
             for (int i = 0; i < BootInfo.RegionCount; i++)
             {
                 MemoryRegion r = BootInfo.Regions[i];
                 if (firstPage * PageSize < r.Base + r.Length && r.Base < (firstPage + count) * PageSize)
-                    return "overlaps a region of the boot memory map";
+                    return "overlaps a region of the boot memory map"u8;
             }
-            return null;
+            return default;     // empty: no refusal
         }
 
         // Hot-added RAM: identity-maps it (Paging.MapRam), keeps its bitmap in
@@ -210,7 +211,7 @@ namespace Kernel.Arch
         // changed when CheckNewZone refuses the range.
         public static ulong AddZone(ulong firstPage, ulong count)
         {
-            if (CheckNewZone(firstPage, count) != null) return 0;
+            if (!CheckNewZone(firstPage, count).IsEmpty) return 0;
             Paging.MapRam(firstPage * PageSize, count * PageSize);
             ulong bitmapBytes = (count + 63) / 64 * 8;
             ulong bitmapPages = (bitmapBytes + PageSize - 1) / PageSize;

@@ -87,7 +87,7 @@ namespace Kernel.Arch
             for (int level = 3; level > 0; level--)
             {
                 ulong entry = table[(address >> (12 + 9 * level)) & 511];
-                if ((entry & Present) == 0 || (entry & LargePage) != 0) Panic.Fail("MakeExecutable: not a 4 KiB mapping");
+                if ((entry & Present) == 0 || (entry & LargePage) != 0) Panic.Fail("MakeExecutable: not a 4 KiB mapping"u8);
                 table = (ulong*)(entry & AddressMask);
             }
             table[(address >> 12) & 511] &= ~NoExecute;
@@ -115,13 +115,13 @@ namespace Kernel.Arch
                 ulong* pd = ChildTable(pdpt, (a >> 30) & 511);
                 if (a % LargePageSize == 0 && end - a >= LargePageSize)
                 {
-                    if ((pd[(a >> 21) & 511] & Present) != 0) Panic.Fail("Paging.MapRam: the range is already mapped");
+                    if ((pd[(a >> 21) & 511] & Present) != 0) Panic.Fail("Paging.MapRam: the range is already mapped"u8);
                     pd[(a >> 21) & 511] = a | Present | Writable | LargePage | NoExecute;
                     a += LargePageSize;
                     continue;
                 }
                 ulong* pt = ChildTable(pd, (a >> 21) & 511);
-                if ((pt[(a >> 12) & 511] & Present) != 0) Panic.Fail("Paging.MapRam: the range is already mapped");
+                if ((pt[(a >> 12) & 511] & Present) != 0) Panic.Fail("Paging.MapRam: the range is already mapped"u8);
                 pt[(a >> 12) & 511] = a | Present | Writable | NoExecute;
                 a += PageAllocator.PageSize;
             }
@@ -139,7 +139,7 @@ namespace Kernel.Arch
                 table[index] = (ulong)child | Present | Writable;
                 return child;
             }
-            if ((entry & LargePage) != 0) Panic.Fail("Paging.MapRam: the range is already mapped (large page)");
+            if ((entry & LargePage) != 0) Panic.Fail("Paging.MapRam: the range is already mapped (large page)"u8);
             return (ulong*)(entry & AddressMask);
         }
 

@@ -23,7 +23,7 @@ namespace Kernel.Arch
             Interrupts.SetHandler(WakeVector, &OnWake);
             if (Acpi.CpuCount == 0)                                 // Acpi.ReadMadt ran in KernelMain.Continue
             {
-                Console.Write("smp: only the boot VP: ");
+                Console.Write("smp: only the boot VP: "u8);
                 Console.WriteLine(Acpi.Error);
                 return;
             }
@@ -52,9 +52,9 @@ namespace Kernel.Arch
                 }
                 if (vp->Online == 0)
                 {
-                    Console.Write("smp: APIC id ");
+                    Console.Write("smp: APIC id "u8);
                     Console.WriteDecimal((ulong)apicId);
-                    Console.WriteLine(" did not start");
+                    Console.WriteLine(" did not start"u8);
                 }
             }
         }
@@ -71,11 +71,11 @@ namespace Kernel.Arch
                 if (HyperV.Has(HvPartitionPrivilege.AccessVpIndex)) vp->Index = (uint)Cpu.ReadMsr(HvMsr.VpIndex);
                 Synic.EnableOnThisVp();
             }
-            Console.Write("smp: VP ");
+            Console.Write("smp: VP "u8);
             Console.WriteDecimal((ulong)vp->Number);
-            Console.Write(" online, APIC id ");
+            Console.Write(" online, APIC id "u8);
             Console.WriteDecimal((ulong)vp->ApicId);
-            Console.Write(", VP index ");
+            Console.Write(", VP index "u8);
             Console.WriteDecimal((ulong)vp->Index);
             Console.WriteLine();
             vp->Online = 1;

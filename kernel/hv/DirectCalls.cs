@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 
 namespace Kernel.Hv
@@ -26,26 +27,26 @@ namespace Kernel.Hv
             // SignalEventDirect: without it the probe is not made at all.
             if (!HyperV.Has(HvPartitionPrivilege.SignalEvents))
             {
-                Console.WriteLine("hv: HvCallSignalEventDirect and HvCallPostMessageDirect: not probed: the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)");
+                Console.WriteLine("hv: HvCallSignalEventDirect and HvCallPostMessageDirect: not probed: the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)"u8);
                 return;
             }
             HvCallResult r = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, HvConstants.HV_ANY_VP, 0, ProbeSint, 0);
             Probed = true;
             ProbeStatus = r.Status;
             Implemented = r.Outcome == HvOutcome.Failed || r.Outcome == HvOutcome.Done;   // the call is there, the argument is not
-            Console.Write("hv: HvCallSignalEventDirect and HvCallPostMessageDirect: ");
-            Console.Write(Implemented ? "implemented" : r.Outcome == HvOutcome.Denied ? "not granted to this partition" : "not implemented by this hypervisor");
-            Console.Write(" (SignalEventDirect to HV_ANY_VP: ");
+            Console.Write("hv: HvCallSignalEventDirect and HvCallPostMessageDirect: "u8);
+            Console.Write(Implemented ? "implemented"u8 : r.Outcome == HvOutcome.Denied ? "not granted to this partition"u8 : "not implemented by this hypervisor"u8);
+            Console.Write(" (SignalEventDirect to HV_ANY_VP: "u8);
             Console.WriteHex((ulong)r.Status);
             Console.Write(' ');
             Console.Write(HvStatusName.Of(r.Status));
-            Console.WriteLine(")");
+            Console.WriteLine(")"u8);
         }
 
         // Why a test of the successful path cannot run here.
-        public static string AbsentReason =>
+        public static ReadOnlySpan<byte> AbsentReason =>
             HyperV.Kind == Hypervisor.Kvm
-                ? "this KVM does not implement the Direct calls (INVALID_HYPERCALL_CODE); the project's KVM does: qemu-run.sh --kvm direct"
-                : "this hypervisor does not grant the Direct calls to this partition (Hyper-V: root or VTL2 only)";
+                ? "this KVM does not implement the Direct calls (INVALID_HYPERCALL_CODE); the project's KVM does: qemu-run.sh --kvm direct"u8
+                : "this hypervisor does not grant the Direct calls to this partition (Hyper-V: root or VTL2 only)"u8;
     }
 }

@@ -1,3 +1,4 @@
+using System;
 // TLFS definitions, named as the Hyper-V Top-Level Functional Specification
 // names them (modelled on OpenVMM's hvdef crate). Each register is a small
 // typed value with named bit fields; each hypercall input and output is a
@@ -259,30 +260,30 @@ namespace Kernel.Hv
     // The TLFS name of a status, for logs and test failures.
     public static class HvStatusName
     {
-        public static string Of(HvStatus status) => status switch
+        public static ReadOnlySpan<byte> Of(HvStatus status) => status switch
         {
-            HvStatus.Success => "SUCCESS",
-            HvStatus.InvalidHypercallCode => "INVALID_HYPERCALL_CODE",
-            HvStatus.InvalidHypercallInput => "INVALID_HYPERCALL_INPUT",
-            HvStatus.InvalidAlignment => "INVALID_ALIGNMENT",
-            HvStatus.InvalidParameter => "INVALID_PARAMETER",
-            HvStatus.AccessDenied => "ACCESS_DENIED",
-            HvStatus.InvalidPartitionState => "INVALID_PARTITION_STATE",
-            HvStatus.OperationDenied => "OPERATION_DENIED",
-            HvStatus.InsufficientMemory => "INSUFFICIENT_MEMORY",
-            HvStatus.InvalidPartitionId => "INVALID_PARTITION_ID",
-            HvStatus.InvalidVpIndex => "INVALID_VP_INDEX",
-            HvStatus.NotFound => "NOT_FOUND",
-            HvStatus.InvalidPortId => "INVALID_PORT_ID",
-            HvStatus.InvalidConnectionId => "INVALID_CONNECTION_ID",
-            HvStatus.InsufficientBuffers => "INSUFFICIENT_BUFFERS",
-            HvStatus.NotAcknowledged => "NOT_ACKNOWLEDGED",
-            HvStatus.Acknowledged => "ACKNOWLEDGED",
-            HvStatus.InvalidSynicState => "INVALID_SYNIC_STATE",
-            HvStatus.ObjectInUse => "OBJECT_IN_USE",
-            HvStatus.NoData => "NO_DATA",
-            HvStatus.TimeOut => "TIMEOUT",
-            _ => "(not named here)",
+            HvStatus.Success => "SUCCESS"u8,
+            HvStatus.InvalidHypercallCode => "INVALID_HYPERCALL_CODE"u8,
+            HvStatus.InvalidHypercallInput => "INVALID_HYPERCALL_INPUT"u8,
+            HvStatus.InvalidAlignment => "INVALID_ALIGNMENT"u8,
+            HvStatus.InvalidParameter => "INVALID_PARAMETER"u8,
+            HvStatus.AccessDenied => "ACCESS_DENIED"u8,
+            HvStatus.InvalidPartitionState => "INVALID_PARTITION_STATE"u8,
+            HvStatus.OperationDenied => "OPERATION_DENIED"u8,
+            HvStatus.InsufficientMemory => "INSUFFICIENT_MEMORY"u8,
+            HvStatus.InvalidPartitionId => "INVALID_PARTITION_ID"u8,
+            HvStatus.InvalidVpIndex => "INVALID_VP_INDEX"u8,
+            HvStatus.NotFound => "NOT_FOUND"u8,
+            HvStatus.InvalidPortId => "INVALID_PORT_ID"u8,
+            HvStatus.InvalidConnectionId => "INVALID_CONNECTION_ID"u8,
+            HvStatus.InsufficientBuffers => "INSUFFICIENT_BUFFERS"u8,
+            HvStatus.NotAcknowledged => "NOT_ACKNOWLEDGED"u8,
+            HvStatus.Acknowledged => "ACKNOWLEDGED"u8,
+            HvStatus.InvalidSynicState => "INVALID_SYNIC_STATE"u8,
+            HvStatus.ObjectInUse => "OBJECT_IN_USE"u8,
+            HvStatus.NoData => "NO_DATA"u8,
+            HvStatus.TimeOut => "TIMEOUT"u8,
+            _ => "(not named here)"u8,
         };
     }
 
@@ -368,23 +369,23 @@ namespace Kernel.Hv
     // The TLFS name of a message type, for logs and test failures.
     public static class HvMessageTypeName
     {
-        public static string Of(HvMessageType type) => type switch
+        public static ReadOnlySpan<byte> Of(HvMessageType type) => type switch
         {
-            HvMessageType.HvMessageTypeNone => "HvMessageTypeNone",
-            HvMessageType.HvMessageTypeUnmappedGpa => "HvMessageTypeUnmappedGpa",
-            HvMessageType.HvMessageTypeGpaIntercept => "HvMessageTypeGpaIntercept",
-            HvMessageType.HvMessageTimerExpired => "HvMessageTimerExpired",
-            HvMessageType.HvMessageTypeInvalidVpRegisterValue => "HvMessageTypeInvalidVpRegisterValue",
-            HvMessageType.HvMessageTypeUnrecoverableException => "HvMessageTypeUnrecoverableException",
-            HvMessageType.HvMessageTypeUnsupportedFeature => "HvMessageTypeUnsupportedFeature",
-            HvMessageType.HvMessageTypeEventLogBufferComplete => "HvMessageTypeEventLogBufferComplete",
-            HvMessageType.HvMessageTypeX64IoPortIntercept => "HvMessageTypeX64IoPortIntercept",
-            HvMessageType.HvMessageTypeX64MsrIntercept => "HvMessageTypeX64MsrIntercept",
-            HvMessageType.HvMessageTypeX64CpuidIntercept => "HvMessageTypeX64CpuidIntercept",
-            HvMessageType.HvMessageTypeX64ExceptionIntercept => "HvMessageTypeX64ExceptionIntercept",
-            HvMessageType.HvMessageTypeX64ApicEoi => "HvMessageTypeX64ApicEoi",
-            HvMessageType.HvMessageTypeX64LegacyFpError => "HvMessageTypeX64LegacyFpError",
-            _ => (uint)type >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK ? "(a hypervisor type not named here)" : "(a guest or host type)",
+            HvMessageType.HvMessageTypeNone => "HvMessageTypeNone"u8,
+            HvMessageType.HvMessageTypeUnmappedGpa => "HvMessageTypeUnmappedGpa"u8,
+            HvMessageType.HvMessageTypeGpaIntercept => "HvMessageTypeGpaIntercept"u8,
+            HvMessageType.HvMessageTimerExpired => "HvMessageTimerExpired"u8,
+            HvMessageType.HvMessageTypeInvalidVpRegisterValue => "HvMessageTypeInvalidVpRegisterValue"u8,
+            HvMessageType.HvMessageTypeUnrecoverableException => "HvMessageTypeUnrecoverableException"u8,
+            HvMessageType.HvMessageTypeUnsupportedFeature => "HvMessageTypeUnsupportedFeature"u8,
+            HvMessageType.HvMessageTypeEventLogBufferComplete => "HvMessageTypeEventLogBufferComplete"u8,
+            HvMessageType.HvMessageTypeX64IoPortIntercept => "HvMessageTypeX64IoPortIntercept"u8,
+            HvMessageType.HvMessageTypeX64MsrIntercept => "HvMessageTypeX64MsrIntercept"u8,
+            HvMessageType.HvMessageTypeX64CpuidIntercept => "HvMessageTypeX64CpuidIntercept"u8,
+            HvMessageType.HvMessageTypeX64ExceptionIntercept => "HvMessageTypeX64ExceptionIntercept"u8,
+            HvMessageType.HvMessageTypeX64ApicEoi => "HvMessageTypeX64ApicEoi"u8,
+            HvMessageType.HvMessageTypeX64LegacyFpError => "HvMessageTypeX64LegacyFpError"u8,
+            _ => (uint)type >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK ? "(a hypervisor type not named here)"u8 : "(a guest or host type)"u8,
         };
     }
 

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 using Kernel.Runtime;
 
@@ -21,7 +22,7 @@ namespace Kernel.Hv
         public static uint Recommendations;         // CPUID 0x40000004 EAX
         public static uint MaxVirtualProcessors;    // CPUID 0x40000005 EAX
         public static ulong HypercallPageAddress;
-        public const string AbsentReason = "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")";
+        public static ReadOnlySpan<byte> AbsentReason => "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")"u8;
 
         // This kernel's identity, TLFS 2.6 open-source encoding. OS type 0x7F
         // ("other open source") is not taken by Linux (1), FreeBSD (2), Xen (3)
@@ -63,46 +64,46 @@ namespace Kernel.Hv
         {
             if (!Present)
             {
-                Console.Write("hv: ");
+                Console.Write("hv: "u8);
                 Console.WriteLine(AbsentReason);
                 return;
             }
-            Console.Write("hv: \"Hv#1\" interface from ");
-            Console.Write(Kind == Hypervisor.Kvm ? "KVM" : Kind == Hypervisor.MicrosoftHv ? "Microsoft Hyper-V" : "an unknown hypervisor");
-            Console.Write(", max leaf ");
+            Console.Write("hv: \"Hv#1\" interface from "u8);
+            Console.Write(Kind == Hypervisor.Kvm ? "KVM"u8 : Kind == Hypervisor.MicrosoftHv ? "Microsoft Hyper-V"u8 : "an unknown hypervisor"u8);
+            Console.Write(", max leaf "u8);
             Console.WriteHex(MaxLeaf);
-            Console.Write(", version ");
+            Console.Write(", version "u8);
             Console.WriteDecimal((ulong)(VersionMajorMinor >> 16));
             Console.Write('.');
             Console.WriteDecimal((ulong)(VersionMajorMinor & 0xFFFF));
-            Console.Write(" build ");
+            Console.Write(" build "u8);
             Console.WriteDecimal((ulong)BuildNumber);
             Console.WriteLine();
-            Console.Write("hv: privileges ");
+            Console.Write("hv: privileges "u8);
             Console.WriteHex(Privileges, 16);
-            Console.Write(" features ");
+            Console.Write(" features "u8);
             Console.WriteHex(Features, 8);
-            Console.Write(" recommendations ");
+            Console.Write(" recommendations "u8);
             Console.WriteHex(Recommendations, 8);
-            Console.Write(" max VPs ");
+            Console.Write(" max VPs "u8);
             Console.WriteDecimal((ulong)MaxVirtualProcessors);
             Console.WriteLine();
-            Console.Write("hv: offers");
-            if (Has(HvPartitionPrivilege.AccessHypercallMsrs)) Console.Write(" hypercalls");
-            if (Has(HvPartitionPrivilege.AccessVpIndex)) Console.Write(" vp-index");
-            if (Has(HvPartitionPrivilege.AccessSynicRegs)) Console.Write(" synic");
-            if (Has(HvPartitionPrivilege.AccessSyntheticTimerRegs)) Console.Write(" stimer");
-            if (Has(HvPartitionPrivilege.AccessIntrCtrlRegs)) Console.Write(" apic-msrs");
-            if (Has(HvPartitionPrivilege.AccessPartitionReferenceCounter)) Console.Write(" ref-counter");
-            if (Has(HvPartitionPrivilege.AccessPartitionReferenceTsc)) Console.Write(" ref-tsc");
-            if (Has(HvPartitionPrivilege.AccessFrequencyRegs)) Console.Write(" frequencies");
-            if (Has(HvPartitionPrivilege.PostMessages)) Console.Write(" post-messages");
-            if (Has(HvPartitionPrivilege.SignalEvents)) Console.Write(" signal-events");
-            if (HasFeature(HvFeature.GuestCrashMsrs)) Console.Write(" crash-msrs");
-            if (HasFeature(HvFeature.XmmHypercallInput)) Console.Write(" xmm-input");
-            if (HasFeature(HvFeature.XmmHypercallOutput)) Console.Write(" xmm-output");
-            if (HasFeature(HvFeature.DirectSyntheticTimers)) Console.Write(" direct-stimers");
-            if ((Recommendations & HvRecommendation.DeprecateAutoEoi) != 0) Console.Write(" (auto-EOI deprecated)");
+            Console.Write("hv: offers"u8);
+            if (Has(HvPartitionPrivilege.AccessHypercallMsrs)) Console.Write(" hypercalls"u8);
+            if (Has(HvPartitionPrivilege.AccessVpIndex)) Console.Write(" vp-index"u8);
+            if (Has(HvPartitionPrivilege.AccessSynicRegs)) Console.Write(" synic"u8);
+            if (Has(HvPartitionPrivilege.AccessSyntheticTimerRegs)) Console.Write(" stimer"u8);
+            if (Has(HvPartitionPrivilege.AccessIntrCtrlRegs)) Console.Write(" apic-msrs"u8);
+            if (Has(HvPartitionPrivilege.AccessPartitionReferenceCounter)) Console.Write(" ref-counter"u8);
+            if (Has(HvPartitionPrivilege.AccessPartitionReferenceTsc)) Console.Write(" ref-tsc"u8);
+            if (Has(HvPartitionPrivilege.AccessFrequencyRegs)) Console.Write(" frequencies"u8);
+            if (Has(HvPartitionPrivilege.PostMessages)) Console.Write(" post-messages"u8);
+            if (Has(HvPartitionPrivilege.SignalEvents)) Console.Write(" signal-events"u8);
+            if (HasFeature(HvFeature.GuestCrashMsrs)) Console.Write(" crash-msrs"u8);
+            if (HasFeature(HvFeature.XmmHypercallInput)) Console.Write(" xmm-input"u8);
+            if (HasFeature(HvFeature.XmmHypercallOutput)) Console.Write(" xmm-output"u8);
+            if (HasFeature(HvFeature.DirectSyntheticTimers)) Console.Write(" direct-stimers"u8);
+            if ((Recommendations & HvRecommendation.DeprecateAutoEoi) != 0) Console.Write(" (auto-EOI deprecated)"u8);
             Console.WriteLine();
         }
 
@@ -133,11 +134,11 @@ namespace Kernel.Hv
             HvHypercallMsr readBack;
             readBack.Value = Cpu.ReadMsr(HvMsr.Hypercall);
             HypercallPageEnabled = readBack.Enable && readBack.GpaPageNumber == HypercallPageAddress >> 12;
-            Console.Write("hv: guest OS ID ");
+            Console.Write("hv: guest OS ID "u8);
             Console.WriteHex(GuestOsId.Value, 16);
-            Console.Write(", hypercall page at ");
+            Console.Write(", hypercall page at "u8);
             Console.WriteHex(HypercallPageAddress);
-            Console.WriteLine(HypercallPageEnabled ? " enabled" : " NOT enabled (the MSR did not keep it)");
+            Console.WriteLine(HypercallPageEnabled ? " enabled"u8 : " NOT enabled (the MSR did not keep it)"u8);
             return HypercallPageEnabled;
         }
     }

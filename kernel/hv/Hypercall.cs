@@ -1,3 +1,4 @@
+using System;
 using System.Runtime;
 using System.Runtime.CompilerServices;
 using Kernel.Arch;
@@ -45,7 +46,7 @@ namespace Kernel.Hv
         public HvStatus Status => (HvStatus)Bitfield.Get(Value, 0, 16);
         public HvRefusal Refusal => (HvRefusal)Bitfield.Get(Value, RefusalShift, RefusalWidth);
         public bool NewlySignaled { get => Bitfield.Flag(Value, NewlySignaledShift); set => Value = Bitfield.WithFlag(Value, NewlySignaledShift, value); }
-        public string RefusalReason => Hypercall.Reason(Refusal);
+        public ReadOnlySpan<byte> RefusalReason => Hypercall.Reason(Refusal);
 
         public HvOutcome Outcome
         {
@@ -108,41 +109,41 @@ namespace Kernel.Hv
         [MethodImpl(MethodImplOptions.NoInlining)]
         private static HvCallResult Refuse(HvRefusal why)
         {
-            Console.Write("hv: hypercall refused: ");
+            Console.Write("hv: hypercall refused: "u8);
             Console.WriteLine(Reason(why));
             return HvCallResult.Refused(why);
         }
 
-        public static string OutcomeName(HvOutcome outcome) => outcome switch
+        public static ReadOnlySpan<byte> OutcomeName(HvOutcome outcome) => outcome switch
         {
-            HvOutcome.Done => "Done",
-            HvOutcome.NotProvided => "NotProvided",
-            HvOutcome.Denied => "Denied",
-            HvOutcome.Failed => "Failed",
-            HvOutcome.Refused => "Refused",
-            _ => "(unknown outcome)",
+            HvOutcome.Done => "Done"u8,
+            HvOutcome.NotProvided => "NotProvided"u8,
+            HvOutcome.Denied => "Denied"u8,
+            HvOutcome.Failed => "Failed"u8,
+            HvOutcome.Refused => "Refused"u8,
+            _ => "(unknown outcome)"u8,
         };
 
-        public static string Reason(HvRefusal why)
+        public static ReadOnlySpan<byte> Reason(HvRefusal why)
         {
             switch (why)
             {
-                case HvRefusal.None: return null;
-                case HvRefusal.NoHypercallPage: return HyperV.Present ? "the hypercall page is not enabled" : HyperV.AbsentReason;
-                case HvRefusal.SignalEventDirectSint: return "SignalEventDirect: TargetSint must be 0-15";
-                case HvRefusal.SignalEventDirectFlag: return "SignalEventDirect: FlagNumber must be below 2048";
-                case HvRefusal.SignalEventDirectVtl: return "SignalEventDirect: TargetVtl must be 0-2";
-                case HvRefusal.PostMessageDirectSint: return "PostMessageDirect: Sint must be 0-15";
-                case HvRefusal.PostMessageDirectVtl: return "PostMessageDirect: Vtl must be 0-2";
-                case HvRefusal.PostMessageDirectPayload: return "PostMessageDirect: payload over 240 bytes";
-                case HvRefusal.PostMessageDirectType: return "PostMessageDirect: message type must be non-zero and below 0x80000000 (hypervisor types)";
-                case HvRefusal.SignalEventConnection: return "SignalEvent: connection id has 24 bits";
-                case HvRefusal.SignalEventFlag: return "SignalEvent: FlagNumber must be below 2048";
-                case HvRefusal.PostMessageConnection: return "PostMessage: connection id has 24 bits";
-                case HvRefusal.PostMessagePayload: return "PostMessage: payload over 240 bytes";
-                case HvRefusal.PostMessageType: return "PostMessage: message type must be non-zero and below 0x80000000 (hypervisor types)";
-                case HvRefusal.IpiVector: return "SendSyntheticClusterIpi: vectors below 0x10 are reserved";
-                default: return "unknown refusal";
+                case HvRefusal.None: return default;
+                case HvRefusal.NoHypercallPage: return HyperV.Present ? "the hypercall page is not enabled"u8 : HyperV.AbsentReason;
+                case HvRefusal.SignalEventDirectSint: return "SignalEventDirect: TargetSint must be 0-15"u8;
+                case HvRefusal.SignalEventDirectFlag: return "SignalEventDirect: FlagNumber must be below 2048"u8;
+                case HvRefusal.SignalEventDirectVtl: return "SignalEventDirect: TargetVtl must be 0-2"u8;
+                case HvRefusal.PostMessageDirectSint: return "PostMessageDirect: Sint must be 0-15"u8;
+                case HvRefusal.PostMessageDirectVtl: return "PostMessageDirect: Vtl must be 0-2"u8;
+                case HvRefusal.PostMessageDirectPayload: return "PostMessageDirect: payload over 240 bytes"u8;
+                case HvRefusal.PostMessageDirectType: return "PostMessageDirect: message type must be non-zero and below 0x80000000 (hypervisor types)"u8;
+                case HvRefusal.SignalEventConnection: return "SignalEvent: connection id has 24 bits"u8;
+                case HvRefusal.SignalEventFlag: return "SignalEvent: FlagNumber must be below 2048"u8;
+                case HvRefusal.PostMessageConnection: return "PostMessage: connection id has 24 bits"u8;
+                case HvRefusal.PostMessagePayload: return "PostMessage: payload over 240 bytes"u8;
+                case HvRefusal.PostMessageType: return "PostMessage: message type must be non-zero and below 0x80000000 (hypervisor types)"u8;
+                case HvRefusal.IpiVector: return "SendSyntheticClusterIpi: vectors below 0x10 are reserved"u8;
+                default: return "unknown refusal"u8;
             }
         }
 

@@ -102,17 +102,17 @@ namespace Kernel.Hv
             Cpu.WriteMsr(HvMsr.Scontrol, scontrol.Value);
             vp->SynicEnabled = true;
 
-            Console.Write("hv: SynIC enabled on VP ");
+            Console.Write("hv: SynIC enabled on VP "u8);
             Console.WriteDecimal((ulong)vp->Index);
-            Console.Write(": SIM ");
+            Console.Write(": SIM "u8);
             Console.WriteHex((ulong)vp->Sim);
-            Console.Write(" SIEF ");
+            Console.Write(" SIEF "u8);
             Console.WriteHex((ulong)vp->Sief);
-            Console.Write(" SINT vectors ");
+            Console.Write(" SINT vectors "u8);
             Console.WriteHex(VectorBase);
-            Console.Write("-");
+            Console.Write("-"u8);
             Console.WriteHex((ulong)(VectorBase + SintCount - 1));
-            Console.WriteLine(AutoEoi ? " (auto-EOI)" : " (EOI by the handler)");
+            Console.WriteLine(AutoEoi ? " (auto-EOI)"u8 : " (EOI by the handler)"u8);
             return true;
         }
 

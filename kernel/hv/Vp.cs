@@ -61,7 +61,7 @@ namespace Kernel.Hv
 
         public static Vp* Add(uint apicId)
         {
-            if (Count == MaxVps) Panic.Fail("more VPs than Vp.MaxVps");
+            if (Count == MaxVps) Panic.Fail("more VPs than Vp.MaxVps"u8);
             Vp* vp = s_vps + Count;
             vp->Self = vp;
             vp->Number = Count;

@@ -122,6 +122,9 @@ namespace System.Runtime.InteropServices
         public Type[] CallConvs;
     }
 
+    // What the C# compiler names in the signature of an `unmanaged` constraint.
+    public enum UnmanagedType { }
+
     public sealed class SuppressGCTransitionAttribute : Attribute { }
     public sealed class InAttribute : Attribute { }
     public sealed class OutAttribute : Attribute { }

@@ -17,7 +17,7 @@ namespace Kernel.Runtime
 
         public static void* AllocateArray(MethodTable* type, int length)
         {
-            if (length < 0) Panic.Fail("negative array length");
+            if (length < 0) Panic.Fail("negative array length"u8);
             ulong size = type->BaseSize + (ulong)length * type->ComponentSize;
             return Allocate(type, size, length);
         }
@@ -43,7 +43,7 @@ namespace Kernel.Runtime
             bool fits = size <= (ulong)(s_end - s_next);
             if (fits) s_next += size;
             s_lock.Release();
-            if (!fits) Panic.Fail("kernel heap exhausted");
+            if (!fits) Panic.Fail("kernel heap exhausted"u8);
             Memory.Zero(obj, size);
             if (type != null) *(MethodTable**)obj = type;
             if (arrayLength >= 0) *(int*)(obj + sizeof(void*)) = arrayLength;

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 
 namespace Kernel.Runtime
@@ -9,16 +10,16 @@ namespace Kernel.Runtime
         // Set by kernel/hv when the hypervisor takes crash reports.
         public static delegate*<ulong, void> Hook;
 
-        public static void Fail(string reason)
+        public static void Fail(ReadOnlySpan<byte> reason)
         {
             Cpu.DisableInterrupts();
             Console.EnterEmergencyMode();
-            Console.Write("\nPANIC: ");
+            Console.Write("\nPANIC: "u8);
             Console.WriteLine(reason);
             if (Hook != null) Hook(0);
             GuestExit.Exit(GuestExit.Status.Crashed);
         }
 
-        public static void IndexOutOfRange() => Fail("index out of range");
+        public static void IndexOutOfRange() => Fail("index out of range"u8);
     }
 }

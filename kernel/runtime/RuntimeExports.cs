@@ -41,7 +41,7 @@ namespace Kernel.Runtime
         private static void RhpReversePInvokeReturn(void* frame) { }
 
         [RuntimeExport("RhpFallbackFailFast")]
-        private static void RhpFallbackFailFast() => Panic.Fail("runtime fail-fast");
+        private static void RhpFallbackFailFast() => Panic.Fail("runtime fail-fast"u8);
 
         [RuntimeExport("RhpStelemRef")]
         private static void RhpStelemRef(void* array, nint index, void* obj)
@@ -67,17 +67,17 @@ namespace Internal.Runtime.CompilerHelpers
     // here. A kernel with no exception handling treats each as a panic.
     internal static class ThrowHelpers
     {
-        private static void ThrowOverflowException() => Panic.Fail("arithmetic overflow");
+        private static void ThrowOverflowException() => Panic.Fail("arithmetic overflow"u8);
         private static void ThrowIndexOutOfRangeException() => Panic.IndexOutOfRange();
-        private static void ThrowNullReferenceException() => Panic.Fail("null reference");
-        private static void ThrowDivideByZeroException() => Panic.Fail("division by zero");
-        private static void ThrowArrayTypeMismatchException() => Panic.Fail("array type mismatch");
-        private static void ThrowPlatformNotSupportedException() => Panic.Fail("platform not supported");
-        private static void ThrowTypeLoadException() => Panic.Fail("type load");
-        private static void ThrowArgumentException() => Panic.Fail("bad argument");
-        private static void ThrowArgumentOutOfRangeException() => Panic.Fail("argument out of range");
-        private static void ThrowInvalidProgramException() => Panic.Fail("invalid program");
-        private static void ThrowFeatureBodyRemoved() => Panic.Fail("a method body was removed by the compiler");
+        private static void ThrowNullReferenceException() => Panic.Fail("null reference"u8);
+        private static void ThrowDivideByZeroException() => Panic.Fail("division by zero"u8);
+        private static void ThrowArrayTypeMismatchException() => Panic.Fail("array type mismatch"u8);
+        private static void ThrowPlatformNotSupportedException() => Panic.Fail("platform not supported"u8);
+        private static void ThrowTypeLoadException() => Panic.Fail("type load"u8);
+        private static void ThrowArgumentException() => Panic.Fail("bad argument"u8);
+        private static void ThrowArgumentOutOfRangeException() => Panic.Fail("argument out of range"u8);
+        private static void ThrowInvalidProgramException() => Panic.Fail("invalid program"u8);
+        private static void ThrowFeatureBodyRemoved() => Panic.Fail("a method body was removed by the compiler"u8);
     }
 }
 
@@ -132,7 +132,7 @@ namespace System.Runtime
 
         public static object CheckCastClass(MethodTable* type, object obj)
         {
-            if (obj != null && TypeOf(obj) != type) Panic.Fail("invalid cast");
+            if (obj != null && TypeOf(obj) != type) Panic.Fail("invalid cast"u8);
             return obj;
         }
         public static object CheckCastAny(MethodTable* type, object obj) => CheckCastClass(type, obj);
@@ -140,7 +140,7 @@ namespace System.Runtime
         public static object CheckCastClassSpecial(MethodTable* type, object obj) => CheckCastClass(type, obj);
         public static object CheckCastInterface(MethodTable* type, object obj)
         {
-            if (obj != null) Panic.Fail("interface casts are not supported");
+            if (obj != null) Panic.Fail("interface casts are not supported"u8);
             return obj;
         }
     }

@@ -54,14 +54,14 @@ namespace Internal.Runtime.CompilerHelpers
         private static void InitializeModule(ReadyToRunHeader* header)
         {
             if (header->Signature != ReadyToRunSignature)
-                Panic.Fail("module header has a bad ReadyToRun signature");
+                Panic.Fail("module header has a bad ReadyToRun signature"u8);
             ModuleInfoRow* rows = (ModuleInfoRow*)(header + 1);
             // Allocate every static base first: a constructor may read another type's statics.
             for (int i = 0; i < header->NumberOfSections; i++)
             {
                 ModuleInfoRow* row = (ModuleInfoRow*)((byte*)rows + i * header->EntrySize);
                 if (row->SectionId == GCStaticRegion) AllocateStaticBases(row->Start, row->End);
-                if (row->SectionId == DehydratedData) Panic.Fail("module has dehydrated data; build with --nodehydrate");
+                if (row->SectionId == DehydratedData) Panic.Fail("module has dehydrated data; build with --nodehydrate"u8);
             }
             for (int i = 0; i < header->NumberOfSections; i++)
             {

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Runtime.CompilerServices;
 using Kernel.Hv;
 using Xunit;
@@ -62,7 +63,7 @@ public unsafe class HvDefLayoutTests
     [InlineData(HvStatus.InvalidSynicState, "INVALID_SYNIC_STATE")]
     [InlineData(HvStatus.ObjectInUse, "OBJECT_IN_USE")]
     [InlineData((HvStatus)0x7777, "(not named here)")]
-    public void StatusesHaveTheirTlfsNames(HvStatus status, string name) => Assert.Equal(name, HvStatusName.Of(status));
+    public void StatusesHaveTheirTlfsNames(HvStatus status, string name) => Assert.Equal(name, Encoding.UTF8.GetString(HvStatusName.Of(status)));
 
     [Fact]
     public void PostMessageAndSignalEventInputLayouts()

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Runtime.CompilerServices;
 using Drivers.VmBus;
 using Xunit;
@@ -52,8 +53,8 @@ public unsafe class VmbusProtocolTests
         Assert.Equal(15u, VmbusMessageType.VersionResponse);
         Assert.Equal(16u, VmbusMessageType.Unload);
         Assert.Equal(17u, VmbusMessageType.UnloadResponse);
-        Assert.Equal("ALLOFFERS_DELIVERED", VmbusMessageType.Name(4));
-        Assert.Equal("unknown", VmbusMessageType.Name(99));
+        Assert.Equal("ALLOFFERS_DELIVERED", Encoding.UTF8.GetString(VmbusMessageType.Name(4)));
+        Assert.Equal("unknown", Encoding.UTF8.GetString(VmbusMessageType.Name(99)));
     }
 
     [Fact]
@@ -303,9 +304,9 @@ public unsafe class VmbusProtocolTests
         Assert.Equal((ushort)16, offer.MmioMegabytes);
         Assert.Equal((ushort)1, offer.ChannelFlags);
         Assert.False(offer.Rescinded);
-        Assert.Equal("scsi", VmbusClass.Name(&offer.InterfaceType));
-        Assert.Equal(type.ToString(), VmbusGuidTests.Text(offer.InterfaceType));
-        Assert.Equal(instance.ToString(), VmbusGuidTests.Text(offer.InterfaceInstance));
+        Assert.Equal("scsi", Encoding.UTF8.GetString(VmbusClass.Name(&offer.InterfaceType)));
+        Assert.Equal(type.ToString(), GuidTests.Text(offer.InterfaceType));
+        Assert.Equal(instance.ToString(), GuidTests.Text(offer.InterfaceInstance));
     }
 
     [Fact]

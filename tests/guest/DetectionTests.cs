@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
@@ -13,61 +14,61 @@ namespace Kernel.TestMode
     {
         public static TestCase[] All() => new TestCase[]
         {
-            new TestCase("hv.absent_is_reported_cleanly", &AbsenceIsConsistent),
-            new TestCase("hv.cpuid_vendor", &CpuidVendor),
-            new TestCase("hv.cpuid_interface", &CpuidInterface),
-            new TestCase("hv.cpuid_max_leaf", &CpuidMaxLeaf),
-            new TestCase("hv.privileges_for_synic", &PrivilegesForSynic),
-            new TestCase("hv.guest_os_id_reads_back", &GuestOsIdReadsBack),
-            new TestCase("hv.hypercall_page_enabled", &HypercallPageEnabled),
-            new TestCase("hv.hypercall_page_code", &HypercallPageCode),
-            new TestCase("hv.vp_index_boot_vp", &VpIndexOfBootVp),
-            new TestCase("hv.vp_index_read_only", &VpIndexIsReadOnly),
-            new TestCase("hv.unknown_call_code", &UnknownCallCode),
+            new TestCase("hv.absent_is_reported_cleanly"u8, &AbsenceIsConsistent),
+            new TestCase("hv.cpuid_vendor"u8, &CpuidVendor),
+            new TestCase("hv.cpuid_interface"u8, &CpuidInterface),
+            new TestCase("hv.cpuid_max_leaf"u8, &CpuidMaxLeaf),
+            new TestCase("hv.privileges_for_synic"u8, &PrivilegesForSynic),
+            new TestCase("hv.guest_os_id_reads_back"u8, &GuestOsIdReadsBack),
+            new TestCase("hv.hypercall_page_enabled"u8, &HypercallPageEnabled),
+            new TestCase("hv.hypercall_page_code"u8, &HypercallPageCode),
+            new TestCase("hv.vp_index_boot_vp"u8, &VpIndexOfBootVp),
+            new TestCase("hv.vp_index_read_only"u8, &VpIndexIsReadOnly),
+            new TestCase("hv.unknown_call_code"u8, &UnknownCallCode),
         };
-        private static string Text(uint a, uint b, uint c)
+        // The twelve bytes of a CPUID vendor signature, in register order, in `buffer`.
+        private static ReadOnlySpan<byte> Text(uint a, uint b, uint c, byte* buffer)
         {
-            string s = new string(' ', 12);
-            fixed (char* p = &s.GetPinnableReference())
-                for (int i = 0; i < 4; i++)
-                {
-                    p[i] = (char)((a >> (8 * i)) & 0xFF);
-                    p[4 + i] = (char)((b >> (8 * i)) & 0xFF);
-                    p[8 + i] = (char)((c >> (8 * i)) & 0xFF);
-                }
-            return s;
+            for (int i = 0; i < 4; i++)
+            {
+                buffer[i] = (byte)(a >> (8 * i));
+                buffer[4 + i] = (byte)(b >> (8 * i));
+                buffer[8 + i] = (byte)(c >> (8 * i));
+            }
+            return new ReadOnlySpan<byte>(buffer, 12);
         }
 
         private static void AbsenceIsConsistent()
         {
             bool hv1 = Cpu.Cpuid(HvCpuid.Interface).Eax == HvCpuid.InterfaceSignatureHv1
                        && (Cpu.Cpuid(1).Ecx & HvCpuid.HypervisorPresentBit) != 0;
-            Expect.Equal(hv1, HyperV.Present, "detection agrees with CPUID 0x40000001");
+            Expect.Equal(hv1, HyperV.Present, "detection agrees with CPUID 0x40000001"u8);
             if (HyperV.Present) return;
             ulong issued = Hypercall.Issued;
             HvCallResult r = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, 0, 0, 1, 1);
-            Expect.Equal(HvOutcome.Refused, r.Outcome, "SignalEventDirect without Hyper-V is refused");
+            Expect.Equal(HvOutcome.Refused, r.Outcome, "SignalEventDirect without Hyper-V is refused"u8);
             Expect.Equal(HyperV.AbsentReason, r.RefusalReason);
-            Expect.Equal(issued, Hypercall.Issued, "hypercalls issued");
+            Expect.Equal(issued, Hypercall.Issued, "hypercalls issued"u8);
         }
 
         private static void CpuidVendor()
         {
             if (!Need.HvInterface()) return;
             CpuidResult r = Cpu.Cpuid(HvCpuid.VendorAndMaxFunction);
-            Expect.Equal("Microsoft Hv", Text(r.Ebx, r.Ecx, r.Edx), "CPUID 0x40000000 EBX:ECX:EDX");
+            byte* vendor = stackalloc byte[12];
+            Expect.Equal("Microsoft Hv"u8, Text(r.Ebx, r.Ecx, r.Edx, vendor), "CPUID 0x40000000 EBX:ECX:EDX"u8);
         }
 
         private static void CpuidInterface()
         {
             if (!Need.HvInterface()) return;
-            Expect.Equal((ulong)HvCpuid.InterfaceSignatureHv1, Cpu.Cpuid(HvCpuid.Interface).Eax, "CPUID 0x40000001 EAX (\"Hv#1\")");
+            Expect.Equal((ulong)HvCpuid.InterfaceSignatureHv1, Cpu.Cpuid(HvCpuid.Interface).Eax, "CPUID 0x40000001 EAX (\"Hv#1\")"u8);
         }
 
         private static void CpuidMaxLeaf()
         {
             if (!Need.HvInterface()) return;
-            Expect.InRange(HvCpuid.Limits, 0x400000FF, Cpu.Cpuid(HvCpuid.VendorAndMaxFunction).Eax, "CPUID 0x40000000 EAX (max leaf)");
+            Expect.InRange(HvCpuid.Limits, 0x400000FF, Cpu.Cpuid(HvCpuid.VendorAndMaxFunction).Eax, "CPUID 0x40000000 EAX (max leaf)"u8);
         }
 
         // With the SynIC granted, so is everything the kernel's SynIC set-up uses.
@@ -75,7 +76,7 @@ namespace Kernel.TestMode
         {
             if (!Need.Synic()) return;
             ulong needed = HvPartitionPrivilege.AccessHypercallMsrs | HvPartitionPrivilege.AccessVpIndex | HvPartitionPrivilege.AccessSynicRegs;
-            Expect.Equal(needed, HyperV.Privileges & needed, "CPUID 0x40000003 EAX: hypercall MSRs, VP index, SynIC");
+            Expect.Equal(needed, HyperV.Privileges & needed, "CPUID 0x40000003 EAX: hypercall MSRs, VP index, SynIC"u8);
         }
 
         private static void GuestOsIdReadsBack()
@@ -83,9 +84,9 @@ namespace Kernel.TestMode
             if (!Need.HypercallMsrs()) return;
             HvGuestOsId id;
             id.Value = Cpu.ReadMsr(HvMsr.GuestOsId);
-            Expect.Equal(HyperV.GuestOsId.Value, id.Value, "HV_X64_MSR_GUEST_OS_ID");
-            Expect.True(id.IsOpenSource, "open-source bit 63");
-            Expect.Equal((ulong)HyperV.OsIdThisKernel, id.OsId, "OS id field 55:48");
+            Expect.Equal(HyperV.GuestOsId.Value, id.Value, "HV_X64_MSR_GUEST_OS_ID"u8);
+            Expect.True(id.IsOpenSource, "open-source bit 63"u8);
+            Expect.Equal((ulong)HyperV.OsIdThisKernel, id.OsId, "OS id field 55:48"u8);
         }
 
         private static void HypercallPageEnabled()
@@ -93,8 +94,8 @@ namespace Kernel.TestMode
             if (!Need.HypercallMsrs()) return;
             HvHypercallMsr msr;
             msr.Value = Cpu.ReadMsr(HvMsr.Hypercall);
-            Expect.True(msr.Enable, "HV_X64_MSR_HYPERCALL enable bit");
-            Expect.Equal(BootSymbols.Get()->HypercallPage >> 12, msr.GpaPageNumber, "hypercall page frame");
+            Expect.True(msr.Enable, "HV_X64_MSR_HYPERCALL enable bit"u8);
+            Expect.Equal(BootSymbols.Get()->HypercallPage >> 12, msr.GpaPageNumber, "hypercall page frame"u8);
         }
 
         // The hypervisor wrote its calling sequence: vmcall (0F 01 C1) or vmmcall (0F 01 D9), then ret.
@@ -104,24 +105,24 @@ namespace Kernel.TestMode
             if (!Need.HypercallMsrs()) return;
             byte* page = (byte*)BootSymbols.Get()->HypercallPage;
             bool vmcall = page[0] == 0x0F && page[1] == 0x01 && (page[2] == 0xC1 || page[2] == 0xD9);
-            Expect.True(vmcall, "the page starts with vmcall or vmmcall");
-            Expect.Equal(0xC3ul, page[3], "ret after it");
+            Expect.True(vmcall, "the page starts with vmcall or vmmcall"u8);
+            Expect.Equal(0xC3ul, page[3], "ret after it"u8);
         }
 
         private static void VpIndexOfBootVp()
         {
             if (!Need.VpIndex()) return;
-            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex), "HV_X64_MSR_VP_INDEX of the boot VP");
+            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex), "HV_X64_MSR_VP_INDEX of the boot VP"u8);
         }
 
         private static void VpIndexIsReadOnly()
         {
             if (!Need.VpIndex()) return;
             ulong before = Interrupts.LastFault.Count;
-            Expect.False(Cpu.TryWriteMsr(HvMsr.VpIndex, 5), "wrmsr VP_INDEX is accepted");
-            Expect.Equal(before + 1, Interrupts.LastFault.Count, "faults caught");
-            Expect.Equal(13ul, Interrupts.LastFault.Vector, "vector (#GP)");
-            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex), "VP_INDEX unchanged");
+            Expect.False(Cpu.TryWriteMsr(HvMsr.VpIndex, 5), "wrmsr VP_INDEX is accepted"u8);
+            Expect.Equal(before + 1, Interrupts.LastFault.Count, "faults caught"u8);
+            Expect.Equal(13ul, Interrupts.LastFault.Vector, "vector (#GP)"u8);
+            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex), "VP_INDEX unchanged"u8);
         }
 
         private static void UnknownCallCode()
@@ -130,7 +131,7 @@ namespace Kernel.TestMode
             HvHypercallControl control = default;
             control.CallCode = 0x7FFF;
             HvHypercallResult r = Hypercall.Slow(control, Hypercall.InputPage, Hypercall.OutputPage);
-            Expect.Equal(HvStatus.InvalidHypercallCode, r.Status, "status of call code 0x7fff");
+            Expect.Equal(HvStatus.InvalidHypercallCode, r.Status, "status of call code 0x7fff"u8);
         }
     }
 }

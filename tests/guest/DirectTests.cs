@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
@@ -17,26 +18,26 @@ namespace Kernel.TestMode
     {
         public static TestCase[] All() => new TestCase[]
         {
-            new TestCase("direct.hypervisor_answers_as_expected", &AnswersAsExpected),
-            new TestCase("direct.input_layout", &InputLayout),
-            new TestCase("direct.bad_arguments_refused_without_hypercall", &BadArgumentsRefused),
-            new TestCase("direct.absent_signal_changes_nothing", &AbsentSignalChangesNothing),
-            new TestCase("direct.absent_post_changes_nothing", &AbsentPostChangesNothing),
-            new TestCase("direct.absent_for_every_target", &AbsentForEveryTarget),
-            new TestCase("direct.newly_signaled_only_when_the_flag_was_clear", &NewlySignaledOnlyWhenClear),
-            new TestCase("direct.signal_sets_exactly_one_bit", &SetsExactlyOneBit),
-            new TestCase("direct.one_interrupt_with_auto_eoi", &OneInterruptAutoEoi),
-            new TestCase("direct.one_interrupt_with_explicit_eoi", &OneInterruptExplicitEoi),
-            new TestCase("direct.vp_index_self_is_the_caller", &VpIndexSelfIsTheCaller),
-            new TestCase("direct.every_vp_signals_every_vp", &EveryVpSignalsEveryVp),
-            new TestCase("direct.masked_sint_takes_no_event", &MaskedSintTakesNoEvent),
-            new TestCase("direct.message_arrives_intact_on_every_vp", &MessageArrivesIntact),
-            new TestCase("direct.busy_slot_then_eom_then_retry", &BusySlotThenRetry),
-            new TestCase("direct.signal_bad_input_statuses", &SignalBadInputStatuses),
-            new TestCase("direct.post_bad_input_statuses", &PostBadInputStatuses),
-            new TestCase("direct.disabled_synic_parts_refuse", &DisabledSynicPartsRefuse),
-            new TestCase("direct.storm_takes_each_flag_once", &Storm),
-            new TestCase("direct.fuzz_answers_documented_statuses", &Fuzz),
+            new TestCase("direct.hypervisor_answers_as_expected"u8, &AnswersAsExpected),
+            new TestCase("direct.input_layout"u8, &InputLayout),
+            new TestCase("direct.bad_arguments_refused_without_hypercall"u8, &BadArgumentsRefused),
+            new TestCase("direct.absent_signal_changes_nothing"u8, &AbsentSignalChangesNothing),
+            new TestCase("direct.absent_post_changes_nothing"u8, &AbsentPostChangesNothing),
+            new TestCase("direct.absent_for_every_target"u8, &AbsentForEveryTarget),
+            new TestCase("direct.newly_signaled_only_when_the_flag_was_clear"u8, &NewlySignaledOnlyWhenClear),
+            new TestCase("direct.signal_sets_exactly_one_bit"u8, &SetsExactlyOneBit),
+            new TestCase("direct.one_interrupt_with_auto_eoi"u8, &OneInterruptAutoEoi),
+            new TestCase("direct.one_interrupt_with_explicit_eoi"u8, &OneInterruptExplicitEoi),
+            new TestCase("direct.vp_index_self_is_the_caller"u8, &VpIndexSelfIsTheCaller),
+            new TestCase("direct.every_vp_signals_every_vp"u8, &EveryVpSignalsEveryVp),
+            new TestCase("direct.masked_sint_takes_no_event"u8, &MaskedSintTakesNoEvent),
+            new TestCase("direct.message_arrives_intact_on_every_vp"u8, &MessageArrivesIntact),
+            new TestCase("direct.busy_slot_then_eom_then_retry"u8, &BusySlotThenRetry),
+            new TestCase("direct.signal_bad_input_statuses"u8, &SignalBadInputStatuses),
+            new TestCase("direct.post_bad_input_statuses"u8, &PostBadInputStatuses),
+            new TestCase("direct.disabled_synic_parts_refuse"u8, &DisabledSynicPartsRefuse),
+            new TestCase("direct.storm_takes_each_flag_once"u8, &Storm),
+            new TestCase("direct.fuzz_answers_documented_statuses"u8, &Fuzz),
         };
 
         private const byte EventSint = 13;       // no other test or driver uses SINTs 13 and 14
@@ -56,12 +57,12 @@ namespace Kernel.TestMode
         private static void AnswersAsExpected()
         {
             if (!Need.DirectProbe() || !Need.RunnerNamedTheKvmSide(out byte* value, out int length)) return;
-            bool implemented = BootInfo.ValueEquals(value, length, "implemented");
-            if (!Expect.True(implemented || BootInfo.ValueEquals(value, length, "absent"), "hv-direct= is implemented or absent")) return;
-            Expect.True(DirectCalls.Probed, "the boot probe ran");
+            bool implemented = BootInfo.ValueEquals(value, length, "implemented"u8);
+            if (!Expect.True(implemented || BootInfo.ValueEquals(value, length, "absent"u8), "hv-direct= is implemented or absent"u8)) return;
+            Expect.True(DirectCalls.Probed, "the boot probe ran"u8);
             Expect.Equal(implemented ? HvStatus.InvalidVpIndex : HvStatus.InvalidHypercallCode, DirectCalls.ProbeStatus,
-                "SignalEventDirect to HV_ANY_VP at boot");
-            Expect.Equal(implemented, DirectCalls.Implemented, "the Direct calls are implemented");
+                "SignalEventDirect to HV_ANY_VP at boot"u8);
+            Expect.Equal(implemented, DirectCalls.Implemented, "the Direct calls are implemented"u8);
         }
 
         // The input page holds exactly the TLFS layout the hypervisor reads; the
@@ -74,21 +75,21 @@ namespace Kernel.TestMode
             // What the call must have put in RCX, RDX and R8: code 0xC0, memory
             // form, no reps, and this VP's pages. tests/ finds exactly these in
             // KVM's own record of the hypercall (kvm_hv_hypercall).
-            Console.Write("hv-trace: SignalEventDirect control=");
+            Console.Write("hv-trace: SignalEventDirect control="u8);
             Console.WriteHex(0xC0);
-            Console.Write(" input=");
+            Console.Write(" input="u8);
             Console.WriteHex((ulong)input);
-            Console.Write(" output=");
+            Console.Write(" output="u8);
             Console.WriteHex((ulong)Hypercall.OutputPage);
             Console.WriteLine();
-            Expect.Equal(Self, *(ulong*)input, "TargetPartition @0");
-            Expect.Equal(0x12345678ul, *(uint*)(input + 8), "TargetVp @8");
-            Expect.Equal(1ul, input[12], "TargetVtl @12");
-            Expect.Equal(13ul, input[13], "TargetSint @13");
-            Expect.Equal(0x7ABul, *(ushort*)(input + 14), "FlagNumber @14");
-            Expect.True(r.Outcome != HvOutcome.Refused, "the call was made");
+            Expect.Equal(Self, *(ulong*)input, "TargetPartition @0"u8);
+            Expect.Equal(0x12345678ul, *(uint*)(input + 8), "TargetVp @8"u8);
+            Expect.Equal(1ul, input[12], "TargetVtl @12"u8);
+            Expect.Equal(13ul, input[13], "TargetSint @13"u8);
+            Expect.Equal(0x7ABul, *(ushort*)(input + 14), "FlagNumber @14"u8);
+            Expect.True(r.Outcome != HvOutcome.Refused, "the call was made"u8);
             // VTL 1 is not this partition's: refused by a hypervisor that has the call, unknown to one that has not.
-            Expect.Equal(DirectCalls.Implemented ? HvStatus.InvalidParameter : DirectCalls.ProbeStatus, r.Status, "status for TargetVtl 1");
+            Expect.Equal(DirectCalls.Implemented ? HvStatus.InvalidParameter : DirectCalls.ProbeStatus, r.Status, "status for TargetVtl 1"u8);
         }
 
         private static void BadArgumentsRefused()
@@ -107,20 +108,20 @@ namespace Kernel.TestMode
             HvCallResult type = Hypercall.PostMessageDirect(Self, 0, 0, 1, 0, payload, 8);
             ulong issuedAfter = Hypercall.Issued;
             Cpu.RestoreInterrupts(flags);
-            Expect.Equal(HvOutcome.Refused, sint.Outcome, "SINT 16");
-            Expect.Equal("SignalEventDirect: TargetSint must be 0-15", sint.RefusalReason);
-            Expect.Equal(HvOutcome.Refused, flag.Outcome, "flag 2048");
-            Expect.Equal(HvOutcome.Refused, vtl.Outcome, "VTL 3");
-            Expect.Equal(HvOutcome.Refused, size.Outcome, "a 241-byte payload");
-            Expect.Equal(HvOutcome.Refused, type.Outcome, "message type 0");
-            Expect.Equal(issued, issuedAfter, "hypercalls issued");
+            Expect.Equal(HvOutcome.Refused, sint.Outcome, "SINT 16"u8);
+            Expect.Equal("SignalEventDirect: TargetSint must be 0-15"u8, sint.RefusalReason);
+            Expect.Equal(HvOutcome.Refused, flag.Outcome, "flag 2048"u8);
+            Expect.Equal(HvOutcome.Refused, vtl.Outcome, "VTL 3"u8);
+            Expect.Equal(HvOutcome.Refused, size.Outcome, "a 241-byte payload"u8);
+            Expect.Equal(HvOutcome.Refused, type.Outcome, "message type 0"u8);
+            Expect.Equal(issued, issuedAfter, "hypercalls issued"u8);
         }
 
         // ---- a hypervisor without the calls: refused, nothing changes --------------
 
         // What each hypervisor answers a caller it does not serve: stock KVM has
         // no such call; Hyper-V grants it to the root and VTL2 only.
-        private static void ExpectRefusedByHypervisor(HvCallResult r, string what)
+        private static void ExpectRefusedByHypervisor(HvCallResult r, ReadOnlySpan<byte> what)
         {
             if (HyperV.Kind == Hypervisor.Kvm) Expect.Equal(HvStatus.InvalidHypercallCode, r.Status, what);
             else Expect.True(r.Outcome == HvOutcome.Denied || r.Outcome == HvOutcome.NotProvided, what);
@@ -132,9 +133,9 @@ namespace Kernel.TestMode
             Snapshot.Take();
             HvCallResult r = Hypercall.SignalEventDirect(Self, Vp.Current->Index, 0, EventSint, 77);
             Clock.Delay(QuietMs);
-            ExpectRefusedByHypervisor(r, "HvCallSignalEventDirect status");
-            Expect.False(r.NewlySignaled, "NewlySignaled after a refused call");
-            Snapshot.ExpectUnchanged("after a refused SignalEventDirect");
+            ExpectRefusedByHypervisor(r, "HvCallSignalEventDirect status"u8);
+            Expect.False(r.NewlySignaled, "NewlySignaled after a refused call"u8);
+            Snapshot.ExpectUnchanged("after a refused SignalEventDirect"u8);
         }
 
         private static void AbsentPostChangesNothing()
@@ -145,8 +146,8 @@ namespace Kernel.TestMode
             Snapshot.Take();
             HvCallResult r = Hypercall.PostMessageDirect(Self, Vp.Current->Index, 0, MessageSint, TestMessageType, payload, 32);
             Clock.Delay(QuietMs);
-            ExpectRefusedByHypervisor(r, "HvCallPostMessageDirect status");
-            Snapshot.ExpectUnchanged("after a refused PostMessageDirect");
+            ExpectRefusedByHypervisor(r, "HvCallPostMessageDirect status"u8);
+            Snapshot.ExpectUnchanged("after a refused PostMessageDirect"u8);
         }
 
         // Another VP, HV_VP_INDEX_SELF and an index no VP has: the same refusal.
@@ -161,11 +162,11 @@ namespace Kernel.TestMode
             Snapshot.Take();
             for (int t = 0; t < 3; t++)
             {
-                ExpectRefusedByHypervisor(Hypercall.SignalEventDirect(Self, targets[t], 0, EventSint, 100), "SignalEventDirect status");
-                ExpectRefusedByHypervisor(Hypercall.PostMessageDirect(Self, targets[t], 0, MessageSint, TestMessageType, payload, 8), "PostMessageDirect status");
+                ExpectRefusedByHypervisor(Hypercall.SignalEventDirect(Self, targets[t], 0, EventSint, 100), "SignalEventDirect status"u8);
+                ExpectRefusedByHypervisor(Hypercall.PostMessageDirect(Self, targets[t], 0, MessageSint, TestMessageType, payload, 8), "PostMessageDirect status"u8);
             }
             Clock.Delay(QuietMs);
-            Snapshot.ExpectUnchanged("after refused calls to every kind of target");
+            Snapshot.ExpectUnchanged("after refused calls to every kind of target"u8);
         }
 
         // ---- HvCallSignalEventDirect that succeeds --------------------------------
@@ -196,21 +197,21 @@ namespace Kernel.TestMode
             ulong afterAgain = me->SintInterrupts[EventSint];
             Cpu.AtomicSwap(word, 0);
             Synic.RawHandlers[EventSint] = null;
-            Report("SignalEventDirect to itself, SINT 13 flag 300, the flag clear", first);
-            Report("the same call while the flag is set", repeat);
-            Report("the same call after the guest took the flag", again);
+            Report("SignalEventDirect to itself, SINT 13 flag 300, the flag clear"u8, first);
+            Report("the same call while the flag is set"u8, repeat);
+            Report("the same call after the guest took the flag"u8, again);
 
-            Expect.Equal(HvStatus.Success, first.Status, "first call");
-            Expect.True(first.NewlySignaled, "NewlySignaled for a clear flag");
-            Expect.True(firstArrived, "the first call interrupted SINT 13");
-            Expect.Equal(HvStatus.Success, repeat.Status, "repeat while the flag is set");
-            Expect.False(repeat.NewlySignaled, "NewlySignaled while the flag is still set");
-            Expect.Equal(interrupts + 1, afterRepeat, "SINT 13 interrupts after the repeat (none for it)");
-            Expect.Equal(bit, taken, "the SIEF word the guest took: exactly the flag");
-            Expect.Equal(HvStatus.Success, again.Status, "call after the guest took the flag");
-            Expect.True(again.NewlySignaled, "NewlySignaled after the guest took the flag");
-            Expect.True(againArrived, "the third call interrupted SINT 13");
-            Expect.Equal(interrupts + 2, afterAgain, "SINT 13 interrupts in all");
+            Expect.Equal(HvStatus.Success, first.Status, "first call"u8);
+            Expect.True(first.NewlySignaled, "NewlySignaled for a clear flag"u8);
+            Expect.True(firstArrived, "the first call interrupted SINT 13"u8);
+            Expect.Equal(HvStatus.Success, repeat.Status, "repeat while the flag is set"u8);
+            Expect.False(repeat.NewlySignaled, "NewlySignaled while the flag is still set"u8);
+            Expect.Equal(interrupts + 1, afterRepeat, "SINT 13 interrupts after the repeat (none for it)"u8);
+            Expect.Equal(bit, taken, "the SIEF word the guest took: exactly the flag"u8);
+            Expect.Equal(HvStatus.Success, again.Status, "call after the guest took the flag"u8);
+            Expect.True(again.NewlySignaled, "NewlySignaled after the guest took the flag"u8);
+            Expect.True(againArrived, "the third call interrupted SINT 13"u8);
+            Expect.Equal(interrupts + 2, afterAgain, "SINT 13 interrupts in all"u8);
         }
 
         private static byte* s_tracedPage;
@@ -239,14 +240,14 @@ namespace Kernel.TestMode
             HvCallResult r = HvCallResult.From(Hypercall.Slow(HvHypercallControl.For(HvCallCode.HvCallSignalEventDirect), input, output));
             r.NewlySignaled = output->NewlySignaled == 1;
             bool arrived = Clock.WaitAtLeast(&target->SintInterrupts[EventSint], interrupts + 1, WaitMs);
-            Console.Write("hv-trace: SignalEventDirect success vp=");
+            Console.Write("hv-trace: SignalEventDirect success vp="u8);
             Console.WriteDecimal((ulong)target->Index);
-            Console.Write(" sint=13 input=");
+            Console.Write(" sint=13 input="u8);
             Console.WriteHex((ulong)input);
-            Console.Write(" output=");
+            Console.Write(" output="u8);
             Console.WriteHex((ulong)output);
             Console.WriteLine();
-            Report("SignalEventDirect to the last VP, SINT 13 flag 1234", r);
+            Report("SignalEventDirect to the last VP, SINT 13 flag 1234"u8, r);
             int changedBits = 0, changedAt = -1, changedVp = -1;
             for (int i = 0; i < Vp.Count; i++)
             {
@@ -262,13 +263,13 @@ namespace Kernel.TestMode
             Cpu.AtomicSwap(Synic.SiefArea(target, EventSint) + flag / 64, 0);
             Synic.RawHandlers[EventSint] = null;
 
-            Expect.Equal(HvStatus.Success, r.Status, "SignalEventDirect status");
-            Expect.Equal(1ul, output->NewlySignaled, "NewlySignaled (the output byte)");
-            Expect.True(arrived, "the target VP was interrupted");
-            Expect.Equal(1ul, (ulong)changedBits, "bits changed in all SIEF pages");
-            Expect.Equal((ulong)target->Number, (ulong)changedVp, "the VP whose page changed");
-            Expect.Equal((ulong)(EventSint * 2048 + flag), (ulong)changedAt, "bit changed in that page (SINT * 2048 + flag)");
-            Expect.True(simsUnchanged, "every SIM page unchanged");
+            Expect.Equal(HvStatus.Success, r.Status, "SignalEventDirect status"u8);
+            Expect.Equal(1ul, output->NewlySignaled, "NewlySignaled (the output byte)"u8);
+            Expect.True(arrived, "the target VP was interrupted"u8);
+            Expect.Equal(1ul, (ulong)changedBits, "bits changed in all SIEF pages"u8);
+            Expect.Equal((ulong)target->Number, (ulong)changedVp, "the VP whose page changed"u8);
+            Expect.Equal((ulong)(EventSint * 2048 + flag), (ulong)changedAt, "bit changed in that page (SINT * 2048 + flag)"u8);
+            Expect.True(simsUnchanged, "every SIM page unchanged"u8);
         }
 
         // Two signals, each after the last was taken: exactly one interrupt each.
@@ -290,11 +291,11 @@ namespace Kernel.TestMode
             ulong afterSecond = target->SintInterrupts[EventSint];
             SintSetting.Restore(target, EventSint);
 
-            Expect.Equal(HvStatus.Success, first.Status, "first call");
-            Expect.True(first.NewlySignaled && second.NewlySignaled, "NewlySignaled both times");
-            Expect.True(firstTaken && secondTaken, "the target took the flag both times");
-            Expect.Equal(interrupts + 1, afterFirst, "interrupts on the target after one signal");
-            Expect.Equal(interrupts + 2, afterSecond, "interrupts on the target after two signals");
+            Expect.Equal(HvStatus.Success, first.Status, "first call"u8);
+            Expect.True(first.NewlySignaled && second.NewlySignaled, "NewlySignaled both times"u8);
+            Expect.True(firstTaken && secondTaken, "the target took the flag both times"u8);
+            Expect.Equal(interrupts + 1, afterFirst, "interrupts on the target after one signal"u8);
+            Expect.Equal(interrupts + 2, afterSecond, "interrupts on the target after two signals"u8);
         }
 
         private static void OneInterruptAutoEoi() => OneInterruptEach(autoEoi: true);
@@ -341,7 +342,7 @@ namespace Kernel.TestMode
         private static void RunHereOrOn(Vp* vp, delegate*<void*, void> work, void* argument)
         {
             if (vp == Vp.Current) work(argument);
-            else Expect.True(Smp.RunOn(vp, work, argument), "work ran on the other VP");
+            else Expect.True(Smp.RunOn(vp, work, argument), "work ran on the other VP"u8);
         }
 
         // Each VP signals with HV_VP_INDEX_SELF: the flag lands on the caller.
@@ -357,15 +358,15 @@ namespace Kernel.TestMode
                 work.Target = HvConstants.HV_VP_INDEX_SELF;
                 work.Flag = (ushort)(40 + i);
                 RunHereOrOn(vp, &SignalFromHere, &work);
-                Expect.True(Clock.WaitAtLeast(&vp->FlagsTaken[EventSint], flags + 1, WaitMs), "the caller took the flag");
-                Expect.Equal(HvStatus.Success, work.Status, "SignalEventDirect to HV_VP_INDEX_SELF");
-                Expect.True(work.NewlySignaled, "NewlySignaled");
+                Expect.True(Clock.WaitAtLeast(&vp->FlagsTaken[EventSint], flags + 1, WaitMs), "the caller took the flag"u8);
+                Expect.Equal(HvStatus.Success, work.Status, "SignalEventDirect to HV_VP_INDEX_SELF"u8);
+                Expect.True(work.NewlySignaled, "NewlySignaled"u8);
             }
             Clock.Delay(QuietMs);
             Synic.EventHandlers[EventSint] = null;
             for (int i = 0; i < Vp.Count; i++)
                 for (int j = 0; j < Vp.Count; j++)
-                    Expect.Equal(i == j ? 1ul : 0ul, Received(j, 40 + i), "flag 40+i taken by VP j (1 when j is the caller i)");
+                    Expect.Equal(i == j ? 1ul : 0ul, Received(j, 40 + i), "flag 40+i taken by VP j (1 when j is the caller i)"u8);
         }
 
         // Every VP signals every VP by its index (itself included), each pair
@@ -385,18 +386,18 @@ namespace Kernel.TestMode
                     work.Flag = (ushort)(100 + i * n + j);
                     RunHereOrOn(Vp.Get(i), &SignalFromHere, &work);
                     ReportPair(i, work.Target, work.Status, work.NewlySignaled);
-                    Expect.Equal(HvStatus.Success, work.Status, "SignalEventDirect from VP i to VP j");
-                    Expect.True(work.NewlySignaled, "NewlySignaled from VP i to VP j");
+                    Expect.Equal(HvStatus.Success, work.Status, "SignalEventDirect from VP i to VP j"u8);
+                    Expect.True(work.NewlySignaled, "NewlySignaled from VP i to VP j"u8);
                 }
             bool all = true;
             for (int j = 0; j < n; j++) all &= Clock.WaitAtLeast(&Vp.Get(j)->FlagsTaken[EventSint], takenBefore[j] + (ulong)n, WaitMs);
             Clock.Delay(QuietMs);
             Synic.EventHandlers[EventSint] = null;
-            Expect.True(all, "every VP took one flag from every VP");
+            Expect.True(all, "every VP took one flag from every VP"u8);
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n; j++)
                     for (int k = 0; k < n; k++)
-                        Expect.Equal(k == j ? 1ul : 0ul, Received(k, 100 + i * n + j), "flag of pair (i, j) taken by VP k (1 when k is j)");
+                        Expect.Equal(k == j ? 1ul : 0ul, Received(k, 100 + i * n + j), "flag of pair (i, j) taken by VP k (1 when k is j)"u8);
         }
 
         // OpenVMM's rule: a masked SINT takes no event. The call succeeds with
@@ -412,10 +413,10 @@ namespace Kernel.TestMode
             bool unchanged = Snapshot.Unchanged();
             SintSetting.Restore(target, EventSint);
             Clock.Delay(QuietMs);
-            Expect.Equal(HvStatus.Success, r.Status, "SignalEventDirect to a masked SINT");
-            Expect.False(r.NewlySignaled, "NewlySignaled for a masked SINT");
-            Expect.True(unchanged, "every SIM and SIEF page and interrupt count unchanged while masked");
-            Snapshot.ExpectUnchanged("after unmasking");
+            Expect.Equal(HvStatus.Success, r.Status, "SignalEventDirect to a masked SINT"u8);
+            Expect.False(r.NewlySignaled, "NewlySignaled for a masked SINT"u8);
+            Expect.True(unchanged, "every SIM and SIEF page and interrupt count unchanged while masked"u8);
+            Snapshot.ExpectUnchanged("after unmasking"u8);
         }
 
         // ---- HvCallPostMessageDirect that succeeds --------------------------------
@@ -435,16 +436,16 @@ namespace Kernel.TestMode
                 HvCallResult r = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + (uint)j, payload, size);
                 bool arrived = Clock.WaitAtLeast(&target->MessagesTaken[MessageSint], taken + 1, WaitMs);
                 Clock.Delay(QuietMs);
-                Expect.Equal(HvStatus.Success, r.Status, "PostMessageDirect status");
-                if (!Expect.True(arrived, "the target VP took a message on SINT 14")) return;
+                Expect.Equal(HvStatus.Success, r.Status, "PostMessageDirect status"u8);
+                if (!Expect.True(arrived, "the target VP took a message on SINT 14"u8)) return;
                 HvMessage* m = Synic.LastReceived(target, MessageSint);
-                Expect.Equal(TestMessageType + (uint)j, m->Header.Type, "message type");
-                Expect.Equal((ulong)size, m->Header.PayloadSize, "payload size");
-                Expect.Equal(0ul, m->Header.MessageFlags, "message flags (MessagePending clear)");
-                Expect.True(Memory.Equal(m->Payload, payload, size), "payload bytes");
-                Expect.Equal(taken + 1, target->MessagesTaken[MessageSint], "messages taken by the target");
-                Expect.Equal(interrupts + 1, target->SintInterrupts[MessageSint], "interrupts on the target");
-                Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type, "the slot is free again");
+                Expect.Equal(TestMessageType + (uint)j, m->Header.Type, "message type"u8);
+                Expect.Equal((ulong)size, m->Header.PayloadSize, "payload size"u8);
+                Expect.Equal(0ul, m->Header.MessageFlags, "message flags (MessagePending clear)"u8);
+                Expect.True(Memory.Equal(m->Payload, payload, size), "payload bytes"u8);
+                Expect.Equal(taken + 1, target->MessagesTaken[MessageSint], "messages taken by the target"u8);
+                Expect.Equal(interrupts + 1, target->SintInterrupts[MessageSint], "interrupts on the target"u8);
+                Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type, "the slot is free again"u8);
             }
         }
 
@@ -493,23 +494,23 @@ namespace Kernel.TestMode
             bool secondPayload = Memory.Equal(slot->Payload, second, 24);
             RunHereOrOn(target, &FreeSlotAndEom, &eom);
             Synic.RawHandlers[MessageSint] = null;
-            Report("PostMessageDirect to a free slot", r1.Status);
-            Report("PostMessageDirect to the busy slot", r2.Status);
-            Report("PostMessageDirect after the guest freed the slot and wrote EOM", r3.Status);
+            Report("PostMessageDirect to a free slot"u8, r1.Status);
+            Report("PostMessageDirect to the busy slot"u8, r2.Status);
+            Report("PostMessageDirect after the guest freed the slot and wrote EOM"u8, r3.Status);
 
-            Expect.Equal(HvStatus.Success, r1.Status, "first post");
-            Expect.True(firstArrived, "the first post interrupted the target");
-            Expect.Equal(HvStatus.ObjectInUse, r2.Status, "second post to the busy slot");
-            Expect.Equal(TestMessageType, typeWhileBusy, "the slot still holds the first message's type");
-            Expect.Equal(16ul, sizeWhileBusy, "and its size");
-            Expect.True(firstPayloadKept, "and its payload");
-            Expect.Equal((ulong)HvMessageHeader.MessagePending, flagsWhileBusy, "MessagePending set in the busy slot");
-            Expect.Equal(interrupts + 1, interruptsWhileBusy, "no interrupt for the refused post");
-            Expect.Equal(HvStatus.Success, r3.Status, "retry after the guest freed the slot and wrote EOM");
-            Expect.True(retryArrived, "the retry interrupted the target");
-            Expect.Equal(TestMessageType + 1, typeAfter, "the slot holds the second message");
-            Expect.Equal(0ul, flagsAfter, "with MessagePending clear");
-            Expect.True(secondPayload, "and its payload");
+            Expect.Equal(HvStatus.Success, r1.Status, "first post"u8);
+            Expect.True(firstArrived, "the first post interrupted the target"u8);
+            Expect.Equal(HvStatus.ObjectInUse, r2.Status, "second post to the busy slot"u8);
+            Expect.Equal(TestMessageType, typeWhileBusy, "the slot still holds the first message's type"u8);
+            Expect.Equal(16ul, sizeWhileBusy, "and its size"u8);
+            Expect.True(firstPayloadKept, "and its payload"u8);
+            Expect.Equal((ulong)HvMessageHeader.MessagePending, flagsWhileBusy, "MessagePending set in the busy slot"u8);
+            Expect.Equal(interrupts + 1, interruptsWhileBusy, "no interrupt for the refused post"u8);
+            Expect.Equal(HvStatus.Success, r3.Status, "retry after the guest freed the slot and wrote EOM"u8);
+            Expect.True(retryArrived, "the retry interrupted the target"u8);
+            Expect.Equal(TestMessageType + 1, typeAfter, "the slot holds the second message"u8);
+            Expect.Equal(0ul, flagsAfter, "with MessagePending clear"u8);
+            Expect.True(secondPayload, "and its payload"u8);
         }
 
         // ---- every bad input gets its status, and nothing changes -----------------
@@ -542,7 +543,7 @@ namespace Kernel.TestMode
 
         // Issues `call`, expects `status`, and checks that no SIM or SIEF page or
         // interrupt count changed and, on failure, that the output was not written.
-        private static void ExpectStatus(RawCall call, HvStatus status, string what)
+        private static void ExpectStatus(RawCall call, HvStatus status, ReadOnlySpan<byte> what)
         {
             byte* output = call.OutputGpa >= Scratch.Base && call.OutputGpa < Scratch.Base + Scratch.Bytes ? (byte*)call.OutputGpa : null;
             if (output != null) Memory.Fill(output, 0xA5, 8);
@@ -550,8 +551,8 @@ namespace Kernel.TestMode
             Report(what, got);
             Expect.Equal(status, got, what);
             if (output != null && status != HvStatus.Success)
-                for (int i = 0; i < 8; i++) Expect.Equal(0xA5ul, output[i], "the output of a failed call is not written");
-            Expect.True(Snapshot.Unchanged(), "SIM, SIEF pages and interrupt counts unchanged by a refused call");
+                for (int i = 0; i < 8; i++) Expect.Equal(0xA5ul, output[i], "the output of a failed call is not written"u8);
+            Expect.True(Snapshot.Unchanged(), "SIM, SIEF pages and interrupt counts unchanged by a refused call"u8);
         }
 
         private static RawCall GoodSignal()
@@ -576,34 +577,34 @@ namespace Kernel.TestMode
             Scratch.Ensure();
             Snapshot.Take();
             RawCall c;
-            c = GoodSignal(); c.Control.RepCount = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep count 1");
-            c = GoodSignal(); c.Control.RepStartIndex = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep start 1");
-            c = GoodSignal(); c.Control.VariableHeaderSize = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "variable header 1");
-            c = GoodSignal(); c.Control.Fast = true; c.WriteInput = false; c.InputGpa = HvConstants.HV_PARTITION_ID_SELF; c.OutputGpa = EventSint; ExpectStatus(c, HvStatus.InvalidHypercallInput, "register form (its output needs XMM fast output)");
-            c = GoodSignal(); c.InputGpa += 4; ExpectStatus(c, HvStatus.InvalidAlignment, "input GPA 4-byte aligned");
-            c = GoodSignal(); c.InputGpa += 4096 - 8; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input crosses a page");
-            c = GoodSignal(); c.OutputGpa += 2; ExpectStatus(c, HvStatus.InvalidAlignment, "output GPA 2-byte aligned");
-            c = GoodSignal(); c.OutputGpa = Scratch.Base + 4096 - 4; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output crosses a page");
-            c = GoodSignal(); c.WriteInput = false; c.InputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input beyond guest RAM");
-            c = GoodSignal(); c.WriteInput = false; c.InputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input in MMIO");
-            c = GoodSignal(); c.OutputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output beyond guest RAM");
-            c = GoodSignal(); c.OutputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output in MMIO");
-            c = GoodSignal(); c.OutputGpa = BiosRom; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output in ROM");
-            c = GoodSignal(); c.Signal.TargetPartition = 0; ExpectStatus(c, HvStatus.InvalidParameter, "partition 0");
-            c = GoodSignal(); c.Signal.TargetPartition = 0x1234; ExpectStatus(c, HvStatus.InvalidParameter, "partition 0x1234");
-            c = GoodSignal(); c.Signal.TargetVtl = 1; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 1");
-            c = GoodSignal(); c.Signal.TargetVtl = 2; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 2");
-            c = GoodSignal(); c.Signal.TargetVtl = 0xFF; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 255");
-            c = GoodSignal(); c.Signal.TargetSint = 0; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 0 (the intercept SINT)");
-            c = GoodSignal(); c.Signal.TargetSint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16");
-            c = GoodSignal(); c.Signal.TargetSint = 0xFF; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 255");
-            c = GoodSignal(); c.Signal.FlagNumber = 2048; ExpectStatus(c, HvStatus.InvalidParameter, "flag 2048");
-            c = GoodSignal(); c.Signal.FlagNumber = 0xFFFF; ExpectStatus(c, HvStatus.InvalidParameter, "flag 65535");
-            c = GoodSignal(); c.Signal.TargetVp = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP");
-            c = GoodSignal(); c.Signal.TargetVp = HvConstants.HV_ANY_VP; ExpectStatus(c, HvStatus.InvalidVpIndex, "HV_ANY_VP");
-            c = GoodSignal(); c.Signal.TargetVp = 0x7FFFFFFF; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index 0x7FFFFFFF");
+            c = GoodSignal(); c.Control.RepCount = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep count 1"u8);
+            c = GoodSignal(); c.Control.RepStartIndex = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep start 1"u8);
+            c = GoodSignal(); c.Control.VariableHeaderSize = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "variable header 1"u8);
+            c = GoodSignal(); c.Control.Fast = true; c.WriteInput = false; c.InputGpa = HvConstants.HV_PARTITION_ID_SELF; c.OutputGpa = EventSint; ExpectStatus(c, HvStatus.InvalidHypercallInput, "register form (its output needs XMM fast output)"u8);
+            c = GoodSignal(); c.InputGpa += 4; ExpectStatus(c, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
+            c = GoodSignal(); c.InputGpa += 4096 - 8; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
+            c = GoodSignal(); c.OutputGpa += 2; ExpectStatus(c, HvStatus.InvalidAlignment, "output GPA 2-byte aligned"u8);
+            c = GoodSignal(); c.OutputGpa = Scratch.Base + 4096 - 4; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output crosses a page"u8);
+            c = GoodSignal(); c.WriteInput = false; c.InputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
+            c = GoodSignal(); c.WriteInput = false; c.InputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
+            c = GoodSignal(); c.OutputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output beyond guest RAM"u8);
+            c = GoodSignal(); c.OutputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output in MMIO"u8);
+            c = GoodSignal(); c.OutputGpa = BiosRom; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output in ROM"u8);
+            c = GoodSignal(); c.Signal.TargetPartition = 0; ExpectStatus(c, HvStatus.InvalidParameter, "partition 0"u8);
+            c = GoodSignal(); c.Signal.TargetPartition = 0x1234; ExpectStatus(c, HvStatus.InvalidParameter, "partition 0x1234"u8);
+            c = GoodSignal(); c.Signal.TargetVtl = 1; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 1"u8);
+            c = GoodSignal(); c.Signal.TargetVtl = 2; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 2"u8);
+            c = GoodSignal(); c.Signal.TargetVtl = 0xFF; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 255"u8);
+            c = GoodSignal(); c.Signal.TargetSint = 0; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 0 (the intercept SINT)"u8);
+            c = GoodSignal(); c.Signal.TargetSint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16"u8);
+            c = GoodSignal(); c.Signal.TargetSint = 0xFF; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 255"u8);
+            c = GoodSignal(); c.Signal.FlagNumber = 2048; ExpectStatus(c, HvStatus.InvalidParameter, "flag 2048"u8);
+            c = GoodSignal(); c.Signal.FlagNumber = 0xFFFF; ExpectStatus(c, HvStatus.InvalidParameter, "flag 65535"u8);
+            c = GoodSignal(); c.Signal.TargetVp = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
+            c = GoodSignal(); c.Signal.TargetVp = HvConstants.HV_ANY_VP; ExpectStatus(c, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
+            c = GoodSignal(); c.Signal.TargetVp = 0x7FFFFFFF; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index 0x7FFFFFFF"u8);
             Clock.Delay(QuietMs);
-            Snapshot.ExpectUnchanged("after every refused SignalEventDirect");
+            Snapshot.ExpectUnchanged("after every refused SignalEventDirect"u8);
         }
 
         private static RawCall GoodPost()
@@ -627,25 +628,25 @@ namespace Kernel.TestMode
             Scratch.Ensure();
             Snapshot.Take();
             RawCall c;
-            c = GoodPost(); c.Control.RepCount = 2; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep count 2");
-            c = GoodPost(); c.Control.VariableHeaderSize = 3; ExpectStatus(c, HvStatus.InvalidHypercallInput, "variable header 3");
-            c = GoodPost(); c.Control.Fast = true; c.WriteInput = false; c.InputGpa = HvConstants.HV_PARTITION_ID_SELF; ExpectStatus(c, HvStatus.InvalidHypercallInput, "register form (280 bytes of input)");
-            c = GoodPost(); c.InputGpa += 12; ExpectStatus(c, HvStatus.InvalidAlignment, "input GPA 4-byte aligned");
-            c = GoodPost(); c.InputGpa += 4096 - 272; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input crosses a page");
-            c = GoodPost(); c.WriteInput = false; c.InputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input beyond guest RAM");
-            c = GoodPost(); c.WriteInput = false; c.InputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input in MMIO");
-            c = GoodPost(); c.Post.PartitionId = 7; ExpectStatus(c, HvStatus.InvalidParameter, "partition 7");
-            c = GoodPost(); c.Post.Vtl = 1; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 1");
-            c = GoodPost(); c.Post.Sint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16");
-            c = GoodPost(); c.Post.Sint = 0x100 | MessageSint; ExpectStatus(c, HvStatus.InvalidParameter, "SINT with bits above the low byte");
-            c = GoodPost(); c.Post.Message.Header.MessageType = 0; ExpectStatus(c, HvStatus.InvalidParameter, "message type 0");
-            c = GoodPost(); c.Post.Message.Header.Type = HvMessageType.HvMessageTimerExpired; ExpectStatus(c, HvStatus.InvalidParameter, "a hypervisor message type (bit 31)");
-            c = GoodPost(); c.Post.Message.Header.PayloadSize = 241; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 241");
-            c = GoodPost(); c.Post.Message.Header.PayloadSize = 255; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 255");
-            c = GoodPost(); c.Post.VpIndex = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP");
-            c = GoodPost(); c.Post.VpIndex = HvConstants.HV_ANY_VP; ExpectStatus(c, HvStatus.InvalidVpIndex, "HV_ANY_VP");
+            c = GoodPost(); c.Control.RepCount = 2; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep count 2"u8);
+            c = GoodPost(); c.Control.VariableHeaderSize = 3; ExpectStatus(c, HvStatus.InvalidHypercallInput, "variable header 3"u8);
+            c = GoodPost(); c.Control.Fast = true; c.WriteInput = false; c.InputGpa = HvConstants.HV_PARTITION_ID_SELF; ExpectStatus(c, HvStatus.InvalidHypercallInput, "register form (280 bytes of input)"u8);
+            c = GoodPost(); c.InputGpa += 12; ExpectStatus(c, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
+            c = GoodPost(); c.InputGpa += 4096 - 272; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
+            c = GoodPost(); c.WriteInput = false; c.InputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
+            c = GoodPost(); c.WriteInput = false; c.InputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
+            c = GoodPost(); c.Post.PartitionId = 7; ExpectStatus(c, HvStatus.InvalidParameter, "partition 7"u8);
+            c = GoodPost(); c.Post.Vtl = 1; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 1"u8);
+            c = GoodPost(); c.Post.Sint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16"u8);
+            c = GoodPost(); c.Post.Sint = 0x100 | MessageSint; ExpectStatus(c, HvStatus.InvalidParameter, "SINT with bits above the low byte"u8);
+            c = GoodPost(); c.Post.Message.Header.MessageType = 0; ExpectStatus(c, HvStatus.InvalidParameter, "message type 0"u8);
+            c = GoodPost(); c.Post.Message.Header.Type = HvMessageType.HvMessageTimerExpired; ExpectStatus(c, HvStatus.InvalidParameter, "a hypervisor message type (bit 31)"u8);
+            c = GoodPost(); c.Post.Message.Header.PayloadSize = 241; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 241"u8);
+            c = GoodPost(); c.Post.Message.Header.PayloadSize = 255; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 255"u8);
+            c = GoodPost(); c.Post.VpIndex = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
+            c = GoodPost(); c.Post.VpIndex = HvConstants.HV_ANY_VP; ExpectStatus(c, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
             Clock.Delay(QuietMs);
-            Snapshot.ExpectUnchanged("after every refused PostMessageDirect");
+            Snapshot.ExpectUnchanged("after every refused PostMessageDirect"u8);
         }
 
         // A target whose SynIC cannot take the event or message: SIEFP off,
@@ -690,15 +691,15 @@ namespace Kernel.TestMode
             SintSetting.Restore(target, MessageSint);
             Clock.Delay(QuietMs);
 
-            Expect.Equal(HvStatus.InvalidSynicState, noSief.Status, "SignalEventDirect with the target's SIEFP disabled");
-            Expect.Equal(HvStatus.Success, postWithoutSief.Status, "PostMessageDirect needs no SIEF page");
-            Expect.True(postArrived, "that message was taken");
-            Expect.Equal(HvStatus.InvalidSynicState, noSim.Status, "PostMessageDirect with the target's SIMP disabled");
-            Expect.Equal(HvStatus.InvalidSynicState, signalOff.Status, "SignalEventDirect with the target's SCONTROL disabled");
-            Expect.Equal(HvStatus.InvalidSynicState, postOff.Status, "PostMessageDirect with the target's SCONTROL disabled");
-            Expect.Equal(HvStatus.InvalidSynicState, postMasked.Status, "PostMessageDirect to a masked SINT");
-            Expect.False(Synic.FlagIsSet(target, EventSint, 3), "no flag was set");
-            Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type, "the slot is free");
+            Expect.Equal(HvStatus.InvalidSynicState, noSief.Status, "SignalEventDirect with the target's SIEFP disabled"u8);
+            Expect.Equal(HvStatus.Success, postWithoutSief.Status, "PostMessageDirect needs no SIEF page"u8);
+            Expect.True(postArrived, "that message was taken"u8);
+            Expect.Equal(HvStatus.InvalidSynicState, noSim.Status, "PostMessageDirect with the target's SIMP disabled"u8);
+            Expect.Equal(HvStatus.InvalidSynicState, signalOff.Status, "SignalEventDirect with the target's SCONTROL disabled"u8);
+            Expect.Equal(HvStatus.InvalidSynicState, postOff.Status, "PostMessageDirect with the target's SCONTROL disabled"u8);
+            Expect.Equal(HvStatus.InvalidSynicState, postMasked.Status, "PostMessageDirect to a masked SINT"u8);
+            Expect.False(Synic.FlagIsSet(target, EventSint, 3), "no flag was set"u8);
+            Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type, "the slot is free"u8);
         }
 
         // ---- the storm ----------------------------------------------------------
@@ -752,36 +753,36 @@ namespace Kernel.TestMode
                 work[i].Rounds = rounds;
                 work[i].Target = target->Index;
             }
-            for (int i = 1; i < n; i++) Expect.True(Smp.Post(Vp.Get(i), &StormFromHere, &work[i]), "work posted to VP i");
+            for (int i = 1; i < n; i++) Expect.True(Smp.Post(Vp.Get(i), &StormFromHere, &work[i]), "work posted to VP i"u8);
             StormFromHere(&work[0]);
-            for (int i = 1; i < n; i++) Expect.True(Smp.Wait(Vp.Get(i), 60000), "VP i finished its share of the storm");
+            for (int i = 1; i < n; i++) Expect.True(Smp.Wait(Vp.Get(i), 60000), "VP i finished its share of the storm"u8);
             ulong sharedNewly = 0;
             for (int i = 0; i < n; i++) sharedNewly += work[i].SharedNewly;
             Clock.WaitAtLeast(&target->FlagsTaken[EventSint], taken + (ulong)(n * rounds) + sharedNewly, WaitMs);
             Clock.Delay(QuietMs);
             Synic.EventHandlers[EventSint] = null;
 
-            Console.Write("direct storm: ");
+            Console.Write("direct storm: "u8);
             Console.WriteDecimal((ulong)n);
-            Console.Write(" VPs x ");
+            Console.Write(" VPs x "u8);
             Console.WriteDecimal((ulong)rounds);
-            Console.Write(" rounds; shared flag newly signaled ");
+            Console.Write(" rounds; shared flag newly signaled "u8);
             Console.WriteDecimal(sharedNewly);
-            Console.Write(" times, taken ");
+            Console.Write(" times, taken "u8);
             Console.WriteDecimal(s_sharedTaken[0]);
-            Console.WriteLine(" times");
+            Console.WriteLine(" times"u8);
 
             for (int i = 0; i < n; i++)
             {
-                Expect.Equal(0ul, work[i].Errors, "calls that did not succeed");
-                if (work[i].Errors != 0) Expect.Equal(HvStatus.Success, work[i].FirstError, "the first failed call's status");
-                Expect.Equal(0ul, work[i].OwnNotNewly, "own flags not newly signaled");
+                Expect.Equal(0ul, work[i].Errors, "calls that did not succeed"u8);
+                if (work[i].Errors != 0) Expect.Equal(HvStatus.Success, work[i].FirstError, "the first failed call's status"u8);
+                Expect.Equal(0ul, work[i].OwnNotNewly, "own flags not newly signaled"u8);
                 for (int round = 0; round < rounds; round++)
-                    Expect.Equal(1ul, Received(0, OwnFlag(i, round, rounds)), "times VP 0 took one own flag of VP i");
+                    Expect.Equal(1ul, Received(0, OwnFlag(i, round, rounds)), "times VP 0 took one own flag of VP i"u8);
             }
-            Expect.True(sharedNewly >= 1, "the shared flag was newly signaled at least once");
-            Expect.Equal(sharedNewly, s_sharedTaken[0], "times VP 0 took the shared flag = times callers were told NewlySignaled");
-            Expect.Equal(taken + (ulong)(n * rounds) + sharedNewly, target->FlagsTaken[EventSint], "flags VP 0 took in all");
+            Expect.True(sharedNewly >= 1, "the shared flag was newly signaled at least once"u8);
+            Expect.Equal(sharedNewly, s_sharedTaken[0], "times VP 0 took the shared flag = times callers were told NewlySignaled"u8);
+            Expect.Equal(taken + (ulong)(n * rounds) + sharedNewly, target->FlagsTaken[EventSint], "flags VP 0 took in all"u8);
         }
 
         // ---- the fuzz -----------------------------------------------------------
@@ -825,15 +826,15 @@ namespace Kernel.TestMode
         private static void Fuzz()
         {
             if (!Need.DirectProbe()) return;
-            FuzzRandom rng = FuzzRandom.FromOption("fuzz-seed", DefaultSeed);
-            int calls = BootInfo.TryGetOption("fuzz-calls", out byte* text, out int length) ? (int)Format.ParseNumber(text, length) : DefaultCalls;
-            Console.Write("direct fuzz: ");
+            FuzzRandom rng = FuzzRandom.FromOption("fuzz-seed"u8, DefaultSeed);
+            int calls = BootInfo.TryGetOption("fuzz-calls"u8, out byte* text, out int length) ? (int)Format.ParseNumber(text, length) : DefaultCalls;
+            Console.Write("direct fuzz: "u8);
             Console.WriteDecimal((ulong)calls);
-            Console.Write(" calls; replay with --test=direct.fuzz --append \"fuzz-seed=");
+            Console.Write(" calls; replay with --test=direct.fuzz --append \"fuzz-seed="u8);
             Console.WriteHex(rng.Seed);
-            Console.Write(" fuzz-calls=");
+            Console.Write(" fuzz-calls="u8);
             Console.WriteDecimal((ulong)calls);
-            Console.WriteLine("\"");
+            Console.WriteLine("\""u8);
             Scratch.Ensure();
             for (int s = 0; s < Synic.SintCount; s++) Synic.RawHandlers[s] = &Discard;
             ulong* histogram = stackalloc ulong[64];
@@ -884,7 +885,7 @@ namespace Kernel.TestMode
             Clock.Delay(QuietMs);
             for (int s = 0; s < Synic.SintCount; s++) Synic.RawHandlers[s] = null;
 
-            Console.Write("direct fuzz: statuses");
+            Console.Write("direct fuzz: statuses"u8);
             for (int i = 0; i < 64; i++)
             {
                 if (histogram[i] == 0) continue;
@@ -894,22 +895,22 @@ namespace Kernel.TestMode
                 Console.WriteDecimal(histogram[i]);
             }
             Console.WriteLine();
-            Expect.Equal(0ul, undocumented, "calls answered with an undocumented status");
+            Expect.Equal(0ul, undocumented, "calls answered with an undocumented status"u8);
             if (undocumented != 0)
             {
-                Expect.Equal(HvStatus.Success, firstUndocumented, "the first undocumented status");
-                Expect.Equal(0ul, firstUndocumentedCall, "the call number that got it");
+                Expect.Equal(HvStatus.Success, firstUndocumented, "the first undocumented status"u8);
+                Expect.Equal(0ul, firstUndocumentedCall, "the call number that got it"u8);
             }
             if (DirectCalls.Implemented)
                 Expect.True(histogram[(int)HvStatus.Success] > 0 && histogram[(int)HvStatus.InvalidParameter] > 0 && histogram[(int)HvStatus.InvalidAlignment] > 0,
-                    "the fuzz reached success, parameter and alignment answers");
+                    "the fuzz reached success, parameter and alignment answers"u8);
             // The kernel still works: a plain call to itself round-trips.
             if (DirectCalls.Implemented)
             {
                 ulong flags = Vp.Current->FlagsTaken[EventSint];
                 HvCallResult r = Hypercall.SignalEventDirect(Self, Vp.Current->Index, 0, EventSint, 2000);
-                Expect.Equal(HvStatus.Success, r.Status, "a good call after the fuzz");
-                Expect.True(Clock.WaitAtLeast(&Vp.Current->FlagsTaken[EventSint], flags + 1, WaitMs), "its flag was taken");
+                Expect.Equal(HvStatus.Success, r.Status, "a good call after the fuzz"u8);
+                Expect.True(Clock.WaitAtLeast(&Vp.Current->FlagsTaken[EventSint], flags + 1, WaitMs), "its flag was taken"u8);
             }
         }
 
@@ -917,36 +918,36 @@ namespace Kernel.TestMode
 
         // One line per call that matters, so a run shows what the hypervisor answered:
         // "direct: <what>: 0x0 SUCCESS, NewlySignaled 1".
-        private static void Report(string what, HvStatus status, int newlySignaled = -1)
+        private static void Report(ReadOnlySpan<byte> what, HvStatus status, int newlySignaled = -1)
         {
-            Console.Write("direct: ");
+            Console.Write("direct: "u8);
             Console.Write(what);
-            Console.Write(": ");
+            Console.Write(": "u8);
             Console.WriteHex((ulong)status);
             Console.Write(' ');
             Console.Write(HvStatusName.Of(status));
             if (newlySignaled >= 0)
             {
-                Console.Write(", NewlySignaled ");
+                Console.Write(", NewlySignaled "u8);
                 Console.WriteDecimal((ulong)newlySignaled);
             }
             Console.WriteLine();
         }
 
-        private static void Report(string what, HvCallResult r) => Report(what, r.Status, r.NewlySignaled ? 1 : 0);
+        private static void Report(ReadOnlySpan<byte> what, HvCallResult r) => Report(what, r.Status, r.NewlySignaled ? 1 : 0);
 
         // "direct: VP 1 -> VP index 0 SignalEventDirect: 0x0 SUCCESS, NewlySignaled 1"
         private static void ReportPair(int from, uint toIndex, HvStatus status, bool newlySignaled)
         {
-            Console.Write("direct: VP ");
+            Console.Write("direct: VP "u8);
             Console.WriteDecimal((ulong)from);
-            Console.Write(" -> VP index ");
+            Console.Write(" -> VP index "u8);
             Console.WriteDecimal((ulong)toIndex);
-            Console.Write(" SignalEventDirect: ");
+            Console.Write(" SignalEventDirect: "u8);
             Console.WriteHex((ulong)status);
             Console.Write(' ');
             Console.Write(HvStatusName.Of(status));
-            Console.Write(", NewlySignaled ");
+            Console.Write(", NewlySignaled "u8);
             Console.WriteDecimal(newlySignaled ? 1ul : 0ul);
             Console.WriteLine();
         }
@@ -1007,7 +1008,7 @@ namespace Kernel.TestMode
                 return true;
             }
 
-            public static void ExpectUnchanged(string what)
+            public static void ExpectUnchanged(ReadOnlySpan<byte> what)
             {
                 Expect.Equal(s_interrupts, Interrupts(), what);
                 for (int i = 0; i < Vp.Count; i++)
@@ -1038,7 +1039,7 @@ namespace Kernel.TestMode
             s.Masked = masked;
             s.AutoEoi = autoEoi;
             if (vp == Vp.Current) ApplyHere(&s);
-            else Expect.True(Smp.RunOn(vp, &ApplyHere, &s), "the SINT was configured on the other VP");
+            else Expect.True(Smp.RunOn(vp, &ApplyHere, &s), "the SINT was configured on the other VP"u8);
         }
 
         // Back to the boot configuration: unmasked, auto-EOI as the hypervisor recommends.
@@ -1060,7 +1061,7 @@ namespace Kernel.TestMode
             return r;
         }
 
-        public static unsafe FuzzRandom FromOption(string name, ulong fallback)
+        public static unsafe FuzzRandom FromOption(ReadOnlySpan<byte> name, ulong fallback)
         {
             if (!BootInfo.TryGetOption(name, out byte* text, out int length)) return FromSeed(fallback);
             return FromSeed(Format.ParseNumber(text, length));

@@ -1,3 +1,4 @@
+using System;
 using Drivers.DynamicMemory;
 using Drivers.VmBus;
 using Kernel.Arch;
@@ -24,18 +25,18 @@ namespace Kernel.TestMode
     {
         public static TestCase[] All() => new TestCase[]
         {
-            new TestCase("dm.channel_opened_on_the_offer", &ChannelOpenedOnTheOffer),
-            new TestCase("dm.version_negotiated_newest_first", &VersionNegotiatedNewestFirst),
-            new TestCase("dm.capabilities_accepted", &CapabilitiesAccepted),
-            new TestCase("dm.status_report_carries_the_allocator_counts", &StatusReportCarriesTheAllocatorCounts),
-            new TestCase("dm.status_reports_every_second", &StatusReportsEverySecond),
-            new TestCase("dm.malformed_messages_dropped", &MalformedMessagesDropped),
-            new TestCase("dm.balloon_down_takes_pages_out_of_the_allocator", &BalloonDown),
-            new TestCase("dm.balloon_up_returns_the_pages", &BalloonUp),
-            new TestCase("dm.request_beyond_spare_gets_a_partial_answer", &RequestBeyondSpare),
-            new TestCase("dm.unballoon_after_partial_returns_everything", &UnballoonAfterPartial),
-            new TestCase("dm.hot_add_extends_the_allocator", &HotAdd),
-            new TestCase("dm.close_tears_down_the_ring_gpadl", &CloseTearsDownTheRingGpadl),
+            new TestCase("dm.channel_opened_on_the_offer"u8, &ChannelOpenedOnTheOffer),
+            new TestCase("dm.version_negotiated_newest_first"u8, &VersionNegotiatedNewestFirst),
+            new TestCase("dm.capabilities_accepted"u8, &CapabilitiesAccepted),
+            new TestCase("dm.status_report_carries_the_allocator_counts"u8, &StatusReportCarriesTheAllocatorCounts),
+            new TestCase("dm.status_reports_every_second"u8, &StatusReportsEverySecond),
+            new TestCase("dm.malformed_messages_dropped"u8, &MalformedMessagesDropped),
+            new TestCase("dm.balloon_down_takes_pages_out_of_the_allocator"u8, &BalloonDown),
+            new TestCase("dm.balloon_up_returns_the_pages"u8, &BalloonUp),
+            new TestCase("dm.request_beyond_spare_gets_a_partial_answer"u8, &RequestBeyondSpare),
+            new TestCase("dm.unballoon_after_partial_returns_everything"u8, &UnballoonAfterPartial),
+            new TestCase("dm.hot_add_extends_the_allocator"u8, &HotAdd),
+            new TestCase("dm.close_tears_down_the_ring_gpadl"u8, &CloseTearsDownTheRingGpadl),
         };
 
         // A host step waits this long: QEMU's hv-balloon acts on the first target
@@ -51,10 +52,10 @@ namespace Kernel.TestMode
         {
             if (!Need.VmbusHost()) return false;
             if (!Need.DynamicMemoryOffer()) return false;
-            return Expect.True(DynamicMemoryDevice.Bound, "the Dynamic Memory driver has the offered channel open");
+            return Expect.True(DynamicMemoryDevice.Bound, "the Dynamic Memory driver has the offered channel open"u8);
         }
 
-        private static bool Ready() => Device() && Expect.Equal((ulong)DmState.Ready, (ulong)DynamicMemoryDevice.Session->State, "protocol state (Ready = 3)");
+        private static bool Ready() => Device() && Expect.Equal((ulong)DmState.Ready, (ulong)DynamicMemoryDevice.Session->State, "protocol state (Ready = 3)"u8);
 
         private static bool HostDriven() => Ready() && Need.DynamicMemoryHost();
 
@@ -66,36 +67,36 @@ namespace Kernel.TestMode
         {
             if (!Device()) return;
             VmbusChannel* c = DynamicMemoryDevice.Channel;
-            Expect.True(c->IsOpen, "channel open");
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)DynamicMemoryDevice.OpenResult, "OPENCHANNEL result (Done = 0)");
-            Expect.Equal(0ul, (ulong)((VmbusOpenChannelResult*)VmbusClient.Last(VmbusMessageType.OpenChannelResult))->Status, "OPENCHANNEL_RESULT status");
-            Expect.True(c->GpadlId != 0, "the ring GPADL exists");
-            Expect.Equal(DynamicMemoryDevice.RingPages * 2ul, 2ul * c->RingPages, "ring pages, both directions");
-            Expect.InRange(2, ulong.MaxValue, c->PacketsReceived, "packets from the host (version and capabilities responses)");
-            Expect.InRange(2, ulong.MaxValue, c->PacketsSent, "packets to the host (version request, capabilities report)");
-            Expect.Equal(0ul, c->PacketsDropped, "packets dropped");
-            Expect.False(c->Broken, "the inbound ring is sound");
+            Expect.True(c->IsOpen, "channel open"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)DynamicMemoryDevice.OpenResult, "OPENCHANNEL result (Done = 0)"u8);
+            Expect.Equal(0ul, (ulong)((VmbusOpenChannelResult*)VmbusClient.Last(VmbusMessageType.OpenChannelResult))->Status, "OPENCHANNEL_RESULT status"u8);
+            Expect.True(c->GpadlId != 0, "the ring GPADL exists"u8);
+            Expect.Equal(DynamicMemoryDevice.RingPages * 2ul, 2ul * c->RingPages, "ring pages, both directions"u8);
+            Expect.InRange(2, ulong.MaxValue, c->PacketsReceived, "packets from the host (version and capabilities responses)"u8);
+            Expect.InRange(2, ulong.MaxValue, c->PacketsSent, "packets to the host (version request, capabilities report)"u8);
+            Expect.Equal(0ul, c->PacketsDropped, "packets dropped"u8);
+            Expect.False(c->Broken, "the inbound ring is sound"u8);
         }
 
         // QEMU accepts 0.3 to 2.0, so the newest the guest offers is the one taken.
         private static void VersionNegotiatedNewestFirst()
         {
             if (!Ready()) return;
-            Expect.Equal((ulong)DmVersion.Win10, (ulong)S->TriedVersions[0], "first DM_VERSION_REQUEST: the newest version (2.0)");
-            Expect.Equal(1ul, (ulong)S->VersionsTried, "version requests");
-            Expect.Equal((ulong)DmVersion.Win10, (ulong)S->Version, "negotiated version");
-            Expect.Equal(1ul, S->Received[(int)DmMessageType.VersionResponse], "DM_VERSION_RESPONSE messages");
+            Expect.Equal((ulong)DmVersion.Win10, (ulong)S->TriedVersions[0], "first DM_VERSION_REQUEST: the newest version (2.0)"u8);
+            Expect.Equal(1ul, (ulong)S->VersionsTried, "version requests"u8);
+            Expect.Equal((ulong)DmVersion.Win10, (ulong)S->Version, "negotiated version"u8);
+            Expect.Equal(1ul, S->Received[(int)DmMessageType.VersionResponse], "DM_VERSION_RESPONSE messages"u8);
         }
 
         private static void CapabilitiesAccepted()
         {
             if (!Ready()) return;
-            Expect.True(S->Reported.Balloon, "balloon reported");
-            Expect.True(S->Reported.HotAdd, "hot-add reported");
-            Expect.Equal((ulong)DynamicMemoryDevice.HotAddAlignmentLog2MiB, (ulong)S->Reported.HotAddAlignmentLog2MiB, "hot-add alignment (2^n MiB)");
-            Expect.False(S->Reported.HotRemove, "no hot-remove reported");
-            Expect.Equal(1ul, S->Received[(int)DmMessageType.CapabilitiesResponse], "DM_CAPABILITIES_RESPONSE messages");
-            Expect.Equal(1ul, S->Sent[(int)DmMessageType.CapabilitiesReport], "DM_CAPABILITIES_REPORT messages");
+            Expect.True(S->Reported.Balloon, "balloon reported"u8);
+            Expect.True(S->Reported.HotAdd, "hot-add reported"u8);
+            Expect.Equal((ulong)DynamicMemoryDevice.HotAddAlignmentLog2MiB, (ulong)S->Reported.HotAddAlignmentLog2MiB, "hot-add alignment (2^n MiB)"u8);
+            Expect.False(S->Reported.HotRemove, "no hot-remove reported"u8);
+            Expect.Equal(1ul, S->Received[(int)DmMessageType.CapabilitiesResponse], "DM_CAPABILITIES_RESPONSE messages"u8);
+            Expect.Equal(1ul, S->Sent[(int)DmMessageType.CapabilitiesReport], "DM_CAPABILITIES_REPORT messages"u8);
         }
 
         // available = free pages; committed = allocated pages, ballooned ones included.
@@ -107,11 +108,11 @@ namespace Kernel.TestMode
             bool sent = DmSession.PostStatus(S);
             DmStatusReport report = S->LastStatus;
             Cpu.EnableInterrupts();
-            Expect.True(sent, "DM_STATUS_REPORT sent");
-            Expect.Equal(free, report.AvailablePages, "available pages = the allocator's free pages");
-            Expect.Equal(total - free, report.CommittedPages, "committed pages = the allocator's pages in use (ballooned included)");
-            Expect.Equal((ulong)DmMessageType.StatusReport, (ulong)report.Header.Type, "header type");
-            Expect.Equal(DmStatusReport.Size, (ulong)report.Header.MessageSize, "header size");
+            Expect.True(sent, "DM_STATUS_REPORT sent"u8);
+            Expect.Equal(free, report.AvailablePages, "available pages = the allocator's free pages"u8);
+            Expect.Equal(total - free, report.CommittedPages, "committed pages = the allocator's pages in use (ballooned included)"u8);
+            Expect.Equal((ulong)DmMessageType.StatusReport, (ulong)report.Header.Type, "header type"u8);
+            Expect.Equal(DmStatusReport.Size, (ulong)report.Header.MessageSize, "header size"u8);
         }
 
         // The local APIC timer posts one report a second.
@@ -120,8 +121,8 @@ namespace Kernel.TestMode
             if (!Ready() || !Need.StatusReportsTaken()) return;
             ulong ticks = DynamicMemoryDevice.StatusTimerTicks, reports = S->StatusReports;
             Clock.Delay(3500);
-            Expect.InRange(3, 4, DynamicMemoryDevice.StatusTimerTicks - ticks, "status timer interrupts in 3.5 s");
-            Expect.InRange(3, 4, S->StatusReports - reports, "status reports in 3.5 s");
+            Expect.InRange(3, 4, DynamicMemoryDevice.StatusTimerTicks - ticks, "status timer interrupts in 3.5 s"u8);
+            Expect.InRange(3, 4, S->StatusReports - reports, "status reports in 3.5 s"u8);
         }
 
         // Bad host messages are dropped with their reason, and nothing else changes.
@@ -152,16 +153,16 @@ namespace Kernel.TestMode
             DmSession.Receive(S, m, 16);
             DmDrop state = S->LastDrop;
             Cpu.EnableInterrupts();
-            Expect.Equal((ulong)DmDrop.ShorterThanHeader, (ulong)shortPacket, "4-byte packet (ShorterThanHeader = 1)");
-            Expect.Equal((ulong)DmDrop.BadHeaderSize, (ulong)beyond, "header size beyond the packet (BadHeaderSize = 2)");
-            Expect.Equal((ulong)DmDrop.ShorterThanLayout, (ulong)shortLayout, "12-byte balloon request (ShorterThanLayout = 4)");
-            Expect.Equal((ulong)DmDrop.UnknownType, (ulong)unknown, "a status report from the host (UnknownType = 3)");
-            Expect.Equal((ulong)DmDrop.RangesBeyondMessage, (ulong)ranges, "range count past the message (RangesBeyondMessage = 5)");
-            Expect.Equal((ulong)DmDrop.WrongState, (ulong)state, "a version response when Ready (WrongState = 6)");
-            Expect.Equal(dropped + 6, S->Dropped, "messages dropped");
-            Expect.Equal(given, S->PagesGiven, "no page given");
-            Expect.Equal(ballooned, S->Balloon.Pages, "ballooned pages unchanged");
-            Expect.Equal((ulong)DmState.Ready, (ulong)S->State, "state unchanged");
+            Expect.Equal((ulong)DmDrop.ShorterThanHeader, (ulong)shortPacket, "4-byte packet (ShorterThanHeader = 1)"u8);
+            Expect.Equal((ulong)DmDrop.BadHeaderSize, (ulong)beyond, "header size beyond the packet (BadHeaderSize = 2)"u8);
+            Expect.Equal((ulong)DmDrop.ShorterThanLayout, (ulong)shortLayout, "12-byte balloon request (ShorterThanLayout = 4)"u8);
+            Expect.Equal((ulong)DmDrop.UnknownType, (ulong)unknown, "a status report from the host (UnknownType = 3)"u8);
+            Expect.Equal((ulong)DmDrop.RangesBeyondMessage, (ulong)ranges, "range count past the message (RangesBeyondMessage = 5)"u8);
+            Expect.Equal((ulong)DmDrop.WrongState, (ulong)state, "a version response when Ready (WrongState = 6)"u8);
+            Expect.Equal(dropped + 6, S->Dropped, "messages dropped"u8);
+            Expect.Equal(given, S->PagesGiven, "no page given"u8);
+            Expect.Equal(ballooned, S->Balloon.Pages, "ballooned pages unchanged"u8);
+            Expect.Equal((ulong)DmState.Ready, (ulong)S->State, "state unchanged"u8);
         }
 
         // ---- host-driven steps ---------------------------------------------------------
@@ -171,24 +172,24 @@ namespace Kernel.TestMode
         private static bool RequestsAnswered() => S->BalloonRequests >= s_wantRequests;
         private static bool HotAddedIsWanted() => S->HotAddedPages >= s_wantHotAdded;
 
-        private static void AskHost(long pages, string step)
+        private static void AskHost(long pages, ReadOnlySpan<byte> step)
         {
-            Console.Write("dm-host: adjust ");
+            Console.Write("dm-host: adjust "u8);
             Console.Write(pages < 0 ? '-' : '+');
             Console.WriteDecimal((ulong)(pages < 0 ? -pages : pages));
             Console.Write(' ');
             Console.WriteLine(step);
         }
 
-        private static void TellHostDone(string step)
+        private static void TellHostDone(ReadOnlySpan<byte> step)
         {
-            Console.Write("dm-host: done ");
+            Console.Write("dm-host: done "u8);
             Console.Write(step);
-            Console.Write(" ballooned ");
+            Console.Write(" ballooned "u8);
             Console.WriteDecimal(S->Balloon.Pages);
-            Console.Write(" free ");
+            Console.Write(" free "u8);
             Console.WriteDecimal(PageAllocator.FreePages);
-            Console.Write(" total ");
+            Console.Write(" total "u8);
             Console.WriteDecimal(PageAllocator.TotalPages);
             Console.WriteLine();
         }
@@ -196,16 +197,16 @@ namespace Kernel.TestMode
         // Sleeps (hlt) until `done` or the timeout: the channel's and the status
         // timer's interrupts wake it. A spinning wait would make the nested
         // runner's TCG emulate the spin for the ~50 s of hv-balloon's start.
-        private static bool WaitForHost(delegate*<bool> done, string step)
+        private static bool WaitForHost(delegate*<bool> done, ReadOnlySpan<byte> step)
         {
             ulong deadline = Clock.Now100ns() + HostStepTimeoutMs * 10000;
             while (!done())
             {
                 if (Clock.Now100ns() > deadline)
                 {
-                    Console.Write("dm: the host did not complete step ");
+                    Console.Write("dm: the host did not complete step "u8);
                     Console.Write(step);
-                    Console.WriteLine(" in time");
+                    Console.WriteLine(" in time"u8);
                     return false;
                 }
                 Cpu.Halt();
@@ -223,7 +224,7 @@ namespace Kernel.TestMode
                 PageRun run = S->Balloon.Run(r);
                 for (ulong p = run.Start; p < run.End; p++) if (!PageAllocator.IsAllocated(p * PageAllocator.PageSize)) notAllocated++;
             }
-            Expect.Equal(0ul, notAllocated, "ballooned pages the allocator would hand out");
+            Expect.Equal(0ul, notAllocated, "ballooned pages the allocator would hand out"u8);
             const int probes = 256;
             ulong* pages = stackalloc ulong[probes];
             ulong landedInBalloon = 0;
@@ -235,7 +236,7 @@ namespace Kernel.TestMode
                 Cpu.EnableInterrupts();
             }
             for (int i = 0; i < probes; i++) PageAllocator.Free((void*)pages[i]);
-            Expect.Equal(0ul, landedInBalloon, "pages allocated after the balloon that are ballooned");
+            Expect.Equal(0ul, landedInBalloon, "pages allocated after the balloon that are ballooned"u8);
         }
 
         private static void BalloonDown()
@@ -243,29 +244,29 @@ namespace Kernel.TestMode
             if (!HostDriven()) return;
             ulong free = PageAllocator.FreePages, ballooned = S->Balloon.Pages;
             s_wantBallooned = ballooned + (ulong)BalloonPages;
-            AskHost(-BalloonPages, "balloon-down");
-            bool done = WaitForHost(&BalloonedIsWanted, "balloon-down");
-            TellHostDone("balloon-down");
-            if (!Expect.True(done, "the host's balloon request arrived and was answered within 120 s")) return;
-            Expect.Equal(free - (ulong)BalloonPages, PageAllocator.FreePages, "free pages after ballooning 64 MiB");
-            Expect.Equal(0ul, S->PartialAnswers, "partial answers");
+            AskHost(-BalloonPages, "balloon-down"u8);
+            bool done = WaitForHost(&BalloonedIsWanted, "balloon-down"u8);
+            TellHostDone("balloon-down"u8);
+            if (!Expect.True(done, "the host's balloon request arrived and was answered within 120 s"u8)) return;
+            Expect.Equal(free - (ulong)BalloonPages, PageAllocator.FreePages, "free pages after ballooning 64 MiB"u8);
+            Expect.Equal(0ul, S->PartialAnswers, "partial answers"u8);
             CheckBalloonedPagesStayOut();
         }
 
         private static void BalloonUp()
         {
             if (!HostDriven()) return;
-            if (!Expect.Equal((ulong)BalloonPages, S->Balloon.Pages, "ballooned pages before (balloon_down_takes_pages_out_of_the_allocator)")) return;
+            if (!Expect.Equal((ulong)BalloonPages, S->Balloon.Pages, "ballooned pages before (balloon_down_takes_pages_out_of_the_allocator)"u8)) return;
             ulong free = PageAllocator.FreePages, returned = S->PagesReturned;
             s_wantBallooned = 0;
-            AskHost(BalloonPages, "balloon-up");
-            bool done = WaitForHost(&BalloonedIsWanted, "balloon-up");
-            TellHostDone("balloon-up");
-            if (!Expect.True(done, "the host's unballoon request arrived and was answered within 120 s")) return;
-            Expect.Equal(free + (ulong)BalloonPages, PageAllocator.FreePages, "free pages after the unballoon");
-            Expect.Equal(returned + (ulong)BalloonPages, S->PagesReturned, "pages returned");
-            Expect.Equal(0ul, S->ForeignPages, "pages named that were never ballooned");
-            Expect.Equal(1ul, S->Sent[(int)DmMessageType.UnballoonResponse], "DM_UNBALLOON_RESPONSE messages");
+            AskHost(BalloonPages, "balloon-up"u8);
+            bool done = WaitForHost(&BalloonedIsWanted, "balloon-up"u8);
+            TellHostDone("balloon-up"u8);
+            if (!Expect.True(done, "the host's unballoon request arrived and was answered within 120 s"u8)) return;
+            Expect.Equal(free + (ulong)BalloonPages, PageAllocator.FreePages, "free pages after the unballoon"u8);
+            Expect.Equal(returned + (ulong)BalloonPages, S->PagesReturned, "pages returned"u8);
+            Expect.Equal(0ul, S->ForeignPages, "pages named that were never ballooned"u8);
+            Expect.Equal(1ul, S->Sent[(int)DmMessageType.UnballoonResponse], "DM_UNBALLOON_RESPONSE messages"u8);
         }
 
         // QEMU asks for 65000 pages; the guest gives all but its floor of 16 MiB,
@@ -276,13 +277,13 @@ namespace Kernel.TestMode
             ulong requests = S->BalloonRequests, partial = S->PartialAnswers, given = S->PagesGiven;
             ulong free = PageAllocator.FreePages;
             s_wantRequests = requests + 2;
-            AskHost(-MoreThanTheGuestHas, "balloon-partial");
-            bool done = WaitForHost(&RequestsAnswered, "balloon-partial");
-            TellHostDone("balloon-partial");
-            if (!Expect.True(done, "two balloon requests arrived and were answered within 120 s")) return;
-            Expect.Equal(DynamicMemoryDevice.FloorPages, PageAllocator.FreePages, "free pages: exactly the floor is left");
-            Expect.Equal(free - DynamicMemoryDevice.FloorPages, S->PagesGiven - given, "pages given: all but the floor");
-            Expect.Equal(partial + 2, S->PartialAnswers, "partial answers (the second one empty)");
+            AskHost(-MoreThanTheGuestHas, "balloon-partial"u8);
+            bool done = WaitForHost(&RequestsAnswered, "balloon-partial"u8);
+            TellHostDone("balloon-partial"u8);
+            if (!Expect.True(done, "two balloon requests arrived and were answered within 120 s"u8)) return;
+            Expect.Equal(DynamicMemoryDevice.FloorPages, PageAllocator.FreePages, "free pages: exactly the floor is left"u8);
+            Expect.Equal(free - DynamicMemoryDevice.FloorPages, S->PagesGiven - given, "pages given: all but the floor"u8);
+            Expect.Equal(partial + 2, S->PartialAnswers, "partial answers (the second one empty)"u8);
             CheckBalloonedPagesStayOut();
         }
 
@@ -290,15 +291,15 @@ namespace Kernel.TestMode
         {
             if (!HostDriven()) return;
             ulong ballooned = S->Balloon.Pages;
-            if (!Expect.True(ballooned > 0, "pages ballooned before (request_beyond_spare_gets_a_partial_answer)")) return;
+            if (!Expect.True(ballooned > 0, "pages ballooned before (request_beyond_spare_gets_a_partial_answer)"u8)) return;
             ulong free = PageAllocator.FreePages;
             s_wantBallooned = 0;
-            AskHost((long)ballooned, "balloon-restore");
-            bool done = WaitForHost(&BalloonedIsWanted, "balloon-restore");
-            TellHostDone("balloon-restore");
-            if (!Expect.True(done, "every ballooned page came back within 120 s")) return;
-            Expect.Equal(free + ballooned, PageAllocator.FreePages, "free pages after the unballoon");
-            Expect.Equal(0ul, S->ForeignPages, "pages named that were never ballooned");
+            AskHost((long)ballooned, "balloon-restore"u8);
+            bool done = WaitForHost(&BalloonedIsWanted, "balloon-restore"u8);
+            TellHostDone("balloon-restore"u8);
+            if (!Expect.True(done, "every ballooned page came back within 120 s"u8)) return;
+            Expect.Equal(free + ballooned, PageAllocator.FreePages, "free pages after the unballoon"u8);
+            Expect.Equal(0ul, S->ForeignPages, "pages named that were never ballooned"u8);
         }
 
         // The device's memdev becomes a zone of the allocator: mapped, allocatable,
@@ -309,17 +310,17 @@ namespace Kernel.TestMode
             ulong total = PageAllocator.TotalPages, free = PageAllocator.FreePages, tables = Paging.TablesAddedByMapRam;
             int zones = PageAllocator.ZoneCount;
             s_wantHotAdded = S->HotAddedPages + (ulong)HotAddPages;
-            AskHost(HotAddPages, "hot-add");
-            bool done = WaitForHost(&HotAddedIsWanted, "hot-add");
-            if (!done) TellHostDone("hot-add");
-            if (!Expect.True(done, "the host's hot-add request arrived and was answered within 120 s")) return;
-            Expect.Equal(total + (ulong)HotAddPages, PageAllocator.TotalPages, "allocator pages after the hot-add");
-            Expect.Equal((ulong)zones + 1, (ulong)PageAllocator.ZoneCount, "allocator zones");
+            AskHost(HotAddPages, "hot-add"u8);
+            bool done = WaitForHost(&HotAddedIsWanted, "hot-add"u8);
+            if (!done) TellHostDone("hot-add"u8);
+            if (!Expect.True(done, "the host's hot-add request arrived and was answered within 120 s"u8)) return;
+            Expect.Equal(total + (ulong)HotAddPages, PageAllocator.TotalPages, "allocator pages after the hot-add"u8);
+            Expect.Equal((ulong)zones + 1, (ulong)PageAllocator.ZoneCount, "allocator zones"u8);
             // Out of the new pages: one holds the zone's bitmap (16384 bits). From zone 0:
             // the page tables that map them, one page directory (2 MiB pages, aligned as asked).
             const ulong bitmapPages = 1;
-            Expect.Equal(1ul, Paging.TablesAddedByMapRam - tables, "page-table pages for 64 MiB at 32 GiB (one page directory)");
-            Expect.Equal(free + (ulong)HotAddPages - bitmapPages - (Paging.TablesAddedByMapRam - tables), PageAllocator.FreePages, "free pages after the hot-add");
+            Expect.Equal(1ul, Paging.TablesAddedByMapRam - tables, "page-table pages for 64 MiB at 32 GiB (one page directory)"u8);
+            Expect.Equal(free + (ulong)HotAddPages - bitmapPages - (Paging.TablesAddedByMapRam - tables), PageAllocator.FreePages, "free pages after the hot-add"u8);
 
             // The balloon's search takes the highest zone: the new memory, mapped and writable.
             ulong first = PageAllocator.TakeHighestRun(64, out ulong count);
@@ -328,23 +329,23 @@ namespace Kernel.TestMode
             for (ulong a = first; a < end; a += 8) *(ulong*)a = a ^ 0x5A5A5A5A5A5A5A5Aul;
             for (ulong a = first; a < end; a += 8) if (*(ulong*)a != (a ^ 0x5A5A5A5A5A5A5A5Aul)) mismatches++;
             for (ulong a = first; a < end; a += PageAllocator.PageSize) PageAllocator.Free((void*)a);
-            Expect.Equal(64ul, count, "pages taken from the top");
-            Expect.True(first >= PageAllocator.Limit, "they are hot-added memory, above 4 GiB");
-            Expect.Equal(0ul, mismatches, "words that read back wrong");
+            Expect.Equal(64ul, count, "pages taken from the top"u8);
+            Expect.True(first >= PageAllocator.Limit, "they are hot-added memory, above 4 GiB"u8);
+            Expect.Equal(0ul, mismatches, "words that read back wrong"u8);
 
             // The host sees the new memory in the guest's next status report.
             Cpu.DisableInterrupts();
             bool sent = DmSession.PostStatus(S);
             DmStatusReport report = S->LastStatus;
             Cpu.EnableInterrupts();
-            Console.Write("dm-host: status available ");
+            Console.Write("dm-host: status available "u8);
             Console.WriteDecimal(report.AvailablePages);
-            Console.Write(" committed ");
+            Console.Write(" committed "u8);
             Console.WriteDecimal(report.CommittedPages);
             Console.WriteLine();
-            TellHostDone("hot-add");
-            Expect.True(sent, "DM_STATUS_REPORT sent after the hot-add");
-            Expect.Equal(PageAllocator.FreePages, report.AvailablePages, "available pages in that report");
+            TellHostDone("hot-add"u8);
+            Expect.True(sent, "DM_STATUS_REPORT sent after the hot-add"u8);
+            Expect.Equal(PageAllocator.FreePages, report.AvailablePages, "available pages in that report"u8);
         }
 
         // Last: CLOSECHANNEL, the ring GPADL torn down, the ring pages freed.
@@ -354,11 +355,11 @@ namespace Kernel.TestMode
             ulong torn = VmbusClient.Received[VmbusMessageType.GpadlTorndown], free = PageAllocator.FreePages;
             ulong ballooned = S->Balloon.Pages;
             VmbusResult r = DynamicMemoryDevice.Close();
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "close result (Done = 0)");
-            Expect.Equal(torn + 1, VmbusClient.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages");
-            Expect.False(DynamicMemoryDevice.Bound, "the driver let the channel go");
-            Expect.Equal((ulong)DmState.Closed, (ulong)S->State, "protocol state (Closed = 0)");
-            Expect.Equal(free + 2ul * DynamicMemoryDevice.RingPages + ballooned, PageAllocator.FreePages, "free pages: the rings and any ballooned page are back");
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "close result (Done = 0)"u8);
+            Expect.Equal(torn + 1, VmbusClient.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages"u8);
+            Expect.False(DynamicMemoryDevice.Bound, "the driver let the channel go"u8);
+            Expect.Equal((ulong)DmState.Closed, (ulong)S->State, "protocol state (Closed = 0)"u8);
+            Expect.Equal(free + 2ul * DynamicMemoryDevice.RingPages + ballooned, PageAllocator.FreePages, "free pages: the rings and any ballooned page are back"u8);
         }
     }
 }

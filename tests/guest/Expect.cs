@@ -1,3 +1,5 @@
+using System;
+using Kernel.Runtime;
 using Kernel.Arch;
 using Kernel.Hv;
 
@@ -8,39 +10,45 @@ namespace Kernel.TestMode
     public static unsafe class Expect
     {
         public static bool Failed { get; private set; }
-        public static string SkipReason { get; private set; }
+        public static ReadOnlySpan<byte> SkipReason { get; private set; }    // empty: not skipped
+        public static bool Skipped => !SkipReason.IsEmpty;
 
         private enum Kind { Number, Text, Boolean, Status, Outcome, MessageType }
         private static Kind s_kind;
         private static ulong s_expected, s_actual;
-        private static string s_expectedText, s_actualText, s_what;
+
+        // The texts of a failed check, copied: the test may have built them in
+        // its own stack frame, which is gone by the time they are reported.
+        private const int TextCapacity = 160;
+        private struct SavedText { public int Length; public fixed byte Bytes[TextCapacity]; }
+        private static SavedText s_expectedText, s_actualText, s_what;
 
         public static void Reset()
         {
             Failed = false;
-            SkipReason = null;
-            s_what = null;
+            SkipReason = default;
+            s_what.Length = 0;
         }
 
         // Marks the running test skipped; the test should return right after.
-        public static void Skip(string reason) => SkipReason = reason;
+        public static void Skip(ReadOnlySpan<byte> reason) => SkipReason = reason;
 
-        public static bool Equal(ulong expected, ulong actual, string what = null)
+        public static bool Equal(ulong expected, ulong actual, ReadOnlySpan<byte> what = default)
         {
             return Equal(Kind.Number, expected, actual, what);
         }
 
-        public static bool Equal(string expected, string actual, string what = null)
+        public static bool Equal(ReadOnlySpan<byte> expected, ReadOnlySpan<byte> actual, ReadOnlySpan<byte> what = default)
         {
-            if (expected == actual) return true;
-            if (Record(Kind.Text, what)) { s_expectedText = expected; s_actualText = actual; }
+            if (expected.SequenceEqual(actual)) return true;
+            if (Record(Kind.Text, what)) { Save(ref s_expectedText, expected); Save(ref s_actualText, actual); }
             return false;
         }
 
-        public static bool True(bool actual, string what) => Equal(true, actual, what);
-        public static bool False(bool actual, string what) => Equal(false, actual, what);
+        public static bool True(bool actual, ReadOnlySpan<byte> what) => Equal(true, actual, what);
+        public static bool False(bool actual, ReadOnlySpan<byte> what) => Equal(false, actual, what);
 
-        public static bool Equal(bool expected, bool actual, string what)
+        public static bool Equal(bool expected, bool actual, ReadOnlySpan<byte> what)
         {
             if (expected == actual) return true;
             if (Record(Kind.Boolean, what)) { s_expected = expected ? 1ul : 0; s_actual = actual ? 1ul : 0; }
@@ -49,11 +57,11 @@ namespace Kernel.TestMode
 
         // The enums of the Hyper-V interface, printed with their names:
         // "expected 0x18 INVALID_SYNIC_STATE, got 0x2 INVALID_HYPERCALL_CODE (what)".
-        public static bool Equal(HvStatus expected, HvStatus actual, string what) => Equal(Kind.Status, (ulong)expected, (ulong)actual, what);
-        public static bool Equal(HvOutcome expected, HvOutcome actual, string what) => Equal(Kind.Outcome, (ulong)expected, (ulong)actual, what);
-        public static bool Equal(HvMessageType expected, HvMessageType actual, string what) => Equal(Kind.MessageType, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvStatus expected, HvStatus actual, ReadOnlySpan<byte> what) => Equal(Kind.Status, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvOutcome expected, HvOutcome actual, ReadOnlySpan<byte> what) => Equal(Kind.Outcome, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvMessageType expected, HvMessageType actual, ReadOnlySpan<byte> what) => Equal(Kind.MessageType, (ulong)expected, (ulong)actual, what);
 
-        private static bool Equal(Kind kind, ulong expected, ulong actual, string what)
+        private static bool Equal(Kind kind, ulong expected, ulong actual, ReadOnlySpan<byte> what)
         {
             if (expected == actual) return true;
             if (Record(kind, what)) { s_expected = expected; s_actual = actual; }
@@ -61,7 +69,7 @@ namespace Kernel.TestMode
         }
 
         // actual is within [low, high].
-        public static bool InRange(ulong low, ulong high, ulong actual, string what)
+        public static bool InRange(ulong low, ulong high, ulong actual, ReadOnlySpan<byte> what)
         {
             if (actual >= low && actual <= high) return true;
             if (Record(Kind.Number, what)) { s_expected = actual < low ? low : high; s_actual = actual; }
@@ -69,13 +77,19 @@ namespace Kernel.TestMode
         }
 
         // True when this is the test's first failure, whose values are then kept.
-        private static bool Record(Kind kind, string what)
+        private static bool Record(Kind kind, ReadOnlySpan<byte> what)
         {
             if (Failed) return false;
             Failed = true;
             s_kind = kind;
-            s_what = what;
+            Save(ref s_what, what);
             return true;
+        }
+
+        private static void Save(ref SavedText saved, ReadOnlySpan<byte> text)
+        {
+            saved.Length = text.Length < TextCapacity ? text.Length : TextCapacity;
+            fixed (byte* bytes = saved.Bytes) Kernel.Runtime.Memory.Copy(bytes, text.Pointer, (ulong)saved.Length);
         }
 
         // "expected X, got Y (what)". Inside a YAML single-quoted scalar (the
@@ -83,43 +97,50 @@ namespace Kernel.TestMode
         public static void WriteFailure(bool yamlSingleQuoted = false)
         {
             s_quoting = yamlSingleQuoted;
-            Put("expected ");
-            PutValue(s_kind == Kind.Text ? s_expectedText : null, s_expected);
-            Put(", got ");
-            PutValue(s_kind == Kind.Text ? s_actualText : null, s_actual);
-            if (s_what != null)
+            Put("expected "u8);
+            PutValue(ref s_expectedText, s_expected);
+            Put(", got "u8);
+            PutValue(ref s_actualText, s_actual);
+            if (s_what.Length != 0)
             {
-                Put(" (");
-                Put(s_what);
-                Put(")");
+                Put(" ("u8);
+                Put(ref s_what);
+                Put(")"u8);
             }
             s_quoting = false;
         }
 
         private static bool s_quoting;
 
-        private static void Put(char c)
+        private static void Put(byte c)
         {
-            if (s_quoting && c == '\'') Console.Write('\'');
+            if (s_quoting && c == '\'') Console.Write((byte)'\'');
             Console.Write(c);
         }
 
-        private static void Put(string text)
+        private static void Put(char c) => Put((byte)c);
+
+        private static void Put(ReadOnlySpan<byte> text)
         {
             for (int i = 0; i < text.Length; i++) Put(text[i]);
         }
 
+        private static void Put(ref SavedText text)
+        {
+            fixed (byte* bytes = text.Bytes) Put(new ReadOnlySpan<byte>(bytes, text.Length));
+        }
+
         private static void PutNumber(ulong number, bool hex)
         {
-            char* digits = stackalloc char[Format.MaxDigits];
+            byte* digits = stackalloc byte[Format.MaxDigits];
             int n = hex ? Format.Hex(number, digits) : Format.Decimal(number, digits);
             for (int i = 0; i < n; i++) Put(digits[i]);
         }
 
-        private static void PutValue(string text, ulong number)
+        private static void PutValue(ref SavedText text, ulong number)
         {
-            if (s_kind == Kind.Text) { Put('"'); Put(text ?? "(null)"); Put('"'); }
-            else if (s_kind == Kind.Boolean) Put(number != 0 ? "true" : "false");
+            if (s_kind == Kind.Text) { Put('"'); Put(ref text); Put('"'); }
+            else if (s_kind == Kind.Boolean) Put(number != 0 ? "true"u8 : "false"u8);
             else if (s_kind == Kind.Status) { PutNumber(number, hex: true); Put(' '); Put(HvStatusName.Of((HvStatus)number)); }
             else if (s_kind == Kind.Outcome) Put(Hypercall.OutcomeName((HvOutcome)number));
             else if (s_kind == Kind.MessageType) { PutNumber(number, hex: true); Put(' '); Put(HvMessageTypeName.Of((HvMessageType)number)); }

@@ -1,3 +1,4 @@
+using System;
 using System.Runtime.CompilerServices;
 using Internal.Runtime.CompilerHelpers;
 using Kernel.Arch;
@@ -10,34 +11,34 @@ namespace Kernel.TestMode
     {
         public static TestCase[] All() => new TestCase[]
         {
-            new TestCase("boot.long_mode_active", &LongModeActive),
-            new TestCase("boot.sse_enabled", &SseEnabled),
-            new TestCase("boot.command_line", &CommandLineReached),
-            new TestCase("boot.memory_map", &MemoryMapHasRam),
-            new TestCase("cpu.vendor", &CpuVendor),
-            new TestCase("cpu.tsc_advances", &TscAdvances),
-            new TestCase("gdt.tss_loaded", &TssLoaded),
-            new TestCase("idt.double_fault_uses_ist", &DoubleFaultUsesIst),
-            new TestCase("exceptions.ud", &InvalidOpcodeArrives),
-            new TestCase("exceptions.gp", &GeneralProtectionArrives),
-            new TestCase("exceptions.pf", &PageFaultArrives),
-            new TestCase("exceptions.de", &DivideErrorArrives),
-            new TestCase("paging.null_page_unmapped", &NullPageUnmapped),
-            new TestCase("paging.text_read_only_executable", &TextIsReadOnlyExecutable),
-            new TestCase("paging.rodata_read_only_no_execute", &RodataIsReadOnlyNoExecute),
-            new TestCase("paging.data_writable_no_execute", &DataIsWritableNoExecute),
-            new TestCase("paging.text_write_faults", &WritingTextFaults),
-            new TestCase("pages.allocations_distinct_aligned", &AllocationsDistinctAndAligned),
-            new TestCase("pages.zeroed_on_request", &ZeroedOnRequest),
-            new TestCase("pages.free_then_reuse", &FreeThenReuse),
-            new TestCase("pages.double_free_refused", &DoubleFreeRefused),
-            new TestCase("pages.kernel_image_not_free", &KernelImageNeverHandedOut),
-            new TestCase("pages.highest_run_comes_from_the_top", &HighestRunComesFromTheTop),
-            new TestCase("format.decimal", &FormatDecimal),
-            new TestCase("format.negative", &FormatNegative),
-            new TestCase("format.hex", &FormatHex),
-            new TestCase("statics.eager_constructor_ran", &EagerConstructorRan),
-            new TestCase("statics.object_reference_static", &ObjectReferenceStatic),
+            new TestCase("boot.long_mode_active"u8, &LongModeActive),
+            new TestCase("boot.sse_enabled"u8, &SseEnabled),
+            new TestCase("boot.command_line"u8, &CommandLineReached),
+            new TestCase("boot.memory_map"u8, &MemoryMapHasRam),
+            new TestCase("cpu.vendor"u8, &CpuVendor),
+            new TestCase("cpu.tsc_advances"u8, &TscAdvances),
+            new TestCase("gdt.tss_loaded"u8, &TssLoaded),
+            new TestCase("idt.double_fault_uses_ist"u8, &DoubleFaultUsesIst),
+            new TestCase("exceptions.ud"u8, &InvalidOpcodeArrives),
+            new TestCase("exceptions.gp"u8, &GeneralProtectionArrives),
+            new TestCase("exceptions.pf"u8, &PageFaultArrives),
+            new TestCase("exceptions.de"u8, &DivideErrorArrives),
+            new TestCase("paging.null_page_unmapped"u8, &NullPageUnmapped),
+            new TestCase("paging.text_read_only_executable"u8, &TextIsReadOnlyExecutable),
+            new TestCase("paging.rodata_read_only_no_execute"u8, &RodataIsReadOnlyNoExecute),
+            new TestCase("paging.data_writable_no_execute"u8, &DataIsWritableNoExecute),
+            new TestCase("paging.text_write_faults"u8, &WritingTextFaults),
+            new TestCase("pages.allocations_distinct_aligned"u8, &AllocationsDistinctAndAligned),
+            new TestCase("pages.zeroed_on_request"u8, &ZeroedOnRequest),
+            new TestCase("pages.free_then_reuse"u8, &FreeThenReuse),
+            new TestCase("pages.double_free_refused"u8, &DoubleFreeRefused),
+            new TestCase("pages.kernel_image_not_free"u8, &KernelImageNeverHandedOut),
+            new TestCase("pages.highest_run_comes_from_the_top"u8, &HighestRunComesFromTheTop),
+            new TestCase("format.decimal"u8, &FormatDecimal),
+            new TestCase("format.negative"u8, &FormatNegative),
+            new TestCase("format.hex"u8, &FormatHex),
+            new TestCase("statics.eager_constructor_ran"u8, &EagerConstructorRan),
+            new TestCase("statics.object_reference_static"u8, &ObjectReferenceStatic),
         };
 
         // ---- boot -------------------------------------------------------------
@@ -46,27 +47,27 @@ namespace Kernel.TestMode
         {
             const uint Efer = 0xC0000080;
             ulong efer = Cpu.ReadMsr(Efer);
-            Expect.Equal(1ul << 10, efer & (1ul << 10), "EFER.LMA (long mode active)");
-            Expect.Equal(1ul << 11, efer & (1ul << 11), "EFER.NXE (no-execute enabled)");
-            Expect.Equal(1ul << 31, Cpu.ReadCr0() & (1ul << 31), "CR0.PG");
+            Expect.Equal(1ul << 10, efer & (1ul << 10), "EFER.LMA (long mode active)"u8);
+            Expect.Equal(1ul << 11, efer & (1ul << 11), "EFER.NXE (no-execute enabled)"u8);
+            Expect.Equal(1ul << 31, Cpu.ReadCr0() & (1ul << 31), "CR0.PG"u8);
         }
 
         private static void SseEnabled()
         {
             ulong cr0 = Cpu.ReadCr0(), cr4 = Cpu.ReadCr4();
-            Expect.Equal(0ul, cr0 & (1ul << 2), "CR0.EM clear");
-            Expect.Equal(1ul << 1, cr0 & (1ul << 1), "CR0.MP set");
-            Expect.Equal(1ul << 9, cr4 & (1ul << 9), "CR4.OSFXSR set");
-            Expect.Equal(1ul << 10, cr4 & (1ul << 10), "CR4.OSXMMEXCPT set");
+            Expect.Equal(0ul, cr0 & (1ul << 2), "CR0.EM clear"u8);
+            Expect.Equal(1ul << 1, cr0 & (1ul << 1), "CR0.MP set"u8);
+            Expect.Equal(1ul << 9, cr4 & (1ul << 9), "CR4.OSFXSR set"u8);
+            Expect.Equal(1ul << 10, cr4 & (1ul << 10), "CR4.OSXMMEXCPT set"u8);
             double x = 1.5;
-            Expect.Equal(3ul, (ulong)(x * 2), "a double multiply");
+            Expect.Equal(3ul, (ulong)(x * 2), "a double multiply"u8);
         }
 
         private static void CommandLineReached()
         {
             // We are in test mode, so the boot loader's command line reached C# with "test" on it.
-            Expect.True(BootInfo.HasOption("test"), "\"test\" on the command line");
-            Expect.False(BootInfo.HasOption("tes"), "a prefix of an option is not the option");
+            Expect.True(BootInfo.HasOption("test"u8), "\"test\" on the command line"u8);
+            Expect.False(BootInfo.HasOption("tes"u8), "a prefix of an option is not the option"u8);
         }
 
         private static void MemoryMapHasRam()
@@ -74,8 +75,8 @@ namespace Kernel.TestMode
             ulong usable = 0;
             for (int i = 0; i < BootInfo.RegionCount; i++)
                 if (BootInfo.Regions[i].Type == MemoryRegion.Usable) usable += BootInfo.Regions[i].Length;
-            Expect.True(BootInfo.RegionCount >= 2, "at least two memory map regions");
-            Expect.InRange(16ul << 20, 1ul << 40, usable, "usable RAM in the memory map");
+            Expect.True(BootInfo.RegionCount >= 2, "at least two memory map regions"u8);
+            Expect.InRange(16ul << 20, 1ul << 40, usable, "usable RAM in the memory map"u8);
         }
 
         // ---- CPU --------------------------------------------------------------
@@ -86,99 +87,99 @@ namespace Kernel.TestMode
             ulong vendorTail = ((ulong)r.Ecx << 32) | r.Edx;     // "ineI"/"ntel" or "cAMD"/"enti"
             bool intel = r.Ebx == 0x756E6547 && vendorTail == 0x6C65746E_49656E69;   // "GenuineIntel"
             bool amd = r.Ebx == 0x68747541 && vendorTail == 0x444D4163_69746E65;     // "AuthenticAMD"
-            Expect.True(intel || amd, "CPUID 0 vendor is GenuineIntel or AuthenticAMD");
-            Expect.True(r.Eax >= 1, "CPUID 0 max basic leaf >= 1");
+            Expect.True(intel || amd, "CPUID 0 vendor is GenuineIntel or AuthenticAMD"u8);
+            Expect.True(r.Eax >= 1, "CPUID 0 max basic leaf >= 1"u8);
             // CPUID.1:EDX bit 25/26: SSE/SSE2, which the kernel's code requires.
-            Expect.Equal(3ul << 25, Cpu.Cpuid(1).Edx & (3u << 25), "CPUID.1:EDX SSE and SSE2");
+            Expect.Equal(3ul << 25, Cpu.Cpuid(1).Edx & (3u << 25), "CPUID.1:EDX SSE and SSE2"u8);
         }
 
         private static void TscAdvances()
         {
             ulong a = Cpu.ReadTsc();
             ulong b = Cpu.ReadTsc();
-            Expect.True(b > a, "a later RDTSC reads more");
+            Expect.True(b > a, "a later RDTSC reads more"u8);
             BootSymbols* s = BootSymbols.Get();
             ulong entry = *(ulong*)s->TscAtEntry, longMode = *(ulong*)s->TscAtLongMode;
-            Expect.True(entry != 0 && longMode >= entry && a > longMode, "boot timeline: entry <= long mode < now");
+            Expect.True(entry != 0 && longMode >= entry && a > longMode, "boot timeline: entry <= long mode < now"u8);
         }
 
         private static void TssLoaded()
         {
-            Expect.Equal(Gdt.Tss, Cpu.StoreTaskRegister(), "TR selector");
+            Expect.Equal(Gdt.Tss, Cpu.StoreTaskRegister(), "TR selector"u8);
             DescriptorTablePointer gdt;
             Cpu.StoreGdt(&gdt);
             ulong descriptor = ((ulong*)gdt.Base)[Gdt.Tss / 8];
-            Expect.Equal(0xBul, (descriptor >> 40) & 0xF, "TSS descriptor type (busy 64-bit TSS)");
+            Expect.Equal(0xBul, (descriptor >> 40) & 0xF, "TSS descriptor type (busy 64-bit TSS)"u8);
         }
 
         private static void DoubleFaultUsesIst()
         {
-            Expect.Equal((ulong)Gdt.DoubleFaultIst, (ulong)Interrupts.GateIst(8), "IDT[8].IST");
-            Expect.Equal(0ul, (ulong)Interrupts.GateIst(14), "IDT[14].IST");
+            Expect.Equal((ulong)Gdt.DoubleFaultIst, (ulong)Interrupts.GateIst(8), "IDT[8].IST"u8);
+            Expect.Equal(0ul, (ulong)Interrupts.GateIst(14), "IDT[14].IST"u8);
         }
 
         // ---- exceptions: each arrives at its vector with the faulting RIP, and we resume
 
         private static void ExpectFault(ulong vector, ulong rip, ulong faultsBefore)
         {
-            Expect.Equal(faultsBefore + 1, Interrupts.LastFault.Count, "faults caught");
-            Expect.Equal(vector, Interrupts.LastFault.Vector, "vector");
-            Expect.Equal(rip, Interrupts.LastFault.Rip, "RIP of the faulting instruction");
+            Expect.Equal(faultsBefore + 1, Interrupts.LastFault.Count, "faults caught"u8);
+            Expect.Equal(vector, Interrupts.LastFault.Vector, "vector"u8);
+            Expect.Equal(rip, Interrupts.LastFault.Rip, "RIP of the faulting instruction"u8);
         }
 
         private static void InvalidOpcodeArrives()
         {
             ulong before = Interrupts.LastFault.Count;
-            Expect.True(Cpu.RaiseInvalidOpcode(), "ud2 resumed through its fix-up");
+            Expect.True(Cpu.RaiseInvalidOpcode(), "ud2 resumed through its fix-up"u8);
             ExpectFault(6, BootSymbols.Get()->Ud2FaultRip, before);
         }
 
         private static void GeneralProtectionArrives()
         {
             ulong before = Interrupts.LastFault.Count;
-            Expect.False(Cpu.TryRead(0x8000000000000000, out _), "read of a non-canonical address");
+            Expect.False(Cpu.TryRead(0x8000000000000000, out _), "read of a non-canonical address"u8);
             ExpectFault(13, BootSymbols.Get()->ReadFaultRip, before);
-            Expect.Equal(0ul, Interrupts.LastFault.ErrorCode, "#GP error code");
+            Expect.Equal(0ul, Interrupts.LastFault.ErrorCode, "#GP error code"u8);
         }
 
         private static void PageFaultArrives()
         {
             ulong before = Interrupts.LastFault.Count;
-            Expect.False(Cpu.TryRead(0x238, out _), "read inside the null page");
+            Expect.False(Cpu.TryRead(0x238, out _), "read inside the null page"u8);
             ExpectFault(14, BootSymbols.Get()->ReadFaultRip, before);
-            Expect.Equal(0x238ul, Interrupts.LastFault.Cr2, "CR2");
-            Expect.Equal(0ul, Interrupts.LastFault.ErrorCode, "#PF error code: not present, read, supervisor");
+            Expect.Equal(0x238ul, Interrupts.LastFault.Cr2, "CR2"u8);
+            Expect.Equal(0ul, Interrupts.LastFault.ErrorCode, "#PF error code: not present, read, supervisor"u8);
         }
 
         private static void DivideErrorArrives()
         {
             ulong before = Interrupts.LastFault.Count;
-            Expect.False(Cpu.TryDivide(7, 0, out _), "divide by zero");
+            Expect.False(Cpu.TryDivide(7, 0, out _), "divide by zero"u8);
             ExpectFault(0, BootSymbols.Get()->DivideFaultRip, before);
-            Expect.True(Cpu.TryDivide(7, 2, out ulong q) && q == 3, "7 / 2 still divides after the fault");
+            Expect.True(Cpu.TryDivide(7, 2, out ulong q) && q == 3, "7 / 2 still divides after the fault"u8);
         }
 
         // ---- paging attributes of the kernel image ----------------------------
 
-        private static void NullPageUnmapped() => Expect.Equal(0ul, Paging.Translate(0) & Paging.Present, "page 0 present bit");
+        private static void NullPageUnmapped() => Expect.Equal(0ul, Paging.Translate(0) & Paging.Present, "page 0 present bit"u8);
 
         private static void TextIsReadOnlyExecutable()
         {
             ulong code = (ulong)(delegate*<void>)&TextIsReadOnlyExecutable;
             ulong pte = Paging.Translate(code);
-            Expect.Equal(Paging.Present, pte & Paging.Present, "present");
-            Expect.Equal(0ul, pte & Paging.Writable, "writable bit of text");
-            Expect.Equal(0ul, pte & Paging.NoExecute, "no-execute bit of text");
+            Expect.Equal(Paging.Present, pte & Paging.Present, "present"u8);
+            Expect.Equal(0ul, pte & Paging.Writable, "writable bit of text"u8);
+            Expect.Equal(0ul, pte & Paging.NoExecute, "no-execute bit of text"u8);
             Expect.Equal(0ul, Paging.Translate(BootSymbols.Get()->HypercallPage) & (Paging.Writable | Paging.NoExecute),
-                "hypercall page is read-only and executable");
+                "hypercall page is read-only and executable"u8);
         }
 
         private static void RodataIsReadOnlyNoExecute()
         {
             ulong pte = Paging.Translate(BootSymbols.Get()->RodataStart);
-            Expect.Equal(Paging.Present, pte & Paging.Present, "present");
-            Expect.Equal(0ul, pte & Paging.Writable, "writable bit of rodata");
-            Expect.Equal(Paging.NoExecute, pte & Paging.NoExecute, "no-execute bit of rodata");
+            Expect.Equal(Paging.Present, pte & Paging.Present, "present"u8);
+            Expect.Equal(0ul, pte & Paging.Writable, "writable bit of rodata"u8);
+            Expect.Equal(Paging.NoExecute, pte & Paging.NoExecute, "no-execute bit of rodata"u8);
         }
 
         private static ulong s_dataProbe = 42;
@@ -188,21 +189,21 @@ namespace Kernel.TestMode
             ulong address;
             fixed (ulong* p = &s_dataProbe) address = (ulong)p;
             ulong pte = Paging.Translate(address);
-            Expect.Equal(Paging.Writable, pte & Paging.Writable, "writable bit of data");
-            Expect.Equal(Paging.NoExecute, pte & Paging.NoExecute, "no-execute bit of data");
+            Expect.Equal(Paging.Writable, pte & Paging.Writable, "writable bit of data"u8);
+            Expect.Equal(Paging.NoExecute, pte & Paging.NoExecute, "no-execute bit of data"u8);
             ulong bss = Paging.Translate(BootSymbols.Get()->BssStart);
-            Expect.Equal(Paging.Writable | Paging.NoExecute, bss & (Paging.Writable | Paging.NoExecute), "bss is writable, no-execute");
+            Expect.Equal(Paging.Writable | Paging.NoExecute, bss & (Paging.Writable | Paging.NoExecute), "bss is writable, no-execute"u8);
         }
 
         private static void WritingTextFaults()
         {
             ulong code = (ulong)(delegate*<void>)&WritingTextFaults;
             ulong before = Interrupts.LastFault.Count;
-            Expect.False(Cpu.TryWrite(code, 0xCC), "write into kernel text");
-            Expect.Equal(before + 1, Interrupts.LastFault.Count, "faults caught");
-            Expect.Equal(14ul, Interrupts.LastFault.Vector, "vector");
-            Expect.Equal(code, Interrupts.LastFault.Cr2, "CR2");
-            Expect.Equal(3ul, Interrupts.LastFault.ErrorCode, "#PF error code: present | write");
+            Expect.False(Cpu.TryWrite(code, 0xCC), "write into kernel text"u8);
+            Expect.Equal(before + 1, Interrupts.LastFault.Count, "faults caught"u8);
+            Expect.Equal(14ul, Interrupts.LastFault.Vector, "vector"u8);
+            Expect.Equal(code, Interrupts.LastFault.Cr2, "CR2"u8);
+            Expect.Equal(3ul, Interrupts.LastFault.ErrorCode, "#PF error code: present | write"u8);
         }
 
         // ---- physical page allocator ------------------------------------------
@@ -211,13 +212,13 @@ namespace Kernel.TestMode
         {
             ulong free = PageAllocator.FreePages;
             ulong a = (ulong)PageAllocator.Allocate(), b = (ulong)PageAllocator.Allocate();
-            Expect.True(a != b, "two allocations differ");
-            Expect.Equal(0ul, (a | b) % PageAllocator.PageSize, "page alignment");
-            Expect.Equal(free - 2, PageAllocator.FreePages, "free count after two allocations");
-            Expect.True(PageAllocator.IsAllocated(a) && PageAllocator.IsAllocated(b), "both marked allocated");
+            Expect.True(a != b, "two allocations differ"u8);
+            Expect.Equal(0ul, (a | b) % PageAllocator.PageSize, "page alignment"u8);
+            Expect.Equal(free - 2, PageAllocator.FreePages, "free count after two allocations"u8);
+            Expect.True(PageAllocator.IsAllocated(a) && PageAllocator.IsAllocated(b), "both marked allocated"u8);
             PageAllocator.Free((void*)a);
             PageAllocator.Free((void*)b);
-            Expect.Equal(free, PageAllocator.FreePages, "free count restored");
+            Expect.Equal(free, PageAllocator.FreePages, "free count restored"u8);
         }
 
         private static void ZeroedOnRequest()
@@ -233,10 +234,10 @@ namespace Kernel.TestMode
                 if (p != page) { PageAllocator.Free(p); continue; }
                 again = p;
             }
-            Expect.True(again == page, "the dirtied page came back");
+            Expect.True(again == page, "the dirtied page came back"u8);
             if (again == page)
             {
-                Expect.True(Memory.IsZero(again, PageAllocator.PageSize), "page zeroed on request");
+                Expect.True(Memory.IsZero(again, PageAllocator.PageSize), "page zeroed on request"u8);
                 PageAllocator.Free(again);
             }
         }
@@ -245,27 +246,27 @@ namespace Kernel.TestMode
         {
             ulong free = PageAllocator.FreePages;
             ulong run = PageAllocator.AllocateContiguous(8);
-            Expect.Equal(free - 8, PageAllocator.FreePages, "free count after 8 contiguous pages");
-            for (ulong i = 0; i < 8; i++) Expect.True(PageAllocator.TryFree(run + i * PageAllocator.PageSize), "free each page");
-            Expect.Equal(free, PageAllocator.FreePages, "free count restored");
+            Expect.Equal(free - 8, PageAllocator.FreePages, "free count after 8 contiguous pages"u8);
+            for (ulong i = 0; i < 8; i++) Expect.True(PageAllocator.TryFree(run + i * PageAllocator.PageSize), "free each page"u8);
+            Expect.Equal(free, PageAllocator.FreePages, "free count restored"u8);
         }
 
         private static void DoubleFreeRefused()
         {
             ulong page = (ulong)PageAllocator.Allocate();
-            Expect.True(PageAllocator.TryFree(page), "first free");
+            Expect.True(PageAllocator.TryFree(page), "first free"u8);
             ulong free = PageAllocator.FreePages;
-            Expect.False(PageAllocator.TryFree(page), "second free of the same page");
-            Expect.Equal(free, PageAllocator.FreePages, "free count unchanged by the refused free");
-            Expect.False(PageAllocator.TryFree(page + 8), "free of an unaligned address");
+            Expect.False(PageAllocator.TryFree(page), "second free of the same page"u8);
+            Expect.Equal(free, PageAllocator.FreePages, "free count unchanged by the refused free"u8);
+            Expect.False(PageAllocator.TryFree(page + 8), "free of an unaligned address"u8);
         }
 
         private static void KernelImageNeverHandedOut()
         {
             BootSymbols* s = BootSymbols.Get();
-            Expect.True(PageAllocator.IsAllocated(s->TextStart), "kernel text is not free");
-            Expect.True(PageAllocator.IsAllocated(s->BssEnd - 4096), "kernel bss is not free");
-            Expect.False(PageAllocator.TryFree(s->TextStart), "freeing kernel text is refused");
+            Expect.True(PageAllocator.IsAllocated(s->TextStart), "kernel text is not free"u8);
+            Expect.True(PageAllocator.IsAllocated(s->BssEnd - 4096), "kernel bss is not free"u8);
+            Expect.False(PageAllocator.TryFree(s->TextStart), "freeing kernel text is refused"u8);
         }
 
         // What the balloon takes (PageAllocator.TakeHighestRun): a run of free pages
@@ -275,65 +276,60 @@ namespace Kernel.TestMode
             ulong free = PageAllocator.FreePages;
             ulong low = (ulong)PageAllocator.Allocate();
             ulong first = PageAllocator.TakeHighestRun(8, out ulong count);
-            Expect.Equal(8ul, count, "pages in the run");
-            Expect.Equal(0ul, first % PageAllocator.PageSize, "an address, page-aligned");
-            Expect.True(first > low, "above what Allocate hands out");
+            Expect.Equal(8ul, count, "pages in the run"u8);
+            Expect.Equal(0ul, first % PageAllocator.PageSize, "an address, page-aligned"u8);
+            Expect.True(first > low, "above what Allocate hands out"u8);
             ulong marked = 0;
             for (ulong i = 0; i < count; i++) if (PageAllocator.IsAllocated(first + i * PageAllocator.PageSize)) marked++;
-            Expect.Equal(8ul, marked, "every page of the run marked allocated");
-            Expect.Equal(free - 9, PageAllocator.FreePages, "free count after the run and one page");
+            Expect.Equal(8ul, marked, "every page of the run marked allocated"u8);
+            Expect.Equal(free - 9, PageAllocator.FreePages, "free count after the run and one page"u8);
             for (ulong i = 0; i < count; i++) PageAllocator.Free((void*)(first + i * PageAllocator.PageSize));
             PageAllocator.Free((void*)low);
-            Expect.Equal(free, PageAllocator.FreePages, "free count restored");
+            Expect.Equal(free, PageAllocator.FreePages, "free count restored"u8);
         }
 
         // ---- number formatting ------------------------------------------------
 
-        private static string Formatted(char* buffer, int length)
-        {
-            string s = new string('\0', length);
-            fixed (char* d = &s.GetPinnableReference()) for (int i = 0; i < length; i++) d[i] = buffer[i];
-            return s;
-        }
+        private static ReadOnlySpan<byte> Formatted(byte* buffer, int length) => new ReadOnlySpan<byte>(buffer, length);
 
         private static void FormatDecimal()
         {
-            char* b = stackalloc char[Format.MaxDigits];
-            Expect.Equal("0", Formatted(b, Format.Decimal(0ul, b)));
-            Expect.Equal("1234567890", Formatted(b, Format.Decimal(1234567890ul, b)));
-            Expect.Equal("18446744073709551615", Formatted(b, Format.Decimal(ulong.MaxValue, b)));
+            byte* b = stackalloc byte[Format.MaxDigits];
+            Expect.Equal("0"u8, Formatted(b, Format.Decimal(0ul, b)));
+            Expect.Equal("1234567890"u8, Formatted(b, Format.Decimal(1234567890ul, b)));
+            Expect.Equal("18446744073709551615"u8, Formatted(b, Format.Decimal(ulong.MaxValue, b)));
         }
 
         private static void FormatNegative()
         {
-            char* b = stackalloc char[Format.MaxDigits];
-            Expect.Equal("-1", Formatted(b, Format.Decimal(-1L, b)));
-            Expect.Equal("-9223372036854775808", Formatted(b, Format.Decimal(long.MinValue, b)));
+            byte* b = stackalloc byte[Format.MaxDigits];
+            Expect.Equal("-1"u8, Formatted(b, Format.Decimal(-1L, b)));
+            Expect.Equal("-9223372036854775808"u8, Formatted(b, Format.Decimal(long.MinValue, b)));
         }
 
         private static void FormatHex()
         {
-            char* b = stackalloc char[Format.MaxDigits];
-            Expect.Equal("0x0", Formatted(b, Format.Hex(0, b)));
-            Expect.Equal("0xdeadbeef", Formatted(b, Format.Hex(0xDEADBEEF, b)));
-            Expect.Equal("0x00ff", Formatted(b, Format.Hex(0xFF, b, 4)));
-            Expect.Equal("0xffffffffffffffff", Formatted(b, Format.Hex(ulong.MaxValue, b)));
+            byte* b = stackalloc byte[Format.MaxDigits];
+            Expect.Equal("0x0"u8, Formatted(b, Format.Hex(0, b)));
+            Expect.Equal("0xdeadbeef"u8, Formatted(b, Format.Hex(0xDEADBEEF, b)));
+            Expect.Equal("0x00ff"u8, Formatted(b, Format.Hex(0xFF, b, 4)));
+            Expect.Equal("0xffffffffffffffff"u8, Formatted(b, Format.Hex(ulong.MaxValue, b)));
         }
 
         // ---- statics ----------------------------------------------------------
 
         private static void EagerConstructorRan()
         {
-            Expect.True(StaticsProbe.TscAtConstruction != 0, "the static constructor stored a TSC reading");
-            Expect.True(StaticsProbe.TscAtConstruction < Cpu.ReadTsc(), "it ran before now");
-            Expect.True(StartupCodeHelpers.EagerConstructorsRun >= 1, "eager constructors counted at start-up");
+            Expect.True(StaticsProbe.TscAtConstruction != 0, "the static constructor stored a TSC reading"u8);
+            Expect.True(StaticsProbe.TscAtConstruction < Cpu.ReadTsc(), "it ran before now"u8);
+            Expect.True(StartupCodeHelpers.EagerConstructorsRun >= 1, "eager constructors counted at start-up"u8);
         }
 
         private static void ObjectReferenceStatic()
         {
-            Expect.True((object)StaticsProbe.Greeting != null, "an object-reference static is allocated");
-            Expect.Equal("hello from a static", StaticsProbe.Greeting);
-            Expect.True(StartupCodeHelpers.StaticBasesAllocated >= 1, "GC static bases allocated at start-up");
+            Expect.True(StaticsProbe.Allocated != null, "an object-reference static is allocated"u8);
+            if (StaticsProbe.Allocated != null) Expect.Equal(StaticsProbe.TscAtConstruction, StaticsProbe.Allocated.Tsc, "the object the static constructor made"u8);
+            Expect.True(StartupCodeHelpers.StaticBasesAllocated >= 1, "GC static bases allocated at start-up"u8);
         }
     }
 
@@ -343,12 +339,14 @@ namespace Kernel.TestMode
     public static class StaticsProbe
     {
         public static readonly ulong TscAtConstruction;
-        public static readonly string Greeting;
+        public static readonly Record Allocated;      // an object reference: lives in a GC static base
+
+        public sealed class Record { public ulong Tsc; }
 
         static StaticsProbe()
         {
             TscAtConstruction = Cpu.ReadTsc();
-            Greeting = "hello from a static";
+            Allocated = new Record { Tsc = TscAtConstruction };
         }
     }
 }

@@ -1,3 +1,5 @@
+using System;
+using Kernel.Runtime;
 using Kernel.Arch;
 using Kernel.Hv;
 
@@ -9,11 +11,11 @@ namespace Kernel.TestMode
     {
         public static TestCase[] All() => new TestCase[]
         {
-            new TestCase("guard.catches_a_delivery_with_if_clear", &CatchesDeliveryWithIfClear),
+            new TestCase("guard.catches_a_delivery_with_if_clear"u8, &CatchesDeliveryWithIfClear),
         };
 
         // The last test of every run, whatever the test= filter.
-        public static TestCase Closing => new TestCase("guard.no_interrupt_delivered_twice", &NoInterruptDeliveredTwice);
+        public static TestCase Closing => new TestCase("guard.no_interrupt_delivered_twice"u8, &NoInterruptDeliveredTwice);
 
         private static ulong s_selfTestInterrupts;
         private static void OnGuardTestVector(InterruptFrame* frame) => s_selfTestInterrupts++;
@@ -35,14 +37,14 @@ namespace Kernel.TestMode
             // Undo, so that the closing check sees only real deliveries.
             vp->ImpossibleInterrupts = before;
             if (before == 0) { vp->FirstImpossibleVector = firstVector; vp->FirstImpossibleRip = firstRip; vp->FirstImpossibleRflags = firstRflags; }
-            Expect.Equal(1ul, s_selfTestInterrupts, "the handler ran once");
-            Expect.Equal(1ul, caught, "deliveries the guard counted");
+            Expect.Equal(1ul, s_selfTestInterrupts, "the handler ran once"u8);
+            Expect.Equal(1ul, caught, "deliveries the guard counted"u8);
             if (before == 0)
             {
-                Expect.Equal((ulong)Cpu.GuardTestVector, vector, "the vector it recorded");
-                Expect.Equal(0ul, rflags & Cpu.RflagsInterruptEnable, "saved RFLAGS.IF it recorded");
+                Expect.Equal((ulong)Cpu.GuardTestVector, vector, "the vector it recorded"u8);
+                Expect.Equal(0ul, rflags & Cpu.RflagsInterruptEnable, "saved RFLAGS.IF it recorded"u8);
             }
-            Expect.Equal(0ul, vp->InterruptDepth, "handler depth after the handler returned");
+            Expect.Equal(0ul, vp->InterruptDepth, "handler depth after the handler returned"u8);
         }
 
         private static void NoInterruptDeliveredTwice()
@@ -52,31 +54,30 @@ namespace Kernel.TestMode
             {
                 Vp* vp = Vp.Get(i);
                 if (vp->ImpossibleInterrupts == 0) continue;
-                Expect.Equal(0ul, vp->ImpossibleInterrupts, Detail(i, vp));
+                byte* detail = stackalloc byte[DetailCapacity];
+                Expect.Equal(0ul, vp->ImpossibleInterrupts, Detail(i, vp, detail));
                 return;
             }
         }
 
         // "on VP 1 the emulator delivered an interrupt twice: vector 0x5d at RIP 0x1034a0"
-        private static string Detail(int number, Vp* vp)
+        private const int DetailCapacity = 160;
+
+        private static ReadOnlySpan<byte> Detail(int number, Vp* vp, byte* buffer)
         {
-            char* buffer = stackalloc char[160];
             int n = 0;
-            n += Put(buffer + n, "on VP ");
+            n += Put(buffer + n, "on VP "u8);
             n += Format.Decimal((ulong)number, buffer + n);
-            n += Put(buffer + n, " the emulator delivered an interrupt twice: vector ");
+            n += Put(buffer + n, " the emulator delivered an interrupt twice: vector "u8);
             n += Format.Hex(vp->FirstImpossibleVector, buffer + n);
-            n += Put(buffer + n, " at RIP ");
+            n += Put(buffer + n, " at RIP "u8);
             n += Format.Hex(vp->FirstImpossibleRip, buffer + n);
-            string text = new string(' ', n);
-            fixed (char* p = &text.GetPinnableReference())
-                for (int i = 0; i < n; i++) p[i] = buffer[i];
-            return text;
+            return new ReadOnlySpan<byte>(buffer, n);      // Expect copies it: the report comes after the test
         }
 
-        private static int Put(char* at, string s)
+        private static int Put(byte* at, ReadOnlySpan<byte> s)
         {
-            for (int i = 0; i < s.Length; i++) at[i] = s[i];
+            Memory.Copy(at, s.Pointer, (ulong)s.Length);
             return s.Length;
         }
     }

@@ -1,4 +1,6 @@
+using System;
 using Drivers.VmBus;
+using Kernel.Runtime;
 using Kernel.Arch;
 using Kernel.Hv;
 
@@ -19,21 +21,21 @@ namespace Kernel.TestMode
     // hv-tlbflush need hv-vpindex); the hypercall MSRs come with any hv-* flag.
     public static class Need
     {
-        public const string NoHypercallMsrs = "the hypervisor grants no hypercall MSRs (CPUID 0x40000003 EAX bit 5; QEMU sets it with any hv- flag)";
-        public const string NoVpIndex = "no VP index MSR (CPUID 0x40000003 EAX bit 6; QEMU hv-vpindex)";
-        public const string NoSynic = "the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)";
-        public const string NoPostMessages = "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)";
-        public const string NoSignalEvents = "the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)";
-        public const string NoTestDevice = "no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)";
-        public const string NoReferenceCounter = "no partition reference counter (CPUID 0x40000003 EAX bit 1; QEMU hv-time)";
-        public const string NoTscPage = "no reference TSC page (CPUID 0x40000003 EAX bit 9; QEMU hv-time)";
-        public const string NoFrequencyMsrs = "no frequency MSRs (CPUID 0x40000003 EAX bit 11; QEMU hv-frequencies)";
-        public const string NoSyntheticTimers = "no synthetic timers (CPUID 0x40000003 EAX bit 3; QEMU hv-stimer)";
-        public const string NoDirectTimers = "no direct-mode synthetic timers (CPUID 0x40000003 EDX bit 19; QEMU hv-stimer-direct)";
-        public const string NoSyntheticIpi = "the hypervisor does not offer synthetic cluster IPIs (CPUID 0x40000004 EAX bit 10; QEMU hv-ipi)";
-        public const string OneVp = "one VP: cross-VP tests need --smp 2 or more";
+        public static ReadOnlySpan<byte> NoHypercallMsrs => "the hypervisor grants no hypercall MSRs (CPUID 0x40000003 EAX bit 5; QEMU sets it with any hv- flag)"u8;
+        public static ReadOnlySpan<byte> NoVpIndex => "no VP index MSR (CPUID 0x40000003 EAX bit 6; QEMU hv-vpindex)"u8;
+        public static ReadOnlySpan<byte> NoSynic => "the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"u8;
+        public static ReadOnlySpan<byte> NoPostMessages => "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)"u8;
+        public static ReadOnlySpan<byte> NoSignalEvents => "the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)"u8;
+        public static ReadOnlySpan<byte> NoTestDevice => "no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)"u8;
+        public static ReadOnlySpan<byte> NoReferenceCounter => "no partition reference counter (CPUID 0x40000003 EAX bit 1; QEMU hv-time)"u8;
+        public static ReadOnlySpan<byte> NoTscPage => "no reference TSC page (CPUID 0x40000003 EAX bit 9; QEMU hv-time)"u8;
+        public static ReadOnlySpan<byte> NoFrequencyMsrs => "no frequency MSRs (CPUID 0x40000003 EAX bit 11; QEMU hv-frequencies)"u8;
+        public static ReadOnlySpan<byte> NoSyntheticTimers => "no synthetic timers (CPUID 0x40000003 EAX bit 3; QEMU hv-stimer)"u8;
+        public static ReadOnlySpan<byte> NoDirectTimers => "no direct-mode synthetic timers (CPUID 0x40000003 EDX bit 19; QEMU hv-stimer-direct)"u8;
+        public static ReadOnlySpan<byte> NoSyntheticIpi => "the hypervisor does not offer synthetic cluster IPIs (CPUID 0x40000004 EAX bit 10; QEMU hv-ipi)"u8;
+        public static ReadOnlySpan<byte> OneVp => "one VP: cross-VP tests need --smp 2 or more"u8;
 
-        private static bool Skip(string reason)
+        private static bool Skip(ReadOnlySpan<byte> reason)
         {
             Expect.Skip(reason);
             return false;
@@ -58,7 +60,7 @@ namespace Kernel.TestMode
         public static bool HypercallPage()
         {
             if (!HypercallMsrs()) return false;
-            return Expect.True(HyperV.HypercallPageEnabled, "the hypercall page is enabled (CPUID 0x40000003 EAX bit 5 grants it)");
+            return Expect.True(HyperV.HypercallPageEnabled, "the hypercall page is enabled (CPUID 0x40000003 EAX bit 5 grants it)"u8);
         }
 
         // HV_X64_MSR_VP_INDEX.
@@ -102,7 +104,7 @@ namespace Kernel.TestMode
         // The processors listed in the ACPI MADT (no Hyper-V needed).
         public static bool MadtProcessors()
         {
-            return Acpi.CpuCount > 0 || Skip(Acpi.Error ?? "ACPI enumeration failed");
+            return Acpi.CpuCount > 0 || Skip(Acpi.Error.IsEmpty ? "ACPI enumeration failed"u8 : Acpi.Error);
         }
 
         // Two or more VPs (no Hyper-V needed).
@@ -168,23 +170,23 @@ namespace Kernel.TestMode
             return true;
         }
 
-        public const string NoDynamicMemoryOffer = "no Dynamic Memory device offered (QEMU 8.2 or newer with -device hv-balloon: qemu-run.sh --hv-balloon)";
-        public const string NoDynamicMemoryHost = "no host drives the balloon (dm-host on the command line: the xunit Dynamic Memory run answers the dm-host: lines over QMP)";
-        public const string NoHotAdd = "the host has no memory to hot-add (dm-hotadd on the command line: hv-balloon with a memdev)";
-        public const string StatusReportsSuppressed = "the host suppresses status reports (hv-balloon status-report=off)";
+        public static ReadOnlySpan<byte> NoDynamicMemoryOffer => "no Dynamic Memory device offered (QEMU 8.2 or newer with -device hv-balloon: qemu-run.sh --hv-balloon)"u8;
+        public static ReadOnlySpan<byte> NoDynamicMemoryHost => "no host drives the balloon (dm-host on the command line: the xunit Dynamic Memory run answers the dm-host: lines over QMP)"u8;
+        public static ReadOnlySpan<byte> NoHotAdd => "the host has no memory to hot-add (dm-hotadd on the command line: hv-balloon with a memdev)"u8;
+        public static ReadOnlySpan<byte> StatusReportsSuppressed => "the host suppresses status reports (hv-balloon status-report=off)"u8;
 
         // An offer of the Dynamic Memory class on the bus.
         public static unsafe bool DynamicMemoryOffer()
         {
-            Drivers.VmBus.VmbusGuid dm = Drivers.DynamicMemory.DynamicMemoryDevice.Class;
+            Guid dm = Drivers.DynamicMemory.DynamicMemoryDevice.Class;
             for (int i = 0; i < VmbusClient.OfferCount; i++)
                 if (VmbusClient.Offers[i].InterfaceType.Is(dm)) return true;
             return Skip(NoDynamicMemoryOffer);
         }
 
-        public static bool DynamicMemoryHost() => BootInfo.HasOption("dm-host") || Skip(NoDynamicMemoryHost);
+        public static bool DynamicMemoryHost() => BootInfo.HasOption("dm-host"u8) || Skip(NoDynamicMemoryHost);
 
-        public static bool DynamicMemoryHotAdd() => BootInfo.HasOption("dm-hotadd") || Skip(NoHotAdd);
+        public static bool DynamicMemoryHotAdd() => BootInfo.HasOption("dm-hotadd"u8) || Skip(NoHotAdd);
 
         public static unsafe bool StatusReportsTaken()
             => !Drivers.DynamicMemory.DynamicMemoryDevice.Session->SuppressStatusReports || Skip(StatusReportsSuppressed);
@@ -192,8 +194,8 @@ namespace Kernel.TestMode
         // qemu-run.sh's word on which KVM answers the Direct calls (--kvm stock|direct).
         public static unsafe bool RunnerNamedTheKvmSide(out byte* value, out int length)
         {
-            return BootInfo.TryGetOption("hv-direct", out value, out length)
-                || Skip("no hv-direct=implemented|absent on the command line (qemu-run.sh adds it in kvm and nested modes)");
+            return BootInfo.TryGetOption("hv-direct"u8, out value, out length)
+                || Skip("no hv-direct=implemented|absent on the command line (qemu-run.sh adds it in kvm and nested modes)"u8);
         }
 
         // The Direct calls' boot probe ran (kernel/hv/DirectCalls.cs): the SynIC,
@@ -213,7 +215,7 @@ namespace Kernel.TestMode
         {
             if (!DirectProbe()) return false;
             if (!DirectCalls.Implemented) return true;
-            return Skip("this hypervisor implements the Direct calls; the direct.absent_* tests check one that does not");
+            return Skip("this hypervisor implements the Direct calls; the direct.absent_* tests check one that does not"u8);
         }
     }
 }

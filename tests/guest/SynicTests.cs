@@ -10,27 +10,27 @@ namespace Kernel.TestMode
     {
         public static TestCase[] All() => new TestCase[]
         {
-            new TestCase("synic.sversion", &Sversion),
-            new TestCase("synic.eom_reads_zero", &EomReadsZero),
-            new TestCase("synic.scontrol_enabled", &ScontrolEnabled),
-            new TestCase("synic.simp_siefp_read_back", &SimpSiefpReadBack),
-            new TestCase("synic.pages_zero_after_enable", &PagesZeroAfterEnable),
-            new TestCase("synic.simp_move_hides_stale_guest_data", &SimpMoveHidesStaleData),
-            new TestCase("synic.sints_configured", &SintsConfigured),
-            new TestCase("synic.sint_vector_below_16_faults", &SintVectorBelow16Faults),
-            new TestCase("synic.apic_enabled", &ApicEnabled),
+            new TestCase("synic.sversion"u8, &Sversion),
+            new TestCase("synic.eom_reads_zero"u8, &EomReadsZero),
+            new TestCase("synic.scontrol_enabled"u8, &ScontrolEnabled),
+            new TestCase("synic.simp_siefp_read_back"u8, &SimpSiefpReadBack),
+            new TestCase("synic.pages_zero_after_enable"u8, &PagesZeroAfterEnable),
+            new TestCase("synic.simp_move_hides_stale_guest_data"u8, &SimpMoveHidesStaleData),
+            new TestCase("synic.sints_configured"u8, &SintsConfigured),
+            new TestCase("synic.sint_vector_below_16_faults"u8, &SintVectorBelow16Faults),
+            new TestCase("synic.apic_enabled"u8, &ApicEnabled),
         };
 
         private static void Sversion()
         {
             if (!Need.Synic()) return;
-            Expect.Equal(1ul, Cpu.ReadMsr(HvMsr.Sversion), "SVERSION");
+            Expect.Equal(1ul, Cpu.ReadMsr(HvMsr.Sversion), "SVERSION"u8);
         }
 
         private static void EomReadsZero()
         {
             if (!Need.Synic()) return;
-            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.Eom), "EOM");
+            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.Eom), "EOM"u8);
         }
 
         private static void ScontrolEnabled()
@@ -38,15 +38,15 @@ namespace Kernel.TestMode
             if (!Need.Synic()) return;
             HvSynicScontrol s;
             s.Value = Cpu.ReadMsr(HvMsr.Scontrol);
-            Expect.True(s.Enable, "SCONTROL enable bit");
+            Expect.True(s.Enable, "SCONTROL enable bit"u8);
         }
 
         private static void SimpSiefpReadBack()
         {
             if (!Need.Synic()) return;
             Vp* vp = Vp.Current;
-            Expect.Equal((ulong)vp->Sim | 1, Cpu.ReadMsr(HvMsr.Simp), "SIMP = page | enable");
-            Expect.Equal((ulong)vp->Sief | 1, Cpu.ReadMsr(HvMsr.Siefp), "SIEFP = page | enable");
+            Expect.Equal((ulong)vp->Sim | 1, Cpu.ReadMsr(HvMsr.Simp), "SIMP = page | enable"u8);
+            Expect.Equal((ulong)vp->Sief | 1, Cpu.ReadMsr(HvMsr.Siefp), "SIEFP = page | enable"u8);
         }
 
         // Read on every VP right after its SIMP/SIEFP enable, before any traffic.
@@ -54,7 +54,7 @@ namespace Kernel.TestMode
         {
             if (!Need.Synic()) return;
             for (int i = 0; i < Vp.Count; i++)
-                Expect.True(Vp.Get(i)->PagesZeroAtEnable, "SIM and SIEF pages all zero right after enable");
+                Expect.True(Vp.Get(i)->PagesZeroAtEnable, "SIM and SIEF pages all zero right after enable"u8);
         }
 
         // Point SIMP and SIEFP at pages full of 0xFF: the guest's stale bytes must
@@ -83,8 +83,8 @@ namespace Kernel.TestMode
             Cpu.EnableInterrupts();
             PageAllocator.Free(sim);
             PageAllocator.Free(sief);
-            Expect.True(simOk, "new SIM page: zeroed, or the hypervisor's page moved there");
-            Expect.True(siefOk, "new SIEF page: zeroed, or the hypervisor's page moved there");
+            Expect.True(simOk, "new SIM page: zeroed, or the hypervisor's page moved there"u8);
+            Expect.True(siefOk, "new SIEF page: zeroed, or the hypervisor's page moved there"u8);
         }
 
         private static void SintsConfigured()
@@ -94,9 +94,9 @@ namespace Kernel.TestMode
             {
                 HvSynicSint value;
                 value.Value = Cpu.ReadMsr(HvMsr.Sint(sint));
-                if (!Expect.Equal((ulong)(Synic.VectorBase + sint), value.Vector, "SINT vector")) return;
-                if (!Expect.False(value.Masked, "SINT masked")) return;
-                if (!Expect.Equal((Vp.Current->AutoEoiMask & (1u << sint)) != 0, value.AutoEoi, "SINT auto-EOI as configured")) return;
+                if (!Expect.Equal((ulong)(Synic.VectorBase + sint), value.Vector, "SINT vector"u8)) return;
+                if (!Expect.False(value.Masked, "SINT masked"u8)) return;
+                if (!Expect.Equal((Vp.Current->AutoEoiMask & (1u << sint)) != 0, value.AutoEoi, "SINT auto-EOI as configured"u8)) return;
             }
         }
 
@@ -106,9 +106,9 @@ namespace Kernel.TestMode
             const int sint = 15;
             ulong before = Cpu.ReadMsr(HvMsr.Sint(sint));
             ulong faults = Interrupts.LastFault.Count;
-            Expect.False(Cpu.TryWriteMsr(HvMsr.Sint(sint), 15), "unmasked SINT with vector 15 accepted");
-            Expect.Equal(faults + 1, Interrupts.LastFault.Count, "faults caught");
-            Expect.Equal(before, Cpu.ReadMsr(HvMsr.Sint(sint)), "SINT15 unchanged");
+            Expect.False(Cpu.TryWriteMsr(HvMsr.Sint(sint), 15), "unmasked SINT with vector 15 accepted"u8);
+            Expect.Equal(faults + 1, Interrupts.LastFault.Count, "faults caught"u8);
+            Expect.Equal(before, Cpu.ReadMsr(HvMsr.Sint(sint)), "SINT15 unchanged"u8);
         }
 
         // The APIC carries SynIC interrupts; it is enabled, and its EOI goes
@@ -116,8 +116,8 @@ namespace Kernel.TestMode
         private static void ApicEnabled()
         {
             if (!Need.HvInterface()) return;
-            Expect.True(Apic.SoftwareEnabled, "local APIC software-enabled (SVR bit 8)");
-            Expect.Equal(HyperV.Has(HvPartitionPrivilege.AccessIntrCtrlRegs), Apic.UseHvEoiMsr, "EOI through HV_X64_MSR_EOI exactly when offered");
+            Expect.True(Apic.SoftwareEnabled, "local APIC software-enabled (SVR bit 8)"u8);
+            Expect.Equal(HyperV.Has(HvPartitionPrivilege.AccessIntrCtrlRegs), Apic.UseHvEoiMsr, "EOI through HV_X64_MSR_EOI exactly when offered"u8);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 using Kernel.Hv;
 
@@ -36,9 +37,9 @@ namespace Kernel.TestMode
             s_eventConns = (ulong*)Runtime.Heap.AllocateRaw(4 * 8);
         }
 
-        private static bool Check(bool ok, string refusal)
+        private static bool Check(bool ok, ReadOnlySpan<byte> refusal)
         {
-            if (!ok) { Console.Write("hyperv-testdev: refused: "); Console.WriteLine(refusal); }
+            if (!ok) { Console.Write("hyperv-testdev: refused: "u8); Console.WriteLine(refusal); }
             return ok;
         }
 
@@ -48,7 +49,7 @@ namespace Kernel.TestMode
         public static bool CreateSintRoute(uint vp, uint sint)
         {
             Book();
-            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) == 0, "SINT route exists or is out of range")) return false;
+            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) == 0, "SINT route exists or is out of range"u8)) return false;
             Write(Control.SintRouteCreate, vp, sint, 0);
             s_routes[vp] |= 1ul << (int)sint;
             return true;
@@ -57,7 +58,7 @@ namespace Kernel.TestMode
         public static bool DestroySintRoute(uint vp, uint sint)
         {
             Book();
-            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) != 0, "no such SINT route")) return false;
+            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) != 0, "no such SINT route"u8)) return false;
             Write(Control.SintRouteDestroy, vp, sint, 0);
             s_routes[vp] &= ~(1ul << (int)sint);
             return true;
@@ -67,7 +68,7 @@ namespace Kernel.TestMode
         public static bool RaiseSint(uint vp, uint sint)
         {
             Book();
-            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) != 0, "no such SINT route")) return false;
+            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) != 0, "no such SINT route"u8)) return false;
             Write(Control.SintRouteSetSint, vp, sint, 0);
             return true;
         }
@@ -76,7 +77,7 @@ namespace Kernel.TestMode
         public static bool CreateMessageConnection(uint connectionId, uint vp, uint sint)
         {
             Book();
-            if (!Check(connectionId < 256 && vp < 256 && sint < 16 && !Has(s_messageConns, connectionId), "message connection exists or is out of range")) return false;
+            if (!Check(connectionId < 256 && vp < 256 && sint < 16 && !Has(s_messageConns, connectionId), "message connection exists or is out of range"u8)) return false;
             Write(Control.MessageConnectionCreate, vp, sint, connectionId);
             Put(s_messageConns, connectionId, true);
             return true;
@@ -85,7 +86,7 @@ namespace Kernel.TestMode
         public static bool DestroyMessageConnection(uint connectionId)
         {
             Book();
-            if (!Check(connectionId < 256 && Has(s_messageConns, connectionId), "no such message connection")) return false;
+            if (!Check(connectionId < 256 && Has(s_messageConns, connectionId), "no such message connection"u8)) return false;
             Write(Control.MessageConnectionDestroy, 0, 0, connectionId);
             Put(s_messageConns, connectionId, false);
             return true;
@@ -95,7 +96,7 @@ namespace Kernel.TestMode
         public static bool CreateEventConnection(uint connectionId, uint vp, uint sint)
         {
             Book();
-            if (!Check(connectionId < 256 && vp < 256 && sint < 16 && !Has(s_eventConns, connectionId), "event connection exists or is out of range")) return false;
+            if (!Check(connectionId < 256 && vp < 256 && sint < 16 && !Has(s_eventConns, connectionId), "event connection exists or is out of range"u8)) return false;
             Write(Control.EventConnectionCreate, vp, sint, connectionId);
             Put(s_eventConns, connectionId, true);
             return true;
@@ -104,7 +105,7 @@ namespace Kernel.TestMode
         public static bool DestroyEventConnection(uint connectionId)
         {
             Book();
-            if (!Check(connectionId < 256 && Has(s_eventConns, connectionId), "no such event connection")) return false;
+            if (!Check(connectionId < 256 && Has(s_eventConns, connectionId), "no such event connection"u8)) return false;
             Write(Control.EventConnectionDestroy, 0, 0, connectionId);
             Put(s_eventConns, connectionId, false);
             return true;

@@ -17,16 +17,16 @@ namespace Kernel
         static partial void EnterTestMode()
         {
             RunCrashRequest();
-            if (BootInfo.HasOption("count"))
+            if (BootInfo.HasOption("count"u8))
                 Leave(TestMode.CountMode.Run());
-            if (BootInfo.HasOption("bench"))
+            if (BootInfo.HasOption("bench"u8))
             {
                 TestMode.BenchMode.Run();
                 Leave(true);
             }
-            if (BootInfo.HasOption("test"))
+            if (BootInfo.HasOption("test"u8))
                 Leave(TestMode.TestRunner.RunSelected());
-            Console.WriteLine("boot complete");
+            Console.WriteLine("boot complete"u8);
             Leave(true);
         }
 
@@ -40,14 +40,14 @@ namespace Kernel
         // fatal path: the handler names the vector and RIP and exits with the crash status.
         private static void RunCrashRequest()
         {
-            if (!BootInfo.TryGetOption("crash", out byte* kind, out int length)) return;
-            Console.WriteLine("crash requested on the command line");
-            if (BootInfo.ValueEquals(kind, length, "ud")) TestMode.Crash.InvalidOpcode();
-            else if (BootInfo.ValueEquals(kind, length, "gp")) TestMode.Crash.GeneralProtection();
-            else if (BootInfo.ValueEquals(kind, length, "pf")) TestMode.Crash.PageFault();
-            else if (BootInfo.ValueEquals(kind, length, "de")) TestMode.Crash.DivideError();
-            else if (BootInfo.ValueEquals(kind, length, "df")) Cpu.CrashWithStack(0x1000);
-            Panic.Fail("unknown crash= value (use ud, gp, pf, de or df)");
+            if (!BootInfo.TryGetOption("crash"u8, out byte* kind, out int length)) return;
+            Console.WriteLine("crash requested on the command line"u8);
+            if (BootInfo.ValueEquals(kind, length, "ud"u8)) TestMode.Crash.InvalidOpcode();
+            else if (BootInfo.ValueEquals(kind, length, "gp"u8)) TestMode.Crash.GeneralProtection();
+            else if (BootInfo.ValueEquals(kind, length, "pf"u8)) TestMode.Crash.PageFault();
+            else if (BootInfo.ValueEquals(kind, length, "de"u8)) TestMode.Crash.DivideError();
+            else if (BootInfo.ValueEquals(kind, length, "df"u8)) Cpu.CrashWithStack(0x1000);
+            Panic.Fail("unknown crash= value (use ud, gp, pf, de or df)"u8);
         }
     }
 }

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 
 namespace Kernel.TestMode
@@ -5,10 +6,10 @@ namespace Kernel.TestMode
     // One guest test: a name and a body that checks real values with Expect.
     public unsafe struct TestCase
     {
-        public string Name;
+        public ReadOnlySpan<byte> Name;
         public delegate*<void> Body;
 
-        public TestCase(string name, delegate*<void> body) { Name = name; Body = body; }
+        public TestCase(ReadOnlySpan<byte> name, delegate*<void> body) { Name = name; Body = body; }
     }
 
     // Runs the guest tests selected on the command line (`test` or `test=PREFIX`)
@@ -32,19 +33,19 @@ namespace Kernel.TestMode
         {
             byte* filter = null;
             int filterLength = 0;
-            BootInfo.TryGetOption("test", out filter, out filterLength);
-            Console.WriteLine("test mode");
-            if (BootInfo.TryGetOption("pingpong", out byte* rounds, out int roundsLength)) SmpTests.PingPongRounds = (int)ParseDecimal(rounds, roundsLength);
+            BootInfo.TryGetOption("test"u8, out filter, out filterLength);
+            Console.WriteLine("test mode"u8);
+            if (BootInfo.TryGetOption("pingpong"u8, out byte* rounds, out int roundsLength)) SmpTests.PingPongRounds = (int)ParseDecimal(rounds, roundsLength);
             int selected = 0;
             for (int s = 0; Suite(s) is TestCase[] suite; s++)
                 for (int i = 0; i < suite.Length; i++)
                     if (StartsWith(suite[i].Name, filter, filterLength)) selected++;
 
-            Console.WriteLine("TAP version 14");
-            if (selected == 0) Console.WriteLine("1..0 # SKIP no test matches the test= prefix");
+            Console.WriteLine("TAP version 14"u8);
+            if (selected == 0) Console.WriteLine("1..0 # SKIP no test matches the test= prefix"u8);
             else
             {
-                Console.Write("1..");
+                Console.Write("1.."u8);
                 Console.WriteDecimal((long)(selected + 1));      // + the interrupt guard's verdict
                 Console.WriteLine();
                 for (int s = 0; Suite(s) is TestCase[] suite; s++)
@@ -53,12 +54,12 @@ namespace Kernel.TestMode
                 Run(GuardTests.Closing);                           // every run ends with the interrupt guard's verdict
             }
             Console.WriteDecimal((long)s_passed);
-            Console.Write(" passed, ");
+            Console.Write(" passed, "u8);
             Console.WriteDecimal((long)s_failed);
-            Console.Write(" failed, ");
+            Console.Write(" failed, "u8);
             Console.WriteDecimal((long)s_skipped);
-            Console.WriteLine(" skipped");
-            if (s_number == 0) Console.WriteLine("no test matches the test= prefix");
+            Console.WriteLine(" skipped"u8);
+            if (s_number == 0) Console.WriteLine("no test matches the test= prefix"u8);
             return s_failed == 0 && s_number > 0;
         }
 
@@ -78,13 +79,13 @@ namespace Kernel.TestMode
             8 => VmbusTests.All(),       // ends with UNLOAD
             9 => GuardTests.All(),
             // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
-            10 => BootInfo.HasOption("inject-failure") ? InjectedFailure : new TestCase[0],
+            10 => BootInfo.HasOption("inject-failure"u8) ? InjectedFailure : new TestCase[0],
             _ => null,
         };
 
-        private static TestCase[] InjectedFailure => new TestCase[] { new TestCase("testmode.injected_failure", &FailOnPurpose) };
+        private static TestCase[] InjectedFailure => new TestCase[] { new TestCase("testmode.injected_failure"u8, &FailOnPurpose) };
 
-        private static void FailOnPurpose() => Expect.Equal(1ul, 2ul, "the deliberately wrong expectation of inject-failure");
+        private static void FailOnPurpose() => Expect.Equal(1ul, 2ul, "the deliberately wrong expectation of inject-failure"u8);
 
         public static ulong ParseDecimal(byte* text, int length)
         {
@@ -93,7 +94,7 @@ namespace Kernel.TestMode
             return value;
         }
 
-        private static bool StartsWith(string name, byte* prefix, int length)
+        private static bool StartsWith(ReadOnlySpan<byte> name, byte* prefix, int length)
         {
             if (length <= 0) return true;
             if (length > name.Length) return false;
@@ -106,40 +107,40 @@ namespace Kernel.TestMode
             s_number++;
             Expect.Reset();
             test.Body();
-            if ((object)Expect.SkipReason != null)
+            if (Expect.Skipped)
             {
                 s_skipped++;
-                Console.Write("ok ");
+                Console.Write("ok "u8);
                 WriteHead(test.Name);
-                Console.Write(" # SKIP ");
+                Console.Write(" # SKIP "u8);
                 Console.WriteLine(Expect.SkipReason);
             }
             else if (Expect.Failed)
             {
                 s_failed++;
-                Console.Write("not ok ");
+                Console.Write("not ok "u8);
                 WriteHead(test.Name);
                 Console.WriteLine();
                 // TAP 14 diagnostics: a YAML block (what TAP::Parser's YAMLish reads: a single-quoted scalar).
-                Console.WriteLine("  ---");
-                Console.Write("  message: '");
+                Console.WriteLine("  ---"u8);
+                Console.Write("  message: '"u8);
                 Expect.WriteFailure(yamlSingleQuoted: true);
-                Console.WriteLine("'");
-                Console.WriteLine("  ...");
+                Console.WriteLine("'"u8);
+                Console.WriteLine("  ..."u8);
             }
             else
             {
                 s_passed++;
-                Console.Write("ok ");
+                Console.Write("ok "u8);
                 WriteHead(test.Name);
                 Console.WriteLine();
             }
         }
 
-        private static void WriteHead(string name)
+        private static void WriteHead(ReadOnlySpan<byte> name)
         {
             Console.WriteDecimal((long)s_number);
-            Console.Write(" - ");
+            Console.Write(" - "u8);
             Console.Write(name);
         }
     }

@@ -1,3 +1,4 @@
+using System;
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
@@ -13,20 +14,20 @@ namespace Kernel.TestMode
     {
         public static TestCase[] All() => new TestCase[]
         {
-            new TestCase("vmbus.contact_negotiates_highest_accepted_version", &NegotiatesHighestAcceptedVersion),
-            new TestCase("vmbus.refused_versions_move_to_the_next", &RefusedVersionsMoveToTheNext),
-            new TestCase("vmbus.messages_use_connection_1_and_sint_2", &MessagesUseConnection1AndSint2),
-            new TestCase("vmbus.offers_complete_with_alloffers_delivered", &OffersCompleteWithAllOffersDelivered),
-            new TestCase("vmbus.gpadl_header_and_body_created", &GpadlHeaderAndBodyCreated),
-            new TestCase("vmbus.gpadl_torn_down", &GpadlTornDown),
-            new TestCase("vmbus.event_connection_accepts_signal", &EventConnectionAcceptsSignal),
-            new TestCase("vmbus.unanswered_request_times_out", &UnansweredRequestTimesOut),
-            new TestCase("vmbus.unknown_message_type_ignored", &UnknownMessageTypeIgnored),
-            new TestCase("vmbus.short_message_rejected", &ShortMessageRejected),
-            new TestCase("vmbus.offer_decoded_from_message", &OfferDecodedFromMessage),
-            new TestCase("vmbus.guid_formatted_and_named", &GuidFormattedAndNamed),
-            new TestCase("vmbus.ring_round_trip_wraps", &RingRoundTripWraps),
-            new TestCase("vmbus.unload_completes", &UnloadCompletes),
+            new TestCase("vmbus.contact_negotiates_highest_accepted_version"u8, &NegotiatesHighestAcceptedVersion),
+            new TestCase("vmbus.refused_versions_move_to_the_next"u8, &RefusedVersionsMoveToTheNext),
+            new TestCase("vmbus.messages_use_connection_1_and_sint_2"u8, &MessagesUseConnection1AndSint2),
+            new TestCase("vmbus.offers_complete_with_alloffers_delivered"u8, &OffersCompleteWithAllOffersDelivered),
+            new TestCase("vmbus.gpadl_header_and_body_created"u8, &GpadlHeaderAndBodyCreated),
+            new TestCase("vmbus.gpadl_torn_down"u8, &GpadlTornDown),
+            new TestCase("vmbus.event_connection_accepts_signal"u8, &EventConnectionAcceptsSignal),
+            new TestCase("vmbus.unanswered_request_times_out"u8, &UnansweredRequestTimesOut),
+            new TestCase("vmbus.unknown_message_type_ignored"u8, &UnknownMessageTypeIgnored),
+            new TestCase("vmbus.short_message_rejected"u8, &ShortMessageRejected),
+            new TestCase("vmbus.offer_decoded_from_message"u8, &OfferDecodedFromMessage),
+            new TestCase("vmbus.guid_formatted_and_named"u8, &GuidFormattedAndNamed),
+            new TestCase("vmbus.ring_round_trip_wraps"u8, &RingRoundTripWraps),
+            new TestCase("vmbus.unload_completes"u8, &UnloadCompletes),
         };
 
         // QEMU (7.2 and 10.0, hw/hyperv/vmbus.c) accepts any version up to VMBUS_VERSION_CURRENT = WIN10.
@@ -40,7 +41,7 @@ namespace Kernel.TestMode
         {
             if (!Need.VmbusHost()) return false;
             if (VmbusClient.State != VmbusState.Connected) VmbusClient.Connect();
-            return Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "VMBus connected (Disconnected = 0, Connected = 1)");
+            return Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "VMBus connected (Disconnected = 0, Connected = 1)"u8);
         }
 
         private static HvMessage* Synthetic(uint vmbusType, uint payloadSize)
@@ -57,8 +58,8 @@ namespace Kernel.TestMode
         private static void NegotiatesHighestAcceptedVersion()
         {
             if (!Need.VmbusHost()) return;
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)VmbusClient.LastConnect, "Connect result (Done = 0)");
-            Expect.Equal((ulong)QemuHighestVersion, (ulong)VmbusClient.Version, "negotiated version (QEMU's VMBUS_VERSION_CURRENT, 4.0)");
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)VmbusClient.LastConnect, "Connect result (Done = 0)"u8);
+            Expect.Equal((ulong)QemuHighestVersion, (ulong)VmbusClient.Version, "negotiated version (QEMU's VMBUS_VERSION_CURRENT, 4.0)"u8);
         }
 
         // 5.3..5.0 go to connection 4, which QEMU does not serve (INVALID_CONNECTION_ID);
@@ -66,27 +67,27 @@ namespace Kernel.TestMode
         private static void RefusedVersionsMoveToTheNext()
         {
             if (!Need.VmbusHost()) return;
-            if (!Expect.Equal(6ul, (ulong)VmbusClient.AttemptCount, "INITIATE_CONTACT attempts (5.3, 5.2, 5.1, 5.0, 4.1, 4.0)")) return;
+            if (!Expect.Equal(6ul, (ulong)VmbusClient.AttemptCount, "INITIATE_CONTACT attempts (5.3, 5.2, 5.1, 5.0, 4.1, 4.0)"u8)) return;
             VmbusAttempt* a = VmbusClient.Attempts;
-            Expect.Equal((ulong)VmbusVersion.Win10V5_3, (ulong)a[0].Version, "first attempt: the newest version");
-            Expect.Equal(4ul, (ulong)a[0].ConnectionId, "5.x contacts connection 4");
-            Expect.Equal(HvStatus.InvalidConnectionId, a[0].PostStatus, "QEMU has no listener on connection 4");
-            Expect.Equal((ulong)VmbusResult.NoHost, (ulong)a[3].Result, "5.0 moves on (NoHost = 1)");
-            Expect.Equal((ulong)VmbusVersion.Win10Rs3, (ulong)a[4].Version, "fifth attempt: 4.1");
-            Expect.Equal((ulong)VmbusResult.Refused, (ulong)a[4].Result, "4.1 refused by VERSION_RESPONSE (Refused = 2)");
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)a[5].Result, "4.0 accepted");
+            Expect.Equal((ulong)VmbusVersion.Win10V5_3, (ulong)a[0].Version, "first attempt: the newest version"u8);
+            Expect.Equal(4ul, (ulong)a[0].ConnectionId, "5.x contacts connection 4"u8);
+            Expect.Equal(HvStatus.InvalidConnectionId, a[0].PostStatus, "QEMU has no listener on connection 4"u8);
+            Expect.Equal((ulong)VmbusResult.NoHost, (ulong)a[3].Result, "5.0 moves on (NoHost = 1)"u8);
+            Expect.Equal((ulong)VmbusVersion.Win10Rs3, (ulong)a[4].Version, "fifth attempt: 4.1"u8);
+            Expect.Equal((ulong)VmbusResult.Refused, (ulong)a[4].Result, "4.1 refused by VERSION_RESPONSE (Refused = 2)"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)a[5].Result, "4.0 accepted"u8);
         }
 
         private static void MessagesUseConnection1AndSint2()
         {
             if (!Connected()) return;
-            Expect.Equal(1ul, (ulong)VmbusClient.MessageConnectionId, "message connection after contact (QEMU VMBUS_MESSAGE_CONNECTION_ID)");
-            Expect.Equal(0ul, (ulong)VmbusClient.HostConnectionId, "connection id in QEMU's VERSION_RESPONSE");
+            Expect.Equal(1ul, (ulong)VmbusClient.MessageConnectionId, "message connection after contact (QEMU VMBUS_MESSAGE_CONNECTION_ID)"u8);
+            Expect.Equal(0ul, (ulong)VmbusClient.HostConnectionId, "connection id in QEMU's VERSION_RESPONSE"u8);
             ulong onSint2 = Synic.MessagesTaken[VmbusConstants.MessageSint];
-            Expect.InRange(2, 0xFFFFFFFF, onSint2, "messages taken on SINT 2 (VERSION_RESPONSEs, ALLOFFERS_DELIVERED)");
+            Expect.InRange(2, 0xFFFFFFFF, onSint2, "messages taken on SINT 2 (VERSION_RESPONSEs, ALLOFFERS_DELIVERED)"u8);
             ulong received = 0;
             for (uint type = 0; type < VmbusMessageType.Count; type++) received += VmbusClient.Received[type];
-            Expect.Equal(received, onSint2, "every SINT 2 message reached the VMBus receive path (as an accepted message)");
+            Expect.Equal(received, onSint2, "every SINT 2 message reached the VMBus receive path (as an accepted message)"u8);
         }
 
         // A second REQUESTOFFERS in the same connection: QEMU offers each channel once
@@ -99,16 +100,16 @@ namespace Kernel.TestMode
             ulong offersReceived = VmbusClient.Received[VmbusMessageType.OfferChannel];
             int offers = VmbusClient.OfferCount;
             VmbusResult r = VmbusClient.RequestOffers();
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "REQUESTOFFERS result (Done = 0)");
-            Expect.True(VmbusClient.OffersComplete, "ALLOFFERS_DELIVERED ended the offer list");
-            Expect.Equal(delivered + 1, VmbusClient.Received[VmbusMessageType.AllOffersDelivered], "ALLOFFERS_DELIVERED messages");
-            Expect.Equal(offersReceived, VmbusClient.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages for the second request");
-            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers kept from boot");
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "REQUESTOFFERS result (Done = 0)"u8);
+            Expect.True(VmbusClient.OffersComplete, "ALLOFFERS_DELIVERED ended the offer list"u8);
+            Expect.Equal(delivered + 1, VmbusClient.Received[VmbusMessageType.AllOffersDelivered], "ALLOFFERS_DELIVERED messages"u8);
+            Expect.Equal(offersReceived, VmbusClient.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages for the second request"u8);
+            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers kept from boot"u8);
             ulong duplicates = 0;
             for (int i = 0; i < VmbusClient.OfferCount; i++)
                 for (int j = i + 1; j < VmbusClient.OfferCount; j++)
                     if (VmbusClient.Offers[i].ChildRelid == VmbusClient.Offers[j].ChildRelid) duplicates++;
-            Expect.Equal(0ul, duplicates, "relids offered twice");
+            Expect.Equal(0ul, duplicates, "relids offered twice"u8);
         }
 
         // ---- GPADLs --------------------------------------------------------------------
@@ -125,11 +126,11 @@ namespace Kernel.TestMode
             VmbusResult r = VmbusClient.CreateGpadl(1, region, GpadlPages, out uint id);
             VmbusResult down = r == VmbusResult.Done ? VmbusClient.TeardownGpadl(1, id) : VmbusResult.Invalid;
             if (down == VmbusResult.Done) for (int p = 0; p < GpadlPages; p++) PageAllocator.Free((byte*)region + p * 4096);
-            Expect.Equal(1ul, (ulong)VmbusGpadl.BodyMessagesFor(GpadlPages), "GPADL_BODY messages for 32 pages");
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL result (Done = 0)");
-            Expect.Equal(created + 1, VmbusClient.Received[VmbusMessageType.GpadlCreated], "GPADL_CREATED messages");
-            Expect.Equal((ulong)id, (ulong)((VmbusGpadlCreated*)VmbusClient.Last(VmbusMessageType.GpadlCreated))->GpadlId, "GPADL_CREATED names our GPADL id");
-            Expect.Equal(0ul, (ulong)((VmbusGpadlCreated*)VmbusClient.Last(VmbusMessageType.GpadlCreated))->CreationStatus, "creation status");
+            Expect.Equal(1ul, (ulong)VmbusGpadl.BodyMessagesFor(GpadlPages), "GPADL_BODY messages for 32 pages"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL result (Done = 0)"u8);
+            Expect.Equal(created + 1, VmbusClient.Received[VmbusMessageType.GpadlCreated], "GPADL_CREATED messages"u8);
+            Expect.Equal((ulong)id, (ulong)((VmbusGpadlCreated*)VmbusClient.Last(VmbusMessageType.GpadlCreated))->GpadlId, "GPADL_CREATED names our GPADL id"u8);
+            Expect.Equal(0ul, (ulong)((VmbusGpadlCreated*)VmbusClient.Last(VmbusMessageType.GpadlCreated))->CreationStatus, "creation status"u8);
         }
 
         private static void GpadlTornDown()
@@ -137,13 +138,13 @@ namespace Kernel.TestMode
             if (!Connected()) return;
             void* region = (void*)PageAllocator.AllocateContiguous(4, zero: true);
             VmbusResult r = VmbusClient.CreateGpadl(1, region, 4, out uint id);
-            if (!Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL created first")) return;
+            if (!Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL created first"u8)) return;
             ulong torn = VmbusClient.Received[VmbusMessageType.GpadlTorndown];
             VmbusResult down = VmbusClient.TeardownGpadl(1, id);
             if (down == VmbusResult.Done) for (int p = 0; p < 4; p++) PageAllocator.Free((byte*)region + p * 4096);
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)down, "GPADL_TEARDOWN result (Done = 0)");
-            Expect.Equal(torn + 1, VmbusClient.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages");
-            Expect.Equal((ulong)id, (ulong)((VmbusGpadlTorndown*)VmbusClient.Last(VmbusMessageType.GpadlTorndown))->GpadlId, "GPADL_TORNDOWN names our GPADL id");
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)down, "GPADL_TEARDOWN result (Done = 0)"u8);
+            Expect.Equal(torn + 1, VmbusClient.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages"u8);
+            Expect.Equal((ulong)id, (ulong)((VmbusGpadlTorndown*)VmbusClient.Last(VmbusMessageType.GpadlTorndown))->GpadlId, "GPADL_TORNDOWN names our GPADL id"u8);
         }
 
         // Guest to host: HvCallSignalEvent reaches the VMBus host's event connection (2).
@@ -151,8 +152,8 @@ namespace Kernel.TestMode
         {
             if (!Need.SignalEvents() || !Connected()) return;
             HvCallResult r = Hypercall.SignalEvent(VmbusConstants.EventConnectionId, 0);
-            Expect.Equal(HvStatus.Success, r.Status, "HvCallSignalEvent to VMBus event connection 2");
-            Expect.Equal(HvOutcome.Done, r.Outcome, "outcome");
+            Expect.Equal(HvStatus.Success, r.Status, "HvCallSignalEvent to VMBus event connection 2"u8);
+            Expect.Equal(HvOutcome.Done, r.Outcome, "outcome"u8);
         }
 
         // OPENCHANNEL for a relid nobody offered: QEMU drops it silently. The client
@@ -168,11 +169,11 @@ namespace Kernel.TestMode
             VmbusChannel* channel = VmbusClient.OpenChannel(&offer, 2, null, out VmbusResult r);
             ulong waited = (Clock.Now100ns() - before) / 10000;
             VmbusResult after = VmbusClient.RequestOffers();
-            Expect.True(channel == null, "no channel was opened");
-            Expect.Equal((ulong)VmbusResult.Timeout, (ulong)r, "OPENCHANNEL result (Timeout = 3)");
-            Expect.InRange(VmbusClient.ResponseTimeoutMs, VmbusClient.ResponseTimeoutMs * 3, waited, "milliseconds waited");
-            Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "still connected");
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)after, "REQUESTOFFERS afterwards");
+            Expect.True(channel == null, "no channel was opened"u8);
+            Expect.Equal((ulong)VmbusResult.Timeout, (ulong)r, "OPENCHANNEL result (Timeout = 3)"u8);
+            Expect.InRange(VmbusClient.ResponseTimeoutMs, VmbusClient.ResponseTimeoutMs * 3, waited, "milliseconds waited"u8);
+            Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "still connected"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)after, "REQUESTOFFERS afterwards"u8);
         }
 
         // ---- the receive path (no host needed) --------------------------------------
@@ -183,9 +184,9 @@ namespace Kernel.TestMode
             int offers = VmbusClient.OfferCount;
             VmbusClient.Receive(Synthetic(99, 16));
             VmbusClient.Receive(Synthetic(VmbusMessageType.RequestOffers, 8));    // a guest-to-host type
-            Expect.Equal(unknown + 2, VmbusClient.UnknownMessages, "unknown messages counted");
-            Expect.Equal(rejected, VmbusClient.RejectedMessages, "rejected messages");
-            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers unchanged");
+            Expect.Equal(unknown + 2, VmbusClient.UnknownMessages, "unknown messages counted"u8);
+            Expect.Equal(rejected, VmbusClient.RejectedMessages, "rejected messages"u8);
+            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers unchanged"u8);
         }
 
         private static void ShortMessageRejected()
@@ -195,9 +196,9 @@ namespace Kernel.TestMode
             int offers = VmbusClient.OfferCount;
             VmbusClient.Receive(Synthetic(VmbusMessageType.OfferChannel, 100));   // needs 196
             VmbusClient.Receive(Synthetic(VmbusMessageType.VersionResponse, 4));  // not even a header
-            Expect.Equal(rejected + 2, VmbusClient.RejectedMessages, "rejected messages counted");
-            Expect.Equal(offersReceived, VmbusClient.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages accepted");
-            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers unchanged");
+            Expect.Equal(rejected + 2, VmbusClient.RejectedMessages, "rejected messages counted"u8);
+            Expect.Equal(offersReceived, VmbusClient.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages accepted"u8);
+            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers unchanged"u8);
         }
 
         // An OFFERCHANNEL byte image as QEMU builds it (200 bytes, LE GUIDs).
@@ -205,8 +206,8 @@ namespace Kernel.TestMode
         {
             HvMessage* m = Synthetic(VmbusMessageType.OfferChannel, 200);
             var o = (VmbusOfferChannel*)m->Payload;
-            o->InterfaceType = VmbusGuid.From(0xba6163d9, 0x04a1, 0x4d29, 0xb60572e2ffb1dc7f);
-            o->InterfaceInstance = VmbusGuid.From(0x12345678, 0x9abc, 0xdef0, 0x0102030405060708);
+            o->InterfaceType = Guid.From(0xba6163d9, 0x04a1, 0x4d29, 0xb60572e2ffb1dc7f);
+            o->InterfaceInstance = Guid.From(0x12345678, 0x9abc, 0xdef0, 0x0102030405060708);
             o->ChildRelid = 7;
             o->ConnectionId = 23;
             o->MonitorId = 3;
@@ -214,26 +215,26 @@ namespace Kernel.TestMode
             o->DedicatedInterrupt = 1;
             o->MmioMegabytes = 8;
             VmbusOffer offer = VmbusOffer.Decode(o);
-            Expect.Equal(7ul, (ulong)offer.ChildRelid, "relid @184");
-            Expect.Equal(23ul, (ulong)offer.ConnectionId, "connection id @192");
-            Expect.Equal(3ul, (ulong)offer.MonitorId, "monitor id @188");
-            Expect.True(offer.MonitorAllocated, "monitor allocated @189");
-            Expect.True(offer.DedicatedInterrupt, "dedicated interrupt @190");
-            Expect.Equal(8ul, (ulong)offer.MmioMegabytes, "MMIO MiB @58");
-            Expect.Equal("scsi", VmbusClass.Name(&offer.InterfaceType), "class name");
-            Expect.Equal(0xba6163d9ul, (ulong)*(uint*)(m->Payload + 8), "interface type Data1 @8, little-endian");
+            Expect.Equal(7ul, (ulong)offer.ChildRelid, "relid @184"u8);
+            Expect.Equal(23ul, (ulong)offer.ConnectionId, "connection id @192"u8);
+            Expect.Equal(3ul, (ulong)offer.MonitorId, "monitor id @188"u8);
+            Expect.True(offer.MonitorAllocated, "monitor allocated @189"u8);
+            Expect.True(offer.DedicatedInterrupt, "dedicated interrupt @190"u8);
+            Expect.Equal(8ul, (ulong)offer.MmioMegabytes, "MMIO MiB @58"u8);
+            Expect.Equal("scsi"u8, VmbusClass.Name(&offer.InterfaceType), "class name"u8);
+            Expect.Equal(0xba6163d9ul, (ulong)*(uint*)(m->Payload + 8), "interface type Data1 @8, little-endian"u8);
         }
 
         private static void GuidFormattedAndNamed()
         {
-            VmbusGuid g = VmbusGuid.From(0xf8615163, 0xdf3e, 0x46c5, 0x913ff2d2f965ed0e);
-            string text = new string(' ', VmbusGuid.FormattedLength);
-            fixed (char* p = &text.GetPinnableReference()) g.Format(p);
-            Expect.Equal("f8615163-df3e-46c5-913f-f2d2f965ed0e", text, "formatted");
-            Expect.Equal("network", VmbusClass.Name(&g), "well-known class");
+            Guid g = Guid.From(0xf8615163, 0xdf3e, 0x46c5, 0x913ff2d2f965ed0e);
+            byte* buffer = stackalloc byte[Guid.FormattedLength];
+            ReadOnlySpan<byte> text = new ReadOnlySpan<byte>(buffer, g.Format(buffer));
+            Expect.Equal("f8615163-df3e-46c5-913f-f2d2f965ed0e"u8, text, "formatted"u8);
+            Expect.Equal("network"u8, VmbusClass.Name(&g), "well-known class"u8);
             byte* raw = (byte*)&g;
-            Expect.Equal(0x63ul, raw[0], "byte 0 (Data1 little-endian)");
-            Expect.Equal(0x91ul, raw[8], "byte 8 (Data4[0])");
+            Expect.Equal(0x63ul, raw[0], "byte 0 (Data1 little-endian)"u8);
+            Expect.Equal(0x91ul, raw[8], "byte 8 (Data4[0])"u8);
         }
 
         // Ring code as ilc compiled it: packets across the end of the data area.
@@ -253,14 +254,14 @@ namespace Kernel.TestMode
             VmbusRingStatus empty = ring.Read(&d, back, 64, out uint _, out bool _);
             PageAllocator.Free(region);
             PageAllocator.Free(region + 4096);
-            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)w, "write (Done = 0)");
-            Expect.True(signal, "an empty, unmasked ring signals the consumer");
-            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)r, "read");
-            Expect.Equal(40ul, (ulong)length, "data length");
-            Expect.True(Memory.Equal(back, data, 40), "data bytes");
-            Expect.Equal(0x1122334455667788ul, d.TransactionId, "transaction id");
-            Expect.Equal((ulong)(4096 - 24 + 16 + 40 + 8 - 4096), (ulong)readIndex, "read index after the wrap");
-            Expect.Equal((ulong)VmbusRingStatus.Empty, (ulong)empty, "then empty (Empty = 1)");
+            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)w, "write (Done = 0)"u8);
+            Expect.True(signal, "an empty, unmasked ring signals the consumer"u8);
+            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)r, "read"u8);
+            Expect.Equal(40ul, (ulong)length, "data length"u8);
+            Expect.True(Memory.Equal(back, data, 40), "data bytes"u8);
+            Expect.Equal(0x1122334455667788ul, d.TransactionId, "transaction id"u8);
+            Expect.Equal((ulong)(4096 - 24 + 16 + 40 + 8 - 4096), (ulong)readIndex, "read index after the wrap"u8);
+            Expect.Equal((ulong)VmbusRingStatus.Empty, (ulong)empty, "then empty (Empty = 1)"u8);
         }
 
         // ---- last: unload (and reconnect, so the exit path has something to unload) ----
@@ -272,9 +273,9 @@ namespace Kernel.TestMode
             VmbusResult r = VmbusClient.Unload();
             VmbusState state = VmbusClient.State;
             VmbusClient.Connect();
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "UNLOAD result (Done = 0)");
-            Expect.Equal(responses + 1, VmbusClient.Received[VmbusMessageType.UnloadResponse], "UNLOAD_RESPONSE messages");
-            Expect.Equal((ulong)VmbusState.Disconnected, (ulong)state, "disconnected after UNLOAD");
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "UNLOAD result (Done = 0)"u8);
+            Expect.Equal(responses + 1, VmbusClient.Received[VmbusMessageType.UnloadResponse], "UNLOAD_RESPONSE messages"u8);
+            Expect.Equal((ulong)VmbusState.Disconnected, (ulong)state, "disconnected after UNLOAD"u8);
         }
     }
 }

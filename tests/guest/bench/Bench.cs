@@ -1,3 +1,4 @@
+using System;
 using System.Runtime;
 using System.Runtime.CompilerServices;
 using Kernel.Arch;
@@ -28,15 +29,15 @@ namespace Kernel.TestMode
         public static void Run()
         {
             int n = 10000;
-            if (BootInfo.TryGetOption("bench", out byte* value, out int length) && length > 0) n = (int)TestRunner.ParseDecimal(value, length);
+            if (BootInfo.TryGetOption("bench"u8, out byte* value, out int length) && length > 0) n = (int)TestRunner.ParseDecimal(value, length);
             if (n < 10000) n = 10000;
             ulong* samples = (ulong*)PageAllocator.AllocateContiguous(((ulong)n * 8 + 4095) / 4096);
-            Console.WriteLine("bench mode");
+            Console.WriteLine("bench mode"u8);
             PrintTimeline();
             if (!HyperV.HypercallPageEnabled)
             {
-                Console.Write("bench: hypercalls skipped: ");
-                Console.WriteLine(HyperV.Present ? "no hypercall page" : HyperV.AbsentReason);
+                Console.Write("bench: hypercalls skipped: "u8);
+                Console.WriteLine(HyperV.Present ? "no hypercall page"u8 : HyperV.AbsentReason);
             }
             else
             {
@@ -45,12 +46,12 @@ namespace Kernel.TestMode
                 {
                     SignalEventFast(samples, n);
                     PostMessageSlow(samples, n);
-                    SintLatency(samples, n, Vp.Get(0), "sint_latency.same_vp");
-                    if (Vp.Count > 1) SintLatency(samples, n, Vp.Get(1), "sint_latency.cross_vp");
-                    else Console.WriteLine("bench: sint_latency.cross_vp skipped: one VP");
+                    SintLatency(samples, n, Vp.Get(0), "sint_latency.same_vp"u8);
+                    if (Vp.Count > 1) SintLatency(samples, n, Vp.Get(1), "sint_latency.cross_vp"u8);
+                    else Console.WriteLine("bench: sint_latency.cross_vp skipped: one VP"u8);
                     Dispatch(samples, n);
                 }
-                else Console.WriteLine("bench: connection hypercalls skipped: no hyperv-testdev");
+                else Console.WriteLine("bench: connection hypercalls skipped: no hyperv-testdev"u8);
                 if (Synic.Available) RoundTrips(samples, n);
                 ChannelRoundTrip(samples);
             }
@@ -82,7 +83,7 @@ namespace Kernel.TestMode
         {
             if (!Drivers.DynamicMemory.DynamicMemoryDevice.Bound)
             {
-                Console.WriteLine("bench: vmbus.packet_round_trip skipped: no Dynamic Memory channel (qemu-run.sh --hv-balloon)");
+                Console.WriteLine("bench: vmbus.packet_round_trip skipped: no Dynamic Memory channel (qemu-run.sh --hv-balloon)"u8);
                 return;
             }
             Drivers.VmBus.VmbusOffer offer = *Drivers.DynamicMemory.DynamicMemoryDevice.Offer;
@@ -93,7 +94,7 @@ namespace Kernel.TestMode
             {
                 var channel = Drivers.VmBus.VmbusClient.OpenChannel(&offer, Drivers.DynamicMemory.DynamicMemoryDevice.RingPages,
                     &OnBenchChannelInterrupt, out Drivers.VmBus.VmbusResult opened);
-                if (channel == null) { Console.Write("bench: vmbus.packet_round_trip: OPENCHANNEL failed: "); Console.WriteLine(Drivers.VmBus.VmbusClient.ResultName(opened)); return; }
+                if (channel == null) { Console.Write("bench: vmbus.packet_round_trip: OPENCHANNEL failed: "u8); Console.WriteLine(Drivers.VmBus.VmbusClient.ResultName(opened)); return; }
                 Drivers.DynamicMemory.DmVersionRequest request = default;
                 request.Header = Drivers.DynamicMemory.DmHeader.Of(Drivers.DynamicMemory.DmMessageType.VersionRequest, Drivers.DynamicMemory.DmVersionRequest.Size, (uint)done + 1);
                 request.Version = Drivers.DynamicMemory.DmVersion.Win10;
@@ -107,31 +108,31 @@ namespace Kernel.TestMode
                 if (!answered) break;
             }
             PageAllocator.Free(s_packetBuffer);
-            if (done < ChannelRounds) { Console.WriteLine("bench: vmbus.packet_round_trip incomplete: no answer within 1 s"); return; }
-            Report("vmbus.packet_round_trip", samples, ChannelRounds, 0, false);
+            if (done < ChannelRounds) { Console.WriteLine("bench: vmbus.packet_round_trip incomplete: no answer within 1 s"u8); return; }
+            Report("vmbus.packet_round_trip"u8, samples, ChannelRounds, 0, false);
         }
 
         public static void PrintTimeline()
         {
             BootSymbols* s = BootSymbols.Get();
-            Console.Write("bench-timeline: entry=");
+            Console.Write("bench-timeline: entry="u8);
             Console.WriteDecimal(*(ulong*)s->TscAtEntry);
-            Console.Write(" long_mode=");
+            Console.Write(" long_mode="u8);
             Console.WriteDecimal(*(ulong*)s->TscAtLongMode);
-            Console.Write(" runtime_started=");
+            Console.Write(" runtime_started="u8);
             Console.WriteDecimal(BootTimeline.RuntimeStarted);
-            Console.Write(" hv_ready=");
+            Console.Write(" hv_ready="u8);
             Console.WriteDecimal(BootTimeline.HvReady);
-            Console.Write(" all_vps_ready=");
+            Console.Write(" all_vps_ready="u8);
             Console.WriteDecimal(BootTimeline.AllVpsReady);
-            Console.Write(" test_ready=");
+            Console.Write(" test_ready="u8);
             Console.WriteDecimal(BootTimeline.Ready);
-            Console.Write(" tsc_hz=");
+            Console.Write(" tsc_hz="u8);
             Console.WriteDecimal(HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs) ? Cpu.ReadMsr(HvMsr.TscFrequency) : 0);
             Console.WriteLine();
         }
 
-        private static void Floor(string name, HvHypercallControl control, ulong rdx, ulong r8, ulong* samples, int n)
+        private static void Floor(ReadOnlySpan<byte> name, HvHypercallControl control, ulong rdx, ulong r8, ulong* samples, int n)
         {
             FloorArgs args;
             args.Control = control.Value;
@@ -153,8 +154,8 @@ namespace Kernel.TestMode
                 last = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, Vp.Current->Index, 0, BenchSint, 1);
                 samples[i] = Cpu.ReadTscOrdered() - t0;
             }
-            Report("signal_event_direct.csharp", samples, n, (ulong)last.Status, true);
-            Floor("signal_event_direct.floor", HvHypercallControl.For(HvCallCode.HvCallSignalEventDirect),
+            Report("signal_event_direct.csharp"u8, samples, n, (ulong)last.Status, true);
+            Floor("signal_event_direct.floor"u8, HvHypercallControl.For(HvCallCode.HvCallSignalEventDirect),
                 (ulong)Hypercall.InputPage, (ulong)Hypercall.OutputPage, samples, n);
         }
 
@@ -168,10 +169,10 @@ namespace Kernel.TestMode
                 last = Hypercall.SignalEvent(EventConnection, 0);
                 samples[i] = Cpu.ReadTscOrdered() - t0;
             }
-            Report("signal_event_fast.csharp", samples, n, (ulong)last.Status, true);
+            Report("signal_event_fast.csharp"u8, samples, n, (ulong)last.Status, true);
             HvHypercallControl control = HvHypercallControl.For(HvCallCode.HvCallSignalEvent);
             control.Fast = true;
-            Floor("signal_event_fast.floor", control, EventConnection, 0, samples, n);
+            Floor("signal_event_fast.floor"u8, control, EventConnection, 0, samples, n);
             Clock.Delay(100);
             TestDevice.DestroyEventConnection(EventConnection);
         }
@@ -188,8 +189,8 @@ namespace Kernel.TestMode
                 last = Hypercall.PostMessage(MessageConnection, 1, payload, 16);
                 samples[i] = Cpu.ReadTscOrdered() - t0;
             }
-            Report("post_message_slow.csharp", samples, n, (ulong)last.Status, true);
-            Floor("post_message_slow.floor", HvHypercallControl.For(HvCallCode.HvCallPostMessage), (ulong)Hypercall.InputPage, 0, samples, n);
+            Report("post_message_slow.csharp"u8, samples, n, (ulong)last.Status, true);
+            Floor("post_message_slow.floor"u8, HvHypercallControl.For(HvCallCode.HvCallPostMessage), (ulong)Hypercall.InputPage, 0, samples, n);
             Clock.Delay(100);
             TestDevice.DestroyMessageConnection(MessageConnection);
         }
@@ -216,7 +217,7 @@ namespace Kernel.TestMode
         // From just before the signalling hypercall to the handler's first instruction
         // (boot/bench.asm bench_sint_entry, in front of the normal stub), through an
         // event connection routed to `target`.
-        private static void SintLatency(ulong* samples, int n, Vp* target, string name)
+        private static void SintLatency(ulong* samples, int n, Vp* target, ReadOnlySpan<byte> name)
         {
             BootSymbols* s = BootSymbols.Get();
             byte vector = (byte)(Synic.VectorBase + BenchSint);
@@ -237,7 +238,7 @@ namespace Kernel.TestMode
             TestDevice.DestroyEventConnection(LatencyConnection);
             Synic.EventHandlers[BenchSint] = null;
             Interrupts.SetGateAddress(vector, normal);
-            if (done < n) { Console.Write("bench: "); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"); return; }
+            if (done < n) { Console.Write("bench: "u8); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"u8); return; }
             Report(name, samples, n, 0, false);
         }
 
@@ -254,16 +255,16 @@ namespace Kernel.TestMode
         {
             for (int t = 0; t < 2; t++)
             {
-                if (t == 1 && Vp.Count < 2) { Console.WriteLine("bench: round_trip.*.cross_vp skipped: one VP"); break; }
+                if (t == 1 && Vp.Count < 2) { Console.WriteLine("bench: round_trip.*.cross_vp skipped: one VP"u8); break; }
                 Vp* target = Vp.Get(t);
-                if (DirectCalls.Implemented) RoundTrip(samples, n, target, true, t == 0 ? "round_trip.direct.same_vp" : "round_trip.direct.cross_vp");
-                else { Console.Write("bench: round_trip.direct skipped: "); Console.WriteLine(DirectCalls.AbsentReason); }
-                if (TestDevice.Present) RoundTrip(samples, n, target, false, t == 0 ? "round_trip.connection.same_vp" : "round_trip.connection.cross_vp");
-                else Console.WriteLine("bench: round_trip.connection skipped: no hyperv-testdev");
+                if (DirectCalls.Implemented) RoundTrip(samples, n, target, true, t == 0 ? "round_trip.direct.same_vp"u8 : "round_trip.direct.cross_vp"u8);
+                else { Console.Write("bench: round_trip.direct skipped: "u8); Console.WriteLine(DirectCalls.AbsentReason); }
+                if (TestDevice.Present) RoundTrip(samples, n, target, false, t == 0 ? "round_trip.connection.same_vp"u8 : "round_trip.connection.cross_vp"u8);
+                else Console.WriteLine("bench: round_trip.connection skipped: no hyperv-testdev"u8);
             }
         }
 
-        private static void RoundTrip(ulong* samples, int n, Vp* target, bool direct, string name)
+        private static void RoundTrip(ulong* samples, int n, Vp* target, bool direct, ReadOnlySpan<byte> name)
         {
             if (!direct) TestDevice.CreateEventConnection(RoundTripConnection, target->Index, BenchSint);
             Synic.EventHandlers[BenchSint] = &OnBenchFlag;
@@ -279,7 +280,7 @@ namespace Kernel.TestMode
             }
             Synic.EventHandlers[BenchSint] = null;
             if (!direct) TestDevice.DestroyEventConnection(RoundTripConnection);
-            if (done < n) { Console.Write("bench: "); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"); return; }
+            if (done < n) { Console.Write("bench: "u8); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"u8); return; }
             Report(name, samples, n, 0, false);
         }
 
@@ -306,7 +307,7 @@ namespace Kernel.TestMode
             Synic.EventHandlers[BenchSint] = &OnBenchFlag;
             int done = DispatchSamples(samples, totals, n);
             Synic.EventHandlers[BenchSint] = null;
-            if (done == n) { Report("sint_dispatch.csharp", samples, n, 0, false); Report("sint_dispatch_return.csharp", totals, n, 0, false); }
+            if (done == n) { Report("sint_dispatch.csharp"u8, samples, n, 0, false); Report("sint_dispatch_return.csharp"u8, totals, n, 0, false); }
 
             var floor = (SintFloor*)s->BenchSintFloor;
             floor->Area = Synic.SiefArea(Vp.Current, BenchSint);
@@ -321,9 +322,9 @@ namespace Kernel.TestMode
             PageAllocator.Free(floor->Copy);
             Synic.Configure(BenchSint, masked: false, autoEoi: autoEoi);
             TestDevice.DestroyEventConnection(LatencyConnection);
-            if (done < n || bare < n) { Console.WriteLine("bench: sint_dispatch incomplete: an event did not arrive within 1 s"); return; }
-            Report("sint_dispatch.bare", samples, n, 0, false);
-            Report("sint_dispatch_return.bare", totals, n, 0, false);
+            if (done < n || bare < n) { Console.WriteLine("bench: sint_dispatch incomplete: an event did not arrive within 1 s"u8); return; }
+            Report("sint_dispatch.bare"u8, samples, n, 0, false);
+            Report("sint_dispatch_return.bare"u8, totals, n, 0, false);
         }
 
         // samples: entry to callback; totals: entry to just after the iretq.
@@ -345,18 +346,18 @@ namespace Kernel.TestMode
 
         private static void OnBenchMessage(int sint, HvMessage* message) { }
 
-        private static void Report(string name, ulong* samples, int n, ulong status, bool withStatus)
+        private static void Report(ReadOnlySpan<byte> name, ulong* samples, int n, ulong status, bool withStatus)
         {
             Statistics.Sort(samples, n);
-            Console.Write("bench: ");
+            Console.Write("bench: "u8);
             Console.Write(name);
-            Console.Write(" median=");
+            Console.Write(" median="u8);
             Console.WriteDecimal(samples[n / 2]);
-            Console.Write(" p99=");
+            Console.Write(" p99="u8);
             Console.WriteDecimal(samples[(int)((ulong)n * 99 / 100)]);
-            Console.Write(" n=");
+            Console.Write(" n="u8);
             Console.WriteDecimal((ulong)n);
-            if (withStatus) { Console.Write(" status="); Console.WriteHex(status); }
+            if (withStatus) { Console.Write(" status="u8); Console.WriteHex(status); }
             Console.WriteLine();
         }
     }

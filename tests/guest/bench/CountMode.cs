@@ -1,3 +1,4 @@
+using System;
 using System.Runtime;
 using System.Runtime.CompilerServices;
 using Kernel.Arch;
@@ -64,15 +65,15 @@ namespace Kernel.TestMode
 
         public static bool Run()
         {
-            Console.WriteLine("count mode");
+            Console.WriteLine("count mode"u8);
             if (HyperV.Present)
             {
-                Console.WriteLine("count: refused: there is a hypervisor here, and count mode would replace its hypercall page and SynIC pages (use --mode tcg)");
+                Console.WriteLine("count: refused: there is a hypervisor here, and count mode would replace its hypercall page and SynIC pages (use --mode tcg)"u8);
                 return false;
             }
             if (BootSymbols.Get()->EfiTakeOver != 0)
             {
-                Console.WriteLine("count: refused: the floors in boot/bench.asm are System V code, so count mode runs on the ELF kernel only");
+                Console.WriteLine("count: refused: the floors in boot/bench.asm are System V code, so count mode runs on the ELF kernel only"u8);
                 return false;
             }
             Vp* vp = Vp.Current;
@@ -90,19 +91,19 @@ namespace Kernel.TestMode
             // Interrupts stay off around the hypercall windows (nothing else may
             // run inside a window); a SINT window needs them on (bench_count_raise_sint).
             Cpu.DisableInterrupts();
-            Window("signal_event_direct.csharp", &CallCSharpSignalEventDirect);
-            Window("signal_event_direct.floor", &CallFloorSignalEventDirect);
-            Window("post_message_direct.csharp", &CallCSharpPostMessageDirect);
-            Window("post_message_direct.floor", &CallFloorPostMessageDirect);
-            Window("signal_event_fast.csharp", &CallCSharpSignalEvent);
-            Window("signal_event_fast.floor", &CallFloorSignalEvent);
-            Window("post_message.csharp", &CallCSharpPostMessage);
-            Window("post_message.floor", &CallFloorPostMessage);
+            Window("signal_event_direct.csharp"u8, &CallCSharpSignalEventDirect);
+            Window("signal_event_direct.floor"u8, &CallFloorSignalEventDirect);
+            Window("post_message_direct.csharp"u8, &CallCSharpPostMessageDirect);
+            Window("post_message_direct.floor"u8, &CallFloorPostMessageDirect);
+            Window("signal_event_fast.csharp"u8, &CallCSharpSignalEvent);
+            Window("signal_event_fast.floor"u8, &CallFloorSignalEvent);
+            Window("post_message.csharp"u8, &CallCSharpPostMessage);
+            Window("post_message.floor"u8, &CallFloorPostMessage);
             Cpu.EnableInterrupts();
 
             PrepareSint(vp);
-            Window("sint_dispatch.event.csharp", &RaiseWithFlag);
-            Window("sint_dispatch.message.csharp", &RaiseWithMessage);
+            Window("sint_dispatch.event.csharp"u8, &RaiseWithFlag);
+            Window("sint_dispatch.message.csharp"u8, &RaiseWithMessage);
             byte vector = (byte)(Synic.VectorBase + BenchSint);
             ulong normal = Interrupts.GateAddress(vector);
             var floor = (SintFloor*)BootSymbols.Get()->BenchSintFloor;
@@ -112,30 +113,30 @@ namespace Kernel.TestMode
             floor->OnFlag = &OnFlag;
             floor->OnMessage = &OnMessage;
             Interrupts.SetGateAddress(vector, BootSymbols.Get()->BenchSintBare);
-            Window("sint_dispatch.event.floor", &RaiseWithFlag);
-            Window("sint_dispatch.message.floor", &RaiseWithMessage);
+            Window("sint_dispatch.event.floor"u8, &RaiseWithFlag);
+            Window("sint_dispatch.message.floor"u8, &RaiseWithMessage);
             Interrupts.SetGateAddress(vector, normal);
 
             // Every window ran its callback once per call, and every call got HV_STATUS_SUCCESS from the stand-in page.
             ulong calls = 1 + Repeats;
             bool ok = s_flags == 2 * calls && s_messages == 2 * calls && s_result.Status == HvStatus.Success && s_floorStatus == 0;
-            Console.Write("count: done: ");
+            Console.Write("count: done: "u8);
             Console.WriteDecimal(s_flags);
-            Console.Write(" flag callbacks, ");
+            Console.Write(" flag callbacks, "u8);
             Console.WriteDecimal(s_messages);
-            Console.Write(" message callbacks (expected ");
+            Console.Write(" message callbacks (expected "u8);
             Console.WriteDecimal(2 * calls);
-            Console.Write(" each), last status ");
+            Console.Write(" each), last status "u8);
             Console.WriteHex((ulong)s_result.Status);
-            Console.Write(" / floor ");
+            Console.Write(" / floor "u8);
             Console.WriteHex(s_floorStatus);
             Console.WriteLine();
             return ok;
         }
 
-        private static void Window(string name, delegate*<void> body)
+        private static void Window(ReadOnlySpan<byte> name, delegate*<void> body)
         {
-            Console.Write("count-window: ");
+            Console.Write("count-window: "u8);
             Console.WriteLine(name);
             body();
             for (int i = 0; i < Repeats; i++)
