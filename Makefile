@@ -89,29 +89,37 @@ $(BUILD)/kernel-test.obj: $(CS) $(TEST_CS) $(BUILD)/kernel.obj
 
 # A UEFI application (PE32+, subsystem 10) with base relocations: firmware loads it anywhere.
 # The merges leave one section per permission, in the order code, read-only, writable
-# (then the discardable .reloc), which kernel/arch/EfiBoot.cs reads back for Paging.
-EFI_MERGE := /merge:.managedcode=.text /merge:.hypercall_page=.text \
-             /merge:.pdata=.rdata /merge:.ex_table=.rdata /merge:.modules=.rdata /merge:.tls=.rdata
+# (then the discardable .reloc), which kernel/arch/efi/PeImage.cs reads back for Paging.
+# ilc's unwind tables (.pdata, .xdata) go into a section of their own, .unwind, which
+# link_efi removes: nothing in the kernel unwinds (no C# exceptions, no stack walks;
+# the ELF link discards .eh_frame likewise), and lld-link cannot drop a section itself.
+EFI_MERGE := /merge:.managedcode=.text /merge:.text_hypercall_page=.text \
+             /merge:.ex_table=.rdata /merge:.modules=.rdata /merge:.tls=.rdata \
+             /merge:.pdata=.unwind /merge:.xdata=.unwind
 # /debug:symtab appends a COFF symbol table, outside every section (firmware loads none
 # of it), for gdb (qemu-run.sh --uefi --gdb). /debug would also turn /opt:ref and
 # /opt:icf off: restated, they keep the sections exactly what they are without it.
 LINK_EFI = lld-link /nologo /subsystem:efi_application /entry:EfiMain /nodefaultlib /machine:x64 \
 	    /debug:symtab /opt:ref /opt:icf $(EFI_MERGE)
 
-$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) $(BUILD)/.deps-image
-	$(LINK_EFI) /map:$(BUILD)/BOOTX64.map /out:$@ $(EFI_OBJ) $(BUILD)/kernel-test.obj
+# link_efi <kernel object> <application>: lld-link, then the .unwind section out
+# (objcopy) and the exception directory that named it cleared.
+define link_efi
+	$(LINK_EFI) /map:$(basename $2).map /out:$2.linked $(EFI_OBJ) $1
+	objcopy --remove-section .unwind $2.linked $2
+	python3 tools/efi/clear-unwind-directory.py $2
+	@rm -f $2.linked
+endef
 
-$(BUILD)/BOOTX64-minimal.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) $(BUILD)/.deps-image
-	$(LINK_EFI) /map:$(BUILD)/BOOTX64-minimal.map /out:$@ $(EFI_OBJ) $(BUILD)/kernel.obj
+$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) tools/efi/clear-unwind-directory.py $(BUILD)/.deps-image
+	$(call link_efi,$(BUILD)/kernel-test.obj,$@)
 
-# The applications as shipped without the COFF symbol table, for the size figures of make bench.
-LINK_EFI_STRIPPED = $(filter-out /debug:symtab,$(LINK_EFI))
+$(BUILD)/BOOTX64-minimal.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) tools/efi/clear-unwind-directory.py $(BUILD)/.deps-image
+	$(call link_efi,$(BUILD)/kernel.obj,$@)
 
-$(BUILD)/BOOTX64.stripped.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) $(BUILD)/.deps-image
-	$(LINK_EFI_STRIPPED) /out:$@ $(EFI_OBJ) $(BUILD)/kernel-test.obj
-
-$(BUILD)/BOOTX64-minimal.stripped.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) $(BUILD)/.deps-image
-	$(LINK_EFI_STRIPPED) /out:$@ $(EFI_OBJ) $(BUILD)/kernel.obj
+# The applications as shipped, without the COFF symbol table, for the size figures of make bench.
+$(BUILD)/%.stripped.EFI: $(BUILD)/%.EFI
+	objcopy --strip-all $< $@
 
 $(BUILD)/gen2.img: $(GEN2_EFI) tools/hyperv/mkgen2.py
 	$(if $(filter-out minimal test,$(GEN2_IMAGE)),$(error GEN2_IMAGE=$(GEN2_IMAGE): use test (the default) or minimal))

@@ -4,10 +4,10 @@
 ; HV_X64_MSR_HYPERCALL and the hypervisor fills it with its calling sequence
 ; (vmcall or vmmcall, then ret). The page lives in the kernel image so that it
 ; is mapped read-only and executable like any other code (kernel/arch/Paging.cs).
-; The ELF image carries no bytes of it (nobits); until the hypervisor overwrites
-; it, it holds the int3 that kernel/hv/HyperV.cs (PoisonHypercallPage) puts there
-; at boot: a call made too early stops with an explained #BP instead of running
-; off into zeroes.
+; Neither image carries bytes of it (no file space, like .bss): until the
+; hypervisor overwrites it, it holds the int3 that kernel/hv/HyperV.cs
+; (PoisonHypercallPage) puts there at boot, so a call made too early stops with
+; an explained #BP instead of running off into zeroes.
 ;
 ; TLFS 3.7 "Hypercall Interface" (x64): RCX = control, RDX = input GPA (fast:
 ; input bytes 0-7), R8 = output GPA (fast: input bytes 8-15); RAX = result.
@@ -17,19 +17,17 @@
 bits 64
 
 %ifdef ABI_WIN64
-; A PE section cannot hold code and uninitialised bytes at once (lld-link
-; gives the bss part a section of its own, outside the code range), so the
-; EFI image carries the int3 bytes itself (Makefile EFI_MERGE puts them in .text).
-section .hypercall_page progbits alloc exec nowrite align=4096
-global hv_hypercall_page
-hv_hypercall_page:
-    times 4096 db 0xCC
+; The PE image: lld-link merges the section into .text (Makefile EFI_MERGE),
+; after .managedcode because it orders merged sections by name, and a trailing
+; chunk without data takes no file space (the section's raw size ends before it).
+section .text_hypercall_page bss align=4096
 %else
-section .hypercall_page nobits alloc exec nowrite align=4096
+; The ELF image: boot/linker.ld gives it a page of its own in the text range.
+section .text_hypercall_page nobits alloc exec nowrite align=4096
+%endif
 global hv_hypercall_page
 hv_hypercall_page:
     resb 4096
-%endif
 
 section .text
 

@@ -8,21 +8,9 @@ namespace Kernel
 {
     public static unsafe partial class KernelMain
     {
-        // boot/entry.asm calls here in long mode, with SSE on and a 16-byte-aligned
-        // stack, passing the PVH start_info.
-        [UnmanagedCallersOnly(EntryPoint = "kmain")]
-        private static void Main(void* startInfo)
-        {
-            Console.Initialize();
-            Console.WriteLine("C# Hyper-V guest: booting"u8);
-            StartupCodeHelpers.InitializeModules();      // statics before anything else uses them
-            BootTimeline.MarkRuntimeStarted();
-            BootInfo.FromPvh(startInfo);
-            Continue();
-        }
-
-        // The path both entries share once BootInfo is filled in: kmain above
-        // (PVH) and efi_main (kernel/arch/EfiBoot.cs, after ExitBootServices).
+        // The path both entries share once BootInfo is filled in: kmain
+        // (kernel/arch/pvh/PvhEntry.cs, the ELF image) and efi_main
+        // (kernel/arch/efi/EfiEntry.cs, the UEFI image, after ExitBootServices).
         internal static void Continue()
         {
             HyperV.PoisonHypercallPage();                // before anything could call it

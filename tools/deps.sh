@@ -4,7 +4,7 @@
 # prints the one command that would, and fails.
 #   tools/deps.sh build     nasm, lld (ld.lld, lld-link), the .NET SDK check
 #   tools/deps.sh run       + qemu-system-x86
-#   tools/deps.sh image     + ovmf, mtools, qemu-utils
+#   tools/deps.sh image     + lld-link, binutils (objcopy), ovmf, mtools, qemu-utils
 #   tools/deps.sh qemu      + what tools/qemu/fetch.sh runs (the pinned QEMU 10.0.2 that
 #                           runs the guest by default): apt, dpkg, util-linux (flock),
 #                           libc-bin (ldd), coreutils, and the shared libraries that
@@ -42,7 +42,7 @@ for what in "${@:-build}"; do
   case "$what" in
     build)  want nasm nasm; want ld.lld lld ;;
     run)    want nasm nasm; want ld.lld lld; want qemu-system-x86_64 qemu-system-x86 ;;
-    image)  want python3 python3; want lld-link lld; want mcopy mtools; want qemu-img qemu-utils; want_file /usr/share/OVMF/OVMF_CODE.fd ovmf ;;
+    image)  want python3 python3; want lld-link lld; want objcopy binutils; want mcopy mtools; want qemu-img qemu-utils; want_file /usr/share/OVMF/OVMF_CODE.fd ovmf ;;
     qemu)   want apt-get apt; want apt-cache apt; want dpkg dpkg; want dpkg-deb dpkg; want flock util-linux
             want ldd libc-bin; want timeout coreutils; want realpath coreutils; want env coreutils
             want_pkgs libaio1 libbpf1 libc6 libcapstone4 libfdt1 libfuse3-3 libgcc-s1 libglib2.0-0 libgmp10 \

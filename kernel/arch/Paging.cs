@@ -68,7 +68,7 @@ namespace Kernel.Arch
             return start < (1ul << 20) ? 0 : CacheDisable | WriteThrough;   // low memory: BIOS areas, cacheable
         }
 
-        // UEFI runtime services code (EfiBoot.PowerOff calls ResetSystem) must stay executable.
+        // UEFI runtime services code (GuestExit powers off through ResetSystem) must stay executable.
         private static bool IsFirmwareCode(ulong start, ulong length)
         {
             for (int i = 0; i < BootInfo.RegionCount; i++)

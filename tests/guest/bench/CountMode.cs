@@ -71,7 +71,7 @@ namespace Kernel.TestMode
                 Console.WriteLine("count: refused: there is a hypervisor here, and count mode would replace its hypercall page and SynIC pages (use --mode tcg)"u8);
                 return false;
             }
-            if (BootSymbols.Get()->EfiTakeOver != 0)
+            if (BootInfo.Loader == BootLoader.Uefi)
             {
                 Console.WriteLine("count: refused: the floors in boot/bench.asm are System V code, so count mode runs on the ELF kernel only"u8);
                 return false;

@@ -1,9 +1,12 @@
 using System;
+using System.Runtime;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Internal.Runtime.CompilerHelpers;
 using Kernel.Runtime;
+using static Kernel.Arch.Efi.Uefi;
 
-namespace Kernel.Arch
+namespace Kernel.Arch.Efi
 {
     // The UEFI entry (build/BOOTX64.EFI, a Hyper-V Generation 2 VM or OVMF):
     // boot/efi/entry.asm moves to a stack in the image and calls efi_main with
@@ -17,76 +20,21 @@ namespace Kernel.Arch
     // LoadedImage LoadOptions: the removable-media boot path (\EFI\BOOT\BOOTX64.EFI,
     // 3.5.1.1) that a Gen2 VM and OVMF take with no boot entries passes no options,
     // and a file on the ESP is what a test harness can rewrite in the disk image.
-    public static unsafe class EfiBoot
+    // Only the UEFI image (build/BOOTX64*.EFI) has this file (kernel.csproj).
+    public static unsafe class EfiEntry
     {
-        private const ulong Success = 0;
-        private const ulong InvalidParameter = 0x8000000000000002;   // UEFI 2.10 Appendix D
-        private const ulong BufferTooSmall = 0x8000000000000005;
         private const int MapCapacity = 64 * 1024;
 
-        // UEFI 2.10 4.3 EFI_SYSTEM_TABLE
-        [StructLayout(LayoutKind.Explicit)]
-        public struct SystemTable
-        {
-            [FieldOffset(88)] public RuntimeServices* RuntimeServices;
-            [FieldOffset(96)] public BootServices* BootServices;
-            [FieldOffset(104)] public ulong NumberOfTableEntries;
-            [FieldOffset(112)] public ConfigurationTable* ConfigurationTable;
-        }
-
-        // UEFI 2.10 4.4 EFI_BOOT_SERVICES: only the slots we call.
-        [StructLayout(LayoutKind.Explicit)]
-        public struct BootServices
-        {
-            [FieldOffset(40)] public delegate* unmanaged<uint, uint, ulong, ulong*, ulong> AllocatePages;
-            [FieldOffset(56)] public delegate* unmanaged<ulong*, byte*, ulong*, ulong*, uint*, ulong> GetMemoryMap;
-            [FieldOffset(152)] public delegate* unmanaged<void*, Guid*, void**, ulong> HandleProtocol;
-            [FieldOffset(232)] public delegate* unmanaged<void*, ulong, ulong> ExitBootServices;
-            [FieldOffset(256)] public delegate* unmanaged<ulong, ulong, ulong, char*, ulong> SetWatchdogTimer;
-        }
-
-        // UEFI 2.10 4.5 EFI_RUNTIME_SERVICES: ResetSystem is the 11th function after the header.
-        [StructLayout(LayoutKind.Explicit)]
-        public struct RuntimeServices
-        {
-            [FieldOffset(104)] public delegate* unmanaged<uint, ulong, ulong, void*, void> ResetSystem;
-        }
-
-        public struct ConfigurationTable { public Guid VendorGuid; public void* VendorTable; }
-
-        // UEFI 2.10 9.1 EFI_LOADED_IMAGE_PROTOCOL
-        [StructLayout(LayoutKind.Explicit)]
-        private struct LoadedImage
-        {
-            [FieldOffset(24)] public void* DeviceHandle;
-            [FieldOffset(64)] public ulong ImageBase;
-            [FieldOffset(72)] public ulong ImageSize;
-        }
-
-        // UEFI 2.10 13.4 EFI_SIMPLE_FILE_SYSTEM_PROTOCOL and 13.5 EFI_FILE_PROTOCOL
-        private struct FileSystem { public ulong Revision; public delegate* unmanaged<FileSystem*, File**, ulong> OpenVolume; }
-        private struct File
-        {
-            public ulong Revision;
-            public delegate* unmanaged<File*, File**, char*, ulong, ulong, ulong> Open;
-            public delegate* unmanaged<File*, ulong> Close;
-            public void* Delete;
-            public delegate* unmanaged<File*, ulong*, byte*, ulong> Read;
-        }
-
-        // UEFI 2.10 7.2 EFI_MEMORY_DESCRIPTOR (entries are DescriptorSize apart, not sizeof)
-        private struct MemoryDescriptor
-        {
-            public uint Type, Pad;
-            public ulong PhysicalStart, VirtualStart, NumberOfPages, Attribute;
-        }
+        // boot/efi/entry.asm: leave the firmware's page tables, GDT and interrupts behind.
+        [RuntimeImport("efi_take_over")] [MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern void TakeOver();
 
         // Kept for power-off (GuestExit): runtime services stay callable after
         // ExitBootServices at their physical addresses, since we never call
         // SetVirtualAddressMap and our page tables identity-map below 4 GiB (8.1).
-        public static RuntimeServices* Runtime;
-        public static ulong LoadedImageBase;
-        public static int MapEntries, MapDescriptorSize, ExitAttempts;
+        private static RuntimeServices* s_runtime;
+        private static ulong LoadedImageBase;
+        private static int MapEntries, MapDescriptorSize, ExitAttempts;
         private static byte s_waitingForGdb;
 
         [UnmanagedCallersOnly(EntryPoint = "efi_main")]
@@ -95,15 +43,15 @@ namespace Kernel.Arch
             Console.Initialize();
             Console.WriteLine();
             Console.WriteLine("C# Hyper-V guest: booting (UEFI)"u8);
-            FillImageSymbols();                          // before anything reads the image bounds
+            PeImage.FillBootSymbols();                   // before anything reads the image bounds
             StartupCodeHelpers.InitializeModules();
             BootTimeline.MarkRuntimeStarted();
-            BootInfo.CommandLine = (byte*)Heap.AllocateRaw(BootInfo.MaxCommandLine + 1);
-            BootInfo.Regions = (MemoryRegion*)Heap.AllocateRaw((ulong)(BootInfo.MaxRegions * sizeof(MemoryRegion)));
+            BootInfo.AllocateBuffers();
             BootInfo.ProtocolVersion = 0;
+            BootInfo.Loader = BootLoader.Uefi;
 
             BootServices* bs = systemTable->BootServices;
-            Runtime = systemTable->RuntimeServices;
+            s_runtime = systemTable->RuntimeServices;
             BootInfo.RsdpAddress = FindRsdp(systemTable);
             ReadCommandLine(bs, imageHandle);
             if (BootInfo.HasOption("gdb-wait"u8)) WaitForGdb(bs);
@@ -111,9 +59,7 @@ namespace Kernel.Arch
             byte* map = (byte*)Heap.AllocateRaw(MapCapacity);   // in the image: allocating it does not change the map
             ulong mapSize = 0, mapKey = 0, descriptorSize = 0;
             ExitBootServices(bs, imageHandle, map, &mapSize, &mapKey, &descriptorSize);
-            // boot/efi/entry.asm efi_take_over, reached through BootSymbols so that the
-            // ELF kernel (which also contains this method) links without it.
-            ((delegate* unmanaged<void>)BootSymbols.Get()->EfiTakeOver)();
+            TakeOver();
             // Interrupts are off from here until KernelMain.Enlighten, and the 8259 (if
             // the MADT declares one) is masked before that by LegacyPic, as on the PVH
             // path. (OVMF 2022.11 masks both 8259s itself and runs its timer on the local
@@ -214,8 +160,8 @@ namespace Kernel.Arch
         // The ACPI 2.0+ RSDP from the configuration table (UEFI 2.10 4.6), else ACPI 1.0's.
         private static ulong FindRsdp(SystemTable* st)
         {
-            Guid acpi20 = Guid.From(0x8868E871, 0xE4F1, 0x11D3, 0xBC220080C73C8881);
-            Guid acpi10 = Guid.From(0xEB9D2D30, 0x2D88, 0x11D3, 0x9A160090273FC14D);
+            Guid acpi20 = Uefi.Acpi20Table;
+            Guid acpi10 = Uefi.Acpi10Table;
             ulong found = 0;
             for (ulong i = 0; i < st->NumberOfTableEntries; i++)
             {
@@ -230,8 +176,8 @@ namespace Kernel.Arch
         {
             BootInfo.CommandLineLength = 0;
             BootInfo.CommandLine[0] = 0;
-            Guid loadedImageGuid = Guid.From(0x5B1B31A1, 0x9562, 0x11D2, 0x8E3F00A0C969723B);
-            Guid fileSystemGuid = Guid.From(0x964E5B22, 0x6459, 0x11D2, 0x8E3900A0C969723B);
+            Guid loadedImageGuid = Uefi.LoadedImageProtocol;
+            Guid fileSystemGuid = Uefi.SimpleFileSystemProtocol;
             LoadedImage* image = null;
             if (bs->HandleProtocol(imageHandle, &loadedImageGuid, (void**)&image) != Success) { Console.WriteLine("efi: no LoadedImage protocol"u8); return; }
             LoadedImageBase = image->ImageBase;
@@ -299,53 +245,13 @@ namespace Kernel.Arch
             }
         }
 
-        // The image bounds in BootSymbols (boot/efi/layout.asm) from the PE headers at
-        // __ImageBase (PE/COFF specification 3-4): text = the executable sections,
-        // rodata = the read-only ones, data = the writable ones (the Makefile's
-        // lld-link merges leave one of each, in that order); anything else is refused.
-        private static void FillImageSymbols()
-        {
-            BootSymbols* s = BootSymbols.Get();
-            byte* image = (byte*)s->ImageStart;
-            byte* pe = image + *(int*)(image + 0x3C);
-            if (*(uint*)pe != 0x00004550) Panic.Fail("efi: no PE signature at __ImageBase"u8);
-            int sections = *(ushort*)(pe + 6);
-            byte* optional = pe + 24;
-            byte* table = optional + *(ushort*)(pe + 20);
-            s->ImageEnd = s->ImageStart + *(uint*)(optional + 56);
-            s->TextStart = s->RodataStart = s->DataStart = ~0ul;
-            s->TextEnd = s->RodataEnd = s->DataEnd = 0;
-            for (int i = 0; i < sections; i++)
-            {
-                byte* h = table + i * 40;
-                uint characteristics = *(uint*)(h + 36);
-                ulong start = s->ImageStart + *(uint*)(h + 12);
-                ulong end = (start + *(uint*)(h + 8) + 4095) & ~4095ul;
-                if ((characteristics & 0x02000000) != 0) continue;   // discardable (.reloc): the loader's alone
-                if ((characteristics & 0x20000000) != 0) Widen(&s->TextStart, &s->TextEnd, start, end);
-                else if ((characteristics & 0x80000000) != 0) Widen(&s->DataStart, &s->DataEnd, start, end);
-                else Widen(&s->RodataStart, &s->RodataEnd, start, end);
-            }
-            if (s->TextEnd > s->RodataStart || s->RodataEnd > s->DataStart || s->DataEnd > s->ImageEnd)
-                Panic.Fail("efi: PE sections are not ordered text, rodata, data"u8);
-            s->BssStart = s->BssEnd = s->DataEnd;     // .bss is one of the writable sections
-            if (s->ImageEnd > PageAllocator.Limit) Panic.Fail("efi: image loaded above 4 GiB"u8);
-        }
-
-        private static void Widen(ulong* start, ulong* end, ulong from, ulong to)
-        {
-            if (from < *start) *start = from;
-            if (to > *end) *end = to;
-        }
-
         // UEFI 2.10 8.5.1 ResetSystem(EfiResetShutdown): the power-off of a VM with
-        // no isa-debug-exit (Hyper-V). Does nothing on the direct boot.
-        public static void PowerOff(bool passed)
+        // no isa-debug-exit (Hyper-V).
+        internal static void PowerOff(bool passed)
         {
-            if (Runtime == null) return;
+            if (s_runtime == null) return;
             const uint ResetShutdown = 2;
-            const ulong Aborted = 0x8000000000000015;
-            Runtime->ResetSystem(ResetShutdown, passed ? Success : Aborted, 0, null);
+            s_runtime->ResetSystem(ResetShutdown, passed ? Success : Aborted, 0, null);
         }
     }
 }
