@@ -192,7 +192,7 @@ namespace Drivers.DynamicMemory
 
         private static ulong AddMemory(ulong firstPage, ulong count)
         {
-            ReadOnlySpan<byte> refusal = PageAllocator.CheckNewZone(firstPage, count);
+            Text refusal = PageAllocator.CheckNewZone(firstPage, count);
             if (!refusal.IsEmpty)
             {
                 Console.Write("dm: hot-add of "u8);
@@ -305,7 +305,7 @@ namespace Drivers.DynamicMemory
             }
         }
 
-        public static ReadOnlySpan<byte> DropReason(DmDrop reason) => reason switch
+        public static Text DropReason(DmDrop reason) => reason switch
         {
             DmDrop.ShorterThanHeader => "shorter than the 8-byte DM header"u8,
             DmDrop.BadHeaderSize => "the header's size is below 8 or beyond the packet"u8,

@@ -43,7 +43,7 @@ namespace Drivers.VmBus
         public const int MaxOffers = 64;
         private const int MaxPostRetries = 100;
 
-        public static ReadOnlySpan<byte> NoHostReason => "no VMBus host: HvCallPostMessage to message connections 4 and 1 returned HV_STATUS_INVALID_CONNECTION_ID (QEMU -device vmbus-bridge, KVM only)"u8;
+        public static Text NoHostReason => "no VMBus host: HvCallPostMessage to message connections 4 and 1 returned HV_STATUS_INVALID_CONNECTION_ID (QEMU -device vmbus-bridge, KVM only)"u8;
 
         public static VmbusState State;
         public static uint Version;                 // the negotiated protocol version
@@ -53,7 +53,7 @@ namespace Drivers.VmBus
 
         public static bool ConnectAttempted;        // ConnectAtBoot (or a test) has tried
         public static VmbusResult LastConnect;
-        public static ReadOnlySpan<byte> NotReadyReason;
+        public static Text NotReadyReason;
 
         public static VmbusAttempt* Attempts;       // [VmbusVersion.Count]
         public static int AttemptCount;
@@ -318,7 +318,7 @@ namespace Drivers.VmBus
             return VmbusResult.Done;
         }
 
-        public static ReadOnlySpan<byte> ResultName(VmbusResult r) => r switch
+        public static Text ResultName(VmbusResult r) => r switch
         {
             VmbusResult.Done => "done"u8,
             VmbusResult.NoHost => "no VMBus host"u8,

@@ -17,7 +17,7 @@ namespace Kernel.Arch
         public const int MaxCpus = 64;
         public static uint* ApicIds;          // enabled processors, in MADT order
         public static int CpuCount;
-        public static ReadOnlySpan<byte> Error;           // why the MADT could not be read, if it could not
+        public static Text Error;           // why the MADT could not be read, if it could not
         public static ulong RsdpAddress;
 
         // ACPI 6.5 5.2.12, Table 5.20 "Multiple APIC Flags": bit 0 PCAT_COMPAT, "the

@@ -114,10 +114,14 @@ namespace Kernel.Arch
         // Text is UTF-8 ("..."u8). Out of line: inlined, the loop would be
         // copied into each of the kernel's hundreds of call sites.
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void Write(ReadOnlySpan<byte> text) => Write(text.Pointer, text.Length);
+        public static void Write(Text text)
+        {
+            if (text.Bytes == null) return;
+            for (byte* b = text.Bytes; *b != 0; b++) Write(*b);
+        }
 
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void WriteLine(ReadOnlySpan<byte> text) { Write(text.Pointer, text.Length); Write((byte)'\n'); }
+        public static void WriteLine(Text text) { Write(text); Write((byte)'\n'); }
 
         public static void WriteLine() => Write((byte)'\n');
 

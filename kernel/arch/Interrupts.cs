@@ -176,7 +176,7 @@ namespace Kernel.Arch
             GuestExit.Exit(GuestExit.Status.Crashed);
         }
 
-        public static ReadOnlySpan<byte> ExceptionName(int vector)
+        public static Text ExceptionName(int vector)
         {
             switch (vector)
             {

@@ -186,7 +186,7 @@ namespace Kernel.Arch
         }
 
         // Why AddZone would refuse [firstPage, firstPage + count), or null if it would not.
-        public static ReadOnlySpan<byte> CheckNewZone(ulong firstPage, ulong count)
+        public static Text CheckNewZone(ulong firstPage, ulong count)
         {
             if (count < 2) return "fewer than two pages (one holds the zone's bitmap)"u8;
             if (firstPage + count < firstPage || firstPage + count > Cpu.PhysicalAddressLimit / PageSize)

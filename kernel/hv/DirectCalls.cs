@@ -1,4 +1,5 @@
 using System;
+using Kernel.Runtime;
 using Kernel.Arch;
 
 namespace Kernel.Hv
@@ -44,7 +45,7 @@ namespace Kernel.Hv
         }
 
         // Why a test of the successful path cannot run here.
-        public static ReadOnlySpan<byte> AbsentReason =>
+        public static Text AbsentReason =>
             HyperV.Kind == Hypervisor.Kvm
                 ? "this KVM does not implement the Direct calls (INVALID_HYPERCALL_CODE); the project's KVM does: qemu-run.sh --kvm direct"u8
                 : "this hypervisor does not grant the Direct calls to this partition (Hyper-V: root or VTL2 only)"u8;

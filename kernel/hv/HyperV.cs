@@ -22,7 +22,7 @@ namespace Kernel.Hv
         public static uint Recommendations;         // CPUID 0x40000004 EAX
         public static uint MaxVirtualProcessors;    // CPUID 0x40000005 EAX
         public static ulong HypercallPageAddress;
-        public static ReadOnlySpan<byte> AbsentReason => "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")"u8;
+        public static Text AbsentReason => "no Hyper-V interface (CPUID 0x40000001 is not \"Hv#1\")"u8;
 
         // This kernel's identity, TLFS 2.6 open-source encoding. OS type 0x7F
         // ("other open source") is not taken by Linux (1), FreeBSD (2), Xen (3)

@@ -46,7 +46,7 @@ namespace Kernel.Hv
         public HvStatus Status => (HvStatus)Bitfield.Get(Value, 0, 16);
         public HvRefusal Refusal => (HvRefusal)Bitfield.Get(Value, RefusalShift, RefusalWidth);
         public bool NewlySignaled { get => Bitfield.Flag(Value, NewlySignaledShift); set => Value = Bitfield.WithFlag(Value, NewlySignaledShift, value); }
-        public ReadOnlySpan<byte> RefusalReason => Hypercall.Reason(Refusal);
+        public Text RefusalReason => Hypercall.Reason(Refusal);
 
         public HvOutcome Outcome
         {
@@ -114,7 +114,7 @@ namespace Kernel.Hv
             return HvCallResult.Refused(why);
         }
 
-        public static ReadOnlySpan<byte> OutcomeName(HvOutcome outcome) => outcome switch
+        public static Text OutcomeName(HvOutcome outcome) => outcome switch
         {
             HvOutcome.Done => "Done"u8,
             HvOutcome.NotProvided => "NotProvided"u8,
@@ -124,7 +124,7 @@ namespace Kernel.Hv
             _ => "(unknown outcome)"u8,
         };
 
-        public static ReadOnlySpan<byte> Reason(HvRefusal why)
+        public static Text Reason(HvRefusal why)
         {
             switch (why)
             {

@@ -1,4 +1,5 @@
 using System;
+using Kernel.Runtime;
 using Kernel.Arch;
 
 namespace Kernel.Runtime
@@ -10,7 +11,7 @@ namespace Kernel.Runtime
         // Set by kernel/hv when the hypervisor takes crash reports.
         public static delegate*<ulong, void> Hook;
 
-        public static void Fail(ReadOnlySpan<byte> reason)
+        public static void Fail(Text reason)
         {
             Cpu.DisableInterrupts();
             Console.EnterEmergencyMode();

@@ -121,7 +121,7 @@ namespace Kernel.TestMode
 
         // What each hypervisor answers a caller it does not serve: stock KVM has
         // no such call; Hyper-V grants it to the root and VTL2 only.
-        private static void ExpectRefusedByHypervisor(HvCallResult r, ReadOnlySpan<byte> what)
+        private static void ExpectRefusedByHypervisor(HvCallResult r, Text what)
         {
             if (HyperV.Kind == Hypervisor.Kvm) Expect.Equal(HvStatus.InvalidHypercallCode, r.Status, what);
             else Expect.True(r.Outcome == HvOutcome.Denied || r.Outcome == HvOutcome.NotProvided, what);
@@ -543,7 +543,7 @@ namespace Kernel.TestMode
 
         // Issues `call`, expects `status`, and checks that no SIM or SIEF page or
         // interrupt count changed and, on failure, that the output was not written.
-        private static void ExpectStatus(RawCall call, HvStatus status, ReadOnlySpan<byte> what)
+        private static void ExpectStatus(RawCall call, HvStatus status, Text what)
         {
             byte* output = call.OutputGpa >= Scratch.Base && call.OutputGpa < Scratch.Base + Scratch.Bytes ? (byte*)call.OutputGpa : null;
             if (output != null) Memory.Fill(output, 0xA5, 8);
@@ -918,7 +918,7 @@ namespace Kernel.TestMode
 
         // One line per call that matters, so a run shows what the hypervisor answered:
         // "direct: <what>: 0x0 SUCCESS, NewlySignaled 1".
-        private static void Report(ReadOnlySpan<byte> what, HvStatus status, int newlySignaled = -1)
+        private static void Report(Text what, HvStatus status, int newlySignaled = -1)
         {
             Console.Write("direct: "u8);
             Console.Write(what);
@@ -934,7 +934,7 @@ namespace Kernel.TestMode
             Console.WriteLine();
         }
 
-        private static void Report(ReadOnlySpan<byte> what, HvCallResult r) => Report(what, r.Status, r.NewlySignaled ? 1 : 0);
+        private static void Report(Text what, HvCallResult r) => Report(what, r.Status, r.NewlySignaled ? 1 : 0);
 
         // "direct: VP 1 -> VP index 0 SignalEventDirect: 0x0 SUCCESS, NewlySignaled 1"
         private static void ReportPair(int from, uint toIndex, HvStatus status, bool newlySignaled)
@@ -1008,7 +1008,7 @@ namespace Kernel.TestMode
                 return true;
             }
 
-            public static void ExpectUnchanged(ReadOnlySpan<byte> what)
+            public static void ExpectUnchanged(Text what)
             {
                 Expect.Equal(s_interrupts, Interrupts(), what);
                 for (int i = 0; i < Vp.Count; i++)

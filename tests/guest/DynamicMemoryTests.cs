@@ -172,7 +172,7 @@ namespace Kernel.TestMode
         private static bool RequestsAnswered() => S->BalloonRequests >= s_wantRequests;
         private static bool HotAddedIsWanted() => S->HotAddedPages >= s_wantHotAdded;
 
-        private static void AskHost(long pages, ReadOnlySpan<byte> step)
+        private static void AskHost(long pages, Text step)
         {
             Console.Write("dm-host: adjust "u8);
             Console.Write(pages < 0 ? '-' : '+');
@@ -181,7 +181,7 @@ namespace Kernel.TestMode
             Console.WriteLine(step);
         }
 
-        private static void TellHostDone(ReadOnlySpan<byte> step)
+        private static void TellHostDone(Text step)
         {
             Console.Write("dm-host: done "u8);
             Console.Write(step);
@@ -197,7 +197,7 @@ namespace Kernel.TestMode
         // Sleeps (hlt) until `done` or the timeout: the channel's and the status
         // timer's interrupts wake it. A spinning wait would make the nested
         // runner's TCG emulate the spin for the ~50 s of hv-balloon's start.
-        private static bool WaitForHost(delegate*<bool> done, ReadOnlySpan<byte> step)
+        private static bool WaitForHost(delegate*<bool> done, Text step)
         {
             ulong deadline = Clock.Now100ns() + HostStepTimeoutMs * 10000;
             while (!done())

@@ -10,7 +10,7 @@ namespace Kernel.TestMode
     public static unsafe class Expect
     {
         public static bool Failed { get; private set; }
-        public static ReadOnlySpan<byte> SkipReason { get; private set; }    // empty: not skipped
+        public static Text SkipReason { get; private set; }    // empty: not skipped
         public static bool Skipped => !SkipReason.IsEmpty;
 
         private enum Kind { Number, Text, Boolean, Status, Outcome, MessageType }
@@ -31,24 +31,26 @@ namespace Kernel.TestMode
         }
 
         // Marks the running test skipped; the test should return right after.
-        public static void Skip(ReadOnlySpan<byte> reason) => SkipReason = reason;
+        public static void Skip(Text reason) => SkipReason = reason;
 
-        public static bool Equal(ulong expected, ulong actual, ReadOnlySpan<byte> what = default)
+        public static bool Equal(ulong expected, ulong actual, Text what = default)
         {
             return Equal(Kind.Number, expected, actual, what);
         }
 
-        public static bool Equal(ReadOnlySpan<byte> expected, ReadOnlySpan<byte> actual, ReadOnlySpan<byte> what = default)
+        public static bool Equal(Text expected, Text actual, Text what = default) => Equal(expected.Span, actual.Span, what);
+
+        public static bool Equal(ReadOnlySpan<byte> expected, ReadOnlySpan<byte> actual, Text what = default)
         {
             if (expected.SequenceEqual(actual)) return true;
             if (Record(Kind.Text, what)) { Save(ref s_expectedText, expected); Save(ref s_actualText, actual); }
             return false;
         }
 
-        public static bool True(bool actual, ReadOnlySpan<byte> what) => Equal(true, actual, what);
-        public static bool False(bool actual, ReadOnlySpan<byte> what) => Equal(false, actual, what);
+        public static bool True(bool actual, Text what) => Equal(true, actual, what);
+        public static bool False(bool actual, Text what) => Equal(false, actual, what);
 
-        public static bool Equal(bool expected, bool actual, ReadOnlySpan<byte> what)
+        public static bool Equal(bool expected, bool actual, Text what)
         {
             if (expected == actual) return true;
             if (Record(Kind.Boolean, what)) { s_expected = expected ? 1ul : 0; s_actual = actual ? 1ul : 0; }
@@ -57,11 +59,11 @@ namespace Kernel.TestMode
 
         // The enums of the Hyper-V interface, printed with their names:
         // "expected 0x18 INVALID_SYNIC_STATE, got 0x2 INVALID_HYPERCALL_CODE (what)".
-        public static bool Equal(HvStatus expected, HvStatus actual, ReadOnlySpan<byte> what) => Equal(Kind.Status, (ulong)expected, (ulong)actual, what);
-        public static bool Equal(HvOutcome expected, HvOutcome actual, ReadOnlySpan<byte> what) => Equal(Kind.Outcome, (ulong)expected, (ulong)actual, what);
-        public static bool Equal(HvMessageType expected, HvMessageType actual, ReadOnlySpan<byte> what) => Equal(Kind.MessageType, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvStatus expected, HvStatus actual, Text what) => Equal(Kind.Status, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvOutcome expected, HvOutcome actual, Text what) => Equal(Kind.Outcome, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvMessageType expected, HvMessageType actual, Text what) => Equal(Kind.MessageType, (ulong)expected, (ulong)actual, what);
 
-        private static bool Equal(Kind kind, ulong expected, ulong actual, ReadOnlySpan<byte> what)
+        private static bool Equal(Kind kind, ulong expected, ulong actual, Text what)
         {
             if (expected == actual) return true;
             if (Record(kind, what)) { s_expected = expected; s_actual = actual; }
@@ -69,7 +71,7 @@ namespace Kernel.TestMode
         }
 
         // actual is within [low, high].
-        public static bool InRange(ulong low, ulong high, ulong actual, ReadOnlySpan<byte> what)
+        public static bool InRange(ulong low, ulong high, ulong actual, Text what)
         {
             if (actual >= low && actual <= high) return true;
             if (Record(Kind.Number, what)) { s_expected = actual < low ? low : high; s_actual = actual; }
@@ -77,12 +79,12 @@ namespace Kernel.TestMode
         }
 
         // True when this is the test's first failure, whose values are then kept.
-        private static bool Record(Kind kind, ReadOnlySpan<byte> what)
+        private static bool Record(Kind kind, Text what)
         {
             if (Failed) return false;
             Failed = true;
             s_kind = kind;
-            Save(ref s_what, what);
+            Save(ref s_what, what.Span);
             return true;
         }
 
@@ -119,6 +121,8 @@ namespace Kernel.TestMode
         }
 
         private static void Put(char c) => Put((byte)c);
+
+        private static void Put(Text text) => Put(text.Span);
 
         private static void Put(ReadOnlySpan<byte> text)
         {

@@ -63,7 +63,7 @@ namespace Kernel.TestMode
         // "on VP 1 the emulator delivered an interrupt twice: vector 0x5d at RIP 0x1034a0"
         private const int DetailCapacity = 160;
 
-        private static ReadOnlySpan<byte> Detail(int number, Vp* vp, byte* buffer)
+        private static Text Detail(int number, Vp* vp, byte* buffer)
         {
             int n = 0;
             n += Put(buffer + n, "on VP "u8);
@@ -72,7 +72,8 @@ namespace Kernel.TestMode
             n += Format.Hex(vp->FirstImpossibleVector, buffer + n);
             n += Put(buffer + n, " at RIP "u8);
             n += Format.Hex(vp->FirstImpossibleRip, buffer + n);
-            return new ReadOnlySpan<byte>(buffer, n);      // Expect copies it: the report comes after the test
+            buffer[n] = 0;                                 // a Text ends in a zero byte
+            return new Text(buffer);                       // Expect copies it: the report comes after the test
         }
 
         private static int Put(byte* at, ReadOnlySpan<byte> s)

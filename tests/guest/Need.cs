@@ -21,21 +21,21 @@ namespace Kernel.TestMode
     // hv-tlbflush need hv-vpindex); the hypercall MSRs come with any hv-* flag.
     public static class Need
     {
-        public static ReadOnlySpan<byte> NoHypercallMsrs => "the hypervisor grants no hypercall MSRs (CPUID 0x40000003 EAX bit 5; QEMU sets it with any hv- flag)"u8;
-        public static ReadOnlySpan<byte> NoVpIndex => "no VP index MSR (CPUID 0x40000003 EAX bit 6; QEMU hv-vpindex)"u8;
-        public static ReadOnlySpan<byte> NoSynic => "the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"u8;
-        public static ReadOnlySpan<byte> NoPostMessages => "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)"u8;
-        public static ReadOnlySpan<byte> NoSignalEvents => "the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)"u8;
-        public static ReadOnlySpan<byte> NoTestDevice => "no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)"u8;
-        public static ReadOnlySpan<byte> NoReferenceCounter => "no partition reference counter (CPUID 0x40000003 EAX bit 1; QEMU hv-time)"u8;
-        public static ReadOnlySpan<byte> NoTscPage => "no reference TSC page (CPUID 0x40000003 EAX bit 9; QEMU hv-time)"u8;
-        public static ReadOnlySpan<byte> NoFrequencyMsrs => "no frequency MSRs (CPUID 0x40000003 EAX bit 11; QEMU hv-frequencies)"u8;
-        public static ReadOnlySpan<byte> NoSyntheticTimers => "no synthetic timers (CPUID 0x40000003 EAX bit 3; QEMU hv-stimer)"u8;
-        public static ReadOnlySpan<byte> NoDirectTimers => "no direct-mode synthetic timers (CPUID 0x40000003 EDX bit 19; QEMU hv-stimer-direct)"u8;
-        public static ReadOnlySpan<byte> NoSyntheticIpi => "the hypervisor does not offer synthetic cluster IPIs (CPUID 0x40000004 EAX bit 10; QEMU hv-ipi)"u8;
-        public static ReadOnlySpan<byte> OneVp => "one VP: cross-VP tests need --smp 2 or more"u8;
+        public static Text NoHypercallMsrs => "the hypervisor grants no hypercall MSRs (CPUID 0x40000003 EAX bit 5; QEMU sets it with any hv- flag)"u8;
+        public static Text NoVpIndex => "no VP index MSR (CPUID 0x40000003 EAX bit 6; QEMU hv-vpindex)"u8;
+        public static Text NoSynic => "the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"u8;
+        public static Text NoPostMessages => "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)"u8;
+        public static Text NoSignalEvents => "the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)"u8;
+        public static Text NoTestDevice => "no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)"u8;
+        public static Text NoReferenceCounter => "no partition reference counter (CPUID 0x40000003 EAX bit 1; QEMU hv-time)"u8;
+        public static Text NoTscPage => "no reference TSC page (CPUID 0x40000003 EAX bit 9; QEMU hv-time)"u8;
+        public static Text NoFrequencyMsrs => "no frequency MSRs (CPUID 0x40000003 EAX bit 11; QEMU hv-frequencies)"u8;
+        public static Text NoSyntheticTimers => "no synthetic timers (CPUID 0x40000003 EAX bit 3; QEMU hv-stimer)"u8;
+        public static Text NoDirectTimers => "no direct-mode synthetic timers (CPUID 0x40000003 EDX bit 19; QEMU hv-stimer-direct)"u8;
+        public static Text NoSyntheticIpi => "the hypervisor does not offer synthetic cluster IPIs (CPUID 0x40000004 EAX bit 10; QEMU hv-ipi)"u8;
+        public static Text OneVp => "one VP: cross-VP tests need --smp 2 or more"u8;
 
-        private static bool Skip(ReadOnlySpan<byte> reason)
+        private static bool Skip(Text reason)
         {
             Expect.Skip(reason);
             return false;
@@ -170,10 +170,10 @@ namespace Kernel.TestMode
             return true;
         }
 
-        public static ReadOnlySpan<byte> NoDynamicMemoryOffer => "no Dynamic Memory device offered (QEMU 8.2 or newer with -device hv-balloon: qemu-run.sh --hv-balloon)"u8;
-        public static ReadOnlySpan<byte> NoDynamicMemoryHost => "no host drives the balloon (dm-host on the command line: the xunit Dynamic Memory run answers the dm-host: lines over QMP)"u8;
-        public static ReadOnlySpan<byte> NoHotAdd => "the host has no memory to hot-add (dm-hotadd on the command line: hv-balloon with a memdev)"u8;
-        public static ReadOnlySpan<byte> StatusReportsSuppressed => "the host suppresses status reports (hv-balloon status-report=off)"u8;
+        public static Text NoDynamicMemoryOffer => "no Dynamic Memory device offered (QEMU 8.2 or newer with -device hv-balloon: qemu-run.sh --hv-balloon)"u8;
+        public static Text NoDynamicMemoryHost => "no host drives the balloon (dm-host on the command line: the xunit Dynamic Memory run answers the dm-host: lines over QMP)"u8;
+        public static Text NoHotAdd => "the host has no memory to hot-add (dm-hotadd on the command line: hv-balloon with a memdev)"u8;
+        public static Text StatusReportsSuppressed => "the host suppresses status reports (hv-balloon status-report=off)"u8;
 
         // An offer of the Dynamic Memory class on the bus.
         public static unsafe bool DynamicMemoryOffer()

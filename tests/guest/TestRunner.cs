@@ -1,4 +1,5 @@
 using System;
+using Kernel.Runtime;
 using Kernel.Arch;
 
 namespace Kernel.TestMode
@@ -6,10 +7,10 @@ namespace Kernel.TestMode
     // One guest test: a name and a body that checks real values with Expect.
     public unsafe struct TestCase
     {
-        public ReadOnlySpan<byte> Name;
+        public Text Name;
         public delegate*<void> Body;
 
-        public TestCase(ReadOnlySpan<byte> name, delegate*<void> body) { Name = name; Body = body; }
+        public TestCase(Text name, delegate*<void> body) { Name = name; Body = body; }
     }
 
     // Runs the guest tests selected on the command line (`test` or `test=PREFIX`)
@@ -94,12 +95,10 @@ namespace Kernel.TestMode
             return value;
         }
 
-        private static bool StartsWith(ReadOnlySpan<byte> name, byte* prefix, int length)
+        private static bool StartsWith(Text name, byte* prefix, int length)
         {
             if (length <= 0) return true;
-            if (length > name.Length) return false;
-            for (int i = 0; i < length; i++) if (name[i] != prefix[i]) return false;
-            return true;
+            return name.Span.StartsWith(new ReadOnlySpan<byte>(prefix, length));
         }
 
         private static void Run(TestCase test)
@@ -137,7 +136,7 @@ namespace Kernel.TestMode
             }
         }
 
-        private static void WriteHead(ReadOnlySpan<byte> name)
+        private static void WriteHead(Text name)
         {
             Console.WriteDecimal((long)s_number);
             Console.Write(" - "u8);
