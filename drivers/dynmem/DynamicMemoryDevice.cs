@@ -71,8 +71,8 @@ namespace Drivers.DynamicMemory
             Drain();
             Cpu.RestoreInterrupts(flags);
 
-            ulong deadline = Clock.Now100ns() + NegotiationTimeoutMs * 10000 * (DmVersion.Count + 1);
-            while (Session->State != DmState.Ready && Session->State != DmState.Failed && Clock.Now100ns() < deadline) Cpu.Pause();
+            // One answer per version offered, and the capabilities exchange.
+            Clock.WaitUntil(&SessionSettled, null, NegotiationTimeoutMs * (DmVersion.Count + 1));
             if (Session->State != DmState.Ready)
             {
                 Console.Write("dm: the protocol did not start: "u8);
@@ -189,6 +189,8 @@ namespace Drivers.DynamicMemory
         }
 
         private static void ReturnPage(ulong page) => PageAllocator.Free((void*)(page * PageAllocator.PageSize));
+
+        private static bool SessionSettled(void* _) => Session->State == DmState.Ready || Session->State == DmState.Failed;
 
         private static ulong AddMemory(ulong firstPage, ulong count)
         {

@@ -6,8 +6,10 @@ namespace Kernel.Arch
     public struct MemoryRegion
     {
         public ulong Base, Length;
-        public uint Type;                      // E820 types: 1 = usable RAM
-        public const uint Usable = 1;
+        public uint Type;                      // an E820 type, or FirmwareCode
+
+        // The E820 address range types (ACPI 6.5 15.1, Table 15.1).
+        public const uint Usable = 1, Reserved = 2, AcpiReclaimable = 3, AcpiNvs = 4, Unusable = 5;
         // Not an E820 type: UEFI runtime services code (kernel/arch/efi/EfiEntry.cs),
         // which Paging keeps executable so that ResetSystem can be called.
         public const uint FirmwareCode = 0xEF05;

@@ -125,8 +125,6 @@ namespace Kernel.Arch
         [RuntimeImport("cpu_read_rflags")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern ulong ReadFlags();
 
-        public const ulong RflagsInterruptEnable = 1ul << 9;   // RFLAGS.IF
-
         // Interrupts off on this VP until RestoreInterrupts, as Linux's
         // local_irq_save: returns the caller's RFLAGS, so that nested sections
         // leave IF as they found it.
@@ -141,10 +139,10 @@ namespace Kernel.Arch
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void RestoreInterrupts(ulong flags)
         {
-            if ((flags & RflagsInterruptEnable) != 0) EnableInterrupts();
+            if ((flags & Rflags.IF) != 0) EnableInterrupts();
         }
 
-        public static bool InterruptsEnabled() => (ReadFlags() & RflagsInterruptEnable) != 0;
+        public static bool InterruptsEnabled() => (ReadFlags() & Rflags.IF) != 0;
 
         [RuntimeImport("cpu_lidt")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void LoadIdt(DescriptorTablePointer* pointer);

@@ -20,7 +20,7 @@ namespace Kernel.Arch
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void Enter(InterruptFrame* frame, Vp* vp)
         {
-            if ((frame->Rflags & Cpu.RflagsInterruptEnable) == 0 || vp->InterruptDepth != 0) Record(vp, frame);
+            if ((frame->Rflags & Rflags.IF) == 0 || vp->InterruptDepth != 0) Record(vp, frame);
             vp->InterruptDepth++;
         }
 

@@ -168,7 +168,6 @@ namespace Kernel.Arch
         // CR0.WP clear supervisor writes go through read-only pages, under
         // these tables and under the boot or firmware ones alike. Interrupts
         // stay off so that nothing else runs with write protection off.
-        private const ulong Cr0WriteProtect = 1ul << 16;
 
         public static void FillReadOnly(byte* destination, byte value, ulong count)
             => WriteReadOnly(destination, null, value, count);
@@ -181,7 +180,7 @@ namespace Kernel.Arch
         {
             ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
             ulong cr0 = Cpu.ReadCr0();
-            Cpu.WriteCr0(cr0 & ~Cr0WriteProtect);
+            Cpu.WriteCr0(cr0 & ~Cr0.WP);
             if (source != null) Memory.Copy(destination, source, count);
             else Memory.Fill(destination, value, count);
             Cpu.WriteCr0(cr0);

@@ -168,9 +168,9 @@ namespace Kernel.TestMode
         // ---- host-driven steps ---------------------------------------------------------
 
         private static ulong s_wantBallooned, s_wantRequests, s_wantHotAdded;
-        private static bool BalloonedIsWanted() => S->Balloon.Pages == s_wantBallooned;
-        private static bool RequestsAnswered() => S->BalloonRequests >= s_wantRequests;
-        private static bool HotAddedIsWanted() => S->HotAddedPages >= s_wantHotAdded;
+        private static bool BalloonedIsWanted(void* _) => S->Balloon.Pages == s_wantBallooned;
+        private static bool RequestsAnswered(void* _) => S->BalloonRequests >= s_wantRequests;
+        private static bool HotAddedIsWanted(void* _) => S->HotAddedPages >= s_wantHotAdded;
 
         private static void AskHost(long pages, Text step)
         {
@@ -197,21 +197,13 @@ namespace Kernel.TestMode
         // Sleeps (hlt) until `done` or the timeout: the channel's and the status
         // timer's interrupts wake it. A spinning wait would make the nested
         // runner's TCG emulate the spin for the ~50 s of hv-balloon's start.
-        private static bool WaitForHost(delegate*<bool> done, Text step)
+        private static bool WaitForHost(delegate*<void*, bool> done, Text step)
         {
-            ulong deadline = Clock.Now100ns() + HostStepTimeoutMs * 10000;
-            while (!done())
-            {
-                if (Clock.Now100ns() > deadline)
-                {
-                    Console.Write("dm: the host did not complete step "u8);
-                    Console.Write(step);
-                    Console.WriteLine(" in time"u8);
-                    return false;
-                }
-                Cpu.Halt();
-            }
-            return true;
+            if (Clock.SleepUntil(done, null, HostStepTimeoutMs)) return true;
+            Console.Write("dm: the host did not complete step "u8);
+            Console.Write(step);
+            Console.WriteLine(" in time"u8);
+            return false;
         }
 
         // Every page of every ballooned run is out of the allocator, and nothing

@@ -45,20 +45,19 @@ namespace Kernel.TestMode
 
         private static void LongModeActive()
         {
-            const uint Efer = 0xC0000080;
-            ulong efer = Cpu.ReadMsr(Efer);
-            Expect.Equal(1ul << 10, efer & (1ul << 10), "EFER.LMA (long mode active)"u8);
-            Expect.Equal(1ul << 11, efer & (1ul << 11), "EFER.NXE (no-execute enabled)"u8);
-            Expect.Equal(1ul << 31, Cpu.ReadCr0() & (1ul << 31), "CR0.PG"u8);
+            ulong efer = Cpu.ReadMsr(Efer.Msr);
+            Expect.Equal(Efer.LMA, efer & Efer.LMA, "EFER.LMA (long mode active)"u8);
+            Expect.Equal(Efer.NXE, efer & Efer.NXE, "EFER.NXE (no-execute enabled)"u8);
+            Expect.Equal(Cr0.PG, Cpu.ReadCr0() & Cr0.PG, "CR0.PG"u8);
         }
 
         private static void SseEnabled()
         {
             ulong cr0 = Cpu.ReadCr0(), cr4 = Cpu.ReadCr4();
-            Expect.Equal(0ul, cr0 & (1ul << 2), "CR0.EM clear"u8);
-            Expect.Equal(1ul << 1, cr0 & (1ul << 1), "CR0.MP set"u8);
-            Expect.Equal(1ul << 9, cr4 & (1ul << 9), "CR4.OSFXSR set"u8);
-            Expect.Equal(1ul << 10, cr4 & (1ul << 10), "CR4.OSXMMEXCPT set"u8);
+            Expect.Equal(0ul, cr0 & Cr0.EM, "CR0.EM clear"u8);
+            Expect.Equal(Cr0.MP, cr0 & Cr0.MP, "CR0.MP set"u8);
+            Expect.Equal(Cr4.OSFXSR, cr4 & Cr4.OSFXSR, "CR4.OSFXSR set"u8);
+            Expect.Equal(Cr4.OSXMMEXCPT, cr4 & Cr4.OSXMMEXCPT, "CR4.OSXMMEXCPT set"u8);
             double x = 1.5;
             Expect.Equal(3ul, (ulong)(x * 2), "a double multiply"u8);
         }

@@ -42,7 +42,7 @@ namespace Kernel.TestMode
             if (before == 0)
             {
                 Expect.Equal((ulong)Cpu.GuardTestVector, vector, "the vector it recorded"u8);
-                Expect.Equal(0ul, rflags & Cpu.RflagsInterruptEnable, "saved RFLAGS.IF it recorded"u8);
+                Expect.Equal(0ul, rflags & Rflags.IF, "saved RFLAGS.IF it recorded"u8);
             }
             Expect.Equal(0ul, vp->InterruptDepth, "handler depth after the handler returned"u8);
         }

@@ -147,7 +147,7 @@ namespace Kernel.Arch.Efi
                 if (ExitAttempts == 1 && BootInfo.HasOption("efi-stale-key"u8))
                 {
                     ulong page = 0;
-                    const uint AllocateAnyPages = 0, LoaderData = 2;
+                    const uint AllocateAnyPages = 0;     // EFI_ALLOCATE_TYPE (UEFI 2.10 7.2)
                     bs->AllocatePages(AllocateAnyPages, LoaderData, 1, &page);
                 }
                 status = bs->ExitBootServices(imageHandle, *mapKey);
@@ -211,12 +211,13 @@ namespace Kernel.Arch.Efi
         {
             switch (efiType)
             {
-                case 1: case 2: case 3: case 4: case 7: return MemoryRegion.Usable;   // Loader*, BootServices*, Conventional
-                case 5: return MemoryRegion.FirmwareCode;   // RuntimeServicesCode: stays executable for ResetSystem
-                case 8: return 5;                           // Unusable
-                case 9: return 3;                           // ACPI reclaim
-                case 10: return 4;                          // ACPI NVS
-                default: return 2;                          // reserved, runtime data, MMIO, ...
+                case LoaderCode: case LoaderData: case BootServicesCode: case BootServicesData: case ConventionalMemory:
+                    return MemoryRegion.Usable;
+                case RuntimeServicesCode: return MemoryRegion.FirmwareCode;   // stays executable for ResetSystem
+                case UnusableMemory: return MemoryRegion.Unusable;
+                case AcpiReclaimMemory: return MemoryRegion.AcpiReclaimable;
+                case AcpiMemoryNvs: return MemoryRegion.AcpiNvs;
+                default: return MemoryRegion.Reserved;                     // reserved, runtime data, MMIO, ...
             }
         }
 

@@ -65,6 +65,11 @@ namespace Kernel.Arch.Efi
             public delegate* unmanaged<File*, ulong*, byte*, ulong> Read;
         }
 
+        // EFI_MEMORY_TYPE (UEFI 2.10 7.2, Table 7-5): the values the kernel tells apart.
+        public const uint LoaderCode = 1, LoaderData = 2, BootServicesCode = 3, BootServicesData = 4;
+        public const uint RuntimeServicesCode = 5, ConventionalMemory = 7, UnusableMemory = 8;
+        public const uint AcpiReclaimMemory = 9, AcpiMemoryNvs = 10;
+
         // UEFI 2.10 7.2 EFI_MEMORY_DESCRIPTOR (entries are DescriptorSize apart, not sizeof)
         public struct MemoryDescriptor
         {

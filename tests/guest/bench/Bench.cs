@@ -198,6 +198,7 @@ namespace Kernel.TestMode
         // ---- SINT latency and dispatch ------------------------------------------------------
 
         private const uint LatencyConnection = 43;
+        private const ulong CallbackWaitMs = 1000;
         private static ulong s_callbackTsc, s_callbacks;
 
         private static void OnBenchFlag(int sint, int flag)
@@ -208,10 +209,7 @@ namespace Kernel.TestMode
 
         private static bool WaitCallbacks(ulong count)
         {
-            ulong deadline = Clock.Now100ns() + 1000 * 10000ul;
-            fixed (ulong* c = &s_callbacks)
-                while (*c < count) { if (Clock.Now100ns() > deadline) return false; Cpu.Pause(); }
-            return true;
+            fixed (ulong* c = &s_callbacks) return Clock.WaitAtLeast(c, count, CallbackWaitMs);
         }
 
         // From just before the signalling hypercall to the handler's first instruction
