@@ -21,18 +21,7 @@ namespace Kernel.TestMode
     // hv-tlbflush need hv-vpindex); the hypercall MSRs come with any hv-* flag.
     public static class Need
     {
-        public static Text NoHypercallMsrs => "the hypervisor grants no hypercall MSRs (CPUID 0x40000003 EAX bit 5; QEMU sets it with any hv- flag)"u8;
-        public static Text NoVpIndex => "no VP index MSR (CPUID 0x40000003 EAX bit 6; QEMU hv-vpindex)"u8;
-        public static Text NoSynic => "the hypervisor grants no SynIC access (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"u8;
-        public static Text NoPostMessages => "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)"u8;
-        public static Text NoSignalEvents => "the hypervisor grants no HvCallSignalEvent (CPUID 0x40000003 EBX bit 5, SignalEvents; QEMU hv-synic)"u8;
         public static Text NoTestDevice => "no hyperv-testdev (QEMU -device hyperv-testdev, KVM only)"u8;
-        public static Text NoReferenceCounter => "no partition reference counter (CPUID 0x40000003 EAX bit 1; QEMU hv-time)"u8;
-        public static Text NoTscPage => "no reference TSC page (CPUID 0x40000003 EAX bit 9; QEMU hv-time)"u8;
-        public static Text NoFrequencyMsrs => "no frequency MSRs (CPUID 0x40000003 EAX bit 11; QEMU hv-frequencies)"u8;
-        public static Text NoSyntheticTimers => "no synthetic timers (CPUID 0x40000003 EAX bit 3; QEMU hv-stimer)"u8;
-        public static Text NoDirectTimers => "no direct-mode synthetic timers (CPUID 0x40000003 EDX bit 19; QEMU hv-stimer-direct)"u8;
-        public static Text NoSyntheticIpi => "the hypervisor does not offer synthetic cluster IPIs (CPUID 0x40000004 EAX bit 10; QEMU hv-ipi)"u8;
         public static Text OneVp => "one VP: cross-VP tests need --smp 2 or more"u8;
 
         private static bool Skip(Text reason)
@@ -45,14 +34,14 @@ namespace Kernel.TestMode
         public static bool HvInterface()
         {
             if (HyperV.Present) return true;
-            return Skip(HyperV.AbsentReason);
+            return Skip(Missing.HvInterface);
         }
 
         // HV_X64_MSR_GUEST_OS_ID and HV_X64_MSR_HYPERCALL (TLFS 3.13).
         public static bool HypercallMsrs()
         {
             if (!HvInterface()) return false;
-            return HyperV.Has(HvPartitionPrivilege.AccessHypercallMsrs) || Skip(NoHypercallMsrs);
+            return HyperV.Has(HvPartitionPrivilege.AccessHypercallMsrs) || Skip(Missing.HypercallMsrs);
         }
 
         // A hypercall can be issued. With the MSRs granted, a page the
@@ -67,14 +56,14 @@ namespace Kernel.TestMode
         public static bool VpIndex()
         {
             if (!HvInterface()) return false;
-            return HyperV.Has(HvPartitionPrivilege.AccessVpIndex) || Skip(NoVpIndex);
+            return HyperV.Has(HvPartitionPrivilege.AccessVpIndex) || Skip(Missing.VpIndex);
         }
 
         // The SynIC registers (SCONTROL, SIMP, SIEFP, SINTx, EOM, SVERSION), enabled at boot on every VP.
         public static bool Synic()
         {
             if (!HvInterface()) return false;
-            return Hv.Synic.Available || Skip(NoSynic);
+            return Hv.Synic.Available || Skip(Missing.Synic);
         }
 
         // The SynIC and hypercalls: what the Direct calls and the VMBus client use.
@@ -84,14 +73,14 @@ namespace Kernel.TestMode
         public static bool PostMessages()
         {
             if (!HypercallPage()) return false;
-            return HyperV.Has(HvPartitionPrivilege.PostMessages) || Skip(NoPostMessages);
+            return HyperV.Has(HvPartitionPrivilege.PostMessages) || Skip(Missing.PostMessages);
         }
 
         // HvCallSignalEvent (0x005D).
         public static bool SignalEvents()
         {
             if (!HypercallPage()) return false;
-            return HyperV.Has(HvPartitionPrivilege.SignalEvents) || Skip(NoSignalEvents);
+            return HyperV.Has(HvPartitionPrivilege.SignalEvents) || Skip(Missing.SignalEvents);
         }
 
         // QEMU's hyperv-testdev, which routes SINTs and creates connections into the SynIC.
@@ -117,21 +106,21 @@ namespace Kernel.TestMode
         public static bool ReferenceCounter()
         {
             if (!HvInterface()) return false;
-            return ReferenceTime.CounterAvailable || Skip(NoReferenceCounter);
+            return ReferenceTime.CounterAvailable || Skip(Missing.ReferenceCounter);
         }
 
         // HV_X64_MSR_REFERENCE_TSC and its page.
         public static bool TscPage()
         {
             if (!HvInterface()) return false;
-            return ReferenceTime.TscPageAvailable || Skip(NoTscPage);
+            return ReferenceTime.TscPageAvailable || Skip(Missing.TscPage);
         }
 
         // HV_X64_MSR_TSC_FREQUENCY and HV_X64_MSR_APIC_FREQUENCY.
         public static bool FrequencyMsrs()
         {
             if (!HvInterface()) return false;
-            return HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs) || Skip(NoFrequencyMsrs);
+            return HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs) || Skip(Missing.FrequencyMsrs);
         }
 
         // The synthetic timers, with what every timer test also uses: the SynIC
@@ -139,7 +128,7 @@ namespace Kernel.TestMode
         public static bool SyntheticTimers()
         {
             if (!HvInterface()) return false;
-            if (!HyperV.Has(HvPartitionPrivilege.AccessSyntheticTimerRegs)) return Skip(NoSyntheticTimers);
+            if (!HyperV.Has(HvPartitionPrivilege.AccessSyntheticTimerRegs)) return Skip(Missing.SyntheticTimers);
             return Synic() && ReferenceCounter();
         }
 
@@ -147,7 +136,7 @@ namespace Kernel.TestMode
         public static bool DirectTimers()
         {
             if (!SyntheticTimers()) return false;
-            return SyntheticTimer.DirectModeAvailable || Skip(NoDirectTimers);
+            return SyntheticTimer.DirectModeAvailable || Skip(Missing.DirectTimers);
         }
 
         // HvCallSendSyntheticClusterIpi (0x000B): recommended by the hypervisor,
@@ -155,7 +144,7 @@ namespace Kernel.TestMode
         public static bool SyntheticIpi()
         {
             if (!HvInterface()) return false;
-            if ((HyperV.Recommendations & HvRecommendation.SyntheticClusterIpi) == 0) return Skip(NoSyntheticIpi);
+            if ((HyperV.Recommendations & HvRecommendation.SyntheticClusterIpi) == 0) return Skip(Missing.SyntheticIpi);
             return VpIndex() && HypercallPage();
         }
 
