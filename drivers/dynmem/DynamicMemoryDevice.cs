@@ -167,15 +167,6 @@ namespace Drivers.DynamicMemory
             Apic.EndOfInterrupt();
         }
 
-        // A status report now, from outside an interrupt (a test's).
-        public static bool PostStatusNow()
-        {
-            ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
-            bool sent = Session != null && DmSession.PostStatus(Session);
-            Cpu.RestoreInterrupts(flags);
-            return sent;
-        }
-
         // ---- what the session asks of the kernel -------------------------------------------
 
         private static bool Send(void* message, uint size)

@@ -36,13 +36,6 @@ namespace Kernel.Arch
             vp->FirstImpossibleDepth = vp->InterruptDepth;
         }
 
-        public static ulong Total()
-        {
-            ulong total = 0;
-            for (int i = 0; i < Vp.Count; i++) total += Vp.Get(i)->ImpossibleInterrupts;
-            return total;
-        }
-
         // One line per VP that saw any: "interrupt guard: VP 1: 2 impossible
         // deliveries, the first vector 0x5d at RIP 0x... RFLAGS 0x86 depth 1".
         public static void Report()

@@ -14,10 +14,6 @@ namespace Kernel.Runtime
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ulong Mask(int width) => width >= 64 ? ulong.MaxValue : (1ul << width) - 1;
 
-        // The field of `width` bits at `shift`, in place: Mask(width) << shift.
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static ulong FieldMask(int shift, int width) => Mask(width) << shift;
-
         // The field of `width` bits at `shift` in `word`.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ulong Get(ulong word, int shift, int width) => (word >> shift) & Mask(width);
