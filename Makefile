@@ -16,6 +16,7 @@
 
 BUILD   := build
 ASM     := $(wildcard boot/*.asm)
+ASM_INC := $(wildcard boot/*.inc)
 ASM_OBJ := $(patsubst boot/%.asm,$(BUILD)/boot/%.o,$(ASM))
 CS      := $(shell find kernel drivers -name '*.cs') kernel.csproj Directory.Build.props
 TEST_CS := $(shell find tests/guest -name '*.cs')
@@ -43,7 +44,7 @@ $(BUILD)/.deps-build: tools/deps.sh
 	@tools/deps.sh build
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/boot/%.o: boot/%.asm boot/abi.inc $(BUILD)/.deps-build
+$(BUILD)/boot/%.o: boot/%.asm $(ASM_INC) $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
 	nasm -f elf64 -I boot/ -o $@ $<
 
@@ -75,7 +76,7 @@ $(BUILD)/.deps-image: tools/deps.sh
 	@tools/deps.sh image
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/efi/%.obj: boot/%.asm boot/abi.inc $(BUILD)/.deps-build
+$(BUILD)/efi/%.obj: boot/%.asm $(ASM_INC) $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
 	nasm -f win64 -DABI_WIN64 -I boot/ -o $@ $<
 

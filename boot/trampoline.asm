@@ -5,6 +5,7 @@
 ; call into C# (kernel/arch/Smp.cs). The BSP fills the four qwords at the end
 ; (CR3, stack top, entry, argument) before each SIPI and starts one AP at a time.
 %include "abi.inc"
+%include "x86.inc"
 
 TRAMPOLINE_BASE equ 0x8000
 %define REL(label) (TRAMPOLINE_BASE + (label) - trampoline_start)
@@ -20,37 +21,19 @@ bits 16
     mov ds, ax
     lgdt [REL(tramp_gdt_ptr)]
     mov eax, cr0
-    or eax, 1                           ; protection on
+    or eax, CR0_PE                      ; protection on
     mov cr0, eax
-    jmp dword 0x08:REL(tramp_protected)
+    jmp dword CODE32_SELECTOR:REL(tramp_protected)
 
 bits 32
 tramp_protected:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov eax, cr4
-    or eax, (1 << 5) | (1 << 9) | (1 << 10)   ; PAE, OSFXSR, OSXMMEXCPT (SSE on)
-    mov cr4, eax
-    mov eax, [REL(tramp_cr3)]
-    mov cr3, eax
-    mov ecx, 0xC0000080                 ; EFER: long mode, no-execute
-    rdmsr
-    or eax, (1 << 8) | (1 << 11)
-    wrmsr
-    mov eax, cr0
-    and eax, ~(1 << 2)                  ; EM off
-    or eax, (1 << 31) | (1 << 16) | (1 << 1)  ; PG, WP, MP
-    mov cr0, eax
-    jmp 0x18:REL(tramp_long)
+    LOAD_DATA_SEGMENTS
+    ENTER_LONG_MODE [REL(tramp_cr3)]    ; the kernel's own page tables, as the BSP runs on them
+    jmp KERNEL_CODE_SELECTOR:REL(tramp_long)
 
 bits 64
 tramp_long:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
+    LOAD_DATA_SEGMENTS
     mov rsp, [REL(tramp_stack)]
     mov ARG0, [REL(tramp_argument)]
     mov rax, [REL(tramp_entry)]
@@ -62,12 +45,9 @@ tramp_long:
 
 align 8
 tramp_gdt:
-    dq 0
-    dq 0x00CF9A000000FFFF               ; 0x08: 32-bit code
-    dq 0x00CF92000000FFFF               ; 0x10: data
-    dq 0x00AF9A000000FFFF               ; 0x18: 64-bit code
+    BOOT_GDT                            ; a copy of its own: the AP loads it before paging, from below 1 MiB
 tramp_gdt_ptr:
-    dw 4 * 8 - 1
+    dw BOOT_GDT_BYTES - 1
     dd REL(tramp_gdt)
 align 8
 ; Filled in by the BSP (kernel/arch/Smp.cs, ApTrampolineData), in this order.
