@@ -19,6 +19,7 @@ namespace Kernel.Arch
     // the handler can still report it instead of the CPU triple-faulting.
     public static unsafe class Gdt
     {
+        // KernelCode and KernelData are the boot GDT's selectors too (boot/x86.inc).
         public const ushort KernelCode = 0x08, KernelData = 0x10, Tss = 0x18;
         public const int DoubleFaultIst = 1;
         private const int IstStackPages = 4;
@@ -40,17 +41,19 @@ namespace Kernel.Arch
             ulong stack = PageAllocator.AllocateContiguous(IstStackPages);
             cpu.DoubleFaultStackTop = stack + IstStackPages * PageAllocator.PageSize;
 
+            // From SegmentDescriptor's named fields rather than read back from
+            // the boot GDT (boot/x86.inc BOOT_GDT): the TSS descriptor has to be
+            // built here at run time anyway, from the same fields.
+            // tests/Kernel.Tests/SegmentDescriptorTests.cs checks that the code
+            // and data descriptors are the boot GDT's.
             cpu.Entries[0] = 0;
-            cpu.Entries[1] = 0x00AF9A000000FFFF;   // 64-bit code: present, DPL 0, L=1
-            cpu.Entries[2] = 0x00CF92000000FFFF;   // data: present, writable
+            cpu.Entries[1] = SegmentDescriptor.KernelCode64.Value;
+            cpu.Entries[2] = SegmentDescriptor.KernelData.Value;
             cpu.TaskState->Ist1 = cpu.DoubleFaultStackTop;
             cpu.TaskState->IoMapBase = (ushort)sizeof(TaskStateSegment);  // no I/O bitmap
-            ulong tssBase = (ulong)cpu.TaskState;
-            ulong limit = (ulong)sizeof(TaskStateSegment) - 1;
-            // 64-bit TSS descriptor (type 9, available), 16 bytes: base split over both slots.
-            cpu.Entries[3] = (limit & 0xFFFF) | ((tssBase & 0xFFFFFF) << 16) | (0x89ul << 40)
-                             | (((limit >> 16) & 0xF) << 48) | (((tssBase >> 24) & 0xFF) << 56);
-            cpu.Entries[4] = tssBase >> 32;
+            var tss = TssDescriptor.Available((ulong)cpu.TaskState, (uint)sizeof(TaskStateSegment) - 1);
+            cpu.Entries[3] = tss.Low.Value;     // two slots
+            cpu.Entries[4] = tss.High;
 
             DescriptorTablePointer pointer;
             pointer.Limit = 5 * 8 - 1;
