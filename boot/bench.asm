@@ -1,8 +1,9 @@
 ; boot/bench.asm: the floor for hypercall cost. A bare loop that loads RCX,
 ; RDX and R8 and calls the hypercall page directly, timing each call with
-; RDTSC: nothing cheaper can issue the same hypercall. kernel/bench compares
-; the C# API against it.
+; RDTSC: nothing cheaper can issue the same hypercall. tests/guest/bench/Bench.cs
+; compares the C# API against it.
 %include "abi.inc"
+%include "x86.inc"
 
 bits 64
 extern hv_hypercall_page
@@ -12,12 +13,7 @@ extern hv_hypercall_page
 section .text
 global bench_hypercall_floor
 bench_hypercall_floor:
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
+    PUSH_CALLEE_SAVED
     mov r12, [ARG0]
     mov r13, [ARG0 + 8]
     mov r14, [ARG0 + 16]
@@ -25,29 +21,20 @@ bench_hypercall_floor:
     mov rbx, [ARG0 + 32]
 .loop:
     lfence                      ; earlier work finishes before the first TSC read
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
+    READ_TSC
     mov rbp, rax
     mov rcx, r12
     mov rdx, r13
     mov r8, r14
     call hv_hypercall_page
     lfence                      ; the call finishes before the second TSC read
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
+    READ_TSC
     sub rax, rbp
     mov [rbx], rax
     add rbx, 8
     dec r15
     jnz .loop
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
+    POP_CALLEE_SAVED
     ret
 
 ; SINT latency: an interrupt entry placed in front of the normal stub of the
@@ -61,15 +48,19 @@ bench_continue:  resq 1          ; the stub to continue into (the normal one, or
 bench_exit_tsc:  resq 1          ; bench_sint_entry_exit: TSC right after the handler's iretq
 bench_return_rip: resq 1         ; ... and where the interrupted code resumes
 
+; [%1] = the TSC, with RAX and RDX pushed first so that the stub keeps every
+; register: it pops them (rdx, then rax) when it is done with them.
+%macro PUSH_AND_STAMP_TSC 1
+    push rax
+    push rdx
+    READ_TSC
+    mov %1, rax
+%endmacro
+
 section .text
 global bench_sint_entry
 bench_sint_entry:
-    push rax
-    push rdx
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    mov [rel bench_entry_tsc], rax
+    PUSH_AND_STAMP_TSC [rel bench_entry_tsc]
     pop rdx
     pop rax
     jmp [rel bench_continue]
@@ -81,12 +72,7 @@ bench_sint_entry:
 ; dispatch bench only: one interrupt at a time, on one VP.
 global bench_sint_entry_exit
 bench_sint_entry_exit:
-    push rax
-    push rdx
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    mov [rel bench_entry_tsc], rax
+    PUSH_AND_STAMP_TSC [rel bench_entry_tsc]
     mov rax, [rsp + 16]         ; the interrupted RIP, above our two pushes
     mov [rel bench_return_rip], rax
     lea rax, [rel bench_sint_exit]
@@ -97,12 +83,7 @@ bench_sint_entry_exit:
 
 bench_sint_exit:
     pushfq                      ; the interrupted code's flags, which shl and or change
-    push rax
-    push rdx
-    rdtsc
-    shl rdx, 32
-    or rax, rdx
-    mov [rel bench_exit_tsc], rax
+    PUSH_AND_STAMP_TSC [rel bench_exit_tsc]
     pop rdx
     pop rax
     popfq
@@ -117,10 +98,10 @@ bench_sint_exit:
 ; slot, free the slot, write EOM if the hypervisor marked another pending
 ; (TLFS 11.10.3) and hand the copy to the per-message callback; restore, iretq.
 ; The SINT is auto-EOI (TLFS 11.8.3), so no EOI. What the C# path looks up in
-; the running VP's record it finds in bench_sint_floor, set by kernel/bench.
-; kernel/bench/Bench.cs times it against the C# path (TSC, nested) and
-; kernel/bench/CountMode.cs counts both (instructions, TCG).
-BENCH_SINT equ 12               ; kernel/bench: BenchSint
+; the running VP's record it finds in bench_sint_floor, set by tests/guest/bench.
+; tests/guest/bench/Bench.cs times it against the C# path (TSC, nested) and
+; tests/guest/bench/CountMode.cs counts both (instructions, TCG).
+BENCH_SINT equ 12               ; tests/guest/bench: BenchSint
 SINT_VECTOR_BASE equ 0x50       ; kernel/hv/Synic.cs: VectorBase
 HV_X64_MSR_EOM equ 0x40000084   ; TLFS 11.8.5
 SIEF_AREA_WORDS equ 256 / 8
@@ -128,7 +109,7 @@ SIEF_AREA_WORDS equ 256 / 8
 section .bss
 align 8
 global bench_sint_floor
-bench_sint_floor:               ; kernel/bench: SintFloor
+bench_sint_floor:               ; tests/guest/bench/CountMode.cs: SintFloor
 .area:       resq 1             ; the SINT's SIEF area
 .slot:       resq 1             ; the SINT's SIM slot (an HV_MESSAGE)
 .copy:       resq 1             ; 256 bytes the message is copied to
@@ -192,7 +173,7 @@ bench_sint_bare:
     jnz .flag
     jmp .next
 
-; ---- count mode (kernel/bench/CountMode.cs, tools/count-instructions.py) ----
+; ---- count mode (tests/guest/bench/CountMode.cs, tools/count-instructions.py) ----
 ; tools/count-instructions.py counts, in QEMU's exec trace, the instructions
 ; executed between a call of bench_count_begin and the next call of
 ; bench_count_end: each is a ret at its own address, a marker and nothing else.

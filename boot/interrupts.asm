@@ -69,21 +69,8 @@ sint_common:
 ; layout of InterruptFrame; then the callee-saved ones and the FXSAVE image
 ; below it. 7 + 15 qwords keep RSP 16-byte aligned.
 exception_common:
-    push rax
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push r8
-    push r9
-    push r10
-    push r11
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
+    PUSH_CALLER_SAVED
+    PUSH_CALLEE_SAVED
     cld
     sub rsp, 512
     fxsave [rsp]
@@ -91,21 +78,8 @@ exception_common:
     CALL_C exception_dispatch
     fxrstor [rsp]
     add rsp, 512
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rax
+    POP_CALLEE_SAVED
+    POP_CALLER_SAVED
     add rsp, 16                 ; vector and error code
     iretq
 

@@ -7,6 +7,18 @@
 bits 64
 section .text
 
+; The end of a fault probe, a *_safe stub whose instruction at its `.at` label
+; may fault: it returns 0, and its fix-up, where kernel/arch/Interrupts.cs
+; resumes a fault at `.at` (EXTABLE, boot/abi.inc), returns 1.
+%macro PROBE_RETURNS 1
+    xor eax, eax
+    ret
+.fixup:
+    mov eax, 1
+    ret
+EXTABLE %1.at, %1.fixup
+%endmacro
+
 ; void cpu_cpuid(uint leaf, uint subleaf, CpuidResult *out)  (out: eax, ebx, ecx, edx)
 global cpu_cpuid
 cpu_cpuid:
@@ -50,12 +62,7 @@ cpu_rdmsr_safe:
     shl rdx, 32
     or rax, rdx
     mov [r8], rax
-    xor eax, eax
-    ret
-.fixup:
-    mov eax, 1
-    ret
-EXTABLE cpu_rdmsr_safe.at, cpu_rdmsr_safe.fixup
+    PROBE_RETURNS cpu_rdmsr_safe
 
 ; int cpu_wrmsr_safe(uint msr, ulong value): 0, or 1 if wrmsr faulted (#GP)
 global cpu_wrmsr_safe
@@ -65,12 +72,7 @@ cpu_wrmsr_safe:
     mov rdx, rax
     shr rdx, 32
 .at: wrmsr
-    xor eax, eax
-    ret
-.fixup:
-    mov eax, 1
-    ret
-EXTABLE cpu_wrmsr_safe.at, cpu_wrmsr_safe.fixup
+    PROBE_RETURNS cpu_wrmsr_safe
 
 ; int cpu_read_u64_safe(ulong address, ulong *value): 0, or 1 if the load faulted
 global cpu_read_u64_safe
@@ -78,36 +80,21 @@ global cpu_read_u64_safe.at
 cpu_read_u64_safe:
 .at: mov rax, [ARG0]
     mov [ARG1], rax
-    xor eax, eax
-    ret
-.fixup:
-    mov eax, 1
-    ret
-EXTABLE cpu_read_u64_safe.at, cpu_read_u64_safe.fixup
+    PROBE_RETURNS cpu_read_u64_safe
 
 ; int cpu_write_u8_safe(ulong address, byte value): 0, or 1 if the store faulted
 global cpu_write_u8_safe
 global cpu_write_u8_safe.at
 cpu_write_u8_safe:
 .at: mov [ARG0], ARG1b
-    xor eax, eax
-    ret
-.fixup:
-    mov eax, 1
-    ret
-EXTABLE cpu_write_u8_safe.at, cpu_write_u8_safe.fixup
+    PROBE_RETURNS cpu_write_u8_safe
 
 ; int cpu_ud2_safe(void): raises #UD; 1 once the handler resumed it
 global cpu_ud2_safe
 global cpu_ud2_safe.at
 cpu_ud2_safe:
 .at: ud2
-    xor eax, eax
-    ret
-.fixup:
-    mov eax, 1
-    ret
-EXTABLE cpu_ud2_safe.at, cpu_ud2_safe.fixup
+    PROBE_RETURNS cpu_ud2_safe
 
 ; int cpu_divide_safe(ulong dividend, ulong divisor, ulong *quotient): 1 if div faulted (#DE)
 global cpu_divide_safe
@@ -119,12 +106,7 @@ cpu_divide_safe:
     xor edx, edx
 .at: div rcx
     mov [r8], rax
-    xor eax, eax
-    ret
-.fixup:
-    mov eax, 1
-    ret
-EXTABLE cpu_divide_safe.at, cpu_divide_safe.fixup
+    PROBE_RETURNS cpu_divide_safe
 
 ; Port I/O.
 global cpu_inb, cpu_outb, cpu_ind, cpu_outd

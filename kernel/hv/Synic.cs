@@ -52,8 +52,8 @@ namespace Kernel.Hv
         // The memory of a VP's receive path: the handler tables (once), the VP's
         // ring of received messages, and its message and event flags pages,
         // zeroed. EnableOnThisVp then names the pages to the hypervisor; count
-        // mode (kernel/bench/CountMode.cs) uses them without one, writing the
-        // flags and messages itself, to count the dispatch's instructions.
+        // mode (tests/guest/bench/CountMode.cs) uses them without one, writing
+        // the flags and messages itself, to count the dispatch's instructions.
         public static void PrepareReceivePath(Vp* vp)
         {
             AllocateHandlerTables();
