@@ -6,7 +6,7 @@
 # and build/kernel-test.elf, which adds the test and bench tree tests/guest/.
 #
 #   kernel/ drivers/ [tests/guest/] --csc--> kernel.dll --ilc--> build/kernel[-test].o --+
-#   boot/*.asm --nasm--> build/boot/*.o ----------------------------------------------+--ld.lld--> build/kernel[-test].elf
+#   boot/*.asm [boot/bench.asm] --nasm--> build/boot/*.o -----------------------------+--ld.lld--> build/kernel[-test].elf
 #
 # `make image` builds the same kernels for UEFI (a Hyper-V Generation 2 VM):
 #   ... --ilc --targetos:windows--> build/kernel[-test].obj (COFF) --+
@@ -15,9 +15,13 @@
 #     --tools/hyperv/mkgen2.py (GPT, FAT32 ESP, mtools)--> build/gen2.img --qemu-img--> build/gen2.vhdx
 
 BUILD   := build
-ASM     := $(wildcard boot/*.asm)
+# boot/bench.asm, the bench's bare-assembly floors, is test-only: only the test
+# image (kernel-test.elf, BOOTX64.EFI) links it, as it compiles tests/guest/.
+TEST_ASM := boot/bench.asm
+ASM     := $(filter-out $(TEST_ASM),$(wildcard boot/*.asm))
 ASM_INC := $(wildcard boot/*.inc)
 ASM_OBJ := $(patsubst boot/%.asm,$(BUILD)/boot/%.o,$(ASM))
+TEST_ASM_OBJ := $(patsubst boot/%.asm,$(BUILD)/boot/%.o,$(TEST_ASM))
 CS      := $(shell find kernel drivers -name '*.cs') kernel.csproj Directory.Build.props
 TEST_CS := $(shell find tests/guest -name '*.cs')
 DOTNET  := dotnet
@@ -26,6 +30,7 @@ DOTNET_FLAGS := -nologo -v q -c Release
 # The PE build leaves out the PVH entry and the linker-script table; boot/efi/ replaces them.
 EFI_ASM := $(filter-out boot/entry.asm boot/layout.asm,$(ASM)) $(wildcard boot/efi/*.asm)
 EFI_OBJ := $(patsubst boot/%.asm,$(BUILD)/efi/%.obj,$(EFI_ASM))
+EFI_TEST_OBJ := $(patsubst boot/%.asm,$(BUILD)/efi/%.obj,$(TEST_ASM))
 # The kernel command line the image boots with (EFI/BOOT/CMDLINE.TXT); qemu-run.sh --uefi rewrites it per run.
 GEN2_CMDLINE ?= test
 # Which image the Gen2 disk boots: the test image (a Gen2 boot is how a user tests a host) or the minimal one.
@@ -60,15 +65,17 @@ $(BUILD)/kernel-test.o: $(CS) $(TEST_CS) $(BUILD)/kernel.o
 # -n: segments packed in the file, page-aligned only in memory (boot/linker.ld says why).
 LINK_ELF = ld.lld -static -nostdlib -n -z noexecstack -T boot/linker.ld
 
-$(BUILD)/kernel.elf: $(BUILD)/kernel.o $(ASM_OBJ) boot/linker.ld
-	$(LINK_ELF) -Map=$(BUILD)/kernel.map -o $@ $(ASM_OBJ) $(BUILD)/kernel.o
+# Each image's objects, in link order, are its prerequisites: the link lines
+# below take them from there (the .stripped ones are the images as shipped,
+# without symbols, for the size figures of make bench).
+$(BUILD)/kernel.elf $(BUILD)/kernel.stripped.elf: $(ASM_OBJ) $(BUILD)/kernel.o
+$(BUILD)/kernel-test.elf $(BUILD)/kernel-test.stripped.elf: $(ASM_OBJ) $(TEST_ASM_OBJ) $(BUILD)/kernel-test.o
 
-$(BUILD)/kernel-test.elf: $(BUILD)/kernel-test.o $(ASM_OBJ) boot/linker.ld
-	$(LINK_ELF) -Map=$(BUILD)/kernel-test.map -o $@ $(ASM_OBJ) $(BUILD)/kernel-test.o
+$(BUILD)/%.stripped.elf: boot/linker.ld
+	$(LINK_ELF) --strip-all -o $@ $(filter %.o,$^)
 
-# The images as shipped without symbols, for the size figures of make bench.
-$(BUILD)/%.stripped.elf: $(BUILD)/%.o $(ASM_OBJ) boot/linker.ld
-	$(LINK_ELF) --strip-all -o $@ $(ASM_OBJ) $<
+$(BUILD)/%.elf: boot/linker.ld
+	$(LINK_ELF) -Map=$(BUILD)/$*.map -o $@ $(filter %.o,$^)
 
 image: $(BUILD)/BOOTX64.EFI $(BUILD)/BOOTX64-minimal.EFI $(BUILD)/gen2.img $(BUILD)/gen2.vhdx
 
@@ -103,8 +110,8 @@ EFI_MERGE := /merge:.managedcode=.text /merge:.text_hypercall_page=.text \
 LINK_EFI = lld-link /nologo /subsystem:efi_application /entry:EfiMain /nodefaultlib /machine:x64 \
 	    /debug:symtab /opt:ref /opt:icf $(EFI_MERGE)
 
-# link_efi <kernel object> <application>: lld-link, then the .unwind section out
-# (objcopy) and the exception directory that named it cleared.
+# link_efi <objects after boot/'s> <application>: lld-link, then the .unwind
+# section out (objcopy) and the exception directory that named it cleared.
 define link_efi
 	$(LINK_EFI) /map:$(basename $2).map /out:$2.linked $(EFI_OBJ) $1
 	objcopy --remove-section .unwind $2.linked $2
@@ -112,8 +119,8 @@ define link_efi
 	@rm -f $2.linked
 endef
 
-$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) tools/efi/clear-unwind-directory.py $(BUILD)/.deps-image
-	$(call link_efi,$(BUILD)/kernel-test.obj,$@)
+$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) $(EFI_TEST_OBJ) tools/efi/clear-unwind-directory.py $(BUILD)/.deps-image
+	$(call link_efi,$(EFI_TEST_OBJ) $(BUILD)/kernel-test.obj,$@)
 
 $(BUILD)/BOOTX64-minimal.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) tools/efi/clear-unwind-directory.py $(BUILD)/.deps-image
 	$(call link_efi,$(BUILD)/kernel.obj,$@)

@@ -1,7 +1,11 @@
-; boot/bench.asm: the floor for hypercall cost. A bare loop that loads RCX,
-; RDX and R8 and calls the hypercall page directly, timing each call with
-; RDTSC: nothing cheaper can issue the same hypercall. tests/guest/bench/Bench.cs
-; compares the C# API against it.
+; boot/bench.asm: the bench's bare-assembly floors and probes, linked into the
+; test image only (the Makefile's TEST_ASM): tests/guest/bench reaches them
+; through the table at the end, bench_symbols_table, and its own RuntimeImports.
+;
+; The floor for hypercall cost: a bare loop that loads RCX, RDX and R8 and calls
+; the hypercall page directly, timing each call with RDTSC: nothing cheaper can
+; issue the same hypercall. tests/guest/bench/Bench.cs compares the C# API
+; against it.
 %include "abi.inc"
 %include "x86.inc"
 
@@ -109,7 +113,7 @@ SIEF_AREA_WORDS equ 256 / 8
 section .bss
 align 8
 global bench_sint_floor
-bench_sint_floor:               ; tests/guest/bench/CountMode.cs: SintFloor
+bench_sint_floor:               ; tests/guest/bench/BenchSymbols.cs: SintFloor
 .area:       resq 1             ; the SINT's SIEF area
 .slot:       resq 1             ; the SINT's SIM slot (an HV_MESSAGE)
 .copy:       resq 1             ; 256 bytes the message is copied to
@@ -280,3 +284,18 @@ bench_floor_post_message:
     mov ecx, 0x5C               ; HvCallPostMessage, memory form
     jmp hv_hypercall_page
 %endif
+
+; ---- what tests/guest/bench/BenchSymbols.cs reads, in its field order ------
+section .rodata
+align 8
+bench_symbols:
+    dq bench_sint_entry, bench_sint_entry_exit, bench_sint_bare
+    dq bench_continue, bench_entry_tsc, bench_exit_tsc
+    dq bench_sint_floor, bench_hypercall_pages
+
+section .text
+; BenchSymbols *bench_symbols_table(void)
+global bench_symbols_table
+bench_symbols_table:
+    lea rax, [rel bench_symbols]
+    ret

@@ -8,7 +8,6 @@ extern __modules_start, __modules_end, __ex_table_start, __ex_table_end
 extern isr_stub_table, hv_hypercall_page, boot_tsc_entry, boot_tsc_long_mode
 extern kernel_heap, kernel_heap_end
 extern trampoline_start, trampoline_end, ap_main
-extern bench_sint_entry, bench_sint_bare, bench_entry_tsc, bench_continue, bench_sint_floor, bench_hypercall_pages, bench_sint_entry_exit, bench_exit_tsc
 extern cpu_ud2_safe.at, cpu_divide_safe.at, cpu_read_u64_safe.at, cpu_write_u8_safe.at
 
 section .rodata
@@ -26,7 +25,6 @@ boot_symbols:
     dq boot_tsc_entry, boot_tsc_long_mode
     dq kernel_heap, kernel_heap_end
     dq trampoline_start, trampoline_end, ap_main
-    dq bench_sint_entry, bench_sint_bare, bench_entry_tsc, bench_continue, bench_sint_floor, bench_hypercall_pages, bench_sint_entry_exit, bench_exit_tsc
     dq cpu_ud2_safe.at, cpu_divide_safe.at, cpu_read_u64_safe.at, cpu_write_u8_safe.at
     dq 0                        ; efi_take_over: only the UEFI image has it (boot/efi/layout.asm)
 boot_symbols_end:

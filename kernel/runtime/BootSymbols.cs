@@ -4,7 +4,8 @@ using System.Runtime.CompilerServices;
 namespace Kernel.Runtime
 {
     // Addresses from boot/ (linker section boundaries and assembly labels), in the
-    // order boot/layout.asm lays them out.
+    // order boot/layout.asm lays them out. (boot/bench.asm, in the test image
+    // only, has a table of its own: tests/guest/bench/BenchSymbols.cs.)
     public unsafe struct BootSymbols
     {
         public ulong ImageStart, ImageEnd;
@@ -19,11 +20,9 @@ namespace Kernel.Runtime
         public ulong TscAtEntry, TscAtLongMode;        // addresses of the boot timeline qwords
         public ulong HeapStart, HeapEnd;
         public ulong TrampolineStart, TrampolineEnd, ApEntry;
-        public ulong BenchSintEntry, BenchSintBare, BenchEntryTsc, BenchContinue, BenchSintFloor, BenchHypercallPages,
-                     BenchSintEntryExit, BenchExitTsc;   // boot/bench.asm
         public ulong Ud2FaultRip, DivideFaultRip;      // the faulting instructions of the probe stubs
         public ulong ReadFaultRip, WriteFaultRip;
-        public ulong EfiTakeOver;                      // boot/efi/entry.asm; 0 in the ELF kernel
+        public ulong EfiTakeOver;                      // boot/efi/entry.asm; 0 in the ELF images
 
         public static BootSymbols* Get() => Table();
 

@@ -42,6 +42,9 @@ public sealed class ElfImage
 
     public ulong Address(string symbol) => Find(symbol).Value;
 
+    // Every named symbol, code or data, local or global.
+    public IEnumerable<string> SymbolNames() => _symbols.Where(s => s.Name.Length > 0).Select(s => s.Name);
+
     // Every named symbol in an executable section: (name, address, size; nasm
     // labels have size 0).
     public IEnumerable<(string Name, ulong Address, ulong Size)> CodeSymbols()

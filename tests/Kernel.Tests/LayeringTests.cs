@@ -121,4 +121,23 @@ public class LayeringTests
         var testCode = minimal.Where(name => name.StartsWith("kernel_Kernel_TestMode_", StringComparison.Ordinal)).ToList();
         Assert.True(testCode.Count == 0, "the minimal image holds test code: " + string.Join(", ", testCode.Take(10)));
     }
+
+    // boot/bench.asm (the bench's floors, its probes and their data) is linked
+    // into the test image only (the Makefile's TEST_ASM): none of its symbols,
+    // all named bench_, is in the minimal ELF or the minimal UEFI application's
+    // link map.
+    [Fact]
+    public void TheMinimalImageHasNoBenchAssembly()
+    {
+        Repo.EnsureKernelBuilt();
+        Assert.Contains("bench_sint_bare", new ElfImage(Repo.KernelElf).SymbolNames());
+        var elf = new ElfImage(Repo.MinimalKernelElf).SymbolNames().Where(n => n.StartsWith("bench_", StringComparison.Ordinal)).ToList();
+        Assert.True(elf.Count == 0, "build/kernel.elf holds bench assembly: " + string.Join(", ", elf.Take(10)));
+
+        UefiImage.EnsureBuilt();
+        Assert.Contains(" bench_sint_bare", File.ReadAllText(UefiImage.Map));
+        string minimalMap = Path.Combine(Repo.Root, "build", "BOOTX64-minimal.map");
+        var efi = File.ReadLines(minimalMap).Where(l => l.Contains(" bench_", StringComparison.Ordinal)).ToList();
+        Assert.True(efi.Count == 0, "build/BOOTX64-minimal.EFI holds bench assembly:\n" + string.Join("\n", efi.Take(10)));
+    }
 }

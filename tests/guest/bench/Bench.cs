@@ -217,11 +217,11 @@ namespace Kernel.TestMode
         // event connection routed to `target`.
         private static void SintLatency(ulong* samples, int n, Vp* target, ReadOnlySpan<byte> name)
         {
-            BootSymbols* s = BootSymbols.Get();
+            BenchSymbols* s = BenchSymbols.Get();
             byte vector = (byte)(Synic.VectorBase + BenchSint);
             ulong normal = Interrupts.GateAddress(vector);
-            *(ulong*)s->BenchContinue = normal;
-            Interrupts.SetGateAddress(vector, s->BenchSintEntry);
+            *s->Continue = normal;
+            Interrupts.SetGateAddress(vector, s->SintEntry);
             Synic.EventHandlers[BenchSint] = &OnBenchFlag;
             TestDevice.CreateEventConnection(LatencyConnection, target->Index, BenchSint);
             s_callbacks = 0;
@@ -231,7 +231,7 @@ namespace Kernel.TestMode
                 ulong t0 = Cpu.ReadTscOrdered();
                 Hypercall.SignalEvent(LatencyConnection, 0);
                 if (!WaitCallbacks((ulong)done + 1)) break;
-                samples[done] = *(ulong*)s->BenchEntryTsc - t0;
+                samples[done] = *s->EntryTsc - t0;
             }
             TestDevice.DestroyEventConnection(LatencyConnection);
             Synic.EventHandlers[BenchSint] = null;
@@ -292,7 +292,7 @@ namespace Kernel.TestMode
         // after the iretq, so both are measured alike, in the same boot.
         private static void Dispatch(ulong* samples, int n)
         {
-            BootSymbols* s = BootSymbols.Get();
+            BenchSymbols* s = BenchSymbols.Get();
             byte vector = (byte)(Synic.VectorBase + BenchSint);
             ulong normal = Interrupts.GateAddress(vector);
             ulong* totals = (ulong*)PageAllocator.AllocateContiguous(((ulong)n * 8 + 4095) / 4096);
@@ -300,23 +300,23 @@ namespace Kernel.TestMode
             bool autoEoi = (Vp.Current->AutoEoiMask & (1u << BenchSint)) != 0;
             Synic.Configure(BenchSint, masked: false, autoEoi: true);    // the bare handler sends no EOI
 
-            *(ulong*)s->BenchContinue = normal;
-            Interrupts.SetGateAddress(vector, s->BenchSintEntryExit);
+            *s->Continue = normal;
+            Interrupts.SetGateAddress(vector, s->SintEntryExit);
             Synic.EventHandlers[BenchSint] = &OnBenchFlag;
             int done = DispatchSamples(samples, totals, n);
             Synic.EventHandlers[BenchSint] = null;
             if (done == n) { Report("sint_dispatch.csharp"u8, samples, n, 0, false); Report("sint_dispatch_return.csharp"u8, totals, n, 0, false); }
 
-            var floor = (SintFloor*)s->BenchSintFloor;
+            SintFloor* floor = s->Floor;
             floor->Area = Synic.SiefArea(Vp.Current, BenchSint);
             floor->Slot = &Vp.Current->Sim[BenchSint];
             floor->Copy = (HvMessage*)PageAllocator.Allocate(zero: true);
             floor->OnFlag = &OnBenchFlag;
             floor->OnMessage = &OnBenchMessage;
-            *(ulong*)s->BenchContinue = s->BenchSintBare;
+            *s->Continue = s->SintBare;
             int bare = DispatchSamples(samples, totals, n);
             Interrupts.SetGateAddress(vector, normal);
-            *(ulong*)s->BenchContinue = normal;
+            *s->Continue = normal;
             PageAllocator.Free(floor->Copy);
             Synic.Configure(BenchSint, masked: false, autoEoi: autoEoi);
             TestDevice.DestroyEventConnection(LatencyConnection);
@@ -328,7 +328,7 @@ namespace Kernel.TestMode
         // samples: entry to callback; totals: entry to just after the iretq.
         private static int DispatchSamples(ulong* samples, ulong* totals, int n)
         {
-            BootSymbols* s = BootSymbols.Get();
+            BenchSymbols* s = BenchSymbols.Get();
             s_callbacks = 0;
             int done = 0;
             for (; done < n; done++)
@@ -336,8 +336,8 @@ namespace Kernel.TestMode
                 Hypercall.SignalEvent(LatencyConnection, 0);
                 if (!WaitCallbacks((ulong)done + 1)) break;
                 // The interrupt returned through bench_sint_exit before this code ran again.
-                samples[done] = s_callbackTsc - *(ulong*)s->BenchEntryTsc;
-                totals[done] = *(ulong*)s->BenchExitTsc - *(ulong*)s->BenchEntryTsc;
+                samples[done] = s_callbackTsc - *s->EntryTsc;
+                totals[done] = *s->ExitTsc - *s->EntryTsc;
             }
             return done;
         }

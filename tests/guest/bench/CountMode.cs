@@ -78,7 +78,7 @@ namespace Kernel.TestMode
             }
             Vp* vp = Vp.Current;
             InstallStandInHypercallPage();
-            var pages = (HypercallPages*)BootSymbols.Get()->BenchHypercallPages;
+            HypercallPages* pages = BenchSymbols.Get()->Pages;
             pages->Input = vp->HypercallInput;
             pages->Output = vp->HypercallOutput;
             s_payload = (byte*)PageAllocator.Allocate(zero: true);
@@ -106,13 +106,13 @@ namespace Kernel.TestMode
             Window("sint_dispatch.message.csharp"u8, &RaiseWithMessage);
             byte vector = (byte)(Synic.VectorBase + BenchSint);
             ulong normal = Interrupts.GateAddress(vector);
-            var floor = (SintFloor*)BootSymbols.Get()->BenchSintFloor;
+            SintFloor* floor = BenchSymbols.Get()->Floor;
             floor->Area = Synic.SiefArea(vp, BenchSint);
             floor->Slot = &vp->Sim[BenchSint];
             floor->Copy = (HvMessage*)PageAllocator.Allocate(zero: true);
             floor->OnFlag = &OnFlag;
             floor->OnMessage = &OnMessage;
-            Interrupts.SetGateAddress(vector, BootSymbols.Get()->BenchSintBare);
+            Interrupts.SetGateAddress(vector, BenchSymbols.Get()->SintBare);
             Window("sint_dispatch.event.floor"u8, &RaiseWithFlag);
             Window("sint_dispatch.message.floor"u8, &RaiseWithMessage);
             Interrupts.SetGateAddress(vector, normal);
@@ -201,21 +201,5 @@ namespace Kernel.TestMode
 
         private static void OnFlag(int sint, int flag) { if (sint == BenchSint && flag == EventFlag) s_flags++; }
         private static void OnMessage(int sint, HvMessage* message) { if (sint == BenchSint && message->Header.MessageType == MessageType) s_messages++; }
-    }
-
-    // boot/bench.asm bench_hypercall_pages: the floors' input and output pages.
-    public unsafe struct HypercallPages
-    {
-        public byte* Input, Output;
-    }
-
-    // boot/bench.asm bench_sint_floor: what the bare SINT handler reads where the C# path reads the running VP's record.
-    public unsafe struct SintFloor
-    {
-        public ulong* Area;
-        public HvMessage* Slot;
-        public HvMessage* Copy;
-        public delegate*<int, int, void> OnFlag;
-        public delegate*<int, HvMessage*, void> OnMessage;
     }
 }
