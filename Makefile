@@ -27,8 +27,8 @@ TEST_CS := $(shell find tests/guest -name '*.cs')
 DOTNET  := dotnet
 DOTNET_FLAGS := -nologo -v q -c Release
 
-# The PE build leaves out the PVH entry and the linker-script table; boot/efi/ replaces them.
-EFI_ASM := $(filter-out boot/entry.asm boot/layout.asm,$(ASM)) $(wildcard boot/efi/*.asm)
+# The PE build leaves out the PVH entry; boot/efi/ has the UEFI one.
+EFI_ASM := $(filter-out boot/entry.asm,$(ASM)) $(wildcard boot/efi/*.asm)
 EFI_OBJ := $(patsubst boot/%.asm,$(BUILD)/efi/%.obj,$(EFI_ASM))
 EFI_TEST_OBJ := $(patsubst boot/%.asm,$(BUILD)/efi/%.obj,$(TEST_ASM))
 # The kernel command line the image boots with (EFI/BOOT/CMDLINE.TXT); qemu-run.sh --uefi rewrites it per run.

@@ -5,7 +5,7 @@
 ; long mode, paging on with an identity map, SSE on, interrupts enabled for the
 ; firmware's timer; RCX = EFI_HANDLE of this image, RDX = EFI_SYSTEM_TABLE *,
 ; Microsoft x64 calling convention. We stay on the firmware's GDT, IDT and
-; page tables until ExitBootServices (kernel/arch/EfiBoot.cs), but move to a
+; page tables until ExitBootServices (kernel/arch/efi/EfiEntry.cs), but move to a
 ; stack inside the image at once: after ExitBootServices the firmware's stack
 ; is boot-services memory, which the kernel's page allocator hands out.
 

@@ -5,8 +5,9 @@ namespace Kernel.Arch.Efi
 {
     // The kernel's own PE32+ image, read where the firmware loaded it: the
     // headers lld-link wrote at __ImageBase (Microsoft PE/COFF specification,
-    // sections 2-4). The UEFI image has no linker script to hand BootSymbols its
-    // bounds (boot/efi/layout.asm leaves them zero), so they come from here.
+    // sections 2-4). The UEFI image has no linker script to hand BootSymbols
+    // its bounds (boot/layout.asm's PE build leaves them zero), so they come
+    // from here.
     public static unsafe class PeImage
     {
         // PE/COFF 2: the MS-DOS stub's e_lfanew at 0x3C points at "PE\0\0".
