@@ -1,8 +1,8 @@
 namespace Kernel.Arch
 {
     // The control-register, EFER and RFLAGS bits the kernel sets or checks, named
-    // as the Intel SDM names them. boot/ sets the same bits on the way to long
-    // mode (PVH entry, UEFI take-over, the AP trampoline).
+    // as the Intel SDM names them. boot/x86.inc names the same bits for the way
+    // to long mode (PVH entry, UEFI take-over, the AP trampoline).
 
     // SDM Vol 3A 2.5 "Control Registers", CR0.
     public static class Cr0
