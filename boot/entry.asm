@@ -52,9 +52,16 @@ long_mode_entry:
     hlt
     jmp .halt
 
-section .bss
-align 4096
+; Page tables are 4 KiB-aligned: boot/linker.ld puts this section first in .bss,
+; which starts on a page, and asserts the alignment. It is declared 16-byte
+; aligned because an ELF segment's file offset follows the largest alignment of
+; its sections, and a 4 KiB one would pad the file by up to a page before .bss.
+section .bss.page_aligned nobits alloc noexec write align=16
+global boot_page_tables         ; for boot/linker.ld's alignment check
 boot_page_tables: resb IDENTITY_MAP_BYTES
+
+section .bss
+align 16
 global boot_stack_top
 boot_stack: resb 64 * 1024
 boot_stack_top:

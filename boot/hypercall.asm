@@ -22,8 +22,11 @@ bits 64
 ; chunk without data takes no file space (the section's raw size ends before it).
 section .text_hypercall_page bss align=4096
 %else
-; The ELF image: boot/linker.ld gives it a page of its own in the text range.
-section .text_hypercall_page nobits alloc exec nowrite align=4096
+; The ELF image: boot/linker.ld gives it a page of its own in the text range
+; (and asserts it is one). Declared 16-byte aligned: an ELF segment's file
+; offset follows the largest alignment of its sections, and a 4 KiB one would
+; pad the file by up to a page for a section that has no bytes in it.
+section .text_hypercall_page nobits alloc exec nowrite align=16
 %endif
 global hv_hypercall_page
 hv_hypercall_page:

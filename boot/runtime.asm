@@ -40,7 +40,7 @@ __security_cookie: dq 0x2B992DDFA232C0DE
 ; The object heap: `new` bump-allocates here (kernel/runtime/Heap.cs). Nothing
 ; is ever freed, which suits a kernel that allocates its objects at boot.
 section .bss
-align 4096
+align 16
 global kernel_heap, kernel_heap_end
 kernel_heap: resb 1024 * 1024
 kernel_heap_end:
