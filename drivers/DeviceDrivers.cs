@@ -12,6 +12,6 @@ namespace Drivers
         };
 
         // Once VMBus is connected and the offers are in (Kernel.Enlighten).
-        public static void BindAtBoot() => VmbusClient.BindDrivers(Vmbus());
+        public static void BindAtBoot() => VmbusDrivers.Bind(Vmbus());
     }
 }

@@ -27,7 +27,7 @@ namespace Kernel
             ReportReady();
             if (BootInfo.HasOption("exit-when-ready"u8))
             {
-                Drivers.VmBus.VmbusClient.Shutdown();    // UNLOAD before leaving
+                Drivers.VmBus.VmbusConnection.Shutdown();    // UNLOAD before leaving
                 GuestExit.Exit(GuestExit.Status.Passed);
             }
             Idle();
@@ -47,7 +47,7 @@ namespace Kernel
             Console.Write("ready: "u8);
             Console.WriteDecimal((ulong)Smp.OnlineCount());
             Console.Write(HyperV.Present ? " VPs enlightened, VMBus "u8 : " VPs, no Hyper-V, VMBus "u8);
-            Console.WriteLine(Drivers.VmBus.VmbusClient.State == Drivers.VmBus.VmbusState.Connected ? "connected"u8 : "not connected"u8);
+            Console.WriteLine(Drivers.VmBus.VmbusConnection.State == Drivers.VmBus.VmbusState.Connected ? "connected"u8 : "not connected"u8);
         }
 
         private static void Idle()
@@ -78,7 +78,7 @@ namespace Kernel
             Cpu.EnableInterrupts();
             Smp.StartApplicationProcessors();
             BootTimeline.MarkAllVpsReady();
-            Drivers.VmBus.VmbusClient.ConnectAtBoot();     // VMBus answers arrive as SINT 2 interrupts
+            Drivers.VmBus.VmbusConnection.ConnectAtBoot();     // VMBus answers arrive as SINT 2 interrupts
             Drivers.DeviceDrivers.BindAtBoot();            // each offer to the driver of its class
         }
 

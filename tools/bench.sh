@@ -199,7 +199,7 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo "|---|---|---|"
   echo "| \`qemu-run.sh --mode nested --smp 2 --hv-balloon\` | ${vm:-–} | ${vp:-–} |"
   echo
-  echo "Method: the Dynamic Memory channel of QEMU's hv-balloon (drivers/dynmem), opened anew for each of 200 rounds, because hv-balloon answers a version request only on a fresh channel (CLOSECHANNEL resets the device). Each sample is \`lfence; rdtsc\` just before the packet is written into the outbound ring minus the TSC read in the C# callback that \`VmbusClient.Drain\` hands the answer to: the guest's signal (HvCallSignalEvent to the channel's connection), KVM's eventfd to QEMU, QEMU's ring read and answer, its SIEF flag and SINT back, the channel interrupt. Emulator figures (the outer QEMU runs L1 under TCG)."
+  echo "Method: the Dynamic Memory channel of QEMU's hv-balloon (drivers/dynmem), opened anew for each of 200 rounds, because hv-balloon answers a version request only on a fresh channel (CLOSECHANNEL resets the device). Each sample is \`lfence; rdtsc\` just before the packet is written into the outbound ring minus the TSC read in the C# callback that \`VmbusPackets.Drain\` hands the answer to: the guest's signal (HvCallSignalEvent to the channel's connection), KVM's eventfd to QEMU, QEMU's ring read and answer, its SIEF flag and SINT back, the channel interrupt. Emulator figures (the outer QEMU runs L1 under TCG)."
   echo
   echo "## Boot and size"
   echo

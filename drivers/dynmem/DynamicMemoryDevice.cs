@@ -39,20 +39,20 @@ namespace Drivers.DynamicMemory
 
         // ---- binding -------------------------------------------------------------------
 
-        // The offer of a Dynamic Memory device (VmbusDrivers calls this): open its
+        // The offer of a Dynamic Memory device (VmbusDrivers.Bind calls this): open its
         // channel, negotiate, report capabilities, start the status reports.
         public static bool Probe(VmbusOffer* offer)
         {
             if (Channel != null) { Console.WriteLine("dm: a second Dynamic Memory offer ignored (one device per guest)"u8); return false; }
             EnsureSession();
             Offer = offer;
-            Channel = VmbusClient.OpenChannel(offer, RingPages, &OnChannelInterrupt, out OpenResult, &OnChannelClose);
+            Channel = VmbusChannels.Open(offer, RingPages, &OnChannelInterrupt, out OpenResult, &OnChannelClose);
             if (Channel == null)
             {
                 Console.Write("dm: OPENCHANNEL of relid "u8);
                 Console.WriteDecimal((ulong)offer->ChildRelid);
                 Console.Write(" failed: "u8);
-                Console.WriteLine(VmbusClient.ResultName(OpenResult));
+                Console.WriteLine(VmbusConnection.ResultName(OpenResult));
                 return false;
             }
             Console.Write("dm: channel open: relid "u8);
@@ -115,7 +115,7 @@ namespace Drivers.DynamicMemory
 
         private static void OnChannelInterrupt(VmbusChannel* channel) => Drain();
 
-        private static void Drain() => VmbusClient.Drain(Channel, s_receiveBuffer, ReceiveBufferBytes, &OnPacket);
+        private static void Drain() => VmbusPackets.Drain(Channel, s_receiveBuffer, ReceiveBufferBytes, &OnPacket);
 
         private static void OnPacket(VmbusChannel* channel, byte* data, uint length) => DmSession.Receive(Session, data, length);
 
@@ -135,7 +135,7 @@ namespace Drivers.DynamicMemory
         }
 
         // Closes the channel (CLOSECHANNEL, then the ring GPADL's teardown).
-        public static VmbusResult Close() => Channel == null ? VmbusResult.NotReady : VmbusClient.CloseChannel(Channel);
+        public static VmbusResult Close() => Channel == null ? VmbusResult.NotReady : VmbusChannels.Close(Channel);
 
         // ---- the status report -------------------------------------------------------------
 
@@ -170,7 +170,7 @@ namespace Drivers.DynamicMemory
         // ---- what the session asks of the kernel -------------------------------------------
 
         private static bool Send(void* message, uint size)
-            => Channel != null && VmbusClient.Send(Channel, (byte*)message, size, ((DmHeader*)message)->TransactionId, false) == VmbusRingStatus.Done;
+            => Channel != null && VmbusPackets.Send(Channel, (byte*)message, size, ((DmHeader*)message)->TransactionId, false) == VmbusRingStatus.Done;
 
         private static ulong TakePages(ulong max, ulong* count)
         {

@@ -20,18 +20,19 @@ namespace Drivers.VmBus
         }
     }
 
-    public static unsafe partial class VmbusClient
+    // Offers to drivers, by class (Linux's vmbus_match and vmbus_probe).
+    public static unsafe class VmbusDrivers
     {
         public static int BoundOffers;
 
         // After ALLOFFERS_DELIVERED: each offer goes to the driver of its class (one
         // line each); an offer of a class no driver serves is left alone.
-        public static void BindDrivers(VmbusDriver[] drivers)
+        public static void Bind(VmbusDriver[] drivers)
         {
-            if (State != VmbusState.Connected || !OffersComplete) return;
-            for (int i = 0; i < OfferCount; i++)
+            if (VmbusConnection.State != VmbusState.Connected || !VmbusOffers.Complete) return;
+            for (int i = 0; i < VmbusOffers.Count; i++)
             {
-                VmbusOffer* offer = &Offers[i];
+                VmbusOffer* offer = &VmbusOffers.Table[i];
                 if (offer->Rescinded || offer->Bound) continue;
                 for (int d = 0; d < drivers.Length; d++)
                 {

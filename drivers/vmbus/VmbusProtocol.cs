@@ -1,4 +1,3 @@
-using System;
 using Guid = Kernel.Runtime.Guid;     // not the host's System.Guid, where the host tests compile this file
 // VMBus channel-management protocol: the messages a guest and the VMBus host
 // exchange through HvCallPostMessage (guest to host) and the SynIC message
@@ -7,6 +6,10 @@ using Guid = Kernel.Runtime.Guid;     // not the host's System.Guid, where the h
 // offsets are the offsets in the hypercall payload / SIM message payload.
 // Sources: Linux include/linux/hyperv.h and drivers/hv/, QEMU 7.2
 // include/hw/hyperv/vmbus-proto.h and hw/hyperv/vmbus.c, OpenVMM vmbus_core.
+//
+// Only the numbers and the layouts (and the offer record decoded from one);
+// their names are in VmbusText.cs, the GPADL_HEADER/BODY split in
+// VmbusGpadlMessages.cs.
 //
 // Plain C#, no kernel dependencies: tests/Kernel.Tests compiles this file.
 #nullable disable
@@ -120,72 +123,6 @@ namespace Drivers.VmBus
         public const uint Unload = 16;
         public const uint UnloadResponse = 17;
         public const uint Count = 32;              // bookkeeping size: types are below this
-
-        public static ReadOnlySpan<byte> Name(uint type)
-        {
-            switch (type)
-            {
-                case OfferChannel: return "OFFERCHANNEL"u8;
-                case RescindChannelOffer: return "RESCIND_CHANNELOFFER"u8;
-                case RequestOffers: return "REQUESTOFFERS"u8;
-                case AllOffersDelivered: return "ALLOFFERS_DELIVERED"u8;
-                case OpenChannel: return "OPENCHANNEL"u8;
-                case OpenChannelResult: return "OPENCHANNEL_RESULT"u8;
-                case CloseChannel: return "CLOSECHANNEL"u8;
-                case GpadlHeader: return "GPADL_HEADER"u8;
-                case GpadlBody: return "GPADL_BODY"u8;
-                case GpadlCreated: return "GPADL_CREATED"u8;
-                case GpadlTeardown: return "GPADL_TEARDOWN"u8;
-                case GpadlTorndown: return "GPADL_TORNDOWN"u8;
-                case RelidReleased: return "RELID_RELEASED"u8;
-                case InitiateContact: return "INITIATE_CONTACT"u8;
-                case VersionResponse: return "VERSION_RESPONSE"u8;
-                case Unload: return "UNLOAD"u8;
-                case UnloadResponse: return "UNLOAD_RESPONSE"u8;
-                default: return "unknown"u8;
-            }
-        }
-
-        // The bytes a host-to-guest message of this type must have for its layout
-        // to be decoded; 0 for a type a guest does not receive (or does not know).
-        public static uint RequiredSize(uint type)
-        {
-            switch (type)
-            {
-                case OfferChannel: return VmbusOfferChannel.Size;
-                case RescindChannelOffer: return VmbusRescindChannelOffer.Size;
-                case AllOffersDelivered: return VmbusMessageHeader.Size;
-                case OpenChannelResult: return VmbusOpenChannelResult.Size;
-                case GpadlCreated: return VmbusGpadlCreated.Size;
-                case GpadlTorndown: return VmbusGpadlTorndown.Size;
-                case VersionResponse: return VmbusVersionResponse.Size;
-                case UnloadResponse: return VmbusMessageHeader.Size;
-                default: return 0;
-            }
-        }
-    }
-
-    public enum VmbusMessageCheck
-    {
-        Accepted,
-        ShorterThanHeader,      // fewer than 8 bytes: not even a type
-        UnknownType,            // a type the guest does not receive: log and ignore
-        ShorterThanLayout,      // a known type, but fewer bytes than its layout: reject
-    }
-
-    public static unsafe class VmbusMessages
-    {
-        // Classifies a received VMBus payload of `size` bytes.
-        public static VmbusMessageCheck Check(byte* payload, uint size, out uint type, out uint required)
-        {
-            type = 0;
-            required = VmbusMessageHeader.Size;
-            if (size < VmbusMessageHeader.Size) return VmbusMessageCheck.ShorterThanHeader;
-            type = ((VmbusMessageHeader*)payload)->MessageType;
-            required = VmbusMessageType.RequiredSize(type);
-            if (required == 0) return VmbusMessageCheck.UnknownType;
-            return size < required ? VmbusMessageCheck.ShorterThanLayout : VmbusMessageCheck.Accepted;
-        }
     }
 
     [StructLayout(LayoutKind.Explicit, Size = 8)]
@@ -196,33 +133,6 @@ namespace Drivers.VmBus
         [FieldOffset(4)] public uint Padding;
 
         public static VmbusMessageHeader Of(uint type) => new VmbusMessageHeader { MessageType = type };
-    }
-
-    // Interface (class) GUIDs of the well-known VMBus devices (Linux include/linux/hyperv.h).
-    public static unsafe class VmbusClass
-    {
-        // A short name for an offer's interface type, or null when it is not a well-known class.
-        public static ReadOnlySpan<byte> Name(Guid* type)
-        {
-            if (type->Is(0xf8615163, 0xdf3e, 0x46c5, 0x913ff2d2f965ed0e)) return "network"u8;
-            if (type->Is(0x32412632, 0x86cb, 0x44a2, 0x9b5c50d1417354f5)) return "ide"u8;
-            if (type->Is(0xba6163d9, 0x04a1, 0x4d29, 0xb60572e2ffb1dc7f)) return "scsi"u8;
-            if (type->Is(0x0e0b6031, 0x5213, 0x4934, 0x818b38d90ced39db)) return "shutdown"u8;
-            if (type->Is(0x9527e630, 0xd0ae, 0x497b, 0xadcee80ab0175caf)) return "timesync"u8;
-            if (type->Is(0x57164f39, 0x9115, 0x4e78, 0xab55382f3bd5422d)) return "heartbeat"u8;
-            if (type->Is(0xa9a0f4e7, 0x5a45, 0x4d96, 0xb8278a841e8c03e6)) return "kvp"u8;
-            if (type->Is(0x35fa2e29, 0xea23, 0x4236, 0x96ae3a6ebacba440)) return "vss"u8;
-            if (type->Is(0x525074dc, 0x8985, 0x46e2, 0x8057a307dc18a502)) return "dynamic-memory"u8;
-            if (type->Is(0xcfa8b69e, 0x5b4a, 0x4cc0, 0xb98b8ba1a1f3f95a)) return "mouse"u8;
-            if (type->Is(0xf912ad6d, 0x2b17, 0x48ea, 0xbd65f927a61c7684)) return "keyboard"u8;
-            if (type->Is(0xda0a7802, 0xe377, 0x4aac, 0x8e770558eb1073f8)) return "synthetic-video"u8;
-            if (type->Is(0x2f9bcc4a, 0x0069, 0x4af3, 0xb76b6fd0be528cda)) return "fibre-channel"u8;
-            if (type->Is(0x34d14be3, 0xdee4, 0x41c8, 0x9ae76b174977c192)) return "file-copy"u8;
-            if (type->Is(0x8c2eaf3d, 0x32a7, 0x4b09, 0xab99bd1f1c86b501)) return "network-direct"u8;
-            if (type->Is(0x44c4f61d, 0x4444, 0x4400, 0x9d52802e27ede19f)) return "pci-passthrough"u8;
-            if (type->Is(0x276aacf4, 0xac15, 0x426c, 0x98dd7521ad3f01fe)) return "remote-desktop"u8;
-            return default;     // empty: not a well-known class
-        }
     }
 
     // CHANNELMSG_INITIATE_CONTACT (guest to host).
@@ -290,7 +200,7 @@ namespace Drivers.VmBus
         public bool MonitorAllocated;
         public bool DedicatedInterrupt;
         public bool Rescinded;
-        public bool Bound;                  // a driver took it (VmbusClient.BindDrivers)
+        public bool Bound;                  // a driver took it (VmbusDrivers.Bind)
 
         public static unsafe VmbusOffer Decode(VmbusOfferChannel* m)
         {
@@ -413,52 +323,5 @@ namespace Drivers.VmBus
         public const uint Size = 12;
         [FieldOffset(0)] public VmbusMessageHeader Header;
         [FieldOffset(8)] public uint GpadlId;
-    }
-
-    // Splitting a GPADL (one range of whole pages) into GPADL_HEADER and GPADL_BODY messages.
-    public static unsafe class VmbusGpadl
-    {
-        // range_buflen is 16 bits: 8 bytes of range header plus 8 per page.
-        public const int MaxPages = (0xFFFF - 8) / 8;
-
-        public static int BodyMessagesFor(int pages)
-        {
-            if (pages <= VmbusGpadlHeader.MaxPfns) return 0;
-            int rest = pages - VmbusGpadlHeader.MaxPfns;
-            return (rest + VmbusGpadlBody.MaxPfns - 1) / VmbusGpadlBody.MaxPfns;
-        }
-
-        // Fills the header for `pages` pages starting at pfns[0]; returns the message
-        // size in bytes (0 if the page count is out of range). Carries up to 26 frames.
-        public static uint BuildHeader(VmbusGpadlHeader* m, uint relid, uint gpadlId, ulong* pfns, int pages)
-        {
-            if (pages <= 0 || pages > MaxPages) return 0;
-            byte* raw = (byte*)m;
-            for (int i = 0; i < sizeof(VmbusGpadlHeader); i++) raw[i] = 0;
-            m->Header.MessageType = VmbusMessageType.GpadlHeader;
-            m->ChildRelid = relid;
-            m->GpadlId = gpadlId;
-            m->RangeCount = 1;
-            m->RangeBufferLength = (ushort)(8 + 8 * pages);
-            m->ByteCount = (uint)pages * VmbusConstants.PageSize;
-            m->ByteOffset = 0;
-            int here = pages < VmbusGpadlHeader.MaxPfns ? pages : VmbusGpadlHeader.MaxPfns;
-            for (int i = 0; i < here; i++) m->SetPfn(i, pfns[i]);
-            return VmbusGpadlHeader.FixedSize + (uint)here * 8;
-        }
-
-        // Fills body message `index` (0-based) of a GPADL of `pages` pages; returns its size.
-        public static uint BuildBody(VmbusGpadlBody* m, uint gpadlId, ulong* pfns, int pages, int index)
-        {
-            int first = VmbusGpadlHeader.MaxPfns + index * VmbusGpadlBody.MaxPfns;
-            if (index < 0 || first >= pages) return 0;
-            int count = pages - first < VmbusGpadlBody.MaxPfns ? pages - first : VmbusGpadlBody.MaxPfns;
-            byte* raw = (byte*)m;
-            for (int i = 0; i < sizeof(VmbusGpadlBody); i++) raw[i] = 0;
-            m->Header.MessageType = VmbusMessageType.GpadlBody;
-            m->GpadlId = gpadlId;
-            for (int i = 0; i < count; i++) m->Pfns[i] = pfns[first + i];
-            return VmbusGpadlBody.FixedSize + (uint)count * 8;
-        }
     }
 }

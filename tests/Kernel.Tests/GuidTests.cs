@@ -17,7 +17,7 @@ public unsafe class GuidTests
         return Encoding.ASCII.GetString(bytes, n);
     }
 
-    private static KernelGuid FromBytes(byte[] bytes)
+    internal static KernelGuid FromBytes(byte[] bytes)
     {
         fixed (byte* b = bytes) return *(KernelGuid*)b;
     }
@@ -78,7 +78,7 @@ public unsafe class GuidTests
     public void WellKnownClassesAreNamed(string text, string name)
     {
         var g = FromBytes(Guid.Parse(text).ToByteArray());
-        Assert.Equal(name, Encoding.UTF8.GetString(VmbusClass.Name(&g)));
+        Assert.Equal(name, Encoding.UTF8.GetString(VmbusText.ClassName(&g)));
         Assert.Equal(text, Text(g));
     }
 
@@ -86,7 +86,7 @@ public unsafe class GuidTests
     public void UnknownClassHasNoName()
     {
         var g = FromBytes(Guid.Parse("00000000-0000-0000-0000-000000000001").ToByteArray());
-        Assert.True(VmbusClass.Name(&g).IsEmpty);
+        Assert.True(VmbusText.ClassName(&g).IsEmpty);
         Assert.False(g.IsZero);
         Assert.True(default(KernelGuid).IsZero);
     }

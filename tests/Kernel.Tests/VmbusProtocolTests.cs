@@ -7,8 +7,11 @@ namespace Kernel.Tests;
 
 // Pins the VMBus channel-management messages of drivers/vmbus/VmbusProtocol.cs
 // (the same file the kernel compiles): each layout's size and field offsets,
-// encoding into the bytes a host reads, decoding of the byte images a host
-// (QEMU 7.2's hw/hyperv/vmbus.c) builds, and the receive-side checks.
+// encoding into the bytes a host reads (the GPADL split of
+// VmbusGpadlMessages.cs), decoding of the byte images a host (QEMU 7.2's
+// hw/hyperv/vmbus.c) builds, and the names and offer lines of VmbusText.cs.
+// The receive-side checks (VmbusMessages' table: each type's minimum size) run
+// in the guest: vmbus.unknown_message_type_ignored, vmbus.short_message_rejected.
 public unsafe class VmbusProtocolTests
 {
     private static int Offset<T, TField>(ref T message, ref TField field)
@@ -53,8 +56,8 @@ public unsafe class VmbusProtocolTests
         Assert.Equal(15u, VmbusMessageType.VersionResponse);
         Assert.Equal(16u, VmbusMessageType.Unload);
         Assert.Equal(17u, VmbusMessageType.UnloadResponse);
-        Assert.Equal("ALLOFFERS_DELIVERED", Encoding.UTF8.GetString(VmbusMessageType.Name(4)));
-        Assert.Equal("unknown", Encoding.UTF8.GetString(VmbusMessageType.Name(99)));
+        Assert.Equal("ALLOFFERS_DELIVERED", Encoding.UTF8.GetString(VmbusText.MessageTypeName(4)));
+        Assert.Equal("unknown", Encoding.UTF8.GetString(VmbusText.MessageTypeName(99)));
     }
 
     [Fact]
@@ -178,7 +181,7 @@ public unsafe class VmbusProtocolTests
     [InlineData(54, 1)]
     [InlineData(55, 2)]
     [InlineData(8190, 292)]
-    public void GpadlBodyMessagesForPages(int pages, int bodies) => Assert.Equal(bodies, VmbusGpadl.BodyMessagesFor(pages));
+    public void GpadlBodyMessagesForPages(int pages, int bodies) => Assert.Equal(bodies, VmbusGpadlMessages.BodyMessagesFor(pages));
 
     [Fact]
     public void GpadlOf32PagesIsAHeaderAndOneBody()
@@ -191,9 +194,9 @@ public unsafe class VmbusProtocolTests
         fixed (byte* h = header)
         fixed (byte* b = body)
         {
-            headerSize = VmbusGpadl.BuildHeader((VmbusGpadlHeader*)h, 7, 0xE1E10, p, 32);
-            bodySize = VmbusGpadl.BuildBody((VmbusGpadlBody*)b, 0xE1E10, p, 32, 0);
-            noMore = VmbusGpadl.BuildBody((VmbusGpadlBody*)b, 0xE1E10, p, 32, 1);
+            headerSize = VmbusGpadlMessages.BuildHeader((VmbusGpadlHeader*)h, 7, 0xE1E10, p, 32);
+            bodySize = VmbusGpadlMessages.BuildBody((VmbusGpadlBody*)b, 0xE1E10, p, 32, 0);
+            noMore = VmbusGpadlMessages.BuildBody((VmbusGpadlBody*)b, 0xE1E10, p, 32, 1);
         }
         Assert.Equal(28u + 26 * 8, headerSize);
         Assert.Equal(8u, BitConverter.ToUInt32(header, 0));             // GPADL_HEADER
@@ -219,8 +222,8 @@ public unsafe class VmbusProtocolTests
     {
         var header = new VmbusGpadlHeader();
         ulong pfn = 1;
-        Assert.Equal(0u, VmbusGpadl.BuildHeader(&header, 1, 1, &pfn, 0));
-        Assert.Equal(0u, VmbusGpadl.BuildHeader(&header, 1, 1, &pfn, VmbusGpadl.MaxPages + 1));
+        Assert.Equal(0u, VmbusGpadlMessages.BuildHeader(&header, 1, 1, &pfn, 0));
+        Assert.Equal(0u, VmbusGpadlMessages.BuildHeader(&header, 1, 1, &pfn, VmbusGpadlMessages.MaxPages + 1));
     }
 
     // ---- host to guest: decoding byte images -------------------------------------------
@@ -289,13 +292,7 @@ public unsafe class VmbusProtocolTests
         Put32(image, 192, 16 + 5);
 
         VmbusOffer offer;
-        fixed (byte* b = image)
-        {
-            Assert.Equal(VmbusMessageCheck.Accepted, VmbusMessages.Check(b, 200, out uint t, out uint required));
-            Assert.Equal(VmbusMessageType.OfferChannel, t);
-            Assert.Equal(196u, required);
-            offer = VmbusOffer.Decode((VmbusOfferChannel*)b);
-        }
+        fixed (byte* b = image) offer = VmbusOffer.Decode((VmbusOfferChannel*)b);
         Assert.Equal(5u, offer.ChildRelid);
         Assert.Equal(21u, offer.ConnectionId);
         Assert.Equal(2, offer.MonitorId);
@@ -304,7 +301,7 @@ public unsafe class VmbusProtocolTests
         Assert.Equal((ushort)16, offer.MmioMegabytes);
         Assert.Equal((ushort)1, offer.ChannelFlags);
         Assert.False(offer.Rescinded);
-        Assert.Equal("scsi", Encoding.UTF8.GetString(VmbusClass.Name(&offer.InterfaceType)));
+        Assert.Equal("scsi", Encoding.UTF8.GetString(VmbusText.ClassName(&offer.InterfaceType)));
         Assert.Equal(type.ToString(), GuidTests.Text(offer.InterfaceType));
         Assert.Equal(instance.ToString(), GuidTests.Text(offer.InterfaceInstance));
     }
@@ -344,59 +341,68 @@ public unsafe class VmbusProtocolTests
         Assert.Equal((1u, 0xE1E10u, 0u), (m.ChildRelid, m.GpadlId, m.CreationStatus));
     }
 
-    // ---- the receive-side checks ---------------------------------------------------------
+    // ---- what the client prints -------------------------------------------------------
 
     [Theory]
-    [InlineData(VmbusMessageType.OfferChannel, 196u)]
-    [InlineData(VmbusMessageType.RescindChannelOffer, 12u)]
-    [InlineData(VmbusMessageType.AllOffersDelivered, 8u)]
-    [InlineData(VmbusMessageType.OpenChannelResult, 20u)]
-    [InlineData(VmbusMessageType.GpadlCreated, 20u)]
-    [InlineData(VmbusMessageType.GpadlTorndown, 12u)]
-    [InlineData(VmbusMessageType.VersionResponse, 16u)]
-    [InlineData(VmbusMessageType.UnloadResponse, 8u)]
-    public void EachHostMessageNeedsItsLayout(uint type, uint size)
+    [InlineData(VmbusMessageType.OfferChannel, "OFFERCHANNEL")]
+    [InlineData(VmbusMessageType.RescindChannelOffer, "RESCIND_CHANNELOFFER")]
+    [InlineData(VmbusMessageType.RequestOffers, "REQUESTOFFERS")]
+    [InlineData(VmbusMessageType.AllOffersDelivered, "ALLOFFERS_DELIVERED")]
+    [InlineData(VmbusMessageType.OpenChannel, "OPENCHANNEL")]
+    [InlineData(VmbusMessageType.OpenChannelResult, "OPENCHANNEL_RESULT")]
+    [InlineData(VmbusMessageType.CloseChannel, "CLOSECHANNEL")]
+    [InlineData(VmbusMessageType.GpadlHeader, "GPADL_HEADER")]
+    [InlineData(VmbusMessageType.GpadlBody, "GPADL_BODY")]
+    [InlineData(VmbusMessageType.GpadlCreated, "GPADL_CREATED")]
+    [InlineData(VmbusMessageType.GpadlTeardown, "GPADL_TEARDOWN")]
+    [InlineData(VmbusMessageType.GpadlTorndown, "GPADL_TORNDOWN")]
+    [InlineData(VmbusMessageType.RelidReleased, "RELID_RELEASED")]
+    [InlineData(VmbusMessageType.InitiateContact, "INITIATE_CONTACT")]
+    [InlineData(VmbusMessageType.VersionResponse, "VERSION_RESPONSE")]
+    [InlineData(VmbusMessageType.Unload, "UNLOAD")]
+    [InlineData(VmbusMessageType.UnloadResponse, "UNLOAD_RESPONSE")]
+    [InlineData(VmbusMessageType.Invalid, "unknown")]
+    [InlineData(18u, "unknown")]
+    [InlineData(0xFFFFFFFFu, "unknown")]
+    public void MessageTypesAreNamed(uint type, string name) => Assert.Equal(name, Encoding.UTF8.GetString(VmbusText.MessageTypeName(type)));
+
+    private static string OfferLine(VmbusOffer offer)
     {
-        Assert.Equal(size, VmbusMessageType.RequiredSize(type));
-        var image = new byte[240];
-        Put32(image, 0, type);
-        fixed (byte* b = image)
-        {
-            Assert.Equal(VmbusMessageCheck.Accepted, VmbusMessages.Check(b, size, out uint t, out _));
-            Assert.Equal(type, t);
-            Assert.Equal(VmbusMessageCheck.Accepted, VmbusMessages.Check(b, 240, out _, out _));
-            if (size > 8)
-            {
-                Assert.Equal(VmbusMessageCheck.ShorterThanLayout, VmbusMessages.Check(b, size - 1, out _, out uint required));
-                Assert.Equal(size, required);
-            }
-        }
+        var line = new byte[VmbusText.MaxOfferLine];
+        fixed (byte* b = line) return Encoding.ASCII.GetString(line, 0, VmbusText.OfferLine(&offer, b));
     }
 
-    [Theory]
-    [InlineData(0u)]
-    [InlineData(VmbusMessageType.RequestOffers)]     // guest-to-host types are not received
-    [InlineData(VmbusMessageType.InitiateContact)]
-    [InlineData(18u)]
-    [InlineData(0xFFFFFFFFu)]
-    public void TypesAGuestDoesNotReceiveAreUnknown(uint type)
-    {
-        var image = new byte[16];
-        Put32(image, 0, type);
-        fixed (byte* b = image) Assert.Equal(VmbusMessageCheck.UnknownType, VmbusMessages.Check(b, 16, out _, out uint required));
-        Assert.Equal(0u, VmbusMessageType.RequiredSize(type));
-    }
-
+    // The boot log's offer line (README: "vmbus:   relid 1 class 525074dc-... (dynamic-memory) ...").
     [Fact]
-    public void MessageShorterThanTheHeaderIsRejected()
+    public void OfferLineAsTheBootLogPrintsIt()
     {
-        var image = new byte[8];
-        Put32(image, 0, VmbusMessageType.AllOffersDelivered);
-        fixed (byte* b = image)
+        var offer = new VmbusOffer { ChildRelid = 1, ConnectionId = 17 };
+        offer.InterfaceType = GuidTests.FromBytes(Guid.Parse("525074dc-8985-46e2-8057-a307dc18a502").ToByteArray());
+        offer.InterfaceInstance = GuidTests.FromBytes(Guid.Parse("c26c1498-4ee3-4a3c-9214-0bcbd25af38d").ToByteArray());
+        Assert.Equal("vmbus:   relid 1 class 525074dc-8985-46e2-8057-a307dc18a502 (dynamic-memory) instance c26c1498-4ee3-4a3c-9214-0bcbd25af38d connection 17 monitor none mmio 0 MiB subchannel 0",
+                     OfferLine(offer));
+
+        offer.InterfaceType = GuidTests.FromBytes(Guid.Parse("00000000-0000-0000-0000-000000000001").ToByteArray());
+        offer.MonitorAllocated = true;
+        offer.MonitorId = 3;
+        offer.MmioMegabytes = 16;
+        offer.SubChannelIndex = 2;
+        offer.Rescinded = true;
+        Assert.EndsWith("(unknown class) instance c26c1498-4ee3-4a3c-9214-0bcbd25af38d connection 17 monitor 3 mmio 16 MiB subchannel 2 (rescinded)", OfferLine(offer));
+    }
+
+    // Every number at its widest, the longest class name: the line still fits.
+    [Fact]
+    public void LongestOfferLineFits()
+    {
+        var offer = new VmbusOffer
         {
-            Assert.Equal(VmbusMessageCheck.ShorterThanHeader, VmbusMessages.Check(b, 7, out _, out uint required));
-            Assert.Equal(8u, required);
-            Assert.Equal(VmbusMessageCheck.ShorterThanHeader, VmbusMessages.Check(b, 0, out _, out _));
-        }
+            ChildRelid = uint.MaxValue, ConnectionId = uint.MaxValue, MonitorAllocated = true, MonitorId = byte.MaxValue,
+            MmioMegabytes = ushort.MaxValue, SubChannelIndex = ushort.MaxValue, Rescinded = true,
+        };
+        offer.InterfaceType = GuidTests.FromBytes(Guid.Parse("da0a7802-e377-4aac-8e77-0558eb1073f8").ToByteArray());   // synthetic-video
+        string line = OfferLine(offer);
+        Assert.Contains("(synthetic-video)", line);
+        Assert.True(line.Length <= VmbusText.MaxOfferLine, $"{line.Length} bytes");
     }
 }

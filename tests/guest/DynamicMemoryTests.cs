@@ -69,7 +69,7 @@ namespace Kernel.TestMode
             VmbusChannel* c = DynamicMemoryDevice.Channel;
             Expect.True(c->IsOpen, "channel open"u8);
             Expect.Equal((ulong)VmbusResult.Done, (ulong)DynamicMemoryDevice.OpenResult, "OPENCHANNEL result (Done = 0)"u8);
-            Expect.Equal(0ul, (ulong)((VmbusOpenChannelResult*)VmbusClient.Last(VmbusMessageType.OpenChannelResult))->Status, "OPENCHANNEL_RESULT status"u8);
+            Expect.Equal(0ul, (ulong)((VmbusOpenChannelResult*)VmbusMessages.Last(VmbusMessageType.OpenChannelResult))->Status, "OPENCHANNEL_RESULT status"u8);
             Expect.True(c->GpadlId != 0, "the ring GPADL exists"u8);
             Expect.Equal(DynamicMemoryDevice.RingPages * 2ul, 2ul * c->RingPages, "ring pages, both directions"u8);
             Expect.InRange(2, ulong.MaxValue, c->PacketsReceived, "packets from the host (version and capabilities responses)"u8);
@@ -344,11 +344,11 @@ namespace Kernel.TestMode
         private static void CloseTearsDownTheRingGpadl()
         {
             if (!Device()) return;
-            ulong torn = VmbusClient.Received[VmbusMessageType.GpadlTorndown], free = PageAllocator.FreePages;
+            ulong torn = VmbusMessages.Received[VmbusMessageType.GpadlTorndown], free = PageAllocator.FreePages;
             ulong ballooned = S->Balloon.Pages;
             VmbusResult r = DynamicMemoryDevice.Close();
             Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "close result (Done = 0)"u8);
-            Expect.Equal(torn + 1, VmbusClient.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages"u8);
+            Expect.Equal(torn + 1, VmbusMessages.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages"u8);
             Expect.False(DynamicMemoryDevice.Bound, "the driver let the channel go"u8);
             Expect.Equal((ulong)DmState.Closed, (ulong)S->State, "protocol state (Closed = 0)"u8);
             Expect.Equal(free + 2ul * DynamicMemoryDevice.RingPages + ballooned, PageAllocator.FreePages, "free pages: the rings and any ballooned page are back"u8);

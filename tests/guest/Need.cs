@@ -153,9 +153,9 @@ namespace Kernel.TestMode
         public static bool VmbusHost()
         {
             if (!SynicAccess() || !PostMessages()) return false;
-            if (!VmbusClient.ConnectAttempted) VmbusClient.ConnectAtBoot();
-            if (VmbusClient.LastConnect == VmbusResult.NoHost) return Skip(VmbusClient.NoHostReason);
-            if (VmbusClient.LastConnect == VmbusResult.NotReady) return Skip(VmbusClient.NotReadyReason);
+            if (!VmbusConnection.ConnectAttempted) VmbusConnection.ConnectAtBoot();
+            if (VmbusConnection.LastConnect == VmbusResult.NoHost) return Skip(VmbusConnection.NoHostReason);
+            if (VmbusConnection.LastConnect == VmbusResult.NotReady) return Skip(VmbusConnection.NotReadyReason);
             return true;
         }
 
@@ -168,8 +168,8 @@ namespace Kernel.TestMode
         public static unsafe bool DynamicMemoryOffer()
         {
             Guid dm = Drivers.DynamicMemory.DynamicMemoryDevice.Class;
-            for (int i = 0; i < VmbusClient.OfferCount; i++)
-                if (VmbusClient.Offers[i].InterfaceType.Is(dm)) return true;
+            for (int i = 0; i < VmbusOffers.Count; i++)
+                if (VmbusOffers.Table[i].InterfaceType.Is(dm)) return true;
             return Skip(NoDynamicMemoryOffer);
         }
 

@@ -32,7 +32,7 @@ namespace Kernel
 
         private static void Leave(bool passed)
         {
-            Drivers.VmBus.VmbusClient.Shutdown();      // UNLOAD before leaving, if connected
+            Drivers.VmBus.VmbusConnection.Shutdown();      // UNLOAD before leaving, if connected
             GuestExit.Exit(passed ? GuestExit.Status.Passed : GuestExit.Status.Failed);
         }
 

@@ -40,8 +40,8 @@ namespace Kernel.TestMode
         private static bool Connected()
         {
             if (!Need.VmbusHost()) return false;
-            if (VmbusClient.State != VmbusState.Connected) VmbusClient.Connect();
-            return Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "VMBus connected (Disconnected = 0, Connected = 1)"u8);
+            if (VmbusConnection.State != VmbusState.Connected) VmbusConnection.Connect();
+            return Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusConnection.State, "VMBus connected (Disconnected = 0, Connected = 1)"u8);
         }
 
         private static HvMessage* Synthetic(uint vmbusType, uint payloadSize)
@@ -58,8 +58,8 @@ namespace Kernel.TestMode
         private static void NegotiatesHighestAcceptedVersion()
         {
             if (!Need.VmbusHost()) return;
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)VmbusClient.LastConnect, "Connect result (Done = 0)"u8);
-            Expect.Equal((ulong)QemuHighestVersion, (ulong)VmbusClient.Version, "negotiated version (QEMU's VMBUS_VERSION_CURRENT, 4.0)"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)VmbusConnection.LastConnect, "Connect result (Done = 0)"u8);
+            Expect.Equal((ulong)QemuHighestVersion, (ulong)VmbusConnection.Version, "negotiated version (QEMU's VMBUS_VERSION_CURRENT, 4.0)"u8);
         }
 
         // 5.3..5.0 go to connection 4, which QEMU does not serve (INVALID_CONNECTION_ID);
@@ -67,8 +67,8 @@ namespace Kernel.TestMode
         private static void RefusedVersionsMoveToTheNext()
         {
             if (!Need.VmbusHost()) return;
-            if (!Expect.Equal(6ul, (ulong)VmbusClient.AttemptCount, "INITIATE_CONTACT attempts (5.3, 5.2, 5.1, 5.0, 4.1, 4.0)"u8)) return;
-            VmbusAttempt* a = VmbusClient.Attempts;
+            if (!Expect.Equal(6ul, (ulong)VmbusConnection.AttemptCount, "INITIATE_CONTACT attempts (5.3, 5.2, 5.1, 5.0, 4.1, 4.0)"u8)) return;
+            VmbusAttempt* a = VmbusConnection.Attempts;
             Expect.Equal((ulong)VmbusVersion.Win10V5_3, (ulong)a[0].Version, "first attempt: the newest version"u8);
             Expect.Equal(4ul, (ulong)a[0].ConnectionId, "5.x contacts connection 4"u8);
             Expect.Equal(HvStatus.InvalidConnectionId, a[0].PostStatus, "QEMU has no listener on connection 4"u8);
@@ -81,12 +81,12 @@ namespace Kernel.TestMode
         private static void MessagesUseConnection1AndSint2()
         {
             if (!Connected()) return;
-            Expect.Equal(1ul, (ulong)VmbusClient.MessageConnectionId, "message connection after contact (QEMU VMBUS_MESSAGE_CONNECTION_ID)"u8);
-            Expect.Equal(0ul, (ulong)VmbusClient.HostConnectionId, "connection id in QEMU's VERSION_RESPONSE"u8);
+            Expect.Equal(1ul, (ulong)VmbusConnection.MessageConnectionId, "message connection after contact (QEMU VMBUS_MESSAGE_CONNECTION_ID)"u8);
+            Expect.Equal(0ul, (ulong)VmbusConnection.HostConnectionId, "connection id in QEMU's VERSION_RESPONSE"u8);
             ulong onSint2 = Synic.MessagesTaken[VmbusConstants.MessageSint];
             Expect.InRange(2, 0xFFFFFFFF, onSint2, "messages taken on SINT 2 (VERSION_RESPONSEs, ALLOFFERS_DELIVERED)"u8);
             ulong received = 0;
-            for (uint type = 0; type < VmbusMessageType.Count; type++) received += VmbusClient.Received[type];
+            for (uint type = 0; type < VmbusMessageType.Count; type++) received += VmbusMessages.Received[type];
             Expect.Equal(received, onSint2, "every SINT 2 message reached the VMBus receive path (as an accepted message)"u8);
         }
 
@@ -96,19 +96,19 @@ namespace Kernel.TestMode
         private static void OffersCompleteWithAllOffersDelivered()
         {
             if (!Connected()) return;
-            ulong delivered = VmbusClient.Received[VmbusMessageType.AllOffersDelivered];
-            ulong offersReceived = VmbusClient.Received[VmbusMessageType.OfferChannel];
-            int offers = VmbusClient.OfferCount;
-            VmbusResult r = VmbusClient.RequestOffers();
+            ulong delivered = VmbusMessages.Received[VmbusMessageType.AllOffersDelivered];
+            ulong offersReceived = VmbusMessages.Received[VmbusMessageType.OfferChannel];
+            int offers = VmbusOffers.Count;
+            VmbusResult r = VmbusOffers.Request();
             Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "REQUESTOFFERS result (Done = 0)"u8);
-            Expect.True(VmbusClient.OffersComplete, "ALLOFFERS_DELIVERED ended the offer list"u8);
-            Expect.Equal(delivered + 1, VmbusClient.Received[VmbusMessageType.AllOffersDelivered], "ALLOFFERS_DELIVERED messages"u8);
-            Expect.Equal(offersReceived, VmbusClient.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages for the second request"u8);
-            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers kept from boot"u8);
+            Expect.True(VmbusOffers.Complete, "ALLOFFERS_DELIVERED ended the offer list"u8);
+            Expect.Equal(delivered + 1, VmbusMessages.Received[VmbusMessageType.AllOffersDelivered], "ALLOFFERS_DELIVERED messages"u8);
+            Expect.Equal(offersReceived, VmbusMessages.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages for the second request"u8);
+            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count, "offers kept from boot"u8);
             ulong duplicates = 0;
-            for (int i = 0; i < VmbusClient.OfferCount; i++)
-                for (int j = i + 1; j < VmbusClient.OfferCount; j++)
-                    if (VmbusClient.Offers[i].ChildRelid == VmbusClient.Offers[j].ChildRelid) duplicates++;
+            for (int i = 0; i < VmbusOffers.Count; i++)
+                for (int j = i + 1; j < VmbusOffers.Count; j++)
+                    if (VmbusOffers.Table[i].ChildRelid == VmbusOffers.Table[j].ChildRelid) duplicates++;
             Expect.Equal(0ul, duplicates, "relids offered twice"u8);
         }
 
@@ -122,29 +122,29 @@ namespace Kernel.TestMode
         {
             if (!Connected()) return;
             void* region = (void*)PageAllocator.AllocateContiguous(GpadlPages, zero: true);
-            ulong created = VmbusClient.Received[VmbusMessageType.GpadlCreated];
-            VmbusResult r = VmbusClient.CreateGpadl(1, region, GpadlPages, out uint id);
-            VmbusResult down = r == VmbusResult.Done ? VmbusClient.TeardownGpadl(1, id) : VmbusResult.Invalid;
+            ulong created = VmbusMessages.Received[VmbusMessageType.GpadlCreated];
+            VmbusResult r = VmbusGpadl.Create(1, region, GpadlPages, out uint id);
+            VmbusResult down = r == VmbusResult.Done ? VmbusGpadl.Teardown(1, id) : VmbusResult.Invalid;
             if (down == VmbusResult.Done) for (int p = 0; p < GpadlPages; p++) PageAllocator.Free((byte*)region + p * 4096);
-            Expect.Equal(1ul, (ulong)VmbusGpadl.BodyMessagesFor(GpadlPages), "GPADL_BODY messages for 32 pages"u8);
+            Expect.Equal(1ul, (ulong)VmbusGpadlMessages.BodyMessagesFor(GpadlPages), "GPADL_BODY messages for 32 pages"u8);
             Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL result (Done = 0)"u8);
-            Expect.Equal(created + 1, VmbusClient.Received[VmbusMessageType.GpadlCreated], "GPADL_CREATED messages"u8);
-            Expect.Equal((ulong)id, (ulong)((VmbusGpadlCreated*)VmbusClient.Last(VmbusMessageType.GpadlCreated))->GpadlId, "GPADL_CREATED names our GPADL id"u8);
-            Expect.Equal(0ul, (ulong)((VmbusGpadlCreated*)VmbusClient.Last(VmbusMessageType.GpadlCreated))->CreationStatus, "creation status"u8);
+            Expect.Equal(created + 1, VmbusMessages.Received[VmbusMessageType.GpadlCreated], "GPADL_CREATED messages"u8);
+            Expect.Equal((ulong)id, (ulong)((VmbusGpadlCreated*)VmbusMessages.Last(VmbusMessageType.GpadlCreated))->GpadlId, "GPADL_CREATED names our GPADL id"u8);
+            Expect.Equal(0ul, (ulong)((VmbusGpadlCreated*)VmbusMessages.Last(VmbusMessageType.GpadlCreated))->CreationStatus, "creation status"u8);
         }
 
         private static void GpadlTornDown()
         {
             if (!Connected()) return;
             void* region = (void*)PageAllocator.AllocateContiguous(4, zero: true);
-            VmbusResult r = VmbusClient.CreateGpadl(1, region, 4, out uint id);
+            VmbusResult r = VmbusGpadl.Create(1, region, 4, out uint id);
             if (!Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL created first"u8)) return;
-            ulong torn = VmbusClient.Received[VmbusMessageType.GpadlTorndown];
-            VmbusResult down = VmbusClient.TeardownGpadl(1, id);
+            ulong torn = VmbusMessages.Received[VmbusMessageType.GpadlTorndown];
+            VmbusResult down = VmbusGpadl.Teardown(1, id);
             if (down == VmbusResult.Done) for (int p = 0; p < 4; p++) PageAllocator.Free((byte*)region + p * 4096);
             Expect.Equal((ulong)VmbusResult.Done, (ulong)down, "GPADL_TEARDOWN result (Done = 0)"u8);
-            Expect.Equal(torn + 1, VmbusClient.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages"u8);
-            Expect.Equal((ulong)id, (ulong)((VmbusGpadlTorndown*)VmbusClient.Last(VmbusMessageType.GpadlTorndown))->GpadlId, "GPADL_TORNDOWN names our GPADL id"u8);
+            Expect.Equal(torn + 1, VmbusMessages.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages"u8);
+            Expect.Equal((ulong)id, (ulong)((VmbusGpadlTorndown*)VmbusMessages.Last(VmbusMessageType.GpadlTorndown))->GpadlId, "GPADL_TORNDOWN names our GPADL id"u8);
         }
 
         // Guest to host: HvCallSignalEvent reaches the VMBus host's event connection (2).
@@ -166,13 +166,13 @@ namespace Kernel.TestMode
             offer.ConnectionId = 16 + 2000;
             offer.DedicatedInterrupt = true;
             ulong before = Clock.Now100ns();
-            VmbusChannel* channel = VmbusClient.OpenChannel(&offer, 2, null, out VmbusResult r);
+            VmbusChannel* channel = VmbusChannels.Open(&offer, 2, null, out VmbusResult r);
             ulong waited = (Clock.Now100ns() - before) / 10000;
-            VmbusResult after = VmbusClient.RequestOffers();
+            VmbusResult after = VmbusOffers.Request();
             Expect.True(channel == null, "no channel was opened"u8);
             Expect.Equal((ulong)VmbusResult.Timeout, (ulong)r, "OPENCHANNEL result (Timeout = 3)"u8);
-            Expect.InRange(VmbusClient.ResponseTimeoutMs, VmbusClient.ResponseTimeoutMs * 3, waited, "milliseconds waited"u8);
-            Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusClient.State, "still connected"u8);
+            Expect.InRange(VmbusMessages.ResponseTimeoutMs, VmbusMessages.ResponseTimeoutMs * 3, waited, "milliseconds waited"u8);
+            Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusConnection.State, "still connected"u8);
             Expect.Equal((ulong)VmbusResult.Done, (ulong)after, "REQUESTOFFERS afterwards"u8);
         }
 
@@ -180,25 +180,25 @@ namespace Kernel.TestMode
 
         private static void UnknownMessageTypeIgnored()
         {
-            ulong unknown = VmbusClient.UnknownMessages, rejected = VmbusClient.RejectedMessages;
-            int offers = VmbusClient.OfferCount;
-            VmbusClient.Receive(Synthetic(99, 16));
-            VmbusClient.Receive(Synthetic(VmbusMessageType.RequestOffers, 8));    // a guest-to-host type
-            Expect.Equal(unknown + 2, VmbusClient.UnknownMessages, "unknown messages counted"u8);
-            Expect.Equal(rejected, VmbusClient.RejectedMessages, "rejected messages"u8);
-            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers unchanged"u8);
+            ulong unknown = VmbusMessages.UnknownMessages, rejected = VmbusMessages.RejectedMessages;
+            int offers = VmbusOffers.Count;
+            VmbusMessages.Receive(Synthetic(99, 16));
+            VmbusMessages.Receive(Synthetic(VmbusMessageType.RequestOffers, 8));    // a guest-to-host type
+            Expect.Equal(unknown + 2, VmbusMessages.UnknownMessages, "unknown messages counted"u8);
+            Expect.Equal(rejected, VmbusMessages.RejectedMessages, "rejected messages"u8);
+            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count, "offers unchanged"u8);
         }
 
         private static void ShortMessageRejected()
         {
-            ulong rejected = VmbusClient.RejectedMessages;
-            ulong offersReceived = VmbusClient.Received[VmbusMessageType.OfferChannel];
-            int offers = VmbusClient.OfferCount;
-            VmbusClient.Receive(Synthetic(VmbusMessageType.OfferChannel, 100));   // needs 196
-            VmbusClient.Receive(Synthetic(VmbusMessageType.VersionResponse, 4));  // not even a header
-            Expect.Equal(rejected + 2, VmbusClient.RejectedMessages, "rejected messages counted"u8);
-            Expect.Equal(offersReceived, VmbusClient.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages accepted"u8);
-            Expect.Equal((ulong)offers, (ulong)VmbusClient.OfferCount, "offers unchanged"u8);
+            ulong rejected = VmbusMessages.RejectedMessages;
+            ulong offersReceived = VmbusMessages.Received[VmbusMessageType.OfferChannel];
+            int offers = VmbusOffers.Count;
+            VmbusMessages.Receive(Synthetic(VmbusMessageType.OfferChannel, 100));   // needs 196
+            VmbusMessages.Receive(Synthetic(VmbusMessageType.VersionResponse, 4));  // not even a header
+            Expect.Equal(rejected + 2, VmbusMessages.RejectedMessages, "rejected messages counted"u8);
+            Expect.Equal(offersReceived, VmbusMessages.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages accepted"u8);
+            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count, "offers unchanged"u8);
         }
 
         // An OFFERCHANNEL byte image as QEMU builds it (200 bytes, LE GUIDs).
@@ -221,7 +221,7 @@ namespace Kernel.TestMode
             Expect.True(offer.MonitorAllocated, "monitor allocated @189"u8);
             Expect.True(offer.DedicatedInterrupt, "dedicated interrupt @190"u8);
             Expect.Equal(8ul, (ulong)offer.MmioMegabytes, "MMIO MiB @58"u8);
-            Expect.Equal("scsi"u8, VmbusClass.Name(&offer.InterfaceType), "class name"u8);
+            Expect.Equal("scsi"u8, VmbusText.ClassName(&offer.InterfaceType), "class name"u8);
             Expect.Equal(0xba6163d9ul, (ulong)*(uint*)(m->Payload + 8), "interface type Data1 @8, little-endian"u8);
         }
 
@@ -231,7 +231,7 @@ namespace Kernel.TestMode
             byte* buffer = stackalloc byte[Guid.FormattedLength];
             ReadOnlySpan<byte> text = new ReadOnlySpan<byte>(buffer, g.Format(buffer));
             Expect.Equal("f8615163-df3e-46c5-913f-f2d2f965ed0e"u8, text, "formatted"u8);
-            Expect.Equal("network"u8, VmbusClass.Name(&g), "well-known class"u8);
+            Expect.Equal("network"u8, VmbusText.ClassName(&g), "well-known class"u8);
             byte* raw = (byte*)&g;
             Expect.Equal(0x63ul, raw[0], "byte 0 (Data1 little-endian)"u8);
             Expect.Equal(0x91ul, raw[8], "byte 8 (Data4[0])"u8);
@@ -269,12 +269,12 @@ namespace Kernel.TestMode
         private static void UnloadCompletes()
         {
             if (!Connected()) return;
-            ulong responses = VmbusClient.Received[VmbusMessageType.UnloadResponse];
-            VmbusResult r = VmbusClient.Unload();
-            VmbusState state = VmbusClient.State;
-            VmbusClient.Connect();
+            ulong responses = VmbusMessages.Received[VmbusMessageType.UnloadResponse];
+            VmbusResult r = VmbusConnection.Unload();
+            VmbusState state = VmbusConnection.State;
+            VmbusConnection.Connect();
             Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "UNLOAD result (Done = 0)"u8);
-            Expect.Equal(responses + 1, VmbusClient.Received[VmbusMessageType.UnloadResponse], "UNLOAD_RESPONSE messages"u8);
+            Expect.Equal(responses + 1, VmbusMessages.Received[VmbusMessageType.UnloadResponse], "UNLOAD_RESPONSE messages"u8);
             Expect.Equal((ulong)VmbusState.Disconnected, (ulong)state, "disconnected after UNLOAD"u8);
         }
     }

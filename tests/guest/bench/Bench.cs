@@ -64,7 +64,7 @@ namespace Kernel.TestMode
         private static byte* s_packetBuffer;
 
         private static void OnBenchChannelInterrupt(Drivers.VmBus.VmbusChannel* channel)
-            => Drivers.VmBus.VmbusClient.Drain(channel, s_packetBuffer, 4096, &OnBenchPacket);
+            => Drivers.VmBus.VmbusPackets.Drain(channel, s_packetBuffer, 4096, &OnBenchPacket);
 
         private static void OnBenchPacket(Drivers.VmBus.VmbusChannel* channel, byte* data, uint length)
         {
@@ -92,19 +92,19 @@ namespace Kernel.TestMode
             int done = 0;
             for (; done < ChannelRounds; done++)
             {
-                var channel = Drivers.VmBus.VmbusClient.OpenChannel(&offer, Drivers.DynamicMemory.DynamicMemoryDevice.RingPages,
+                var channel = Drivers.VmBus.VmbusChannels.Open(&offer, Drivers.DynamicMemory.DynamicMemoryDevice.RingPages,
                     &OnBenchChannelInterrupt, out Drivers.VmBus.VmbusResult opened);
-                if (channel == null) { Console.Write("bench: vmbus.packet_round_trip: OPENCHANNEL failed: "u8); Console.WriteLine(Drivers.VmBus.VmbusClient.ResultName(opened)); return; }
+                if (channel == null) { Console.Write("bench: vmbus.packet_round_trip: OPENCHANNEL failed: "u8); Console.WriteLine(Drivers.VmBus.VmbusConnection.ResultName(opened)); return; }
                 Drivers.DynamicMemory.DmVersionRequest request = default;
                 request.Header = Drivers.DynamicMemory.DmHeader.Of(Drivers.DynamicMemory.DmMessageType.VersionRequest, Drivers.DynamicMemory.DmVersionRequest.Size, (uint)done + 1);
                 request.Version = Drivers.DynamicMemory.DmVersion.Win10;
                 ulong seen = s_packets;
                 ulong t0 = Cpu.ReadTscOrdered();
-                Drivers.VmBus.VmbusClient.Send(channel, (byte*)&request, Drivers.DynamicMemory.DmVersionRequest.Size, (ulong)done + 1, false);
+                Drivers.VmBus.VmbusPackets.Send(channel, (byte*)&request, Drivers.DynamicMemory.DmVersionRequest.Size, (ulong)done + 1, false);
                 bool answered;
                 fixed (ulong* packets = &s_packets) answered = Clock.WaitAtLeast(packets, seen + 1, 1000);
                 samples[done] = s_packetTsc - t0;
-                Drivers.VmBus.VmbusClient.CloseChannel(channel);
+                Drivers.VmBus.VmbusChannels.Close(channel);
                 if (!answered) break;
             }
             PageAllocator.Free(s_packetBuffer);
