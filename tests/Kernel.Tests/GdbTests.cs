@@ -57,7 +57,7 @@ public partial class GdbTests
             using var pe = new PEReader(File.OpenRead(UefiImage.Efi));
             code = pe.GetSectionData((int)ip).GetContent(0, 128).ToArray();
         }
-        else (ip, code) = new ElfImage(Repo.KernelElf).Code(symbol, 128);
+        else (ip, code) = ElfSymbols.Load(Repo.KernelElf).BytesFrom(symbol, 128);
         var decoder = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(code));
         decoder.IP = ip;
         while (decoder.IP < ip + (ulong)code.Length)
@@ -129,7 +129,7 @@ public partial class GdbTests
             // link map moved by where OVMF loaded it), and the guest hit it there.
             ulong address = uefi
                 ? Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16) + UefiImage.MapRva(symbol)
-                : new ElfImage(Repo.KernelElf).Address(symbol);
+                : ElfSymbols.Load(Repo.KernelElf).Address(symbol);
             Assert.Contains($"Breakpoint 1 at 0x{address:x}", output);
             Assert.Matches($@"Breakpoint 1, 0x0*{address:x} in {symbol} \(\)", output);
             Assert.Contains("entry: partition=0xffffffffffffffff vp=0 vtl=0 sint=1 flag=1", output);

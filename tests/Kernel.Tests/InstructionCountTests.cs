@@ -107,9 +107,9 @@ public class InstructionCountTests
     [InlineData("post_message", "bench_floor_post_message")]
     public void FloorCountIsItsDecodedLength(string path, string floor)
     {
-        var elf = new ElfImage(Repo.KernelElf);
+        var elf = ElfSymbols.Load(Repo.KernelElf);
         ulong page = elf.Address("hv_hypercall_page");
-        var (address, bytes) = elf.Code(floor, 256);
+        var (address, bytes) = elf.BytesFrom(floor, 256);
         var decoder = Decoder.Create(64, new ByteArrayCodeReader(bytes), address);
         int to = 0, from = 0;
         bool past = false;

@@ -1,3 +1,4 @@
+using ELFSharp.ELF;
 using Iced.Intel;
 using Xunit;
 
@@ -27,14 +28,14 @@ namespace Kernel.Tests;
 // calls them; vectors 0-31 go to exception_common, which keeps the full save).
 public class InterruptSaveTests
 {
-    private static readonly Lazy<ElfImage> s_elf = new(() => { Repo.EnsureKernelBuilt(); return new ElfImage(Repo.KernelElf); });
+    private static readonly Lazy<ELF<ulong>> s_elf = new(() => { Repo.EnsureKernelBuilt(); return ElfSymbols.Load(Repo.KernelElf); });
     private static readonly Lazy<Reachable> s_reachable = new(() => new Reachable(s_elf.Value));
 
     // What an entry stores with movaps before its call into C#, and loads back after it.
     private static (SortedSet<int> Stored, SortedSet<int> Loaded) SavedXmm(string entry)
     {
         var elf = s_elf.Value;
-        var (address, bytes) = elf.Code(entry, 512);
+        var (address, bytes) = elf.BytesFrom(entry, 512);
         var decoder = Decoder.Create(64, new ByteArrayCodeReader(bytes), address);
         var stored = new SortedSet<int>();
         var loaded = new SortedSet<int>();
@@ -103,25 +104,25 @@ public class InterruptSaveTests
         public readonly List<string> Violations = new();
         public int Instructions;
 
-        private readonly ElfImage _elf;
+        private readonly ELF<ulong> _elf;
         private readonly ulong[] _starts;
         private readonly Dictionary<ulong, ulong> _ends = new();
         private readonly Dictionary<ulong, string> _names = new();
         private readonly (ulong From, ulong To) _excluded;
 
-        public Reachable(ElfImage elf)
+        public Reachable(ELF<ulong> elf)
         {
             _elf = elf;
             _excluded = (elf.Address("pvh_entry"), elf.Address("long_mode_entry"));
             // Functions: named code symbols, nasm's local labels (name.label) aside.
-            var symbols = elf.CodeSymbols().Where(s => !s.Name.Contains('.') && elf.IsCode(s.Address)).ToList();
-            _starts = symbols.Select(s => s.Address).Distinct().OrderBy(a => a).ToArray();
+            var symbols = elf.CodeSymbols().Where(s => !s.Name.Contains('.') && elf.IsCode(s.Value)).ToList();
+            _starts = symbols.Select(s => s.Value).Distinct().OrderBy(a => a).ToArray();
             for (int i = 0; i < _starts.Length; i++)
             {
-                ulong start = _starts[i], size = symbols.Where(s => s.Address == start).Max(s => s.Size);
+                ulong start = _starts[i], size = symbols.Where(s => s.Value == start).Max(s => s.Size);
                 ulong next = i + 1 < _starts.Length ? _starts[i + 1] : start + size;
                 _ends[start] = size > 0 ? start + size : next;
-                _names[start] = symbols.First(s => s.Address == start).Name;
+                _names[start] = symbols.First(s => s.Value == start).Name;
             }
             var addressTaken = AddressTaken();
             var roots = Enumerable.Range(32, 224).Select(v => elf.Address("isr_stub_" + v)).Append(elf.Address("bench_sint_bare"));
@@ -163,7 +164,7 @@ public class InterruptSaveTests
         private IEnumerable<Instruction> Decode(ulong start)
         {
             ulong end = _ends[start];
-            var decoder = Decoder.Create(64, new ByteArrayCodeReader(_elf.Read(start, (int)(end - start))), start);
+            var decoder = Decoder.Create(64, new ByteArrayCodeReader(_elf.BytesAt(start, (int)(end - start))), start);
             while (decoder.IP < end)
             {
                 var instr = decoder.Decode();
@@ -191,7 +192,7 @@ public class InterruptSaveTests
                 }
             }
             ulong stubTable = _elf.Address("isr_stub_table");
-            foreach (var (address, bytes) in _elf.DataSections())
+            foreach (var (address, bytes) in _elf.LoadedData())
                 for (int off = (int)((8 - address % 8) % 8); off + 8 <= bytes.Length; off += 8)
                 {
                     ulong at = address + (ulong)off;

@@ -114,8 +114,8 @@ public class LayeringTests
     public void TheMinimalImageHasNoTestCode()
     {
         Repo.EnsureKernelBuilt();
-        var minimal = new ElfImage(Repo.MinimalKernelElf).CodeSymbols().Select(s => s.Name).ToHashSet();
-        var test = new ElfImage(Repo.KernelElf).CodeSymbols().Select(s => s.Name).ToHashSet();
+        var minimal = ElfSymbols.Load(Repo.MinimalKernelElf).CodeSymbols().Select(s => s.Name).ToHashSet();
+        var test = ElfSymbols.Load(Repo.KernelElf).CodeSymbols().Select(s => s.Name).ToHashSet();
         Assert.Contains("kernel_Kernel_TestMode_TestRunner__RunSelected", test);
         Assert.Contains("kernel_Kernel_Hv_Hypercall__SignalEventDirect", minimal);
         var testCode = minimal.Where(name => name.StartsWith("kernel_Kernel_TestMode_", StringComparison.Ordinal)).ToList();
@@ -130,8 +130,8 @@ public class LayeringTests
     public void TheMinimalImageHasNoBenchAssembly()
     {
         Repo.EnsureKernelBuilt();
-        Assert.Contains("bench_sint_bare", new ElfImage(Repo.KernelElf).SymbolNames());
-        var elf = new ElfImage(Repo.MinimalKernelElf).SymbolNames().Where(n => n.StartsWith("bench_", StringComparison.Ordinal)).ToList();
+        Assert.Contains("bench_sint_bare", ElfSymbols.Load(Repo.KernelElf).SymbolNames());
+        var elf = ElfSymbols.Load(Repo.MinimalKernelElf).SymbolNames().Where(n => n.StartsWith("bench_", StringComparison.Ordinal)).ToList();
         Assert.True(elf.Count == 0, "build/kernel.elf holds bench assembly: " + string.Join(", ", elf.Take(10)));
 
         UefiImage.EnsureBuilt();

@@ -1,3 +1,4 @@
+using ELFSharp.ELF;
 using Kernel.Arch;
 using Xunit;
 
@@ -9,7 +10,7 @@ namespace Kernel.Tests;
 // each other in the built image, and both against the SDM's layout.
 public class SegmentDescriptorTests
 {
-    private static readonly Lazy<ElfImage> s_elf = new(() => { Repo.EnsureKernelBuilt(); return new ElfImage(Repo.MinimalKernelElf); });
+    private static readonly Lazy<ELF<ulong>> s_elf = new(() => { Repo.EnsureKernelBuilt(); return ElfSymbols.Load(Repo.MinimalKernelElf); });
 
     // BOOT_GDT as assembled into the PVH entry and the AP trampoline (the UEFI
     // entry assembles the same macro): null, 64-bit code, data, 32-bit code.
@@ -19,7 +20,7 @@ public class SegmentDescriptorTests
     public void BootGdtHoldsTheKernelsDescriptors(string table)
     {
         var elf = s_elf.Value;
-        byte[] gdt = elf.Read(elf.Address(table), 4 * 8);
+        byte[] gdt = elf.BytesAt(elf.Address(table), 4 * 8);
         ulong Entry(int index) => BitConverter.ToUInt64(gdt, index * 8);
         Assert.Equal(0ul, Entry(0));
         Assert.Equal(SegmentDescriptor.KernelCode64.Value, Entry(1));   // Gdt.KernelCode, 0x08

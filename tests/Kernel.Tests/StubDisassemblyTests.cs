@@ -1,3 +1,4 @@
+using ELFSharp.ELF;
 using Iced.Intel;
 using Xunit;
 
@@ -8,7 +9,7 @@ namespace Kernel.Tests;
 // ret (or the tail jump of the hypercall stub).
 public class StubDisassemblyTests
 {
-    private static readonly Lazy<ElfImage> s_elf = new(() => { Repo.EnsureKernelBuilt(); return new ElfImage(Repo.KernelElf); });
+    private static readonly Lazy<ELF<ulong>> s_elf = new(() => { Repo.EnsureKernelBuilt(); return ElfSymbols.Load(Repo.KernelElf); });
 
     public static IEnumerable<object[]> Stubs() => new[]
     {
@@ -63,7 +64,7 @@ public class StubDisassemblyTests
     public static List<string> Disassemble(string symbol)
     {
         var elf = s_elf.Value;
-        var (address, bytes) = elf.Code(symbol);
+        var (address, bytes) = elf.BytesFrom(symbol);
         var decoder = Decoder.Create(64, new ByteArrayCodeReader(bytes), address);
         var formatter = new IntelFormatter(new FormatterOptions { HexSuffix = "h", HexPrefix = "", UppercaseHex = true });
         var resolver = new SymbolNames(elf);
@@ -88,7 +89,7 @@ public class StubDisassemblyTests
         return output.ToStringAndReset();
     }
 
-    private sealed class SymbolNames(ElfImage elf)
+    private sealed class SymbolNames(ELF<ulong> elf)
     {
         public bool TryName(ulong address, out string name)
         {
@@ -103,7 +104,7 @@ public class StubDisassemblyTests
         // The probe stubs' faulting instructions must be listed in .ex_table, or a
         // caught fault would become a fatal one.
         var elf = s_elf.Value;
-        var (start, table) = elf.Code("__ex_table_start", 4096);
+        var (start, table) = elf.BytesFrom("__ex_table_start", 4096);
         ulong end = elf.Address("__ex_table_end");
         var faultRips = new HashSet<ulong>();
         for (int i = 0; i + 16 <= (int)(end - start); i += 16) faultRips.Add(BitConverter.ToUInt64(table, i));
