@@ -104,9 +104,9 @@ QEMU_PASSED=33 QEMU_FAILED=35 QEMU_CRASHED=37
 EXIT_PASSED=0 EXIT_FAILED=1 EXIT_CRASHED=2 EXIT_TIMEOUT=3 EXIT_NO_QEMU=4 EXIT_GDB_KILLED=5
 EXIT_USAGE=64 EXIT_UNAVAILABLE=69 EXIT_INFRA=70 EXIT_HOST_KERNEL=71
 
-# KVM's tracepoints recorded by --trace: kvm_msr shows the guest OS ID and hypercall
-# MSR writes; the kvm_hv_* events the SynIC, hypercalls and their results.
-TRACE_EVENTS="kvm_msr,kvm_hv_hypercall,kvm_hv_hypercall_done,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint"
+# KVM's tracepoints recorded by --trace, one list for kvm and nested mode: KVM_TRACE_EVENTS.
+# shellcheck source=tools/kvm-trace-events.sh
+. "$ROOT/tools/kvm-trace-events.sh"
 
 # --gen2: q35 shaped like a Hyper-V Generation 2 VM, which has no 8259 PIC, 8254 PIT,
 # HPET, i8042 or PS/2, floppy, DMA or Super I/O, and COM ports only as an optional
@@ -450,6 +450,14 @@ case "$mode" in
     fi ;;
   kvm)
     tracing=/sys/kernel/tracing
+    # Turns KVM_TRACE_EVENTS on (1) or off (0) in this host's tracefs; an event
+    # this kernel does not have is left out.
+    kvm_trace_events() {
+      local event
+      for event in ${KVM_TRACE_EVENTS//,/ }; do
+        [ ! -e "$tracing/events/kvm/$event/enable" ] || echo "$1" >"$tracing/events/kvm/$event/enable"
+      done
+    }
     if [ -n "$trace" ]; then
       # The same tracepoints as nested mode, in this host's own tracefs (root only).
       [ "$(id -u)" -eq 0 ] || die "--trace in kvm mode needs root (it uses this host's tracefs)" $EXIT_UNAVAILABLE
@@ -459,16 +467,12 @@ case "$mode" in
       # first events (the guest OS ID write): 8 MiB per CPU, as nested mode.
       echo 8192 >"$tracing/buffer_size_kb"
       : >"$tracing/trace"
-      for event in ${TRACE_EVENTS//,/ }; do
-        [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 1 >"$tracing/events/kvm/$event/enable"
-      done
+      kvm_trace_events 1
     fi
     timeout -k 5 "$timeout" "${qemu[@]}" -accel kvm "${guest[@]}" "${monitor[@]}" -serial stdio "${extra[@]}" </dev/null 2>"$errors"
     status=$?
     if [ -n "$trace" ]; then
-      for event in ${TRACE_EVENTS//,/ }; do
-        [ ! -e "$tracing/events/kvm/$event/enable" ] || echo 0 >"$tracing/events/kvm/$event/enable"
-      done
+      kvm_trace_events 0
       cp "$tracing/trace" "$trace"
     fi ;;
   nested)
@@ -477,7 +481,7 @@ case "$mode" in
     # root (shared over 9p) at the same path.
     nested_args=(--timeout "$timeout" --kvm "$kvm_side" --inner-qemu "$qemu_bin")
     [ -z "$qemu_modules" ] || nested_args+=(--inner-module-dir "$qemu_modules")
-    [ -z "$trace" ] || nested_args+=(--trace "$trace" --trace-events "$TRACE_EVENTS")
+    [ -z "$trace" ] || nested_args+=(--trace "$trace")        # run.sh's default events: KVM_TRACE_EVENTS
     [ -z "$qmp" ] || nested_args+=(--qmp "$qmp")
     "$ROOT/tools/nested/run.sh" "${nested_args[@]}" -- "${qemu_data[@]}" "${guest[@]}" "${extra[@]}" 2>"$errors"
     status=$? ;;

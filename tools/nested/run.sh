@@ -31,9 +31,9 @@
 #     0 = none); the outer QEMU gets S+120 s as a backstop.
 #   - --trace FILE: KVM tracepoints (tracefs in the outer Linux) are enabled
 #     for the run and the `trace` file is copied to FILE. --trace-events sets
-#     the comma-separated kvm event list (default: kvm_hv_hypercall,
-#     kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint;
-#     names not present in the kernel are skipped with a note in the log).
+#     the comma-separated kvm event list (default: KVM_TRACE_EVENTS of
+#     tools/kvm-trace-events.sh, the list qemu-run.sh --trace records; names
+#     not present in the kernel are skipped with a note in the log).
 #   - --log FILE: keep the outer console log (outer Linux, inner QEMU stderr).
 #   - --kernel-log FILE: keep the outer Linux's kernel log (dmesg at the end
 #     of the run). It is scanned on every run, kept or not (status 127).
@@ -142,8 +142,10 @@ usage() {
 }
 say() { echo "run.sh: $*" >&2; }
 
+# shellcheck source=tools/kvm-trace-events.sh
+. "$here/../kvm-trace-events.sh"
 trace_file=
-trace_events=kvm_hv_hypercall,kvm_hv_synic_set_msr,kvm_hv_synic_set_irq,kvm_hv_notify_acked_sint
+trace_events=$KVM_TRACE_EVENTS
 timeout_s=300
 log_file=
 kernel_log_file=
