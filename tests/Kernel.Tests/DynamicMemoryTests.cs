@@ -12,7 +12,7 @@ namespace Kernel.Tests;
 // "dm-host: done <step> ballooned <n> free <n> total <n>" it reads QEMU's view
 // (query-balloon) for the checks below. In nested mode the monitor is reached
 // through the outer machine's third serial port (tools/nested/run.sh --qmp).
-public sealed partial class DynamicMemoryHost
+public sealed partial class DynamicMemoryHost : IGuestHost
 {
     public const long PageSize = 4096;
     public const long GuestMemory = 256L << 20;        // qemu-run.sh -m 256M
@@ -33,9 +33,25 @@ public sealed partial class DynamicMemoryHost
     public JsonObject? StatusEvent { get; private set; }
     public (long Available, long Committed)? StatusQuery { get; private set; }
 
+    private Task<QmpClient>? _connecting;
+
     public DynamicMemoryHost(string socket) => _socket = socket;
 
     public QmpClient Qmp => _qmp ??= QmpClient.Connect(_socket, TimeSpan.FromMinutes(2));
+
+    // The monitor is connected from another thread as soon as QEMU makes the socket,
+    // so that the first status report events are not missed.
+    public void BeforeBoot()
+    {
+        File.Delete(_socket);
+        _connecting = Task.Run(() => Qmp);
+    }
+
+    public void AfterBoot()
+    {
+        if (!_connecting!.Wait(TimeSpan.FromSeconds(10))) Errors.Add("QMP: never connected to " + _socket);
+        else if (_connecting.IsFaulted) Errors.Add("QMP: " + _connecting.Exception!.InnerException!.Message);
+    }
 
     [GeneratedRegex(@"^dm-host: adjust ([+-]\d+) (\S+)$")]
     private static partial Regex AdjustLine();
@@ -108,33 +124,13 @@ public sealed partial class DynamicMemoryHost
 
 // One nested boot with hv-balloon (a 256 MiB memdev to hot-add from, status
 // reports on), the dm.* tests, and the host above answering them.
-public class GuestTestsNestedDynamicMemory
+public sealed class GuestTestsNestedDynamicMemory : NestedGuestBootTests<GuestTestsNestedDynamicMemory>, IGuestBoot
 {
     private static readonly string s_socket = Path.Combine(Path.GetTempPath(), $"kernel-tests-qmp-{Environment.ProcessId}.sock");
     private static readonly DynamicMemoryHost s_host = new(s_socket);
 
-    private static readonly Lazy<GuestRun> s_run = new(() =>
-    {
-        Repo.EnsureKernelBuilt();
-        File.Delete(s_socket);
-        // The monitor is connected from another thread as soon as QEMU makes the socket,
-        // so that the first status report events are not missed.
-        var connect = Task.Run(() => s_host.Qmp);
-        var result = Repo.Run(Path.Combine(Repo.Root, "qemu-run.sh"),
-            $"--mode nested --smp 2 --hv-balloon --qmp {s_socket} --append \"dm-host dm-hotadd\" --test=dm",
-            TimeSpan.FromMinutes(15), onStdoutLine: s_host.OnGuestLine);
-        if (!connect.Wait(TimeSpan.FromSeconds(10))) s_host.Errors.Add("QMP: never connected to " + s_socket);
-        else if (connect.IsFaulted) s_host.Errors.Add("QMP: " + connect.Exception!.InnerException!.Message);
-        return new GuestRun(result);
-    });
-
-    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
-
-    [Theory]
-    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
-    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
-
-    private static GuestRun Run => s_run.Value;
+    public static GuestBoot Boot { get; } =
+        new($"--mode nested --smp 2 --hv-balloon --qmp {s_socket} --append \"dm-host dm-hotadd\" --test=dm", s_host);
 
     private static DynamicMemoryHost.Step StepNamed(string name)
     {
@@ -177,7 +173,7 @@ public class GuestTestsNestedDynamicMemory
         Assert.Equal(DynamicMemoryHost.GuestMemory, step.ActualBefore);
         Assert.Equal(step.Target, step.ActualAfter);
         Assert.Equal(16384, step.GuestBallooned);
-        Assert.Equal(DynamicMemoryHost.GuestMemory - step.GuestBallooned * DynamicMemoryHost.PageSize, step.ActualAfter);
+        AssertQemuCountsWhatTheGuestKept(step);
     }
 
     [Fact]
@@ -185,8 +181,7 @@ public class GuestTestsNestedDynamicMemory
     {
         var step = StepNamed("balloon-up");
         Assert.Equal(DynamicMemoryHost.GuestMemory, step.Target);
-        Assert.Equal(DynamicMemoryHost.GuestMemory, step.ActualAfter);
-        Assert.Equal(0, step.GuestBallooned);
+        AssertEverythingBack(step);
     }
 
     // Asked for more than it can spare, the guest gave what it could: QEMU stops
@@ -197,15 +192,21 @@ public class GuestTestsNestedDynamicMemory
         var step = StepNamed("balloon-partial");
         Assert.True(step.ActualAfter > step.Target, $"actual {step.ActualAfter} should stay above the target {step.Target}");
         Assert.True(step.GuestBallooned > 0, "the guest gave something");
-        Assert.Equal(DynamicMemoryHost.GuestMemory - step.GuestBallooned * DynamicMemoryHost.PageSize, step.ActualAfter);
+        AssertQemuCountsWhatTheGuestKept(step);
     }
 
     [Fact]
-    public void QemuGetsEverythingBackAfterThePartialAnswer()
+    public void QemuGetsEverythingBackAfterThePartialAnswer() => AssertEverythingBack(StepNamed("balloon-restore"));
+
+    // QEMU's actual after a step is the guest's memory less what the guest says it ballooned.
+    private static void AssertQemuCountsWhatTheGuestKept(DynamicMemoryHost.Step step) =>
+        Assert.Equal(DynamicMemoryHost.GuestMemory - step.GuestBallooned * DynamicMemoryHost.PageSize, step.ActualAfter);
+
+    // The guest holds no ballooned page and QEMU counts all its memory.
+    private static void AssertEverythingBack(DynamicMemoryHost.Step step)
     {
-        var step = StepNamed("balloon-restore");
-        Assert.Equal(DynamicMemoryHost.GuestMemory, step.ActualAfter);
         Assert.Equal(0, step.GuestBallooned);
+        Assert.Equal(DynamicMemoryHost.GuestMemory, step.ActualAfter);
     }
 
     // Hot-add: the memdev's pages in QEMU's count, in the guest's allocator, and

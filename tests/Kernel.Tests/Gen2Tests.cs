@@ -209,30 +209,14 @@ public class Gen2Machine
     }
 }
 
-// The Gen2 machine (OVMF, TCG, two VPs) in test mode: each guest test its own
-// case, and every result equal to the plain --uefi run's (UefiGuestTestsTcg).
-public class Gen2GuestTestsTcg
+// The Gen2 machine (OVMF, TCG, two VPs) in test mode: every result equal to
+// the plain --uefi run's (UefiGuestTestsTcg).
+public sealed class Gen2GuestTestsTcg : GuestBootTests<Gen2GuestTestsTcg>, IGuestBoot
 {
-    private static readonly Lazy<GuestRun> s_run = new(() => new GuestRun(UefiImage.QemuRun("--gen2 --mode tcg --smp 2 --test")));
-
-    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
-
-    [Theory]
-    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
-    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+    public static GuestBoot Boot { get; } = new("--gen2 --mode tcg --smp 2 --test");
 
     [Fact]
-    public void RunPassesWithSummaryLine()
-    {
-        var run = s_run.Value;
-        Assert.True(run.Summary.HasValue, "no 'N passed, N failed, N skipped' line:\n" + run.Process.Output);
-        Assert.True(run.Summary!.Value.Failed == 0 && run.Process.ExitCode == 0, $"expected 0 failures and exit 0, got {run.Summary.Value.Failed} and {run.Process.ExitCode}:\n{run.Process.Output}");
-        Assert.True(run.Results.Count >= 12, $"only {run.Results.Count} guest results");
-    }
-
-    [Fact]
-    public void ResultsEqualThePlainUefiRun() =>
-        Gen2Compare.AssertSameResults(UefiGuestTestsTcg.Run, s_run.Value, _ => true, minimum: 12);
+    public void ResultsEqualThePlainUefiRun() => GuestAssert.SameOutcomes(UefiGuestTestsTcg.Boot, Boot, _ => true, minimum: 12);
 
     // The pinned QEMU (10.0.2) clears PCAT_COMPAT in the MADT with pic=off, so the
     // kernel leaves the 8259's ports alone; the plain machine declares its 8259,
@@ -241,9 +225,9 @@ public class Gen2GuestTestsTcg
     [Fact]
     public void TheMadtDeclaresNoEightTwoFiveNine()
     {
-        Assert.Equal(NoPicLine, Gen2Compare.PicLine(s_run.Value));
+        Assert.Equal(NoPicLine, Run.Line("pic: "));
         Assert.Equal("pic: MADT flags 0x1, PCAT_COMPAT set: both 8259s remapped to 0x20-0x2f and masked; port 0x20 reads 0x00 (an 8259 answered)",
-            Gen2Compare.PicLine(UefiGuestTestsTcg.Run));
+            UefiGuestTestsTcg.Boot.Run.Line("pic: "));
     }
 
     public const string NoPicLine = "pic: MADT flags 0x0, PCAT_COMPAT clear: no 8259, its ports left alone";
@@ -251,66 +235,20 @@ public class Gen2GuestTestsTcg
 
 // The Gen2 machine under nested KVM with Hyper-V enlightenments (OVMF, one VP): the
 // Hyper-V results equal those of the plain --uefi nested run (UefiGuestTestsNested).
-public class Gen2GuestTestsNested
+public sealed class Gen2GuestTestsNested : NestedGuestBootTests<Gen2GuestTestsNested>, IGuestBoot
 {
-    private static readonly Lazy<GuestRun> s_run = new(() =>
-    {
-        UefiImage.EnsureBuilt();
-        return GuestRun.Nested("--gen2 --mode nested --test");
-    });
-
-    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
-
-    [Theory]
-    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
-    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
-
-    [Fact]
-    public void RanOnThePatchedOuterQemu() => s_run.Value.AssertPatchedOuterQemu();
+    public static GuestBoot Boot { get; } = new("--gen2 --mode nested --test");
 
     [Fact]
     public void HyperVResultsMatchThePlainUefiBoot()
     {
-        Gen2Compare.AssertSameResults(UefiGuestTestsNested.Run, s_run.Value, GuestRuns.IsHyperV, minimum: 20);
-        Assert.All(s_run.Value.Results.Where(r => GuestRuns.IsHyperV(r) && !r.Name.StartsWith("direct.")), r => Assert.Equal(GuestOutcome.Passed, r.Outcome));
-        DirectBranch.AssertStock(s_run.Value);
+        GuestAssert.SameOutcomes(UefiGuestTestsNested.Boot, Boot, r => r.IsHyperV, minimum: 20);
+        DirectBranch.AssertHyperVPassedOnStock(Run);
     }
 
     // Under KVM, pic=off removes QEMU's 8259 but not KVM's in-kernel one (the full
     // in-kernel irqchip, which the SynIC's EOM re-delivery needs: qemu-run.sh
     // GEN2_MACHINE); the MADT does not declare it, so the kernel leaves it alone.
     [Fact]
-    public void TheMadtDeclaresNoEightTwoFiveNine() =>
-        Assert.Equal(Gen2GuestTestsTcg.NoPicLine, Gen2Compare.PicLine(s_run.Value));
-}
-
-public static class Gen2Compare
-{
-    // Name and outcome of every selected guest test, in order; on a difference,
-    // every differing test, with the plain run's outcome as the expected one.
-    public static void AssertSameResults(GuestRun plain, GuestRun gen2, Func<GuestResult, bool> select, int minimum)
-    {
-        var expected = plain.Results.Where(select).ToList();
-        var got = gen2.Results.Where(select).ToList();
-        Assert.True(expected.Count >= minimum, $"only {expected.Count} results in the plain --uefi run:\n{plain.Process.Output}");
-        var differences = new List<string>();
-        var gotByName = got.ToDictionary(r => r.Name, r => r);
-        foreach (var e in expected)
-        {
-            if (!gotByName.TryGetValue(e.Name, out var g)) differences.Add($"{e.Name}: expected {e.Outcome}, got no result");
-            else if (g.Outcome != e.Outcome) differences.Add($"{e.Name}: expected {e.Outcome}, got {g.Outcome} {g.Message}".TrimEnd());
-        }
-        var expectedNames = expected.Select(r => r.Name).ToHashSet();
-        differences.AddRange(got.Where(g => !expectedNames.Contains(g.Name)).Select(g => $"{g.Name}: expected no result, got {g.Outcome}"));
-        if (differences.Count == 0 && !expected.Select(r => r.Name).SequenceEqual(got.Select(r => r.Name)))
-            differences.Add($"order: expected {string.Join(" ", expected.Select(r => r.Name))}\n       got {string.Join(" ", got.Select(r => r.Name))}");
-        Assert.True(differences.Count == 0, $"--gen2 (got) against plain --uefi (expected):\n{string.Join("\n", differences)}\n\n--gen2 output:\n{gen2.Process.Output}");
-    }
-
-    public static string PicLine(GuestRun run)
-    {
-        var line = run.Process.Stdout.Split('\n').FirstOrDefault(l => l.StartsWith("pic: "));
-        Assert.True(line != null, "no 'pic:' line in the guest output:\n" + run.Process.Output);
-        return line!.TrimEnd('\r');
-    }
+    public void TheMadtDeclaresNoEightTwoFiveNine() => Assert.Equal(Gen2GuestTestsTcg.NoPicLine, Run.Line("pic: "));
 }

@@ -5,7 +5,11 @@ namespace Kernel.Tests;
 
 public enum GuestOutcome { Passed, Failed, Skipped }
 
-public sealed record GuestResult(int Number, string Name, GuestOutcome Outcome, string Message);
+public sealed record GuestResult(int Number, string Name, GuestOutcome Outcome, string Message)
+{
+    // The tests of the Hyper-V interface (and what is built on it), by name prefix.
+    public bool IsHyperV => Name.Split('.')[0] is "hv" or "synic" or "events" or "messages" or "direct" or "time" or "stimer" or "vmbus";
+}
 
 // Parses the guest's test mode, TAP version 14 (tests/guest/TestRunner.cs):
 //   ok N - name | ok N - name # SKIP reason | not ok N - name, then a YAML
@@ -57,20 +61,24 @@ public sealed partial class GuestRun
 
     public GuestResult? Find(string name) => Results.FirstOrDefault(r => r.Name == name);
 
-    // One nested boot (KVM under an outer QEMU whose SVM is emulated by TCG).
-    // A guest failure is a failure: there is no second boot.
-    public static GuestRun Nested(string arguments) => new(Repo.QemuRun(arguments, TimeSpan.FromMinutes(15)));
+    // The first line of the guest's output (stdout) that starts with `prefix`.
+    public string Line(string prefix) => FirstLine(Process.Stdout, prefix, "the guest output");
 
-    // qemu-run.sh names the QEMU that ran the guest on stderr:
-    // "qemu-run.sh: QEMU: <pinned|system> <version> (<path>)"; run inside the
-    // nested Linux (run.sh --command), behind "run.sh: inner command: ".
-    public string QemuLine()
+    // The first line of the scripts' stderr that starts with `prefix`; a line that
+    // qemu-run.sh wrote inside the nested Linux (run.sh --command) comes behind
+    // "run.sh: inner command: ".
+    private string StderrLine(string prefix) => FirstLine(Process.Stderr.Replace("run.sh: inner command: ", ""), prefix, "stderr");
+
+    private string FirstLine(string text, string prefix, string where)
     {
-        var line = Process.Stderr.Split('\n').Select(l => l.TrimEnd('\r').Replace("run.sh: inner command: ", ""))
-            .FirstOrDefault(l => l.StartsWith("qemu-run.sh: QEMU: "));
-        Assert.True(line != null, "no 'qemu-run.sh: QEMU:' line:\n" + Process.Output);
+        var line = text.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith(prefix));
+        Assert.True(line != null, $"no '{prefix}' line in {where}:\n{Process.Output}");
         return line!;
     }
+
+    // qemu-run.sh names the QEMU that ran the guest on stderr:
+    // "qemu-run.sh: QEMU: <pinned|system> <version> (<path>)".
+    public string QemuLine() => StderrLine("qemu-run.sh: QEMU: ");
 
     // The default: the pinned QEMU (tools/qemu/pinned.sh), e.g. "pinned 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)".
     public void AssertPinnedQemu() =>
@@ -82,12 +90,8 @@ public sealed partial class GuestRun
 
     // tools/nested/run.sh names the inner QEMU as the outer Linux ran it:
     // "run.sh: inner QEMU: QEMU emulator version <version> (<path>)".
-    public void AssertInnerQemu(string version)
-    {
-        var line = Process.Stderr.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith("run.sh: inner QEMU: "));
-        Assert.True(line != null, "no 'run.sh: inner QEMU:' line:\n" + Process.Output);
-        Assert.StartsWith($"run.sh: inner QEMU: QEMU emulator version {version} ", line);
-    }
+    public void AssertInnerQemu(string version) =>
+        Assert.StartsWith($"run.sh: inner QEMU: QEMU emulator version {version} ", StderrLine("run.sh: inner QEMU: "));
 
     // tools/nested/run.sh names the outer QEMU on stderr. make test must run
     // the patched build (tools/nested/qemu): the system's QEMU 7.2 delivers
@@ -95,9 +99,8 @@ public sealed partial class GuestRun
     // (docs/qemu-svm-bugs.md), so a silent fallback would be a weaker test.
     public void AssertPatchedOuterQemu()
     {
-        var line = Process.Stderr.Split('\n').FirstOrDefault(l => l.StartsWith("run.sh: outer QEMU: "));
-        Assert.True(line != null, "no 'run.sh: outer QEMU:' line:\n" + Process.Output);
-        Assert.True(line!.StartsWith("run.sh: outer QEMU: patched "), $"the nested run did not use the patched outer QEMU: {line}");
+        var line = StderrLine("run.sh: outer QEMU: ");
+        Assert.True(line.StartsWith("run.sh: outer QEMU: patched "), $"the nested run did not use the patched outer QEMU: {line}");
     }
 }
 

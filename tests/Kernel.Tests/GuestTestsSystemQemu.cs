@@ -8,43 +8,20 @@ namespace Kernel.Tests;
 // supported. These two boots, the test mode under TCG and nested, keep it so:
 // every guest test reports on 7.2 what it reports on the pinned QEMU, name for
 // name, except a test that needs a newer QEMU, which skips there saying so.
-public class GuestTestsTcgSystemQemu
+public sealed class GuestTestsTcgSystemQemu : GuestBootTests<GuestTestsTcgSystemQemu>, IGuestBoot
 {
-    private static readonly Lazy<GuestRun> s_run = new(() => new GuestRun(Repo.QemuRun("--mode tcg --test --qemu system")));
-
-    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
-
-    [Theory]
-    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
-    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
+    public static GuestBoot Boot { get; } = new("--mode tcg --test --qemu system");
 
     [Fact]
-    public void RanOnTheSystemQemu() => s_run.Value.AssertSystemQemu();
-
-    [Fact]
-    public void ResultsEqualThePinnedQemusRun() => SystemQemuRuns.AssertSameResults(GuestTestsTcg.Run, s_run.Value);
+    public void ResultsEqualThePinnedQemusRun() => SystemQemuRuns.AssertSameResults(GuestTestsTcg.Boot.Run, Run);
 }
 
-public class GuestTestsNestedSystemQemu
+public sealed class GuestTestsNestedSystemQemu : NestedGuestBootTests<GuestTestsNestedSystemQemu>, IGuestBoot
 {
-    private static readonly Lazy<GuestRun> s_run = new(() => GuestRun.Nested("--mode nested --test --qemu system"));
-
-    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
-
-    [Theory]
-    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
-    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
-
-    // The host's qemu-run.sh chose it, and the outer Linux ran that version as the inner QEMU.
-    [Fact]
-    public void RanOnTheSystemQemuInside()
-    {
-        s_run.Value.AssertSystemQemu();
-        s_run.Value.AssertInnerQemu(SystemQemu.Version);
-    }
+    public static GuestBoot Boot { get; } = new("--mode nested --test --qemu system");
 
     [Fact]
-    public void ResultsEqualThePinnedQemusRun() => SystemQemuRuns.AssertSameResults(GuestTestsNested.NestedRun, s_run.Value);
+    public void ResultsEqualThePinnedQemusRun() => SystemQemuRuns.AssertSameResults(GuestTestsNested.Boot.Run, Run);
 }
 
 public static class SystemQemuRuns

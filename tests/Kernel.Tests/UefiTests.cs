@@ -39,71 +39,26 @@ public static class UefiImage
         return Convert.ToUInt64(entry.Groups[1].Value, 16) - Convert.ToUInt64(preferred.Groups[1].Value, 16);
     }
 
-    public static Repo.Result QemuRun(string arguments)
-    {
-        EnsureBuilt();
-        return Repo.Run(Path.Combine(Repo.Root, "qemu-run.sh"), "--uefi " + arguments, TimeSpan.FromMinutes(3));
-    }
 }
 
 // The Gen2 image under nested KVM with Hyper-V enlightenments (OVMF, one VP):
 // the Hyper-V tests run, and give exactly the results of the direct boot.
-public class UefiGuestTestsNested
+public sealed class UefiGuestTestsNested : NestedGuestBootTests<UefiGuestTestsNested>, IGuestBoot
 {
-    private static readonly Lazy<GuestRun> s_run = new(() =>
-    {
-        UefiImage.EnsureBuilt();
-        return GuestRun.Nested("--uefi --mode nested --test");
-    });
-
-    // The plain UEFI nested run, for comparison with the Gen2-shaped one (Gen2Tests.cs).
-    public static GuestRun Run => s_run.Value;
-
-    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
-
-    [Theory]
-    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
-    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
-
-    [Fact]
-    public void RanOnThePatchedOuterQemu() => s_run.Value.AssertPatchedOuterQemu();
+    public static GuestBoot Boot { get; } = new("--uefi --mode nested --test");
 
     [Fact]
     public void HyperVResultsMatchTheDirectBoot()
     {
-        static bool IsHyperV(GuestResult r) => GuestRuns.IsHyperV(r);
-        var uefi = s_run.Value.Results.Where(IsHyperV).Select(r => $"{r.Name} {r.Outcome}").ToList();
-        var direct = GuestTestsNested.NestedRun.Results.Where(IsHyperV).Select(r => $"{r.Name} {r.Outcome}").ToList();
-        Assert.True(uefi.Count >= 20, $"only {uefi.Count} Hyper-V results under UEFI:\n" + s_run.Value.Process.Output);
-        Assert.Equal(direct, uefi);
-        Assert.All(s_run.Value.Results.Where(r => IsHyperV(r) && !r.Name.StartsWith("direct.")), r => Assert.Equal(GuestOutcome.Passed, r.Outcome));
-        DirectBranch.AssertStock(s_run.Value);
+        GuestAssert.SameOutcomes(GuestTestsNested.Boot, Boot, r => r.IsHyperV, minimum: 20);
+        DirectBranch.AssertHyperVPassedOnStock(Run);
     }
 }
 
-// One OVMF boot (TCG, two VPs) in test mode; each guest test its own case, as GuestTestsTcg.
-public class UefiGuestTestsTcg
+// One OVMF boot (TCG, two VPs) in test mode.
+public sealed class UefiGuestTestsTcg : GuestBootTests<UefiGuestTestsTcg>, IGuestBoot
 {
-    private static readonly Lazy<GuestRun> s_run = new(() => new GuestRun(UefiImage.QemuRun("--mode tcg --smp 2 --test")));
-
-    // The plain UEFI TCG run, for comparison with the Gen2-shaped one (Gen2Tests.cs).
-    public static GuestRun Run => s_run.Value;
-
-    public static IEnumerable<object[]> Names() => GuestRuns.Names(s_run);
-
-    [Theory]
-    [MemberData(nameof(Names), DisableDiscoveryEnumeration = true)]
-    public void Guest(string name) => GuestAssert.Reported(s_run.Value, name);
-
-    [Fact]
-    public void RunPassesWithSummaryLine()
-    {
-        var run = s_run.Value;
-        Assert.True(run.Summary.HasValue, "no 'N passed, N failed, N skipped' line:\n" + run.Process.Output);
-        Assert.Equal(0, run.Summary!.Value.Failed);
-        Assert.True(run.Results.Count >= 12, $"only {run.Results.Count} guest results");
-        Assert.Equal(0, run.Process.ExitCode);
-    }
+    public static GuestBoot Boot { get; } = new("--uefi --mode tcg --smp 2 --test");
 
     // The run really came through the firmware: the UEFI entry, the image where the
     // firmware put it (not the ELF's 1 MiB, and as LoadedImage reports it), the
@@ -111,7 +66,7 @@ public class UefiGuestTestsTcg
     [Fact]
     public void BootedThroughUefi()
     {
-        var output = s_run.Value.Process.Stdout;
+        var output = Run.Process.Stdout;
         Assert.Contains("C# Hyper-V guest: booting (UEFI)", output);
         var image = Regex.Match(output, @"efi: image at 0x([0-9a-f]+)-0x([0-9a-f]+) \(LoadedImage says 0x([0-9a-f]+)\), ExitBootServices on attempt (\d+)");
         Assert.True(image.Success, "no 'efi: image at' line:\n" + output);
