@@ -152,14 +152,22 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
         return b;
     }
 
-    private void MakeReady()
+    // Starts the session and gives it the host's answers, in order.
+    private void StartAndAnswer(params byte[][] answers)
     {
         DmSession.Start(_s);
-        Feed(VersionResponse(true));
-        Feed(CapabilitiesResponse(true));
+        foreach (var answer in answers) Feed(answer);
+    }
+
+    // A session that has negotiated (what it sent and reported so far forgotten),
+    // then given the host's `messages`.
+    private void MakeReady(params byte[][] messages)
+    {
+        StartAndAnswer(VersionResponse(true), CapabilitiesResponse(true));
         Assert.Equal(DmState.Ready, _s->State);
         s_sent.Clear();
         s_events.Clear();
+        foreach (var message in messages) Feed(message);
     }
 
     private static List<(ulong First, ulong Count)> Ranges(byte[] response)
@@ -229,9 +237,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void VersionsAreOfferedNewestFirstAndTheLastIsMarked()
     {
-        DmSession.Start(_s);
-        Feed(VersionResponse(false));
-        Feed(VersionResponse(false));
+        StartAndAnswer(VersionResponse(false), VersionResponse(false));
         Assert.Equal(3, s_sent.Count);
         Assert.Equal(DmVersion.Win10, Sent<DmVersionRequest>(0).Version);
         Assert.False(Sent<DmVersionRequest>(0).IsLastAttempt);
@@ -247,9 +253,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void AcceptedVersionIsFollowedByTheCapabilities()
     {
-        DmSession.Start(_s);
-        Feed(VersionResponse(false));
-        Feed(VersionResponse(true));
+        StartAndAnswer(VersionResponse(false), VersionResponse(true));
         Assert.Equal(DmVersion.Win8, _s->Version);
         Assert.Equal(DmState.CapabilitiesSent, _s->State);
         var caps = Sent<DmCapabilitiesReport>(2);
@@ -271,9 +275,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void RefusedCapabilitiesFailTheSession()
     {
-        DmSession.Start(_s);
-        Feed(VersionResponse(true));
-        Feed(CapabilitiesResponse(false));
+        StartAndAnswer(VersionResponse(true), CapabilitiesResponse(false));
         Assert.Equal(DmState.Failed, _s->State);
         Feed(BalloonRequest(10));
         Assert.Equal(DmDrop.WrongState, _s->LastDrop);
@@ -283,9 +285,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void SuppressedStatusReportsAreNotSent()
     {
-        DmSession.Start(_s);
-        Feed(VersionResponse(true));
-        Feed(CapabilitiesResponse(true, suppress: true));
+        StartAndAnswer(VersionResponse(true), CapabilitiesResponse(true, suppress: true));
         int sent = s_sent.Count;
         Assert.False(DmSession.PostStatus(_s));
         Assert.Equal(sent, s_sent.Count);
@@ -295,8 +295,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void StatusReportCountsBalloonedPagesAsCommitted()
     {
-        MakeReady();
-        Feed(BalloonRequest(300));
+        MakeReady(BalloonRequest(300));
         s_sent.Clear();
         Assert.True(DmSession.PostStatus(_s));
         var status = Sent<DmStatusReport>(0);
@@ -310,8 +309,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void BalloonRequestIsAnsweredWithThePagesTaken()
     {
-        MakeReady();
-        Feed(BalloonRequest(5000));
+        MakeReady(BalloonRequest(5000));
         var response = s_sent[0];
         Assert.Equal(DmMessageType.BalloonResponse, Sent<DmBalloonResponse>(0).Header.Type);
         Assert.False(Sent<DmBalloonResponse>(0).MorePages);
@@ -328,8 +326,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void RequestBeyondTheFloorGetsWhatCanBeSparedThenAnEmptyAnswer()
     {
-        MakeReady();
-        Feed(BalloonRequest(25000));
+        MakeReady(BalloonRequest(25000));
         Assert.Equal(1000, s_free.Count);
         Assert.Equal(19000ul, _s->Balloon.Pages);
         Assert.False(Sent<DmBalloonResponse>(s_sent.Count - 2).MorePages);    // then a status report
@@ -350,8 +347,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
         s_free.Clear();
         for (ulong p = 0; p < 3000; p++) s_free.Add(0x10000 + 2 * p);          // every other page
         _s->FloorPages = 0;
-        MakeReady();
-        Feed(BalloonRequest(1200));
+        MakeReady(BalloonRequest(1200));
         var responses = s_sent.Where(b => b[0] == (byte)DmMessageType.BalloonResponse).ToList();
         Assert.Equal(3, responses.Count);
         fixed (byte* a = responses[0], b = responses[1], c = responses[2])
@@ -383,8 +379,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void UnballoonReturnsExactlyTheNamedPagesAndAnswersAtTheEnd()
     {
-        MakeReady();
-        Feed(BalloonRequest(100));
+        MakeReady(BalloonRequest(100));
         var (first, _) = Ranges(s_sent[0])[0];
         s_sent.Clear();
         Feed(UnballoonRequest(true, (first + 10, 5)));            // out of the middle of a run
@@ -402,8 +397,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void UnballoonOfPagesNeverGivenChangesNothing()
     {
-        MakeReady();
-        Feed(BalloonRequest(100));
+        MakeReady(BalloonRequest(100));
         var (first, _) = Ranges(s_sent[0])[0];
         Feed(UnballoonRequest(false, (first - 50, 60), (5, 3)));   // 50 + 3 pages the guest never gave
         Assert.Equal(53ul, _s->ForeignPages);
@@ -417,8 +411,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void HotAddAddsTheRangeAndSaysHowMuch()
     {
-        MakeReady();
-        Feed(Message(new DmHotAddRequest { Header = H(DmMessageType.HotAddRequest, 24), Range = DmPageRange.Of(0x800000, 16384), Region = DmPageRange.Of(0x800000, 16384) }));
+        MakeReady(Message(new DmHotAddRequest { Header = H(DmMessageType.HotAddRequest, 24), Range = DmPageRange.Of(0x800000, 16384), Region = DmPageRange.Of(0x800000, 16384) }));
         Assert.Equal((0x800000ul, 16384ul), s_added.Single());
         var r = Sent<DmHotAddResponse>(0);
         Assert.Equal(DmMessageType.HotAddResponse, r.Header.Type);
@@ -430,8 +423,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [Fact]
     public void HotAddWithoutTheRegionIsTakenToo()
     {
-        MakeReady();
-        Feed(Bytes(new DmHotAddRequest { Header = H(DmMessageType.HotAddRequest, 16), Range = DmPageRange.Of(0x900000, 512) }, 16));
+        MakeReady(Bytes(new DmHotAddRequest { Header = H(DmMessageType.HotAddRequest, 16), Range = DmPageRange.Of(0x900000, 512) }, 16));
         Assert.Equal((0x900000ul, 512ul), s_added.Single());
     }
 
@@ -452,8 +444,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     public void WithoutHotAddTheHostIsToldToStopForGood()
     {
         _s->Services.AddMemory = null;
-        MakeReady();
-        Feed(Message(new DmHotAddRequest { Header = H(DmMessageType.HotAddRequest, 24), Range = DmPageRange.Of(0x800000, 16384) }));
+        MakeReady(Message(new DmHotAddRequest { Header = H(DmMessageType.HotAddRequest, 24), Range = DmPageRange.Of(0x800000, 16384) }));
         var r = Sent<DmHotAddResponse>(0);
         Assert.Equal(0u, r.PageCount);
         Assert.Equal(1u, r.Result);
@@ -499,8 +490,7 @@ public unsafe class DynamicMemoryProtocolTests : IDisposable
     [MemberData(nameof(BadMessages))]
     public void BadMessageIsDroppedAndChangesNothing(string what, byte[] message, DmDrop reason)
     {
-        MakeReady();
-        Feed(BalloonRequest(100));
+        MakeReady(BalloonRequest(100));
         s_sent.Clear();
         ulong ballooned = _s->Balloon.Pages, requests = _s->BalloonRequests;
         int free = s_free.Count;

@@ -95,8 +95,7 @@ public class EnlightenmentSubsetTests
     [Fact]
     public void CrashWithoutHvCrashReportsOnTheConsoleOnly()
     {
-        var r = Repo.QemuRun("--mode nested --hv hv-relaxed,hv-enforce-cpuid --append crash=pf", TimeSpan.FromMinutes(10));
-        Assert.True(r.ExitCode == 2, r.Output);
+        var r = Repo.QemuRun("--mode nested --hv hv-relaxed,hv-enforce-cpuid --append crash=pf", TimeSpan.FromMinutes(10)).AssertEnded(2);
         Assert.Single(Regex.Matches(r.Stdout, "FATAL EXCEPTION"));
         Assert.Matches(@"FATAL EXCEPTION #PF page fault \(vector 14\)", r.Stdout);
         Assert.DoesNotContain("CRASH_P0", r.Stdout);

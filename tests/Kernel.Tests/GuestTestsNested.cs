@@ -302,8 +302,7 @@ public class NestedCrashReport
     [Fact]
     public void PageFaultIsReportedThroughTheCrashMsrs()
     {
-        var r = Repo.QemuRun("--mode nested --append crash=pf", TimeSpan.FromMinutes(10));
-        Assert.True(r.ExitCode == 2, r.Output);
+        var r = Repo.QemuRun("--mode nested --append crash=pf", TimeSpan.FromMinutes(10)).AssertEnded(2);
         var m = Regex.Match(r.Stdout, @"FATAL EXCEPTION #PF page fault \(vector 14\) error code (0x[0-9a-f]+) RIP (0x[0-9a-f]+)");
         Assert.True(m.Success, r.Output);
         ulong rip = ulong.Parse(m.Groups[2].Value[2..], NumberStyles.HexNumber);

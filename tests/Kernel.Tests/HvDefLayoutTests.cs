@@ -9,21 +9,9 @@ namespace Kernel.Tests;
 // every hypercall input/output offset and size, and every register's bit fields.
 public unsafe class HvDefLayoutTests
 {
-    private static int Offset<T>(ref T field, ref byte start) => (int)Unsafe.ByteOffset(ref start, ref Unsafe.As<T, byte>(ref field));
-
     [Fact]
-    public void SignalEventDirectInputMatchesTheSeedPage()
-    {
-        var x = new HvSignalEventDirectInput();
-        ref byte b = ref Unsafe.As<HvSignalEventDirectInput, byte>(ref x);
-        Assert.Equal(16, sizeof(HvSignalEventDirectInput));
-        Assert.Equal(0, Offset(ref x.TargetPartition, ref b));
-        Assert.Equal(8, Offset(ref x.TargetVp, ref b));
-        Assert.Equal(12, Offset(ref x.TargetVtl, ref b));
-        Assert.Equal(13, Offset(ref x.TargetSint, ref b));
-        Assert.Equal(14, Offset(ref x.FlagNumber, ref b));
-        Assert.Equal(8, sizeof(HvSignalEventDirectOutput));
-    }
+    public void SignalEventDirectInputMatchesTheSeedPage() => LayoutAssert.Is<HvSignalEventDirectInput>(16,
+        ("TargetPartition", 0), ("TargetVp", 8), ("TargetVtl", 12), ("TargetSint", 13), ("FlagNumber", 14));
 
     [Fact]
     public void SignalEventDirectInputBytes()
@@ -35,27 +23,11 @@ public unsafe class HvDefLayoutTests
     }
 
     [Fact]
-    public void PostMessageDirectInputLayout()
-    {
-        var x = new HvPostMessageDirectInput();
-        ref byte b = ref Unsafe.As<HvPostMessageDirectInput, byte>(ref x);
-        Assert.Equal(280, sizeof(HvPostMessageDirectInput));
-        Assert.Equal(0, Offset(ref x.PartitionId, ref b));
-        Assert.Equal(8, Offset(ref x.VpIndex, ref b));
-        Assert.Equal(12, Offset(ref x.Vtl, ref b));
-        Assert.Equal(16, Offset(ref x.Sint, ref b));
-        Assert.Equal(20, Offset(ref x.Message, ref b));
-        Assert.Equal(276, Offset(ref x.Padding2, ref b));
-    }
+    public void PostMessageDirectInputLayout() => LayoutAssert.Is<HvPostMessageDirectInput>(280,
+        ("PartitionId", 0), ("VpIndex", 8), ("Vtl", 12), ("Sint", 16), ("Message", 20), ("Padding2", 276));
 
     [Fact]
-    public void SignalEventDirectOutputLayout()
-    {
-        var x = new HvSignalEventDirectOutput();
-        ref byte b = ref Unsafe.As<HvSignalEventDirectOutput, byte>(ref x);
-        Assert.Equal(8, sizeof(HvSignalEventDirectOutput));
-        Assert.Equal(0, Offset(ref x.NewlySignaled, ref b));
-    }
+    public void SignalEventDirectOutputLayout() => LayoutAssert.Is<HvSignalEventDirectOutput>(8, ("NewlySignaled", 0));
 
     [Theory]
     [InlineData(HvStatus.InvalidHypercallCode, "INVALID_HYPERCALL_CODE")]
@@ -68,33 +40,15 @@ public unsafe class HvDefLayoutTests
     [Fact]
     public void PostMessageAndSignalEventInputLayouts()
     {
-        var p = new HvPostMessageInput();
-        ref byte pb = ref Unsafe.As<HvPostMessageInput, byte>(ref p);
-        Assert.Equal(256, sizeof(HvPostMessageInput));
-        Assert.Equal(0, Offset(ref p.ConnectionId, ref pb));
-        Assert.Equal(8, Offset(ref p.MessageType, ref pb));
-        Assert.Equal(12, Offset(ref p.PayloadSize, ref pb));
-        Assert.Equal(16, (int)((byte*)p.Payload - (byte*)Unsafe.AsPointer(ref pb)));
-
-        var s = new HvSignalEventInput();
-        ref byte sb = ref Unsafe.As<HvSignalEventInput, byte>(ref s);
-        Assert.Equal(8, sizeof(HvSignalEventInput));
-        Assert.Equal(0, Offset(ref s.ConnectionId, ref sb));
-        Assert.Equal(4, Offset(ref s.FlagNumber, ref sb));
+        LayoutAssert.Is<HvPostMessageInput>(256, ("ConnectionId", 0), ("MessageType", 8), ("PayloadSize", 12), ("Payload", 16));
+        LayoutAssert.Is<HvSignalEventInput>(8, ("ConnectionId", 0), ("FlagNumber", 4));
     }
 
     [Fact]
     public void MessageLayout()
     {
-        var m = new HvMessage();
-        ref byte b = ref Unsafe.As<HvMessage, byte>(ref m);
-        Assert.Equal(256, sizeof(HvMessage));
+        LayoutAssert.Is<HvMessage>(256, ("Header.MessageType", 0), ("Header.PayloadSize", 4), ("Header.MessageFlags", 5), ("Header.Sender", 8), ("Payload", 16));
         Assert.Equal(16, sizeof(HvMessageHeader));
-        Assert.Equal(0, Offset(ref m.Header.MessageType, ref b));
-        Assert.Equal(4, Offset(ref m.Header.PayloadSize, ref b));
-        Assert.Equal(5, Offset(ref m.Header.MessageFlags, ref b));
-        Assert.Equal(8, Offset(ref m.Header.Sender, ref b));
-        Assert.Equal(16, (int)((byte*)m.Payload - (byte*)Unsafe.AsPointer(ref b)));
     }
 
     [Fact]

@@ -50,14 +50,9 @@ public class HyperVScriptTests
     [Fact]
     public void PassingGuestExitsZeroAfterAGeneration2Boot()
     {
-        var transcript = Transcripts.Passing.Value;
-        using var run = StandinRun.Start(transcript, closeAfterTranscript: true);
-        var r = run.RunScript("-ProcessorCount 3 -TimeoutSeconds 120", TimeSpan.FromMinutes(2));
-
-        ExpectStatus(0, r);
-        var summary = SummaryOf(transcript);
-        Assert.True(r.Stdout.Contains("guest tests passed: " + summary), $"expected 'guest tests passed: {summary}' in the output, got:\n{r.Output}");
-        AssertEchoedTap(transcript, r);
+        using var run = StandinRun.Start(Transcripts.Passing.Value, closeAfterTranscript: true);
+        var r = RunToVerdict(run, "-ProcessorCount 3 -TimeoutSeconds 120", 0, "passed");
+        AssertEchoedTap(run.Transcript!, r);
         Assert.True(run.Connected, "the script never connected to the COM1 pipe server\n" + r.Output);
 
         var calls = run.Calls();
@@ -71,13 +66,8 @@ public class HyperVScriptTests
     [Fact]
     public void FailingGuestExitsOne()
     {
-        var transcript = Transcripts.Failing.Value;
-        using var run = StandinRun.Start(transcript, closeAfterTranscript: true);
-        var r = run.RunScript("-TimeoutSeconds 120", TimeSpan.FromMinutes(2));
-
-        ExpectStatus(1, r);
-        var summary = SummaryOf(transcript);
-        Assert.True(r.Stdout.Contains("guest tests failed: " + summary), $"expected 'guest tests failed: {summary}' in the output, got:\n{r.Output}");
+        using var run = StandinRun.Start(Transcripts.Failing.Value, closeAfterTranscript: true);
+        var r = RunToVerdict(run, "-TimeoutSeconds 120", 1, "failed");
         Assert.Contains("not ok 1 - testmode.injected_failure", r.Stdout);
         AssertCleanedUp(run.Calls(), run);
     }
@@ -94,8 +84,7 @@ public class HyperVScriptTests
         try { r = run.RunScript($"-TimeoutSeconds {timeout}", TimeSpan.FromSeconds(60)); }
         catch (TimeoutException) { throw new Xunit.Sdk.XunitException($"expected exit 3 soon after -TimeoutSeconds {timeout}, got no exit within 60 s: the deadline does not hold while the guest is silent"); }
         clock.Stop();
-
-        ExpectStatus(3, r);
+        r.AssertEnded(3);
         Assert.True(run.Connected, "the script never connected to the COM1 pipe server\n" + r.Output);
         Assert.True(r.Stderr.Contains($"no result line from the guest within {timeout} s"),
             $"expected the timeout error on stderr, got:\n{r.Output}");
@@ -113,8 +102,7 @@ public class HyperVScriptTests
         Repo.Result r;
         try { r = run.RunScript("-TimeoutSeconds 600", TimeSpan.FromSeconds(90)); }
         catch (TimeoutException) { throw new Xunit.Sdk.XunitException("expected the script to stop when the guest closed COM1, got no exit within 90 s (its -TimeoutSeconds was 600)"); }
-
-        ExpectStatus(2, r);
+        r.AssertEnded(2);
         Assert.Contains("FATAL EXCEPTION #UD invalid opcode", r.Stdout);
         Assert.True(r.Stderr.Contains("the guest powered off without a result line"), $"expected the powered-off error on stderr, got:\n{r.Output}");
         AssertCleanedUp(run.Calls(), run);
@@ -129,8 +117,7 @@ public class HyperVScriptTests
         Repo.Result r;
         try { r = run.RunScript("-TimeoutSeconds 600 -ConnectTimeoutSeconds 2", TimeSpan.FromSeconds(60)); }
         catch (TimeoutException) { throw new Xunit.Sdk.XunitException("expected exit 70 soon after -ConnectTimeoutSeconds 2, got no exit within 60 s"); }
-
-        ExpectStatus(70, r);
+        r.AssertEnded(70);
         Assert.True(r.Stderr.Contains($"COM1 of VM {VmName} (\\\\.\\pipe\\{VmName}-com1) could not be opened within 2 s"),
             $"expected the COM1 error on stderr, got:\n{r.Output}");
         AssertCleanedUp(run.Calls(), run);
@@ -142,8 +129,7 @@ public class HyperVScriptTests
     {
         using var run = StandinRun.Start(Transcripts.Passing.Value, closeAfterTranscript: true, existingVm: true);
         var r = run.RunScript("-TimeoutSeconds 120", TimeSpan.FromMinutes(2));
-
-        ExpectStatus(0, r);
+        r.AssertEnded(0);
         var calls = run.Calls();
         var before = calls.TakeWhile(c => c.Cmdlet != "New-VM").Select(c => c.Cmdlet).ToArray();
         Assert.True(before.SequenceEqual(new[] { "Get-VM", "Stop-VM", "Remove-VM" }),
@@ -155,8 +141,15 @@ public class HyperVScriptTests
 
     // ---- assertions ---------------------------------------------------------------
 
-    private static void ExpectStatus(int expected, Repo.Result r) =>
-        Assert.True(r.ExitCode == expected, $"expected exit status {expected}, got {r.ExitCode}; the script's output:\n{r.Output}");
+    // The script run while the guest writes its whole transcript: its status, and
+    // its verdict, "guest tests passed|failed: <the guest's own summary line>".
+    private static Repo.Result RunToVerdict(StandinRun run, string arguments, int status, string verdict)
+    {
+        var r = run.RunScript(arguments, TimeSpan.FromMinutes(2)).AssertEnded(status);
+        var expected = $"guest tests {verdict}: {SummaryOf(run.Transcript!)}";
+        Assert.True(r.Stdout.Contains(expected), $"expected '{expected}' in the output, got:\n{r.Output}");
+        return r;
+    }
 
     private static void AssertGeneration2Boot(List<Call> calls, StandinRun run, int processors)
     {
@@ -352,6 +345,8 @@ public class HyperVScriptTests
         private readonly bool _existingVm;
         private volatile bool _connected;
 
+        // What the guest writes on COM1 (null: nothing).
+        public byte[]? Transcript { get; }
         public string Vhdx { get; }
         public string VhdxSha256 { get; }
         public bool Connected => _connected;
@@ -360,6 +355,7 @@ public class HyperVScriptTests
 
         private StandinRun(byte[]? transcript, bool closeAfterTranscript, bool existingVm, bool comPipe)
         {
+            Transcript = transcript;
             _existingVm = existingVm;
             _dir = new TempDir("hv-standin");
             Directory.CreateDirectory(Tmp);

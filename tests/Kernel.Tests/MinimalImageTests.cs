@@ -15,8 +15,7 @@ public class MinimalImageTests
     [Fact]
     public void TcgBootSaysReadyAndLeaves()
     {
-        var r = Repo.QemuRun("--mode tcg --image minimal --smp 2");
-        Assert.True(r.ExitCode == 0, r.Output);
+        var r = Repo.QemuRun("--mode tcg --image minimal --smp 2").AssertEnded(0);
         var m = Ready.Match(r.Stdout);
         Assert.True(m.Success, "no ready line:\n" + r.Stdout);
         Assert.Equal("2", m.Groups[1].Value);
@@ -28,8 +27,7 @@ public class MinimalImageTests
     public void UefiBootSaysReadyAndLeaves()
     {
         UefiImage.EnsureBuilt();
-        var r = Repo.QemuRun("--uefi --mode tcg --image minimal");
-        Assert.True(r.ExitCode == 0, r.Output);
+        var r = Repo.QemuRun("--uefi --mode tcg --image minimal").AssertEnded(0);
         Assert.Matches(Ready, r.Stdout);
     }
 
@@ -37,8 +35,7 @@ public class MinimalImageTests
     [Fact]
     public void IdlesUntilTheTimeoutWithoutExitWhenReady()
     {
-        var r = Repo.QemuRun("--mode tcg --image minimal --idle --timeout 8");
-        Assert.True(r.ExitCode == 3, r.Output);
+        var r = Repo.QemuRun("--mode tcg --image minimal --idle --timeout 8").AssertEnded(3);
         Assert.Matches(Ready, r.Stdout);
     }
 
@@ -48,26 +45,19 @@ public class MinimalImageTests
     public void RefusesWhatOnlyTheTestImageHas(string option, string message)
     {
         string image = option == "--idle" ? "" : "--image minimal ";
-        var r = Repo.QemuRun($"--mode tcg {image}{option}");
-        Assert.Equal(64, r.ExitCode);
-        Assert.Contains(message, r.Stderr);
+        Repo.QemuRun($"--mode tcg {image}{option}").AssertEnded(64, message);
     }
 
     [Fact]
-    public void RefusesAnUnknownImage()
-    {
-        var r = Repo.QemuRun("--mode tcg --image tiny");
-        Assert.Equal(64, r.ExitCode);
-        Assert.Contains("--image must be test or minimal, not 'tiny'", r.Stderr);
-    }
+    public void RefusesAnUnknownImage() =>
+        Repo.QemuRun("--mode tcg --image tiny").AssertEnded(64, "--image must be test or minimal, not 'tiny'");
 
     // Under KVM's Hyper-V emulation with QEMU's hv-balloon: every VP enlightened,
     // VMBus connected, the Dynamic Memory driver bound and negotiated.
     [Fact]
     public void NestedBootEnlightensEveryVpAndBindsItsDriver()
     {
-        var r = Repo.QemuRun("--mode nested --smp 2 --hv-balloon --image minimal", TimeSpan.FromMinutes(15));
-        Assert.True(r.ExitCode == 0, r.Output);
+        var r = Repo.QemuRun("--mode nested --smp 2 --hv-balloon --image minimal", TimeSpan.FromMinutes(15)).AssertEnded(0);
         var m = Ready.Match(r.Stdout);
         Assert.True(m.Success, "no ready line:\n" + r.Stdout);
         Assert.Equal("2", m.Groups[1].Value);

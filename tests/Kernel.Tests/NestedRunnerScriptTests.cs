@@ -19,9 +19,7 @@ public class NestedRunnerScriptTests
     [InlineData("--qmp /tmp/q.sock --command -- true", "--qmp is for the inner QEMU (not with --command)")]
     public void BadUsageIsRefusedBeforeAnythingRuns(string args, string message)
     {
-        var r = RunSh(args);
-        Assert.True(r.ExitCode == 2, $"expected status 2, got {r.ExitCode}:\n{r.Output}");
-        Assert.Contains("run.sh: " + message, r.Stderr);
+        var r = RunSh(args).AssertEnded(2, "run.sh: " + message);
         Assert.DoesNotContain("outer QEMU:", r.Stderr);
     }
 }

@@ -23,8 +23,7 @@ public class QemuRunScriptTests
     [InlineData("df", 8, "#DF double fault")]
     public void CrashOptionEndsWithCrashStatusAndReport(string kind, int vector, string name)
     {
-        var r = Repo.QemuRun($"--mode tcg --append crash={kind}");
-        Assert.Equal(2, r.ExitCode);
+        var r = Repo.QemuRun($"--mode tcg --append crash={kind}").AssertEnded(2);
         Assert.Matches($@"FATAL EXCEPTION {System.Text.RegularExpressions.Regex.Escape(name)} \(vector {vector}\) error code 0x[0-9a-f]+ RIP 0x[0-9a-f]{{16}}", r.Stdout);
     }
 
@@ -46,14 +45,10 @@ public class QemuRunScriptTests
         Assert.Contains("no test matches", run.Process.Stdout);
     }
 
+    // -S starts QEMU with the CPU stopped, so the guest can never finish.
     [Fact]
-    public void TimeoutHasItsOwnStatus()
-    {
-        // -S starts QEMU with the CPU stopped, so the guest can never finish.
-        var r = Repo.QemuRun("--mode tcg --timeout 2 -- -S");
-        Assert.Equal(3, r.ExitCode);
-        Assert.Contains("timeout", r.Stderr);
-    }
+    public void TimeoutHasItsOwnStatus() =>
+        Repo.QemuRun("--mode tcg --timeout 2 -- -S").AssertEnded(3, "timeout");
 
     [Theory]
     [InlineData("--mode bogus", "--mode must be")]
@@ -65,12 +60,8 @@ public class QemuRunScriptTests
     [InlineData("--qmp /nonexistent-dir/q.sock", "--qmp /nonexistent-dir/q.sock: no directory /nonexistent-dir")]
     [InlineData("--qmp /tmp/a,b.sock", "--qmp: the socket path must not contain a comma")]
     [InlineData("--qmp /etc/hostname", "--qmp /etc/hostname: exists and is not a socket")]
-    public void BadArgumentsAreRefusedClearly(string args, string message)
-    {
-        var r = Repo.QemuRun(args);
-        Assert.Equal(64, r.ExitCode);
-        Assert.Contains(message, r.Stderr);
-    }
+    public void BadArgumentsAreRefusedClearly(string args, string message) =>
+        Repo.QemuRun(args).AssertEnded(64, message);
 
     [Theory]
     [InlineData("--gdb=0")]
@@ -80,9 +71,7 @@ public class QemuRunScriptTests
     [InlineData("--gdb=-1")]
     public void BadGdbPortIsRefusedClearly(string args)
     {
-        var r = Repo.QemuRun("--mode tcg " + args);
-        Assert.Equal(64, r.ExitCode);
-        Assert.Contains($"--gdb=PORT takes a TCP port number, 1-65535, not '{args["--gdb=".Length..]}'", r.Stderr);
+        var r = Repo.QemuRun("--mode tcg " + args).AssertEnded(64, $"--gdb=PORT takes a TCP port number, 1-65535, not '{args["--gdb=".Length..]}'");
         Assert.DoesNotContain("QEMU: ", r.Stderr);                     // refused before any QEMU was looked for
     }
 
@@ -92,10 +81,7 @@ public class QemuRunScriptTests
     [InlineData("--mode nested", "the nested Linux, which has no network")]
     public void GdbOutsideTcgIsRefusedClearly(string mode, string reason)
     {
-        var r = Repo.QemuRun(mode + " --gdb --test");
-        Assert.Equal(69, r.ExitCode);
-        Assert.Contains("--gdb is offered in tcg mode only", r.Stderr);
-        Assert.Contains(reason, r.Stderr);
+        var r = Repo.QemuRun(mode + " --gdb --test").AssertEnded(69, "--gdb is offered in tcg mode only", reason);
         Assert.DoesNotContain("QEMU: ", r.Stderr);
     }
 
@@ -106,29 +92,21 @@ public class QemuRunScriptTests
         using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         taken.Start();
         int port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
-        var r = Repo.QemuRun($"--mode tcg --gdb={port} --test");
-        Assert.Equal(69, r.ExitCode);
-        Assert.Contains($"--gdb={port}: a TCP socket here already uses port {port}", r.Stderr);
+        var r = Repo.QemuRun($"--mode tcg --gdb={port} --test").AssertEnded(69, $"--gdb={port}: a TCP socket here already uses port {port}");
         Assert.DoesNotContain("attach", r.Stderr);
     }
 
     // --gdb drops the default timeout for a human, but an explicit --timeout still
     // ends a run that no gdb ever attached to (QEMU waits halted, -S).
     [Fact]
-    public void GdbKeepsAnExplicitTimeout()
-    {
-        var r = Repo.QemuRun("--mode tcg --gdb --timeout 2 --test");
-        Assert.Equal(3, r.ExitCode);
-        Assert.Contains("qemu-run.sh: gdb: --timeout 2 holds: the run ends after 2s", r.Stderr);
-        Assert.Contains("timeout: the guest did not finish within 2s", r.Stderr);
-    }
+    public void GdbKeepsAnExplicitTimeout() =>
+        Repo.QemuRun("--mode tcg --gdb --timeout 2 --test").AssertEnded(3, "qemu-run.sh: gdb: --timeout 2 holds: the run ends after 2s", "timeout: the guest did not finish within 2s");
 
     // --help prints the usage block of the script's header, all of it and only it.
     [Fact]
     public void HelpPrintsTheUsageBlock()
     {
-        var r = Repo.Run(Path.Combine(Repo.Root, "qemu-run.sh"), "--help", TimeSpan.FromSeconds(30));
-        Assert.Equal(64, r.ExitCode);
+        var r = Repo.Run(Path.Combine(Repo.Root, "qemu-run.sh"), "--help", TimeSpan.FromSeconds(30)).AssertEnded(64);
         var lines = r.Stderr.TrimEnd('\n').Split('\n');
         Assert.Equal("qemu-run.sh: boot the kernel under QEMU and report what the guest reported.", lines[0]);
         Assert.StartsWith("Usage: ./qemu-run.sh ", lines[2]);
@@ -140,10 +118,9 @@ public class QemuRunScriptTests
     public void BadQemuVariableIsRefusedClearly()
     {
         Repo.EnsureKernelBuilt();
-        var r = Repo.Run(Path.Combine(Repo.Root, "qemu-run.sh"), "--mode tcg --test=format", TimeSpan.FromMinutes(1),
-            new Dictionary<string, string> { ["QEMU_RUN_QEMU"] = "qemu9" });
-        Assert.Equal(64, r.ExitCode);
-        Assert.Contains("--qemu (or QEMU_RUN_QEMU) must be pinned or system, not 'qemu9'", r.Stderr);
+        Repo.Run(Path.Combine(Repo.Root, "qemu-run.sh"), "--mode tcg --test=format", TimeSpan.FromMinutes(1),
+                new Dictionary<string, string> { ["QEMU_RUN_QEMU"] = "qemu9" })
+            .AssertEnded(64, "--qemu (or QEMU_RUN_QEMU) must be pinned or system, not 'qemu9'");
     }
 
     // The option picks the QEMU and outranks the variable; the stderr line says which ran.
@@ -168,8 +145,7 @@ public class QemuRunScriptTests
     [Fact]
     public void PinnedQemuLoadsOnlyItsOwnModules()
     {
-        var r = Repo.Run(PinnedQemu.Binary, PinnedQemu.DataArguments + " -device help", TimeSpan.FromMinutes(1), PinnedQemu.Environment);
-        Assert.True(r.ExitCode == 0, r.Output);
+        var r = Repo.Run(PinnedQemu.Binary, PinnedQemu.DataArguments + " -device help", TimeSpan.FromMinutes(1), PinnedQemu.Environment).AssertEnded(0);
         Assert.DoesNotContain("Only modules from the same build", r.Output);
         Assert.Contains("name \"hv-balloon\", bus vmbus", r.Stdout);
         Assert.Contains("name \"vmbus-bridge\"", r.Stdout);
@@ -180,8 +156,7 @@ public class QemuRunScriptTests
     {
         // No timing is judged here (that is make bench's job): only that the
         // milestones exist and come in boot order.
-        var r = Repo.QemuRun("--mode tcg --append bench");
-        Assert.Equal(0, r.ExitCode);
+        var r = Repo.QemuRun("--mode tcg --append bench").AssertEnded(0);
         var m = System.Text.RegularExpressions.Regex.Match(r.Stdout,
             @"bench-timeline: entry=(\d+) long_mode=(\d+) runtime_started=(\d+) hv_ready=(\d+) all_vps_ready=(\d+) test_ready=(\d+)");
         Assert.True(m.Success, r.Stdout);
@@ -203,17 +178,13 @@ public class QemuRunScriptTests
     [InlineData("--mode tcg --hv-balloon", "--hv-balloon needs KVM (mode kvm or nested)")]
     [InlineData("--mode nested --hv hv-vpindex --hv-balloon", "--hv-balloon needs hv-synic among the --hv flags")]
     [InlineData("--mode nested --qemu system --hv-balloon", "--hv-balloon: this QEMU (system 7.2")]
-    public void HvBalloonNeedsKvmTheSynicAndAQemuThatHasIt(string args, string message)
-    {
-        var r = Repo.QemuRun(args + " --test");
-        Assert.True(r.ExitCode == 69, r.Output);
-        Assert.Contains(message, r.Stderr);
-    }
+    public void HvBalloonNeedsKvmTheSynicAndAQemuThatHasIt(string args, string message) =>
+        Repo.QemuRun(args + " --test").AssertEnded(69, message);
 
     // --qmp: the guest QEMU's monitor on a unix socket (a TCG boot held with -S:
     // the monitor answers, reads the machine's state, and ends the run).
     [Fact]
-    public void QmpSocketReachesTheMonitor()
+    public async Task QmpSocketReachesTheMonitor()
     {
         Repo.EnsureKernelBuilt();
         string socket = Path.Combine(Path.GetTempPath(), $"qemu-run-qmp-test-{Environment.ProcessId}.sock");
@@ -224,25 +195,18 @@ public class QemuRunScriptTests
             Assert.Equal("prelaunch", qmp.Execute("query-status")!["status"]!.GetValue<string>());
             qmp.Execute("quit");
         }
-        var r = run.Result;
-        Assert.True(r.ExitCode == 2 && r.Stderr.Contains("without reporting a result"), r.Output);
+        (await run).AssertEnded(2, "without reporting a result");
     }
 
     [Fact]
-    public void TraceNeedsKvm()
-    {
-        var r = Repo.QemuRun("--mode tcg --trace /tmp/never.trace --test");
-        Assert.Equal(69, r.ExitCode);
-        Assert.Contains("--trace needs KVM", r.Stderr);
-    }
+    public void TraceNeedsKvm() =>
+        Repo.QemuRun("--mode tcg --trace /tmp/never.trace --test").AssertEnded(69, "--trace needs KVM");
 
     // The opposite: only TCG can log every instruction, and a nested run is refused before it starts.
     [Fact]
     public void ExecTraceNeedsTcg()
     {
-        var r = Repo.QemuRun("--mode nested --exec-trace /tmp/never.trace --test");
-        Assert.Equal(69, r.ExitCode);
-        Assert.Contains("--exec-trace needs --mode tcg", r.Stderr);
+        var r = Repo.QemuRun("--mode nested --exec-trace /tmp/never.trace --test").AssertEnded(69, "--exec-trace needs --mode tcg");
         Assert.False(File.Exists("/tmp/never.trace"), "a trace file was written");
     }
 }

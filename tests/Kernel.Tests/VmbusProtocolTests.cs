@@ -14,9 +14,6 @@ namespace Kernel.Tests;
 // in the guest: vmbus.unknown_message_type_ignored, vmbus.short_message_rejected.
 public unsafe class VmbusProtocolTests
 {
-    private static int Offset<T, TField>(ref T message, ref TField field)
-        => (int)Unsafe.ByteOffset(ref Unsafe.As<T, byte>(ref message), ref Unsafe.As<TField, byte>(ref field));
-
     private static byte[] Bytes<T>(T value, int size) where T : unmanaged
     {
         var bytes = new byte[size];
@@ -85,18 +82,9 @@ public unsafe class VmbusProtocolTests
     [Fact]
     public void InitiateContactLayout()
     {
-        var m = new VmbusInitiateContact();
-        Assert.Equal(40, sizeof(VmbusInitiateContact));
+        LayoutAssert.Is<VmbusInitiateContact>(40, ("Header.MessageType", 0), ("VersionRequested", 8), ("TargetVcpu", 12),
+            ("InterruptPage", 16), ("MessageSint", 16), ("MessageVtl", 17), ("FeatureFlags", 20), ("MonitorPage1", 24), ("MonitorPage2", 32));
         Assert.Equal(40u, VmbusInitiateContact.Size);
-        Assert.Equal(0, Offset(ref m, ref m.Header.MessageType));
-        Assert.Equal(8, Offset(ref m, ref m.VersionRequested));
-        Assert.Equal(12, Offset(ref m, ref m.TargetVcpu));
-        Assert.Equal(16, Offset(ref m, ref m.InterruptPage));
-        Assert.Equal(16, Offset(ref m, ref m.MessageSint));
-        Assert.Equal(17, Offset(ref m, ref m.MessageVtl));
-        Assert.Equal(20, Offset(ref m, ref m.FeatureFlags));
-        Assert.Equal(24, Offset(ref m, ref m.MonitorPage1));
-        Assert.Equal(32, Offset(ref m, ref m.MonitorPage2));
     }
 
     [Fact]
@@ -121,17 +109,8 @@ public unsafe class VmbusProtocolTests
     }
 
     [Fact]
-    public void OpenChannelLayout()
-    {
-        var m = new VmbusOpenChannel();
-        Assert.Equal(148, sizeof(VmbusOpenChannel));
-        Assert.Equal(8, Offset(ref m, ref m.ChildRelid));
-        Assert.Equal(12, Offset(ref m, ref m.OpenId));
-        Assert.Equal(16, Offset(ref m, ref m.RingBufferGpadlId));
-        Assert.Equal(20, Offset(ref m, ref m.TargetVp));
-        Assert.Equal(24, Offset(ref m, ref m.DownstreamRingBufferPageOffset));
-        Assert.Equal(28, (int)((byte*)m.UserData - (byte*)Unsafe.AsPointer(ref m)));
-    }
+    public void OpenChannelLayout() => LayoutAssert.Is<VmbusOpenChannel>(148,
+        ("ChildRelid", 8), ("OpenId", 12), ("RingBufferGpadlId", 16), ("TargetVp", 20), ("DownstreamRingBufferPageOffset", 24), ("UserData", 28));
 
     [Fact]
     public void SmallGuestMessageLayouts()
@@ -139,15 +118,8 @@ public unsafe class VmbusProtocolTests
         Assert.Equal(8, sizeof(VmbusMessageHeader));
         var h = VmbusMessageHeader.Of(VmbusMessageType.Unload);
         Assert.Equal("10-00-00-00-00-00-00-00", BitConverter.ToString(Bytes(h, 8)));
-
-        var t = new VmbusGpadlTeardown();
-        Assert.Equal(16, sizeof(VmbusGpadlTeardown));
-        Assert.Equal(8, Offset(ref t, ref t.ChildRelid));
-        Assert.Equal(12, Offset(ref t, ref t.GpadlId));
-
-        var c = new VmbusCloseChannel();
-        Assert.Equal(12, sizeof(VmbusCloseChannel));
-        Assert.Equal(8, Offset(ref c, ref c.ChildRelid));
+        LayoutAssert.Is<VmbusGpadlTeardown>(16, ("ChildRelid", 8), ("GpadlId", 12));
+        LayoutAssert.Is<VmbusCloseChannel>(12, ("ChildRelid", 8));
     }
 
     // ---- GPADLs ------------------------------------------------------------------------
@@ -155,22 +127,10 @@ public unsafe class VmbusProtocolTests
     [Fact]
     public void GpadlHeaderAndBodyLayouts()
     {
-        var h = new VmbusGpadlHeader();
-        Assert.Equal(240, sizeof(VmbusGpadlHeader));
-        Assert.Equal(8, Offset(ref h, ref h.ChildRelid));
-        Assert.Equal(12, Offset(ref h, ref h.GpadlId));
-        Assert.Equal(16, Offset(ref h, ref h.RangeBufferLength));
-        Assert.Equal(18, Offset(ref h, ref h.RangeCount));
-        Assert.Equal(20, Offset(ref h, ref h.ByteCount));
-        Assert.Equal(24, Offset(ref h, ref h.ByteOffset));
-        Assert.Equal(28, (int)((byte*)h.PfnBytes - (byte*)Unsafe.AsPointer(ref h)));
+        LayoutAssert.Is<VmbusGpadlHeader>(240, ("ChildRelid", 8), ("GpadlId", 12), ("RangeBufferLength", 16), ("RangeCount", 18),
+            ("ByteCount", 20), ("ByteOffset", 24), ("PfnBytes", 28));
         Assert.Equal(26, VmbusGpadlHeader.MaxPfns);
-
-        var b = new VmbusGpadlBody();
-        Assert.Equal(240, sizeof(VmbusGpadlBody));
-        Assert.Equal(8, Offset(ref b, ref b.Reserved));
-        Assert.Equal(12, Offset(ref b, ref b.GpadlId));
-        Assert.Equal(16, (int)((byte*)b.Pfns - (byte*)Unsafe.AsPointer(ref b)));
+        LayoutAssert.Is<VmbusGpadlBody>(240, ("Reserved", 8), ("GpadlId", 12), ("Pfns", 16));
         Assert.Equal(28, VmbusGpadlBody.MaxPfns);
     }
 
@@ -231,11 +191,7 @@ public unsafe class VmbusProtocolTests
     [Fact]
     public void VersionResponseLayoutAndQemuImage()
     {
-        var m = new VmbusVersionResponse();
-        Assert.Equal(16, sizeof(VmbusVersionResponse));
-        Assert.Equal(8, Offset(ref m, ref m.VersionSupported));
-        Assert.Equal(9, Offset(ref m, ref m.ConnectionState));
-        Assert.Equal(12, Offset(ref m, ref m.MessageConnectionId));
+        LayoutAssert.Is<VmbusVersionResponse>(16, ("VersionSupported", 8), ("ConnectionState", 9), ("MessageConnectionId", 12));
 
         // QEMU: a 12-byte struct (header, version_supported, status), payload rounded to 16.
         var image = new byte[16];
@@ -253,24 +209,10 @@ public unsafe class VmbusProtocolTests
     }
 
     [Fact]
-    public void OfferChannelLayout()
-    {
-        var m = new VmbusOfferChannel();
-        Assert.Equal(196, sizeof(VmbusOfferChannel));
-        Assert.Equal(8, Offset(ref m, ref m.InterfaceType));
-        Assert.Equal(24, Offset(ref m, ref m.InterfaceInstance));
-        Assert.Equal(40, (int)((byte*)m.Reserved - (byte*)Unsafe.AsPointer(ref m)));
-        Assert.Equal(56, Offset(ref m, ref m.ChannelFlags));
-        Assert.Equal(58, Offset(ref m, ref m.MmioMegabytes));
-        Assert.Equal(60, (int)((byte*)m.UserDefined - (byte*)Unsafe.AsPointer(ref m)));
-        Assert.Equal(180, Offset(ref m, ref m.SubChannelIndex));
-        Assert.Equal(182, Offset(ref m, ref m.MmioMegabytesOptional));
-        Assert.Equal(184, Offset(ref m, ref m.ChildRelid));
-        Assert.Equal(188, Offset(ref m, ref m.MonitorId));
-        Assert.Equal(189, Offset(ref m, ref m.MonitorAllocated));
-        Assert.Equal(190, Offset(ref m, ref m.DedicatedInterrupt));
-        Assert.Equal(192, Offset(ref m, ref m.ConnectionId));
-    }
+    public void OfferChannelLayout() => LayoutAssert.Is<VmbusOfferChannel>(196,
+        ("InterfaceType", 8), ("InterfaceInstance", 24), ("Reserved", 40), ("ChannelFlags", 56), ("MmioMegabytes", 58), ("UserDefined", 60),
+        ("SubChannelIndex", 180), ("MmioMegabytesOptional", 182), ("ChildRelid", 184), ("MonitorId", 188), ("MonitorAllocated", 189),
+        ("DedicatedInterrupt", 190), ("ConnectionId", 192));
 
     // The offer QEMU's send_offer builds (200 bytes: its struct is 8-aligned), GUIDs little-endian.
     [Fact]
@@ -309,25 +251,10 @@ public unsafe class VmbusProtocolTests
     [Fact]
     public void ReplyLayouts()
     {
-        var o = new VmbusOpenChannelResult();
-        Assert.Equal(20, sizeof(VmbusOpenChannelResult));
-        Assert.Equal(8, Offset(ref o, ref o.ChildRelid));
-        Assert.Equal(12, Offset(ref o, ref o.OpenId));
-        Assert.Equal(16, Offset(ref o, ref o.Status));
-
-        var g = new VmbusGpadlCreated();
-        Assert.Equal(20, sizeof(VmbusGpadlCreated));
-        Assert.Equal(8, Offset(ref g, ref g.ChildRelid));
-        Assert.Equal(12, Offset(ref g, ref g.GpadlId));
-        Assert.Equal(16, Offset(ref g, ref g.CreationStatus));
-
-        var t = new VmbusGpadlTorndown();
-        Assert.Equal(12, sizeof(VmbusGpadlTorndown));
-        Assert.Equal(8, Offset(ref t, ref t.GpadlId));
-
-        var r = new VmbusRescindChannelOffer();
-        Assert.Equal(12, sizeof(VmbusRescindChannelOffer));
-        Assert.Equal(8, Offset(ref r, ref r.ChildRelid));
+        LayoutAssert.Is<VmbusOpenChannelResult>(20, ("ChildRelid", 8), ("OpenId", 12), ("Status", 16));
+        LayoutAssert.Is<VmbusGpadlCreated>(20, ("ChildRelid", 8), ("GpadlId", 12), ("CreationStatus", 16));
+        LayoutAssert.Is<VmbusGpadlTorndown>(12, ("GpadlId", 8));
+        LayoutAssert.Is<VmbusRescindChannelOffer>(12, ("ChildRelid", 8));
     }
 
     [Fact]

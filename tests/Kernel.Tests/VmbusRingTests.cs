@@ -77,13 +77,7 @@ public unsafe class VmbusRingTests : IDisposable
     [Fact]
     public void PacketDescriptorLayout()
     {
-        var d = new VmbusPacketDescriptor();
-        ref byte b = ref Unsafe.As<VmbusPacketDescriptor, byte>(ref d);
-        Assert.Equal(16, sizeof(VmbusPacketDescriptor));
-        Assert.Equal(2, (int)Unsafe.ByteOffset(ref b, ref Unsafe.As<ushort, byte>(ref d.DataOffset8)));
-        Assert.Equal(4, (int)Unsafe.ByteOffset(ref b, ref Unsafe.As<ushort, byte>(ref d.Length8)));
-        Assert.Equal(6, (int)Unsafe.ByteOffset(ref b, ref Unsafe.As<ushort, byte>(ref d.Flags)));
-        Assert.Equal(8, (int)Unsafe.ByteOffset(ref b, ref Unsafe.As<ulong, byte>(ref d.TransactionId)));
+        LayoutAssert.Is<VmbusPacketDescriptor>(16, ("DataOffset8", 2), ("Length8", 4), ("Flags", 6), ("TransactionId", 8));
         Assert.Equal((ushort)6, VmbusPacketType.DataInBand);
         Assert.Equal((ushort)0xB, VmbusPacketType.Completion);
     }
