@@ -1,6 +1,4 @@
-using System.Diagnostics;
 using System.Reflection.PortableExecutable;
-using System.Text;
 using System.Text.RegularExpressions;
 using Iced.Intel;
 using Xunit;
@@ -83,8 +81,10 @@ public partial class GdbTests
         using var path = RestrictedPath.For(groups);
         var env = new Dictionary<string, string> { ["PATH"] = path.Value };
         // --timeout only as a net: should this test's process die, QEMU does not stay behind.
-        using var run = QemuRunInBackground.Start($"{(uefi ? "--uefi " : "")}--mode tcg --gdb --test={GuestTest} --timeout 300", env);
-        string stderr = run.WaitForStderr(s => GdbLine().IsMatch(s) && BreakHint().IsMatch(s), TimeSpan.FromSeconds(90));
+        // qemu-run.sh prints the gdb line before QEMU runs: its stderr is read as it comes.
+        using var run = new RunningProcess(Path.Combine(Repo.Root, "qemu-run.sh"), $"{(uefi ? "--uefi " : "")}--mode tcg --gdb --test={GuestTest} --timeout 300", env);
+        run.WaitUntil(() => GdbLine().IsMatch(run.Stderr) && BreakHint().IsMatch(run.Stderr), TimeSpan.FromSeconds(90), "no gdb line on stderr");
+        string stderr = run.Stderr;
         string gdbLine = GdbLine().Match(stderr).Groups[1].Value;
         string symbol = BreakHint().Match(stderr).Groups[1].Value;
         Assert.Equal("kernel_Kernel_Hv_Hypercall__SignalEventDirect", symbol);
@@ -158,66 +158,5 @@ public partial class GdbTests
             if (uefi) Assert.Contains("efi: gdb-wait: released", ended.Stdout);     // the printed line's last -ex freed the kernel
         }
         finally { dir.Delete(recursive: true); }
-    }
-}
-
-// qemu-run.sh started without waiting for it: its stderr is read as it comes
-// (the gdb line is printed before QEMU runs), and Dispose kills what is left.
-public sealed class QemuRunInBackground : IDisposable
-{
-    private readonly Process _process;
-    private readonly StringBuilder _stdout = new(), _stderr = new();
-    private readonly string _arguments;
-
-    private QemuRunInBackground(string arguments, IDictionary<string, string> environment)
-    {
-        _arguments = arguments;
-        var psi = new ProcessStartInfo(Path.Combine(Repo.Root, "qemu-run.sh"), arguments)
-        {
-            WorkingDirectory = Repo.Root,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var (name, value) in environment) psi.Environment[name] = value;
-        _process = Process.Start(psi)!;
-        _process.StandardInput.Close();
-        _process.OutputDataReceived += (_, e) => { if (e.Data != null) lock (_stdout) _stdout.AppendLine(e.Data); };
-        _process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (_stderr) _stderr.AppendLine(e.Data); };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-    }
-
-    public static QemuRunInBackground Start(string arguments, IDictionary<string, string> environment) => new(arguments, environment);
-
-    private string Stdout { get { lock (_stdout) return _stdout.ToString(); } }
-    private string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
-
-    // stderr so far, once `done` holds for it; fails if qemu-run.sh ends first or time runs out.
-    public string WaitForStderr(Func<string, bool> done, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
-        {
-            string stderr = Stderr;
-            if (done(stderr)) return stderr;
-            if (_process.HasExited || DateTime.UtcNow > deadline)
-                throw new InvalidOperationException($"qemu-run.sh {_arguments}: not seen on stderr (exit {(_process.HasExited ? _process.ExitCode.ToString() : "none yet")}):\n{Stdout}{Stderr}");
-            Thread.Sleep(50);
-        }
-    }
-
-    public Repo.Result WaitForExit(TimeSpan timeout)
-    {
-        if (!_process.WaitForExit(timeout)) throw new TimeoutException($"qemu-run.sh {_arguments} did not end within {timeout}:\n{Stdout}{Stderr}");
-        _process.WaitForExit();                          // the output readers are done
-        return new Repo.Result(_process.ExitCode, Stdout, Stderr);
-    }
-
-    public void Dispose()
-    {
-        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-        _process.Dispose();
     }
 }

@@ -1,7 +1,4 @@
-using System.Diagnostics;
-using System.Net.Sockets;
-using System.Text;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Xunit;
 
@@ -84,68 +81,25 @@ public sealed partial class MachineInventory
         UefiImage.EnsureBuilt();
         var dir = Directory.CreateTempSubdirectory("gen2-qmp");
         string socket = Path.Combine(dir.FullName, "qmp.sock");
-        string arguments = $"{options} --mode tcg --timeout 120 -- -S -qmp unix:{socket},server=on,wait=off";
-        var psi = new ProcessStartInfo(Path.Combine(Repo.Root, "qemu-run.sh"), arguments)
-        {
-            WorkingDirectory = Repo.Root,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        var output = new StringBuilder();
-        using var p = Process.Start(psi)!;
-        p.StandardInput.Close();
-        p.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
         try
         {
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-            while (!File.Exists(socket))
+            using var run = new RunningProcess(Path.Combine(Repo.Root, "qemu-run.sh"), $"{options} --mode tcg --timeout 120 -- -S -qmp unix:{socket},server=on,wait=off");
+            run.WaitUntil(() => File.Exists(socket), TimeSpan.FromSeconds(60), "no QMP socket");
+            string qtree, mtree;
+            using (var qmp = QmpClient.Connect(socket, TimeSpan.FromSeconds(30)))
             {
-                if (p.HasExited || DateTime.UtcNow > deadline)
-                    throw new InvalidOperationException($"qemu-run.sh {arguments}: no QMP socket (exit {(p.HasExited ? p.ExitCode.ToString() : "none yet")}):\n{output}");
-                Thread.Sleep(100);
+                qtree = Hmp(qmp, "info qtree");
+                mtree = Hmp(qmp, "info mtree -f");
+                qmp.Execute("quit");
             }
-            using var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            s.Connect(new UnixDomainSocketEndPoint(socket));
-            using var stream = new NetworkStream(s);
-            using var reader = new StreamReader(stream);
-            using var writer = new StreamWriter(stream) { AutoFlush = true, NewLine = "\n" };
-            reader.ReadLine();                                                    // the greeting, {"QMP": ...}
-            Execute(reader, writer, "{\"execute\":\"qmp_capabilities\"}");
-            string qtree = Hmp(reader, writer, "info qtree"), mtree = Hmp(reader, writer, "info mtree -f");
-            writer.WriteLine("{\"execute\":\"quit\"}");
-            if (!p.WaitForExit(30000)) throw new TimeoutException($"qemu-run.sh {arguments} did not end after quit:\n{output}");
+            run.WaitForExit(TimeSpan.FromSeconds(30));
             return new MachineInventory(options, qtree, mtree);
         }
-        finally
-        {
-            if (!p.HasExited) p.Kill(entireProcessTree: true);
-            dir.Delete(recursive: true);
-        }
+        finally { dir.Delete(recursive: true); }
     }
 
-    private static string Hmp(StreamReader reader, StreamWriter writer, string command)
-    {
-        var reply = Execute(reader, writer, JsonSerializer.Serialize(new { execute = "human-monitor-command", arguments = new Dictionary<string, string> { ["command-line"] = command } }));
-        return reply.GetString() ?? "";
-    }
-
-    // One QMP command: its "return" (events in between are skipped).
-    private static JsonElement Execute(StreamReader reader, StreamWriter writer, string json)
-    {
-        writer.WriteLine(json);
-        while (true)
-        {
-            var line = reader.ReadLine() ?? throw new IOException($"QMP closed the connection after {json}");
-            using var doc = JsonDocument.Parse(line);
-            if (doc.RootElement.TryGetProperty("return", out var value)) return value.Clone();
-            if (doc.RootElement.TryGetProperty("error", out var error)) throw new InvalidOperationException($"QMP {json}: {error}");
-        }
-    }
+    private static string Hmp(QmpClient qmp, string command) =>
+        qmp.Execute("human-monitor-command", new JsonObject { ["command-line"] = command })!.GetValue<string>();
 
     // What a Gen2-shaped machine must not have, each as "what: expected X, got Y".
     // Empty when the machine is Gen2-shaped.
