@@ -11,47 +11,48 @@ public class StubDisassemblyTests
 {
     private static readonly Lazy<ELF<ulong>> s_elf = new(() => { Repo.EnsureKernelBuilt(); return ElfSymbols.Load(Repo.KernelElf); });
 
-    public static IEnumerable<object[]> Stubs() => new[]
-    {
-        Stub("cpu_cpuid", "mov r8,rdx", "push rbx", "mov eax,edi", "mov ecx,esi", "cpuid", "mov [r8],eax", "mov [r8+4],ebx", "mov [r8+8],ecx", "mov [r8+0Ch],edx", "pop rbx", "ret"),
-        Stub("cpu_rdmsr", "mov ecx,edi", "rdmsr", "shl rdx,20h", "or rax,rdx", "ret"),
-        Stub("cpu_wrmsr", "mov rax,rsi", "mov ecx,edi", "mov rdx,rax", "shr rdx,20h", "wrmsr", "ret"),
-        Stub("cpu_rdmsr_safe", "mov r8,rsi", "mov ecx,edi", "rdmsr", "shl rdx,20h", "or rax,rdx", "mov [r8],rax", "xor eax,eax", "ret"),
-        Stub("cpu_wrmsr_safe", "mov rax,rsi", "mov ecx,edi", "mov rdx,rax", "shr rdx,20h", "wrmsr", "xor eax,eax", "ret"),
-        Stub("cpu_read_u64_safe", "mov rax,[rdi]", "mov [rsi],rax", "xor eax,eax", "ret"),
-        Stub("cpu_write_u8_safe", "mov [rdi],sil", "xor eax,eax", "ret"),
-        Stub("cpu_ud2_safe", "ud2"),
-        Stub("cpu_divide_safe", "mov r8,rdx", "mov rax,rdi", "mov rcx,rsi", "xor edx,edx", "div rcx", "mov [r8],rax", "xor eax,eax", "ret"),
-        Stub("cpu_inb", "mov edx,edi", "xor eax,eax", "in al,dx", "ret"),
-        Stub("cpu_outb", "mov eax,esi", "mov edx,edi", "out dx,al", "ret"),
-        Stub("cpu_ind", "mov edx,edi", "in eax,dx", "ret"),
-        Stub("cpu_outd", "mov eax,esi", "mov edx,edi", "out dx,eax", "ret"),
-        Stub("cpu_rdtsc", "rdtsc", "shl rdx,20h", "or rax,rdx", "ret"),
-        Stub("cpu_rdtsc_ordered", "lfence", "rdtsc", "shl rdx,20h", "or rax,rdx", "ret"),
-        Stub("cpu_cli", "cli", "ret"),
-        Stub("cpu_sti", "sti", "ret"),
-        Stub("cpu_hlt", "hlt", "ret"),
-        Stub("cpu_sti_hlt", "sti", "hlt", "ret"),
-        Stub("cpu_pause", "pause", "ret"),
-        Stub("cpu_int_with_interrupts_off", "pushfq", "cli", "int 0F0h", "popfq", "ret"),
-        Stub("cpu_lidt", "lidt [rdi]", "ret"),
-        Stub("cpu_sgdt", "sgdt [rdi]", "ret"),
-        Stub("cpu_ltr", "ltr di", "ret"),
-        Stub("cpu_str", "xor eax,eax", "str ax", "ret"),
-        Stub("cpu_invlpg", "invlpg [rdi]", "ret"),
-        Stub("cpu_read_cr0", "mov rax,cr0", "ret"),
-        Stub("cpu_write_cr0", "mov cr0,rdi", "ret"),
-        Stub("cpu_read_cr2", "mov rax,cr2", "ret"),
-        Stub("cpu_read_cr3", "mov rax,cr3", "ret"),
-        Stub("cpu_write_cr3", "mov cr3,rdi", "ret"),
-        Stub("cpu_read_cr4", "mov rax,cr4", "ret"),
-        Stub("cpu_atomic_swap64", "mov rax,rsi", "xchg [rdi],rax", "ret"),
-        Stub("cpu_this_vp", "mov rax,gs:[0]", "ret"),
-        Stub("hv_hypercall", "mov rcx,rdi", "mov r8,rdx", "mov rdx,rsi", "jmp hv_hypercall_page"),
-        Stub("cpu_copy_forward", "mov rcx,rdx", "rep movsb [rdi],[rsi]", "ret"),
-    };
+    // Each stub as Iced prints it (Intel syntax, hex as 20h), "symbol: instruction; ...".
+    private const string Listing = """
+        cpu_cpuid:                   mov r8,rdx; push rbx; mov eax,edi; mov ecx,esi; cpuid; mov [r8],eax; mov [r8+4],ebx; mov [r8+8],ecx; mov [r8+0Ch],edx; pop rbx; ret
+        cpu_rdmsr:                   mov ecx,edi; rdmsr; shl rdx,20h; or rax,rdx; ret
+        cpu_wrmsr:                   mov rax,rsi; mov ecx,edi; mov rdx,rax; shr rdx,20h; wrmsr; ret
+        cpu_rdmsr_safe:              mov r8,rsi; mov ecx,edi; rdmsr; shl rdx,20h; or rax,rdx; mov [r8],rax; xor eax,eax; ret
+        cpu_wrmsr_safe:              mov rax,rsi; mov ecx,edi; mov rdx,rax; shr rdx,20h; wrmsr; xor eax,eax; ret
+        cpu_read_u64_safe:           mov rax,[rdi]; mov [rsi],rax; xor eax,eax; ret
+        cpu_write_u8_safe:           mov [rdi],sil; xor eax,eax; ret
+        cpu_ud2_safe:                ud2
+        cpu_divide_safe:             mov r8,rdx; mov rax,rdi; mov rcx,rsi; xor edx,edx; div rcx; mov [r8],rax; xor eax,eax; ret
+        cpu_inb:                     mov edx,edi; xor eax,eax; in al,dx; ret
+        cpu_outb:                    mov eax,esi; mov edx,edi; out dx,al; ret
+        cpu_ind:                     mov edx,edi; in eax,dx; ret
+        cpu_outd:                    mov eax,esi; mov edx,edi; out dx,eax; ret
+        cpu_rdtsc:                   rdtsc; shl rdx,20h; or rax,rdx; ret
+        cpu_rdtsc_ordered:           lfence; rdtsc; shl rdx,20h; or rax,rdx; ret
+        cpu_cli:                     cli; ret
+        cpu_sti:                     sti; ret
+        cpu_hlt:                     hlt; ret
+        cpu_sti_hlt:                 sti; hlt; ret
+        cpu_pause:                   pause; ret
+        cpu_int_with_interrupts_off: pushfq; cli; int 0F0h; popfq; ret
+        cpu_lidt:                    lidt [rdi]; ret
+        cpu_sgdt:                    sgdt [rdi]; ret
+        cpu_ltr:                     ltr di; ret
+        cpu_str:                     xor eax,eax; str ax; ret
+        cpu_invlpg:                  invlpg [rdi]; ret
+        cpu_read_cr0:                mov rax,cr0; ret
+        cpu_write_cr0:               mov cr0,rdi; ret
+        cpu_read_cr2:                mov rax,cr2; ret
+        cpu_read_cr3:                mov rax,cr3; ret
+        cpu_write_cr3:               mov cr3,rdi; ret
+        cpu_read_cr4:                mov rax,cr4; ret
+        cpu_atomic_swap64:           mov rax,rsi; xchg [rdi],rax; ret
+        cpu_this_vp:                 mov rax,gs:[0]; ret
+        hv_hypercall:                mov rcx,rdi; mov r8,rdx; mov rdx,rsi; jmp hv_hypercall_page
+        cpu_copy_forward:            mov rcx,rdx; rep movsb [rdi],[rsi]; ret
+        """;
 
-    private static object[] Stub(string symbol, params string[] instructions) => new object[] { symbol, string.Join("; ", instructions) };
+    public static IEnumerable<object[]> Stubs() =>
+        Listing.Split('\n').Select(line => line.Split(':', 2)).Select(p => new object[] { p[0], p[1].Trim() });
 
     [Theory]
     [MemberData(nameof(Stubs))]
