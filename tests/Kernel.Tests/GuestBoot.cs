@@ -78,14 +78,12 @@ public sealed class GuestBoot
     private GuestRun Boot()
     {
         if (Uefi) UefiImage.EnsureBuilt(); else Repo.EnsureKernelBuilt();
+        if (InsideNestedLinuxSharing is string share) Directory.CreateDirectory(share);
         // A trace an earlier run left must not stand in for this run's.
         if (TracePath != null) File.Delete(TracePath);
-        if (InsideNestedLinuxSharing is string share)
-        {
-            Directory.CreateDirectory(share);
+        if (InsideNestedLinuxSharing != null)
             return new GuestRun(Repo.Run(Path.Combine(Repo.Root, "tools", "nested", "run.sh"),
-                $"--timeout 900 --share {share} --command -- ./qemu-run.sh {Arguments}", Timeout));
-        }
+                $"--timeout 900 --share {InsideNestedLinuxSharing} --command -- ./qemu-run.sh {Arguments}", Timeout));
         _host?.BeforeBoot();
         var result = Repo.Run(Path.Combine(Repo.Root, "qemu-run.sh"), Arguments, Timeout, onStdoutLine: _host == null ? null : _host.OnGuestLine);
         _host?.AfterBoot();
