@@ -135,7 +135,7 @@ public sealed class GuestTestsNestedDynamicMemory : NestedGuestBootTests<GuestTe
     private static DynamicMemoryHost.Step StepNamed(string name)
     {
         _ = Run;
-        Assert.Empty(s_host.Errors);
+        Assert.True(s_host.Errors.Count == 0, "the host side of the run went wrong:\n" + string.Join("\n", s_host.Errors));
         var step = s_host.Steps.SingleOrDefault(s => s.Name == name);
         Assert.True(step != null, $"the guest never asked for step {name}:\n" + Run.Process.Output);
         Assert.True(step!.ActualAfter != null, $"the guest never finished step {name}:\n" + Run.Process.Output);
