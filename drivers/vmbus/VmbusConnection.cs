@@ -119,19 +119,13 @@ namespace Drivers.VmBus
                 VmbusOffers.Initialize();
                 VmbusChannels.Initialize();
             }
-            if (!HyperV.Present) { NotReadyReason = HyperV.AbsentReason; return false; }
-            if (!Synic.Available || Synic.MessageHandlers == null || !Vp.Current->SynicEnabled)
-            {
-                NotReadyReason = "the SynIC is not enabled (CPUID 0x40000003 EAX bit 2; QEMU hv-synic)"u8;
-                return false;
-            }
-            if (!HyperV.HypercallPageEnabled) { NotReadyReason = "no hypercall page (CPUID 0x40000003 EAX bit 5)"u8; return false; }
+            if (!HyperV.Present) { NotReadyReason = Missing.HvInterface; return false; }
+            if (!Synic.Available) { NotReadyReason = Missing.Synic; return false; }
+            if (Synic.MessageHandlers == null || !Vp.Current->SynicEnabled) { NotReadyReason = "the SynIC is not enabled on this VP"u8; return false; }
+            if (!HyperV.Has(HvPartitionPrivilege.AccessHypercallMsrs)) { NotReadyReason = Missing.HypercallMsrs; return false; }
+            if (!HyperV.HypercallPageEnabled) { NotReadyReason = "the hypercall page is not enabled"u8; return false; }
             // HvCallPostMessage carries every VMBus message: without the privilege, not one is sent.
-            if (!HyperV.Has(HvPartitionPrivilege.PostMessages))
-            {
-                NotReadyReason = "the hypervisor grants no HvCallPostMessage (CPUID 0x40000003 EBX bit 4, PostMessages; QEMU hv-synic)"u8;
-                return false;
-            }
+            if (!HyperV.Has(HvPartitionPrivilege.PostMessages)) { NotReadyReason = Missing.PostMessages; return false; }
             if (!Cpu.InterruptsEnabled()) { NotReadyReason = "interrupts are disabled: VMBus answers arrive as SINT interrupts"u8; return false; }
             if (MonitorPages == null)
             {

@@ -82,7 +82,7 @@ public class EnlightenmentSubsetTests
         if (subset.AnyHv)
         {
             Assert.Contains(subset.Has("hv-synic") ? "(SignalEventDirect to HV_ANY_VP: " : "HvCallPostMessageDirect: not probed: ", run.Process.Stdout);
-            Assert.Contains(subset.Has("hv-synic") ? "vmbus: connected: " : "vmbus: not connected: the SynIC is not enabled", run.Process.Stdout);
+            Assert.Contains(subset.Has("hv-synic") ? "vmbus: connected: " : "vmbus: not connected: the hypervisor grants no SynIC access", run.Process.Stdout);
         }
 
         // hv-avic without hv-vapic: every SINT is EOI'd by the handler, through the APIC page.
