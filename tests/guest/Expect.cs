@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using Kernel.Runtime;
 using Kernel.Arch;
 using Kernel.Hv;
@@ -50,6 +51,7 @@ namespace Kernel.TestMode
         public static bool True(bool actual, Text what) => Equal(true, actual, what);
         public static bool False(bool actual, Text what) => Equal(false, actual, what);
 
+        [MethodImpl(MethodImplOptions.NoInlining)]
         public static bool Equal(bool expected, bool actual, Text what)
         {
             if (expected == actual) return true;
@@ -63,6 +65,7 @@ namespace Kernel.TestMode
         public static bool Equal(HvOutcome expected, HvOutcome actual, Text what) => Equal(Kind.Outcome, (ulong)expected, (ulong)actual, what);
         public static bool Equal(HvMessageType expected, HvMessageType actual, Text what) => Equal(Kind.MessageType, (ulong)expected, (ulong)actual, what);
 
+        [MethodImpl(MethodImplOptions.NoInlining)]
         private static bool Equal(Kind kind, ulong expected, ulong actual, Text what)
         {
             if (expected == actual) return true;
@@ -71,6 +74,7 @@ namespace Kernel.TestMode
         }
 
         // actual is within [low, high].
+        [MethodImpl(MethodImplOptions.NoInlining)]
         public static bool InRange(ulong low, ulong high, ulong actual, Text what)
         {
             if (actual >= low && actual <= high) return true;
