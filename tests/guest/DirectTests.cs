@@ -543,11 +543,11 @@ namespace Kernel.TestMode
 
         // Issues `call`, expects `status`, and checks that no SIM or SIEF page or
         // interrupt count changed and, on failure, that the output was not written.
-        private static void ExpectStatus(RawCall call, HvStatus status, Text what)
+        private static void ExpectStatus(RawCall* call, HvStatus status, Text what)
         {
-            byte* output = call.OutputGpa >= Scratch.Base && call.OutputGpa < Scratch.Base + Scratch.Bytes ? (byte*)call.OutputGpa : null;
+            byte* output = call->OutputGpa >= Scratch.Base && call->OutputGpa < Scratch.Base + Scratch.Bytes ? (byte*)call->OutputGpa : null;
             if (output != null) Memory.Fill(output, 0xA5, 8);
-            HvStatus got = Issue(&call);
+            HvStatus got = Issue(call);
             Report(what, got);
             Expect.Equal(status, got, what);
             if (output != null && status != HvStatus.Success)
@@ -555,7 +555,43 @@ namespace Kernel.TestMode
             Expect.True(Snapshot.Unchanged(), "SIM, SIEF pages and interrupt counts unchanged by a refused call"u8);
         }
 
-        private static RawCall GoodSignal()
+        // What one bad input changes in a good call: a field of the control word,
+        // a GPA, or a field of the input.
+        private enum Change
+        {
+            RepCount, RepStartIndex, VariableHeaderSize,
+            RegisterForm,       // the fast form: RDX = HV_PARTITION_ID_SELF, R8 = value, nothing written to memory
+            InputGpa,           // the input written at GPA value
+            InputNotRam,        // the input GPA is value, which is not RAM the guest may write: nothing written
+            OutputGpa,
+            Partition, Vtl, Sint, Flag, Vp,
+            MessageType, PayloadSize,
+        }
+
+        private static void Apply(RawCall* c, Change change, ulong value)
+        {
+            bool signal = c->Control.CallCode == (ushort)HvCallCode.HvCallSignalEventDirect;
+            switch (change)
+            {
+                case Change.RepCount: c->Control.RepCount = (ushort)value; break;
+                case Change.RepStartIndex: c->Control.RepStartIndex = (ushort)value; break;
+                case Change.VariableHeaderSize: c->Control.VariableHeaderSize = (uint)value; break;
+                case Change.RegisterForm: c->Control.Fast = true; c->WriteInput = false; c->InputGpa = HvConstants.HV_PARTITION_ID_SELF; c->OutputGpa = value; break;
+                case Change.InputGpa: c->InputGpa = value; break;
+                case Change.InputNotRam: c->WriteInput = false; c->InputGpa = value; break;
+                case Change.OutputGpa: c->OutputGpa = value; break;
+                case Change.Partition: if (signal) c->Signal.TargetPartition = value; else c->Post.PartitionId = value; break;
+                case Change.Vtl: if (signal) c->Signal.TargetVtl = (byte)value; else c->Post.Vtl = (byte)value; break;
+                case Change.Sint: if (signal) c->Signal.TargetSint = (byte)value; else c->Post.Sint = (uint)value; break;
+                case Change.Flag: c->Signal.FlagNumber = (ushort)value; break;
+                case Change.Vp: if (signal) c->Signal.TargetVp = (uint)value; else c->Post.VpIndex = (uint)value; break;
+                case Change.MessageType: c->Post.Message.Header.MessageType = (uint)value; break;
+                case Change.PayloadSize: c->Post.Message.Header.PayloadSize = (byte)value; break;
+            }
+        }
+
+        // One row of the tables below: the good call with one change gets `status`.
+        private static void SignalRefused(Change change, ulong value, HvStatus status, Text what)
         {
             RawCall c = default;
             c.Control = HvHypercallControl.For(HvCallCode.HvCallSignalEventDirect);
@@ -567,47 +603,11 @@ namespace Kernel.TestMode
             c.Signal.TargetVtl = 0;
             c.Signal.TargetSint = EventSint;
             c.Signal.FlagNumber = 1;
-            return c;
+            Apply(&c, change, value);
+            ExpectStatus(&c, status, what);
         }
 
-        // In the order the hypervisor checks: control word, GPAs, input fields, target.
-        private static void SignalBadInputStatuses()
-        {
-            if (!Need.DirectCallsImplemented()) return;
-            Scratch.Ensure();
-            Snapshot.Take();
-            RawCall c;
-            c = GoodSignal(); c.Control.RepCount = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep count 1"u8);
-            c = GoodSignal(); c.Control.RepStartIndex = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep start 1"u8);
-            c = GoodSignal(); c.Control.VariableHeaderSize = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "variable header 1"u8);
-            c = GoodSignal(); c.Control.Fast = true; c.WriteInput = false; c.InputGpa = HvConstants.HV_PARTITION_ID_SELF; c.OutputGpa = EventSint; ExpectStatus(c, HvStatus.InvalidHypercallInput, "register form (its output needs XMM fast output)"u8);
-            c = GoodSignal(); c.InputGpa += 4; ExpectStatus(c, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
-            c = GoodSignal(); c.InputGpa += 4096 - 8; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
-            c = GoodSignal(); c.OutputGpa += 2; ExpectStatus(c, HvStatus.InvalidAlignment, "output GPA 2-byte aligned"u8);
-            c = GoodSignal(); c.OutputGpa = Scratch.Base + 4096 - 4; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output crosses a page"u8);
-            c = GoodSignal(); c.WriteInput = false; c.InputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
-            c = GoodSignal(); c.WriteInput = false; c.InputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
-            c = GoodSignal(); c.OutputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output beyond guest RAM"u8);
-            c = GoodSignal(); c.OutputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output in MMIO"u8);
-            c = GoodSignal(); c.OutputGpa = BiosRom; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output in ROM"u8);
-            c = GoodSignal(); c.Signal.TargetPartition = 0; ExpectStatus(c, HvStatus.InvalidParameter, "partition 0"u8);
-            c = GoodSignal(); c.Signal.TargetPartition = 0x1234; ExpectStatus(c, HvStatus.InvalidParameter, "partition 0x1234"u8);
-            c = GoodSignal(); c.Signal.TargetVtl = 1; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 1"u8);
-            c = GoodSignal(); c.Signal.TargetVtl = 2; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 2"u8);
-            c = GoodSignal(); c.Signal.TargetVtl = 0xFF; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 255"u8);
-            c = GoodSignal(); c.Signal.TargetSint = 0; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 0 (the intercept SINT)"u8);
-            c = GoodSignal(); c.Signal.TargetSint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16"u8);
-            c = GoodSignal(); c.Signal.TargetSint = 0xFF; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 255"u8);
-            c = GoodSignal(); c.Signal.FlagNumber = 2048; ExpectStatus(c, HvStatus.InvalidParameter, "flag 2048"u8);
-            c = GoodSignal(); c.Signal.FlagNumber = 0xFFFF; ExpectStatus(c, HvStatus.InvalidParameter, "flag 65535"u8);
-            c = GoodSignal(); c.Signal.TargetVp = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
-            c = GoodSignal(); c.Signal.TargetVp = HvConstants.HV_ANY_VP; ExpectStatus(c, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
-            c = GoodSignal(); c.Signal.TargetVp = 0x7FFFFFFF; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index 0x7FFFFFFF"u8);
-            Clock.Delay(QuietMs);
-            Snapshot.ExpectUnchanged("after every refused SignalEventDirect"u8);
-        }
-
-        private static RawCall GoodPost()
+        private static void PostRefused(Change change, ulong value, HvStatus status, Text what)
         {
             RawCall c = default;
             c.Control = HvHypercallControl.For(HvCallCode.HvCallPostMessageDirect);
@@ -619,7 +619,45 @@ namespace Kernel.TestMode
             c.Post.Sint = MessageSint;
             c.Post.Message.Header.Type = TestMessageType;
             c.Post.Message.Header.PayloadSize = 8;
-            return c;
+            Apply(&c, change, value);
+            ExpectStatus(&c, status, what);
+        }
+
+        // In the order the hypervisor checks: control word, GPAs, input fields, target.
+        private static void SignalBadInputStatuses()
+        {
+            if (!Need.DirectCallsImplemented()) return;
+            Scratch.Ensure();
+            Snapshot.Take();
+            ulong input = Scratch.Base, output = Scratch.Base + 2048;
+            SignalRefused(Change.RepCount, 1, HvStatus.InvalidHypercallInput, "rep count 1"u8);
+            SignalRefused(Change.RepStartIndex, 1, HvStatus.InvalidHypercallInput, "rep start 1"u8);
+            SignalRefused(Change.VariableHeaderSize, 1, HvStatus.InvalidHypercallInput, "variable header 1"u8);
+            SignalRefused(Change.RegisterForm, EventSint, HvStatus.InvalidHypercallInput, "register form (its output needs XMM fast output)"u8);
+            SignalRefused(Change.InputGpa, input + 4, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
+            SignalRefused(Change.InputGpa, input + 4096 - 8, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
+            SignalRefused(Change.OutputGpa, output + 2, HvStatus.InvalidAlignment, "output GPA 2-byte aligned"u8);
+            SignalRefused(Change.OutputGpa, Scratch.Base + 4096 - 4, HvStatus.InvalidHypercallInput, "output crosses a page"u8);
+            SignalRefused(Change.InputNotRam, BeyondRam, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
+            SignalRefused(Change.InputNotRam, IoApicMmio, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
+            SignalRefused(Change.OutputGpa, BeyondRam, HvStatus.InvalidHypercallInput, "output beyond guest RAM"u8);
+            SignalRefused(Change.OutputGpa, IoApicMmio, HvStatus.InvalidHypercallInput, "output in MMIO"u8);
+            SignalRefused(Change.OutputGpa, BiosRom, HvStatus.InvalidHypercallInput, "output in ROM"u8);
+            SignalRefused(Change.Partition, 0, HvStatus.InvalidParameter, "partition 0"u8);
+            SignalRefused(Change.Partition, 0x1234, HvStatus.InvalidParameter, "partition 0x1234"u8);
+            SignalRefused(Change.Vtl, 1, HvStatus.InvalidParameter, "VTL 1"u8);
+            SignalRefused(Change.Vtl, 2, HvStatus.InvalidParameter, "VTL 2"u8);
+            SignalRefused(Change.Vtl, 0xFF, HvStatus.InvalidParameter, "VTL 255"u8);
+            SignalRefused(Change.Sint, 0, HvStatus.InvalidParameter, "SINT 0 (the intercept SINT)"u8);
+            SignalRefused(Change.Sint, 16, HvStatus.InvalidParameter, "SINT 16"u8);
+            SignalRefused(Change.Sint, 0xFF, HvStatus.InvalidParameter, "SINT 255"u8);
+            SignalRefused(Change.Flag, 2048, HvStatus.InvalidParameter, "flag 2048"u8);
+            SignalRefused(Change.Flag, 0xFFFF, HvStatus.InvalidParameter, "flag 65535"u8);
+            SignalRefused(Change.Vp, (uint)Vp.Count, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
+            SignalRefused(Change.Vp, HvConstants.HV_ANY_VP, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
+            SignalRefused(Change.Vp, 0x7FFFFFFF, HvStatus.InvalidVpIndex, "VP index 0x7FFFFFFF"u8);
+            Clock.Delay(QuietMs);
+            Snapshot.ExpectUnchanged("after every refused SignalEventDirect"u8);
         }
 
         private static void PostBadInputStatuses()
@@ -627,24 +665,24 @@ namespace Kernel.TestMode
             if (!Need.DirectCallsImplemented()) return;
             Scratch.Ensure();
             Snapshot.Take();
-            RawCall c;
-            c = GoodPost(); c.Control.RepCount = 2; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep count 2"u8);
-            c = GoodPost(); c.Control.VariableHeaderSize = 3; ExpectStatus(c, HvStatus.InvalidHypercallInput, "variable header 3"u8);
-            c = GoodPost(); c.Control.Fast = true; c.WriteInput = false; c.InputGpa = HvConstants.HV_PARTITION_ID_SELF; ExpectStatus(c, HvStatus.InvalidHypercallInput, "register form (280 bytes of input)"u8);
-            c = GoodPost(); c.InputGpa += 12; ExpectStatus(c, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
-            c = GoodPost(); c.InputGpa += 4096 - 272; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
-            c = GoodPost(); c.WriteInput = false; c.InputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
-            c = GoodPost(); c.WriteInput = false; c.InputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
-            c = GoodPost(); c.Post.PartitionId = 7; ExpectStatus(c, HvStatus.InvalidParameter, "partition 7"u8);
-            c = GoodPost(); c.Post.Vtl = 1; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 1"u8);
-            c = GoodPost(); c.Post.Sint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16"u8);
-            c = GoodPost(); c.Post.Sint = 0x100 | MessageSint; ExpectStatus(c, HvStatus.InvalidParameter, "SINT with bits above the low byte"u8);
-            c = GoodPost(); c.Post.Message.Header.MessageType = 0; ExpectStatus(c, HvStatus.InvalidParameter, "message type 0"u8);
-            c = GoodPost(); c.Post.Message.Header.Type = HvMessageType.HvMessageTimerExpired; ExpectStatus(c, HvStatus.InvalidParameter, "a hypervisor message type (bit 31)"u8);
-            c = GoodPost(); c.Post.Message.Header.PayloadSize = 241; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 241"u8);
-            c = GoodPost(); c.Post.Message.Header.PayloadSize = 255; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 255"u8);
-            c = GoodPost(); c.Post.VpIndex = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
-            c = GoodPost(); c.Post.VpIndex = HvConstants.HV_ANY_VP; ExpectStatus(c, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
+            ulong input = Scratch.Base;
+            PostRefused(Change.RepCount, 2, HvStatus.InvalidHypercallInput, "rep count 2"u8);
+            PostRefused(Change.VariableHeaderSize, 3, HvStatus.InvalidHypercallInput, "variable header 3"u8);
+            PostRefused(Change.RegisterForm, 0, HvStatus.InvalidHypercallInput, "register form (280 bytes of input)"u8);
+            PostRefused(Change.InputGpa, input + 12, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
+            PostRefused(Change.InputGpa, input + 4096 - 272, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
+            PostRefused(Change.InputNotRam, BeyondRam, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
+            PostRefused(Change.InputNotRam, IoApicMmio, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
+            PostRefused(Change.Partition, 7, HvStatus.InvalidParameter, "partition 7"u8);
+            PostRefused(Change.Vtl, 1, HvStatus.InvalidParameter, "VTL 1"u8);
+            PostRefused(Change.Sint, 16, HvStatus.InvalidParameter, "SINT 16"u8);
+            PostRefused(Change.Sint, 0x100 | MessageSint, HvStatus.InvalidParameter, "SINT with bits above the low byte"u8);
+            PostRefused(Change.MessageType, 0, HvStatus.InvalidParameter, "message type 0"u8);
+            PostRefused(Change.MessageType, (uint)HvMessageType.HvMessageTimerExpired, HvStatus.InvalidParameter, "a hypervisor message type (bit 31)"u8);
+            PostRefused(Change.PayloadSize, 241, HvStatus.InvalidParameter, "payload size 241"u8);
+            PostRefused(Change.PayloadSize, 255, HvStatus.InvalidParameter, "payload size 255"u8);
+            PostRefused(Change.Vp, (uint)Vp.Count, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
+            PostRefused(Change.Vp, HvConstants.HV_ANY_VP, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
             Clock.Delay(QuietMs);
             Snapshot.ExpectUnchanged("after every refused PostMessageDirect"u8);
         }
