@@ -10,16 +10,16 @@ namespace Kernel.TestMode
     // hyperv_connections. The Direct calls are in DirectTests.
     public static unsafe class ConnectionTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("synic.route_raises_sint"u8, &RouteRaisesSint),
-            new TestCase("events.signal_sets_exactly_its_flag"u8, &SignalSetsExactlyItsFlag),
-            new TestCase("events.slow_form_sets_flag"u8, &SlowFormSetsFlag),
-            new TestCase("events.already_set_raises_no_interrupt"u8, &AlreadySetRaisesNoInterrupt),
-            new TestCase("events.masked_sint_raises_no_interrupt"u8, &MaskedSintRaisesNoInterrupt),
-            new TestCase("messages.echoed_into_sim_slot"u8, &MessageEchoedIntoSimSlot),
-            new TestCase("messages.busy_slot_sets_pending_and_eom_redelivers"u8, &BusySlotPendingThenEom),
-        };
+            TestRunner.Add("synic.route_raises_sint"u8, &RouteRaisesSint);
+            TestRunner.Add("events.signal_sets_exactly_its_flag"u8, &SignalSetsExactlyItsFlag);
+            TestRunner.Add("events.slow_form_sets_flag"u8, &SlowFormSetsFlag);
+            TestRunner.Add("events.already_set_raises_no_interrupt"u8, &AlreadySetRaisesNoInterrupt);
+            TestRunner.Add("events.masked_sint_raises_no_interrupt"u8, &MaskedSintRaisesNoInterrupt);
+            TestRunner.Add("messages.echoed_into_sim_slot"u8, &MessageEchoedIntoSimSlot);
+            TestRunner.Add("messages.busy_slot_sets_pending_and_eom_redelivers"u8, &BusySlotPendingThenEom);
+        }
 
         private const ulong WaitMs = 2000;       // async delivery (QEMU's event loop) bound
         private const ulong QuietMs = 100;       // how long "no interrupt" is watched for

@@ -16,29 +16,29 @@ namespace Kernel.TestMode
     // (OpenVMM's hv1 dispatcher and SynIC emulator, the TLFS where OpenVMM is silent).
     public static unsafe class DirectTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("direct.hypervisor_answers_as_expected"u8, &AnswersAsExpected),
-            new TestCase("direct.input_layout"u8, &InputLayout),
-            new TestCase("direct.bad_arguments_refused_without_hypercall"u8, &BadArgumentsRefused),
-            new TestCase("direct.absent_signal_changes_nothing"u8, &AbsentSignalChangesNothing),
-            new TestCase("direct.absent_post_changes_nothing"u8, &AbsentPostChangesNothing),
-            new TestCase("direct.absent_for_every_target"u8, &AbsentForEveryTarget),
-            new TestCase("direct.newly_signaled_only_when_the_flag_was_clear"u8, &NewlySignaledOnlyWhenClear),
-            new TestCase("direct.signal_sets_exactly_one_bit"u8, &SetsExactlyOneBit),
-            new TestCase("direct.one_interrupt_with_auto_eoi"u8, &OneInterruptAutoEoi),
-            new TestCase("direct.one_interrupt_with_explicit_eoi"u8, &OneInterruptExplicitEoi),
-            new TestCase("direct.vp_index_self_is_the_caller"u8, &VpIndexSelfIsTheCaller),
-            new TestCase("direct.every_vp_signals_every_vp"u8, &EveryVpSignalsEveryVp),
-            new TestCase("direct.masked_sint_takes_no_event"u8, &MaskedSintTakesNoEvent),
-            new TestCase("direct.message_arrives_intact_on_every_vp"u8, &MessageArrivesIntact),
-            new TestCase("direct.busy_slot_then_eom_then_retry"u8, &BusySlotThenRetry),
-            new TestCase("direct.signal_bad_input_statuses"u8, &SignalBadInputStatuses),
-            new TestCase("direct.post_bad_input_statuses"u8, &PostBadInputStatuses),
-            new TestCase("direct.disabled_synic_parts_refuse"u8, &DisabledSynicPartsRefuse),
-            new TestCase("direct.storm_takes_each_flag_once"u8, &Storm),
-            new TestCase("direct.fuzz_answers_documented_statuses"u8, &Fuzz),
-        };
+            TestRunner.Add("direct.hypervisor_answers_as_expected"u8, &AnswersAsExpected);
+            TestRunner.Add("direct.input_layout"u8, &InputLayout);
+            TestRunner.Add("direct.bad_arguments_refused_without_hypercall"u8, &BadArgumentsRefused);
+            TestRunner.Add("direct.absent_signal_changes_nothing"u8, &AbsentSignalChangesNothing);
+            TestRunner.Add("direct.absent_post_changes_nothing"u8, &AbsentPostChangesNothing);
+            TestRunner.Add("direct.absent_for_every_target"u8, &AbsentForEveryTarget);
+            TestRunner.Add("direct.newly_signaled_only_when_the_flag_was_clear"u8, &NewlySignaledOnlyWhenClear);
+            TestRunner.Add("direct.signal_sets_exactly_one_bit"u8, &SetsExactlyOneBit);
+            TestRunner.Add("direct.one_interrupt_with_auto_eoi"u8, &OneInterruptAutoEoi);
+            TestRunner.Add("direct.one_interrupt_with_explicit_eoi"u8, &OneInterruptExplicitEoi);
+            TestRunner.Add("direct.vp_index_self_is_the_caller"u8, &VpIndexSelfIsTheCaller);
+            TestRunner.Add("direct.every_vp_signals_every_vp"u8, &EveryVpSignalsEveryVp);
+            TestRunner.Add("direct.masked_sint_takes_no_event"u8, &MaskedSintTakesNoEvent);
+            TestRunner.Add("direct.message_arrives_intact_on_every_vp"u8, &MessageArrivesIntact);
+            TestRunner.Add("direct.busy_slot_then_eom_then_retry"u8, &BusySlotThenRetry);
+            TestRunner.Add("direct.signal_bad_input_statuses"u8, &SignalBadInputStatuses);
+            TestRunner.Add("direct.post_bad_input_statuses"u8, &PostBadInputStatuses);
+            TestRunner.Add("direct.disabled_synic_parts_refuse"u8, &DisabledSynicPartsRefuse);
+            TestRunner.Add("direct.storm_takes_each_flag_once"u8, &Storm);
+            TestRunner.Add("direct.fuzz_answers_documented_statuses"u8, &Fuzz);
+        }
 
         private const byte EventSint = 13;       // no other test or driver uses SINTs 13 and 14
         private const byte MessageSint = 14;

@@ -23,21 +23,21 @@ namespace Kernel.TestMode
     // (QMP stop) until it has found those figures in QEMU's status report event.
     public static unsafe class DynamicMemoryTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("dm.channel_opened_on_the_offer"u8, &ChannelOpenedOnTheOffer),
-            new TestCase("dm.version_negotiated_newest_first"u8, &VersionNegotiatedNewestFirst),
-            new TestCase("dm.capabilities_accepted"u8, &CapabilitiesAccepted),
-            new TestCase("dm.status_report_carries_the_allocator_counts"u8, &StatusReportCarriesTheAllocatorCounts),
-            new TestCase("dm.status_reports_every_second"u8, &StatusReportsEverySecond),
-            new TestCase("dm.malformed_messages_dropped"u8, &MalformedMessagesDropped),
-            new TestCase("dm.balloon_down_takes_pages_out_of_the_allocator"u8, &BalloonDown),
-            new TestCase("dm.balloon_up_returns_the_pages"u8, &BalloonUp),
-            new TestCase("dm.request_beyond_spare_gets_a_partial_answer"u8, &RequestBeyondSpare),
-            new TestCase("dm.unballoon_after_partial_returns_everything"u8, &UnballoonAfterPartial),
-            new TestCase("dm.hot_add_extends_the_allocator"u8, &HotAdd),
-            new TestCase("dm.close_tears_down_the_ring_gpadl"u8, &CloseTearsDownTheRingGpadl),
-        };
+            TestRunner.Add("dm.channel_opened_on_the_offer"u8, &ChannelOpenedOnTheOffer);
+            TestRunner.Add("dm.version_negotiated_newest_first"u8, &VersionNegotiatedNewestFirst);
+            TestRunner.Add("dm.capabilities_accepted"u8, &CapabilitiesAccepted);
+            TestRunner.Add("dm.status_report_carries_the_allocator_counts"u8, &StatusReportCarriesTheAllocatorCounts);
+            TestRunner.Add("dm.status_reports_every_second"u8, &StatusReportsEverySecond);
+            TestRunner.Add("dm.malformed_messages_dropped"u8, &MalformedMessagesDropped);
+            TestRunner.Add("dm.balloon_down_takes_pages_out_of_the_allocator"u8, &BalloonDown);
+            TestRunner.Add("dm.balloon_up_returns_the_pages"u8, &BalloonUp);
+            TestRunner.Add("dm.request_beyond_spare_gets_a_partial_answer"u8, &RequestBeyondSpare);
+            TestRunner.Add("dm.unballoon_after_partial_returns_everything"u8, &UnballoonAfterPartial);
+            TestRunner.Add("dm.hot_add_extends_the_allocator"u8, &HotAdd);
+            TestRunner.Add("dm.close_tears_down_the_ring_gpadl"u8, &CloseTearsDownTheRingGpadl);
+        }
 
         // A host step waits this long: QEMU's hv-balloon acts on the first target
         // only 50 s after the capabilities exchange (HV_BALLOON_POST_INIT_WAIT).
