@@ -136,11 +136,6 @@ namespace Kernel.TestMode
             Expect.Equal(interrupts, after, "interrupts on the masked SINT"u8);
         }
 
-        private static void FillPayload(byte* payload, int length, byte seed)
-        {
-            for (int i = 0; i < length; i++) payload[i] = (byte)(seed + i * 7);
-        }
-
         private static void MessageEchoedIntoSimSlot()
         {
             if (!Need.TestDevice() || !Need.PostMessages()) return;
@@ -149,7 +144,7 @@ namespace Kernel.TestMode
             const int length = 100;
             TestDevice.CreateMessageConnection(conn, 0, sint);
             byte* payload = stackalloc byte[length];
-            FillPayload(payload, length, 0x30);
+            Payload.Fill(payload, length, 0x30);
             ulong taken = Synic.MessagesTaken[sint];
             HvCallResult r = Hypercall.PostMessage(conn, type, payload, length);
             bool arrived = Clock.WaitAtLeast(&Synic.MessagesTaken[sint], taken + 1, WaitMs);
@@ -176,10 +171,10 @@ namespace Kernel.TestMode
             ulong taken = Synic.MessagesTaken[sint];
 
             Cpu.DisableInterrupts();
-            FillPayload(payload, 16, 1);
+            Payload.Fill(payload, 16, 1);
             HvCallResult first = Hypercall.PostMessage(conn, 0x100, payload, 16);
             bool firstInSlot = Clock.WaitForValue((ulong*)slot, 0xFFFFFFFF, 0x100, WaitMs);
-            FillPayload(payload, 16, 2);
+            Payload.Fill(payload, 16, 2);
             // QEMU stages one message per route: until it has finished handing #1
             // over it answers INSUFFICIENT_BUFFERS, which a sender retries (as
             // Linux's vmbus_post_msg does). Bounded: it must get through.

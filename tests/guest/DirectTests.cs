@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
@@ -47,7 +48,7 @@ namespace Kernel.TestMode
         private const HvMessageType TestMessageType = (HvMessageType)0x4D44;   // "DM": any type below 0x80000000 but 0
 
         private static ulong Self => HvConstants.HV_PARTITION_ID_SELF;
-        private static Vp* LastVp => Vp.Get(Vp.Count - 1);    // another VP when there is one
+        private static Vp* LastVp { [MethodImpl(MethodImplOptions.NoInlining)] get => Vp.Get(Vp.Count - 1); }    // another VP when there is one
 
         // ---- the probe against what the runner says --------------------------------
 
@@ -142,7 +143,7 @@ namespace Kernel.TestMode
         {
             if (!Need.DirectCallsAbsent()) return;
             byte* payload = stackalloc byte[32];
-            Fill(payload, 32, 9);
+            Payload.Fill(payload, 32, 9);
             Snapshot.Take();
             HvCallResult r = Hypercall.PostMessageDirect(Self, Vp.Current->Index, 0, MessageSint, TestMessageType, payload, 32);
             Clock.Delay(QuietMs);
@@ -431,7 +432,7 @@ namespace Kernel.TestMode
             {
                 Vp* target = Vp.Get(j);
                 uint size = (uint)(1 + j * 79) % 241;
-                Fill(payload, size, (byte)(0x30 + j));
+                Payload.Fill(payload, size, (byte)(0x30 + j));
                 ulong taken = target->MessagesTaken[MessageSint], interrupts = target->SintInterrupts[MessageSint];
                 HvCallResult r = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + (uint)j, payload, size);
                 bool arrived = Clock.WaitAtLeast(&target->MessagesTaken[MessageSint], taken + 1, WaitMs);
@@ -470,8 +471,8 @@ namespace Kernel.TestMode
             HvMessage* slot = &target->Sim[MessageSint];
             byte* first = stackalloc byte[16];
             byte* second = stackalloc byte[24];
-            Fill(first, 16, 0x11);
-            Fill(second, 24, 0x77);
+            Payload.Fill(first, 16, 0x11);
+            Payload.Fill(second, 24, 0x77);
             Synic.RawHandlers[MessageSint] = &LeaveMessage;
             ulong interrupts = target->SintInterrupts[MessageSint];
 
@@ -988,11 +989,6 @@ namespace Kernel.TestMode
             Console.Write(", NewlySignaled "u8);
             Console.WriteDecimal(newlySignaled ? 1ul : 0ul);
             Console.WriteLine();
-        }
-
-        private static void Fill(byte* buffer, uint length, byte seed)
-        {
-            for (uint i = 0; i < length; i++) buffer[i] = (byte)(seed + i * 7);
         }
 
         // Two contiguous pages the calls may read and write: inputs and outputs at
