@@ -48,6 +48,15 @@ namespace Kernel.TestMode
         private const HvMessageType TestMessageType = (HvMessageType)0x4D44;   // "DM": any type below 0x80000000 but 0
 
         private static ulong Self => HvConstants.HV_PARTITION_ID_SELF;
+
+        // The calls most tests make: to a VP of this partition, at VTL 0, on the
+        // tests' own SINTs. Out of line: the direct hypercall wrappers take 5 and 7 arguments.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static HvCallResult SignalTo(uint vpIndex, ushort flag) => Hypercall.SignalEventDirect(Self, vpIndex, 0, EventSint, flag);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static HvCallResult PostTo(uint vpIndex, HvMessageType type, byte* payload, uint size)
+            => Hypercall.PostMessageDirect(Self, vpIndex, 0, MessageSint, type, payload, size);
         private static Vp* LastVp { [MethodImpl(MethodImplOptions.NoInlining)] get => Vp.Get(Vp.Count - 1); }    // another VP when there is one
 
         // ---- the probe against what the runner says --------------------------------
@@ -132,7 +141,7 @@ namespace Kernel.TestMode
         {
             if (!Need.DirectCallsAbsent()) return;
             Snapshot.Take();
-            HvCallResult r = Hypercall.SignalEventDirect(Self, Vp.Current->Index, 0, EventSint, 77);
+            HvCallResult r = SignalTo(Vp.Current->Index, 77);
             Clock.Delay(QuietMs);
             ExpectRefusedByHypervisor(r, "HvCallSignalEventDirect status"u8);
             Expect.False(r.NewlySignaled, "NewlySignaled after a refused call"u8);
@@ -145,7 +154,7 @@ namespace Kernel.TestMode
             byte* payload = stackalloc byte[32];
             Payload.Fill(payload, 32, 9);
             Snapshot.Take();
-            HvCallResult r = Hypercall.PostMessageDirect(Self, Vp.Current->Index, 0, MessageSint, TestMessageType, payload, 32);
+            HvCallResult r = PostTo(Vp.Current->Index, TestMessageType, payload, 32);
             Clock.Delay(QuietMs);
             ExpectRefusedByHypervisor(r, "HvCallPostMessageDirect status"u8);
             Snapshot.ExpectUnchanged("after a refused PostMessageDirect"u8);
@@ -163,8 +172,8 @@ namespace Kernel.TestMode
             Snapshot.Take();
             for (int t = 0; t < 3; t++)
             {
-                ExpectRefusedByHypervisor(Hypercall.SignalEventDirect(Self, targets[t], 0, EventSint, 100), "SignalEventDirect status"u8);
-                ExpectRefusedByHypervisor(Hypercall.PostMessageDirect(Self, targets[t], 0, MessageSint, TestMessageType, payload, 8), "PostMessageDirect status"u8);
+                ExpectRefusedByHypervisor(SignalTo(targets[t], 100), "SignalEventDirect status"u8);
+                ExpectRefusedByHypervisor(PostTo(targets[t], TestMessageType, payload, 8), "PostMessageDirect status"u8);
             }
             Clock.Delay(QuietMs);
             Snapshot.ExpectUnchanged("after refused calls to every kind of target"u8);
@@ -186,13 +195,13 @@ namespace Kernel.TestMode
             Synic.RawHandlers[EventSint] = &LeaveFlagsSet;
             ulong interrupts = me->SintInterrupts[EventSint];
 
-            HvCallResult first = Hypercall.SignalEventDirect(Self, me->Index, 0, EventSint, flag);
+            HvCallResult first = SignalTo(me->Index, flag);
             bool firstArrived = Clock.WaitAtLeast(&me->SintInterrupts[EventSint], interrupts + 1, WaitMs);
-            HvCallResult repeat = Hypercall.SignalEventDirect(Self, me->Index, 0, EventSint, flag);
+            HvCallResult repeat = SignalTo(me->Index, flag);
             Clock.Delay(QuietMs);
             ulong afterRepeat = me->SintInterrupts[EventSint];
             ulong taken = Cpu.AtomicSwap(word, 0);            // the guest takes the flag
-            HvCallResult again = Hypercall.SignalEventDirect(Self, me->Index, 0, EventSint, flag);
+            HvCallResult again = SignalTo(me->Index, flag);
             bool againArrived = Clock.WaitAtLeast(&me->SintInterrupts[EventSint], interrupts + 2, WaitMs);
             Clock.Delay(QuietMs);
             ulong afterAgain = me->SintInterrupts[EventSint];
@@ -282,11 +291,11 @@ namespace Kernel.TestMode
             Vp* target = LastVp;
             SintSetting.Apply(target, EventSint, masked: false, autoEoi: autoEoi);
             ulong interrupts = target->SintInterrupts[EventSint], flags = target->FlagsTaken[EventSint];
-            HvCallResult first = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, flag);
+            HvCallResult first = SignalTo(target->Index, flag);
             bool firstTaken = Clock.WaitAtLeast(&target->FlagsTaken[EventSint], flags + 1, WaitMs);
             Clock.Delay(QuietMs);
             ulong afterFirst = target->SintInterrupts[EventSint];
-            HvCallResult second = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, flag);
+            HvCallResult second = SignalTo(target->Index, flag);
             bool secondTaken = Clock.WaitAtLeast(&target->FlagsTaken[EventSint], flags + 2, WaitMs);
             Clock.Delay(QuietMs);
             ulong afterSecond = target->SintInterrupts[EventSint];
@@ -409,7 +418,7 @@ namespace Kernel.TestMode
             Vp* target = LastVp;
             SintSetting.Apply(target, EventSint, masked: true, autoEoi: Synic.AutoEoi);
             Snapshot.Take();
-            HvCallResult r = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, 9);
+            HvCallResult r = SignalTo(target->Index, 9);
             Clock.Delay(QuietMs);
             bool unchanged = Snapshot.Unchanged();
             SintSetting.Restore(target, EventSint);
@@ -434,7 +443,7 @@ namespace Kernel.TestMode
                 uint size = (uint)(1 + j * 79) % 241;
                 Payload.Fill(payload, size, (byte)(0x30 + j));
                 ulong taken = target->MessagesTaken[MessageSint], interrupts = target->SintInterrupts[MessageSint];
-                HvCallResult r = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + (uint)j, payload, size);
+                HvCallResult r = PostTo(target->Index, TestMessageType + (uint)j, payload, size);
                 bool arrived = Clock.WaitAtLeast(&target->MessagesTaken[MessageSint], taken + 1, WaitMs);
                 Clock.Delay(QuietMs);
                 Expect.Equal(HvStatus.Success, r.Status, "PostMessageDirect status"u8);
@@ -476,9 +485,9 @@ namespace Kernel.TestMode
             Synic.RawHandlers[MessageSint] = &LeaveMessage;
             ulong interrupts = target->SintInterrupts[MessageSint];
 
-            HvCallResult r1 = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, first, 16);
+            HvCallResult r1 = PostTo(target->Index, TestMessageType, first, 16);
             bool firstArrived = Clock.WaitAtLeast(&target->SintInterrupts[MessageSint], interrupts + 1, WaitMs);
-            HvCallResult r2 = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + 1, second, 24);
+            HvCallResult r2 = PostTo(target->Index, TestMessageType + 1, second, 24);
             Clock.Delay(QuietMs);
             HvMessageType typeWhileBusy = slot->Header.Type;
             byte sizeWhileBusy = slot->Header.PayloadSize, flagsWhileBusy = slot->Header.MessageFlags;
@@ -488,7 +497,7 @@ namespace Kernel.TestMode
             EomWork eom = default;
             eom.Sint = MessageSint;
             RunHereOrOn(target, &FreeSlotAndEom, &eom);
-            HvCallResult r3 = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + 1, second, 24);
+            HvCallResult r3 = PostTo(target->Index, TestMessageType + 1, second, 24);
             bool retryArrived = Clock.WaitAtLeast(&target->SintInterrupts[MessageSint], interrupts + 2, WaitMs);
             HvMessageType typeAfter = slot->Header.Type;
             byte flagsAfter = slot->Header.MessageFlags;
@@ -710,23 +719,23 @@ namespace Kernel.TestMode
             ulong siefp = (ulong)target->Sief | 1, simp = (ulong)target->Sim | 1;
 
             SetMsr(target, HvMsr.Siefp, (ulong)target->Sief);              // enable bit clear
-            HvCallResult noSief = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, 3);
+            HvCallResult noSief = SignalTo(target->Index, 3);
             ulong taken = target->MessagesTaken[MessageSint];
-            HvCallResult postWithoutSief = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, payload, 8);
+            HvCallResult postWithoutSief = PostTo(target->Index, TestMessageType, payload, 8);
             bool postArrived = Clock.WaitAtLeast(&target->MessagesTaken[MessageSint], taken + 1, WaitMs);
             SetMsr(target, HvMsr.Siefp, siefp);
 
             SetMsr(target, HvMsr.Simp, (ulong)target->Sim);
-            HvCallResult noSim = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, payload, 8);
+            HvCallResult noSim = PostTo(target->Index, TestMessageType, payload, 8);
             SetMsr(target, HvMsr.Simp, simp);
 
             SetMsr(target, HvMsr.Scontrol, 0);
-            HvCallResult signalOff = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, 3);
-            HvCallResult postOff = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, payload, 8);
+            HvCallResult signalOff = SignalTo(target->Index, 3);
+            HvCallResult postOff = PostTo(target->Index, TestMessageType, payload, 8);
             SetMsr(target, HvMsr.Scontrol, 1);
 
             SintSetting.Apply(target, MessageSint, masked: true, autoEoi: Synic.AutoEoi);
-            HvCallResult postMasked = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, payload, 8);
+            HvCallResult postMasked = PostTo(target->Index, TestMessageType, payload, 8);
             SintSetting.Restore(target, MessageSint);
             Clock.Delay(QuietMs);
 
@@ -947,7 +956,7 @@ namespace Kernel.TestMode
             if (DirectCalls.Implemented)
             {
                 ulong flags = Vp.Current->FlagsTaken[EventSint];
-                HvCallResult r = Hypercall.SignalEventDirect(Self, Vp.Current->Index, 0, EventSint, 2000);
+                HvCallResult r = SignalTo(Vp.Current->Index, 2000);
                 Expect.Equal(HvStatus.Success, r.Status, "a good call after the fuzz"u8);
                 Expect.True(Clock.WaitAtLeast(&Vp.Current->FlagsTaken[EventSint], flags + 1, WaitMs), "its flag was taken"u8);
             }
