@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Kernel.Hv;
 
 namespace Kernel.Arch
@@ -53,6 +54,8 @@ namespace Kernel.Arch
             return WaitUntil(&MaskedValue.Reached, &wanted, milliseconds);
         }
 
+        // Out of line: the tests call it at dozens of places, each a four-argument call inlined.
+        [MethodImpl(MethodImplOptions.NoInlining)]
         public static void Delay(ulong milliseconds) => WaitUntil(&Never, null, milliseconds);
 
         private struct MaskedValue

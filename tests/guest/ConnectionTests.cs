@@ -10,16 +10,16 @@ namespace Kernel.TestMode
     // hyperv_connections. The Direct calls are in DirectTests.
     public static unsafe class ConnectionTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("synic.route_raises_sint"u8, &RouteRaisesSint),
-            new TestCase("events.signal_sets_exactly_its_flag"u8, &SignalSetsExactlyItsFlag),
-            new TestCase("events.slow_form_sets_flag"u8, &SlowFormSetsFlag),
-            new TestCase("events.already_set_raises_no_interrupt"u8, &AlreadySetRaisesNoInterrupt),
-            new TestCase("events.masked_sint_raises_no_interrupt"u8, &MaskedSintRaisesNoInterrupt),
-            new TestCase("messages.echoed_into_sim_slot"u8, &MessageEchoedIntoSimSlot),
-            new TestCase("messages.busy_slot_sets_pending_and_eom_redelivers"u8, &BusySlotPendingThenEom),
-        };
+            TestRunner.Add("synic.route_raises_sint"u8, &RouteRaisesSint);
+            TestRunner.Add("events.signal_sets_exactly_its_flag"u8, &SignalSetsExactlyItsFlag);
+            TestRunner.Add("events.slow_form_sets_flag"u8, &SlowFormSetsFlag);
+            TestRunner.Add("events.already_set_raises_no_interrupt"u8, &AlreadySetRaisesNoInterrupt);
+            TestRunner.Add("events.masked_sint_raises_no_interrupt"u8, &MaskedSintRaisesNoInterrupt);
+            TestRunner.Add("messages.echoed_into_sim_slot"u8, &MessageEchoedIntoSimSlot);
+            TestRunner.Add("messages.busy_slot_sets_pending_and_eom_redelivers"u8, &BusySlotPendingThenEom);
+        }
 
         private const ulong WaitMs = 2000;       // async delivery (QEMU's event loop) bound
         private const ulong QuietMs = 100;       // how long "no interrupt" is watched for
@@ -136,11 +136,6 @@ namespace Kernel.TestMode
             Expect.Equal(interrupts, after, "interrupts on the masked SINT"u8);
         }
 
-        private static void FillPayload(byte* payload, int length, byte seed)
-        {
-            for (int i = 0; i < length; i++) payload[i] = (byte)(seed + i * 7);
-        }
-
         private static void MessageEchoedIntoSimSlot()
         {
             if (!Need.TestDevice() || !Need.PostMessages()) return;
@@ -149,7 +144,7 @@ namespace Kernel.TestMode
             const int length = 100;
             TestDevice.CreateMessageConnection(conn, 0, sint);
             byte* payload = stackalloc byte[length];
-            FillPayload(payload, length, 0x30);
+            Payload.Fill(payload, length, 0x30);
             ulong taken = Synic.MessagesTaken[sint];
             HvCallResult r = Hypercall.PostMessage(conn, type, payload, length);
             bool arrived = Clock.WaitAtLeast(&Synic.MessagesTaken[sint], taken + 1, WaitMs);
@@ -176,10 +171,10 @@ namespace Kernel.TestMode
             ulong taken = Synic.MessagesTaken[sint];
 
             Cpu.DisableInterrupts();
-            FillPayload(payload, 16, 1);
+            Payload.Fill(payload, 16, 1);
             HvCallResult first = Hypercall.PostMessage(conn, 0x100, payload, 16);
             bool firstInSlot = Clock.WaitForValue((ulong*)slot, 0xFFFFFFFF, 0x100, WaitMs);
-            FillPayload(payload, 16, 2);
+            Payload.Fill(payload, 16, 2);
             // QEMU stages one message per route: until it has finished handing #1
             // over it answers INSUFFICIENT_BUFFERS, which a sender retries (as
             // Linux's vmbus_post_msg does). Bounded: it must get through.

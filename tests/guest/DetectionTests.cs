@@ -12,20 +12,20 @@ namespace Kernel.TestMode
     // enlightenments, each test skips naming the one it lacks (Need.cs).
     public static unsafe class DetectionTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("hv.absent_is_reported_cleanly"u8, &AbsenceIsConsistent),
-            new TestCase("hv.cpuid_vendor"u8, &CpuidVendor),
-            new TestCase("hv.cpuid_interface"u8, &CpuidInterface),
-            new TestCase("hv.cpuid_max_leaf"u8, &CpuidMaxLeaf),
-            new TestCase("hv.privileges_for_synic"u8, &PrivilegesForSynic),
-            new TestCase("hv.guest_os_id_reads_back"u8, &GuestOsIdReadsBack),
-            new TestCase("hv.hypercall_page_enabled"u8, &HypercallPageEnabled),
-            new TestCase("hv.hypercall_page_code"u8, &HypercallPageCode),
-            new TestCase("hv.vp_index_boot_vp"u8, &VpIndexOfBootVp),
-            new TestCase("hv.vp_index_read_only"u8, &VpIndexIsReadOnly),
-            new TestCase("hv.unknown_call_code"u8, &UnknownCallCode),
-        };
+            TestRunner.Add("hv.absent_is_reported_cleanly"u8, &AbsenceIsConsistent);
+            TestRunner.Add("hv.cpuid_vendor"u8, &CpuidVendor);
+            TestRunner.Add("hv.cpuid_interface"u8, &CpuidInterface);
+            TestRunner.Add("hv.cpuid_max_leaf"u8, &CpuidMaxLeaf);
+            TestRunner.Add("hv.privileges_for_synic"u8, &PrivilegesForSynic);
+            TestRunner.Add("hv.guest_os_id_reads_back"u8, &GuestOsIdReadsBack);
+            TestRunner.Add("hv.hypercall_page_enabled"u8, &HypercallPageEnabled);
+            TestRunner.Add("hv.hypercall_page_code"u8, &HypercallPageCode);
+            TestRunner.Add("hv.vp_index_boot_vp"u8, &VpIndexOfBootVp);
+            TestRunner.Add("hv.vp_index_read_only"u8, &VpIndexIsReadOnly);
+            TestRunner.Add("hv.unknown_call_code"u8, &UnknownCallCode);
+        }
         // The twelve bytes of a CPUID vendor signature, in register order, in `buffer`.
         private static ReadOnlySpan<byte> Text(uint a, uint b, uint c, byte* buffer)
         {

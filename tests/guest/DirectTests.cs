@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using Kernel.Arch;
 using Kernel.Hv;
 using Kernel.Runtime;
@@ -16,29 +17,29 @@ namespace Kernel.TestMode
     // (OpenVMM's hv1 dispatcher and SynIC emulator, the TLFS where OpenVMM is silent).
     public static unsafe class DirectTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("direct.hypervisor_answers_as_expected"u8, &AnswersAsExpected),
-            new TestCase("direct.input_layout"u8, &InputLayout),
-            new TestCase("direct.bad_arguments_refused_without_hypercall"u8, &BadArgumentsRefused),
-            new TestCase("direct.absent_signal_changes_nothing"u8, &AbsentSignalChangesNothing),
-            new TestCase("direct.absent_post_changes_nothing"u8, &AbsentPostChangesNothing),
-            new TestCase("direct.absent_for_every_target"u8, &AbsentForEveryTarget),
-            new TestCase("direct.newly_signaled_only_when_the_flag_was_clear"u8, &NewlySignaledOnlyWhenClear),
-            new TestCase("direct.signal_sets_exactly_one_bit"u8, &SetsExactlyOneBit),
-            new TestCase("direct.one_interrupt_with_auto_eoi"u8, &OneInterruptAutoEoi),
-            new TestCase("direct.one_interrupt_with_explicit_eoi"u8, &OneInterruptExplicitEoi),
-            new TestCase("direct.vp_index_self_is_the_caller"u8, &VpIndexSelfIsTheCaller),
-            new TestCase("direct.every_vp_signals_every_vp"u8, &EveryVpSignalsEveryVp),
-            new TestCase("direct.masked_sint_takes_no_event"u8, &MaskedSintTakesNoEvent),
-            new TestCase("direct.message_arrives_intact_on_every_vp"u8, &MessageArrivesIntact),
-            new TestCase("direct.busy_slot_then_eom_then_retry"u8, &BusySlotThenRetry),
-            new TestCase("direct.signal_bad_input_statuses"u8, &SignalBadInputStatuses),
-            new TestCase("direct.post_bad_input_statuses"u8, &PostBadInputStatuses),
-            new TestCase("direct.disabled_synic_parts_refuse"u8, &DisabledSynicPartsRefuse),
-            new TestCase("direct.storm_takes_each_flag_once"u8, &Storm),
-            new TestCase("direct.fuzz_answers_documented_statuses"u8, &Fuzz),
-        };
+            TestRunner.Add("direct.hypervisor_answers_as_expected"u8, &AnswersAsExpected);
+            TestRunner.Add("direct.input_layout"u8, &InputLayout);
+            TestRunner.Add("direct.bad_arguments_refused_without_hypercall"u8, &BadArgumentsRefused);
+            TestRunner.Add("direct.absent_signal_changes_nothing"u8, &AbsentSignalChangesNothing);
+            TestRunner.Add("direct.absent_post_changes_nothing"u8, &AbsentPostChangesNothing);
+            TestRunner.Add("direct.absent_for_every_target"u8, &AbsentForEveryTarget);
+            TestRunner.Add("direct.newly_signaled_only_when_the_flag_was_clear"u8, &NewlySignaledOnlyWhenClear);
+            TestRunner.Add("direct.signal_sets_exactly_one_bit"u8, &SetsExactlyOneBit);
+            TestRunner.Add("direct.one_interrupt_with_auto_eoi"u8, &OneInterruptAutoEoi);
+            TestRunner.Add("direct.one_interrupt_with_explicit_eoi"u8, &OneInterruptExplicitEoi);
+            TestRunner.Add("direct.vp_index_self_is_the_caller"u8, &VpIndexSelfIsTheCaller);
+            TestRunner.Add("direct.every_vp_signals_every_vp"u8, &EveryVpSignalsEveryVp);
+            TestRunner.Add("direct.masked_sint_takes_no_event"u8, &MaskedSintTakesNoEvent);
+            TestRunner.Add("direct.message_arrives_intact_on_every_vp"u8, &MessageArrivesIntact);
+            TestRunner.Add("direct.busy_slot_then_eom_then_retry"u8, &BusySlotThenRetry);
+            TestRunner.Add("direct.signal_bad_input_statuses"u8, &SignalBadInputStatuses);
+            TestRunner.Add("direct.post_bad_input_statuses"u8, &PostBadInputStatuses);
+            TestRunner.Add("direct.disabled_synic_parts_refuse"u8, &DisabledSynicPartsRefuse);
+            TestRunner.Add("direct.storm_takes_each_flag_once"u8, &Storm);
+            TestRunner.Add("direct.fuzz_answers_documented_statuses"u8, &Fuzz);
+        }
 
         private const byte EventSint = 13;       // no other test or driver uses SINTs 13 and 14
         private const byte MessageSint = 14;
@@ -47,7 +48,16 @@ namespace Kernel.TestMode
         private const HvMessageType TestMessageType = (HvMessageType)0x4D44;   // "DM": any type below 0x80000000 but 0
 
         private static ulong Self => HvConstants.HV_PARTITION_ID_SELF;
-        private static Vp* LastVp => Vp.Get(Vp.Count - 1);    // another VP when there is one
+
+        // The calls most tests make: to a VP of this partition, at VTL 0, on the
+        // tests' own SINTs. Out of line: the direct hypercall wrappers take 5 and 7 arguments.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static HvCallResult SignalTo(uint vpIndex, ushort flag) => Hypercall.SignalEventDirect(Self, vpIndex, 0, EventSint, flag);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static HvCallResult PostTo(uint vpIndex, HvMessageType type, byte* payload, uint size)
+            => Hypercall.PostMessageDirect(Self, vpIndex, 0, MessageSint, type, payload, size);
+        private static Vp* LastVp { [MethodImpl(MethodImplOptions.NoInlining)] get => Vp.Get(Vp.Count - 1); }    // another VP when there is one
 
         // ---- the probe against what the runner says --------------------------------
 
@@ -131,7 +141,7 @@ namespace Kernel.TestMode
         {
             if (!Need.DirectCallsAbsent()) return;
             Snapshot.Take();
-            HvCallResult r = Hypercall.SignalEventDirect(Self, Vp.Current->Index, 0, EventSint, 77);
+            HvCallResult r = SignalTo(Vp.Current->Index, 77);
             Clock.Delay(QuietMs);
             ExpectRefusedByHypervisor(r, "HvCallSignalEventDirect status"u8);
             Expect.False(r.NewlySignaled, "NewlySignaled after a refused call"u8);
@@ -142,9 +152,9 @@ namespace Kernel.TestMode
         {
             if (!Need.DirectCallsAbsent()) return;
             byte* payload = stackalloc byte[32];
-            Fill(payload, 32, 9);
+            Payload.Fill(payload, 32, 9);
             Snapshot.Take();
-            HvCallResult r = Hypercall.PostMessageDirect(Self, Vp.Current->Index, 0, MessageSint, TestMessageType, payload, 32);
+            HvCallResult r = PostTo(Vp.Current->Index, TestMessageType, payload, 32);
             Clock.Delay(QuietMs);
             ExpectRefusedByHypervisor(r, "HvCallPostMessageDirect status"u8);
             Snapshot.ExpectUnchanged("after a refused PostMessageDirect"u8);
@@ -162,8 +172,8 @@ namespace Kernel.TestMode
             Snapshot.Take();
             for (int t = 0; t < 3; t++)
             {
-                ExpectRefusedByHypervisor(Hypercall.SignalEventDirect(Self, targets[t], 0, EventSint, 100), "SignalEventDirect status"u8);
-                ExpectRefusedByHypervisor(Hypercall.PostMessageDirect(Self, targets[t], 0, MessageSint, TestMessageType, payload, 8), "PostMessageDirect status"u8);
+                ExpectRefusedByHypervisor(SignalTo(targets[t], 100), "SignalEventDirect status"u8);
+                ExpectRefusedByHypervisor(PostTo(targets[t], TestMessageType, payload, 8), "PostMessageDirect status"u8);
             }
             Clock.Delay(QuietMs);
             Snapshot.ExpectUnchanged("after refused calls to every kind of target"u8);
@@ -185,13 +195,13 @@ namespace Kernel.TestMode
             Synic.RawHandlers[EventSint] = &LeaveFlagsSet;
             ulong interrupts = me->SintInterrupts[EventSint];
 
-            HvCallResult first = Hypercall.SignalEventDirect(Self, me->Index, 0, EventSint, flag);
+            HvCallResult first = SignalTo(me->Index, flag);
             bool firstArrived = Clock.WaitAtLeast(&me->SintInterrupts[EventSint], interrupts + 1, WaitMs);
-            HvCallResult repeat = Hypercall.SignalEventDirect(Self, me->Index, 0, EventSint, flag);
+            HvCallResult repeat = SignalTo(me->Index, flag);
             Clock.Delay(QuietMs);
             ulong afterRepeat = me->SintInterrupts[EventSint];
             ulong taken = Cpu.AtomicSwap(word, 0);            // the guest takes the flag
-            HvCallResult again = Hypercall.SignalEventDirect(Self, me->Index, 0, EventSint, flag);
+            HvCallResult again = SignalTo(me->Index, flag);
             bool againArrived = Clock.WaitAtLeast(&me->SintInterrupts[EventSint], interrupts + 2, WaitMs);
             Clock.Delay(QuietMs);
             ulong afterAgain = me->SintInterrupts[EventSint];
@@ -281,11 +291,11 @@ namespace Kernel.TestMode
             Vp* target = LastVp;
             SintSetting.Apply(target, EventSint, masked: false, autoEoi: autoEoi);
             ulong interrupts = target->SintInterrupts[EventSint], flags = target->FlagsTaken[EventSint];
-            HvCallResult first = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, flag);
+            HvCallResult first = SignalTo(target->Index, flag);
             bool firstTaken = Clock.WaitAtLeast(&target->FlagsTaken[EventSint], flags + 1, WaitMs);
             Clock.Delay(QuietMs);
             ulong afterFirst = target->SintInterrupts[EventSint];
-            HvCallResult second = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, flag);
+            HvCallResult second = SignalTo(target->Index, flag);
             bool secondTaken = Clock.WaitAtLeast(&target->FlagsTaken[EventSint], flags + 2, WaitMs);
             Clock.Delay(QuietMs);
             ulong afterSecond = target->SintInterrupts[EventSint];
@@ -408,7 +418,7 @@ namespace Kernel.TestMode
             Vp* target = LastVp;
             SintSetting.Apply(target, EventSint, masked: true, autoEoi: Synic.AutoEoi);
             Snapshot.Take();
-            HvCallResult r = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, 9);
+            HvCallResult r = SignalTo(target->Index, 9);
             Clock.Delay(QuietMs);
             bool unchanged = Snapshot.Unchanged();
             SintSetting.Restore(target, EventSint);
@@ -431,9 +441,9 @@ namespace Kernel.TestMode
             {
                 Vp* target = Vp.Get(j);
                 uint size = (uint)(1 + j * 79) % 241;
-                Fill(payload, size, (byte)(0x30 + j));
+                Payload.Fill(payload, size, (byte)(0x30 + j));
                 ulong taken = target->MessagesTaken[MessageSint], interrupts = target->SintInterrupts[MessageSint];
-                HvCallResult r = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + (uint)j, payload, size);
+                HvCallResult r = PostTo(target->Index, TestMessageType + (uint)j, payload, size);
                 bool arrived = Clock.WaitAtLeast(&target->MessagesTaken[MessageSint], taken + 1, WaitMs);
                 Clock.Delay(QuietMs);
                 Expect.Equal(HvStatus.Success, r.Status, "PostMessageDirect status"u8);
@@ -470,14 +480,14 @@ namespace Kernel.TestMode
             HvMessage* slot = &target->Sim[MessageSint];
             byte* first = stackalloc byte[16];
             byte* second = stackalloc byte[24];
-            Fill(first, 16, 0x11);
-            Fill(second, 24, 0x77);
+            Payload.Fill(first, 16, 0x11);
+            Payload.Fill(second, 24, 0x77);
             Synic.RawHandlers[MessageSint] = &LeaveMessage;
             ulong interrupts = target->SintInterrupts[MessageSint];
 
-            HvCallResult r1 = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, first, 16);
+            HvCallResult r1 = PostTo(target->Index, TestMessageType, first, 16);
             bool firstArrived = Clock.WaitAtLeast(&target->SintInterrupts[MessageSint], interrupts + 1, WaitMs);
-            HvCallResult r2 = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + 1, second, 24);
+            HvCallResult r2 = PostTo(target->Index, TestMessageType + 1, second, 24);
             Clock.Delay(QuietMs);
             HvMessageType typeWhileBusy = slot->Header.Type;
             byte sizeWhileBusy = slot->Header.PayloadSize, flagsWhileBusy = slot->Header.MessageFlags;
@@ -487,7 +497,7 @@ namespace Kernel.TestMode
             EomWork eom = default;
             eom.Sint = MessageSint;
             RunHereOrOn(target, &FreeSlotAndEom, &eom);
-            HvCallResult r3 = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType + 1, second, 24);
+            HvCallResult r3 = PostTo(target->Index, TestMessageType + 1, second, 24);
             bool retryArrived = Clock.WaitAtLeast(&target->SintInterrupts[MessageSint], interrupts + 2, WaitMs);
             HvMessageType typeAfter = slot->Header.Type;
             byte flagsAfter = slot->Header.MessageFlags;
@@ -543,11 +553,11 @@ namespace Kernel.TestMode
 
         // Issues `call`, expects `status`, and checks that no SIM or SIEF page or
         // interrupt count changed and, on failure, that the output was not written.
-        private static void ExpectStatus(RawCall call, HvStatus status, Text what)
+        private static void ExpectStatus(RawCall* call, HvStatus status, Text what)
         {
-            byte* output = call.OutputGpa >= Scratch.Base && call.OutputGpa < Scratch.Base + Scratch.Bytes ? (byte*)call.OutputGpa : null;
+            byte* output = call->OutputGpa >= Scratch.Base && call->OutputGpa < Scratch.Base + Scratch.Bytes ? (byte*)call->OutputGpa : null;
             if (output != null) Memory.Fill(output, 0xA5, 8);
-            HvStatus got = Issue(&call);
+            HvStatus got = Issue(call);
             Report(what, got);
             Expect.Equal(status, got, what);
             if (output != null && status != HvStatus.Success)
@@ -555,7 +565,43 @@ namespace Kernel.TestMode
             Expect.True(Snapshot.Unchanged(), "SIM, SIEF pages and interrupt counts unchanged by a refused call"u8);
         }
 
-        private static RawCall GoodSignal()
+        // What one bad input changes in a good call: a field of the control word,
+        // a GPA, or a field of the input.
+        private enum Change
+        {
+            RepCount, RepStartIndex, VariableHeaderSize,
+            RegisterForm,       // the fast form: RDX = HV_PARTITION_ID_SELF, R8 = value, nothing written to memory
+            InputGpa,           // the input written at GPA value
+            InputNotRam,        // the input GPA is value, which is not RAM the guest may write: nothing written
+            OutputGpa,
+            Partition, Vtl, Sint, Flag, Vp,
+            MessageType, PayloadSize,
+        }
+
+        private static void Apply(RawCall* c, Change change, ulong value)
+        {
+            bool signal = c->Control.CallCode == (ushort)HvCallCode.HvCallSignalEventDirect;
+            switch (change)
+            {
+                case Change.RepCount: c->Control.RepCount = (ushort)value; break;
+                case Change.RepStartIndex: c->Control.RepStartIndex = (ushort)value; break;
+                case Change.VariableHeaderSize: c->Control.VariableHeaderSize = (uint)value; break;
+                case Change.RegisterForm: c->Control.Fast = true; c->WriteInput = false; c->InputGpa = HvConstants.HV_PARTITION_ID_SELF; c->OutputGpa = value; break;
+                case Change.InputGpa: c->InputGpa = value; break;
+                case Change.InputNotRam: c->WriteInput = false; c->InputGpa = value; break;
+                case Change.OutputGpa: c->OutputGpa = value; break;
+                case Change.Partition: if (signal) c->Signal.TargetPartition = value; else c->Post.PartitionId = value; break;
+                case Change.Vtl: if (signal) c->Signal.TargetVtl = (byte)value; else c->Post.Vtl = (byte)value; break;
+                case Change.Sint: if (signal) c->Signal.TargetSint = (byte)value; else c->Post.Sint = (uint)value; break;
+                case Change.Flag: c->Signal.FlagNumber = (ushort)value; break;
+                case Change.Vp: if (signal) c->Signal.TargetVp = (uint)value; else c->Post.VpIndex = (uint)value; break;
+                case Change.MessageType: c->Post.Message.Header.MessageType = (uint)value; break;
+                case Change.PayloadSize: c->Post.Message.Header.PayloadSize = (byte)value; break;
+            }
+        }
+
+        // One row of the tables below: the good call with one change gets `status`.
+        private static void SignalRefused(Change change, ulong value, HvStatus status, Text what)
         {
             RawCall c = default;
             c.Control = HvHypercallControl.For(HvCallCode.HvCallSignalEventDirect);
@@ -567,47 +613,11 @@ namespace Kernel.TestMode
             c.Signal.TargetVtl = 0;
             c.Signal.TargetSint = EventSint;
             c.Signal.FlagNumber = 1;
-            return c;
+            Apply(&c, change, value);
+            ExpectStatus(&c, status, what);
         }
 
-        // In the order the hypervisor checks: control word, GPAs, input fields, target.
-        private static void SignalBadInputStatuses()
-        {
-            if (!Need.DirectCallsImplemented()) return;
-            Scratch.Ensure();
-            Snapshot.Take();
-            RawCall c;
-            c = GoodSignal(); c.Control.RepCount = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep count 1"u8);
-            c = GoodSignal(); c.Control.RepStartIndex = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep start 1"u8);
-            c = GoodSignal(); c.Control.VariableHeaderSize = 1; ExpectStatus(c, HvStatus.InvalidHypercallInput, "variable header 1"u8);
-            c = GoodSignal(); c.Control.Fast = true; c.WriteInput = false; c.InputGpa = HvConstants.HV_PARTITION_ID_SELF; c.OutputGpa = EventSint; ExpectStatus(c, HvStatus.InvalidHypercallInput, "register form (its output needs XMM fast output)"u8);
-            c = GoodSignal(); c.InputGpa += 4; ExpectStatus(c, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
-            c = GoodSignal(); c.InputGpa += 4096 - 8; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
-            c = GoodSignal(); c.OutputGpa += 2; ExpectStatus(c, HvStatus.InvalidAlignment, "output GPA 2-byte aligned"u8);
-            c = GoodSignal(); c.OutputGpa = Scratch.Base + 4096 - 4; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output crosses a page"u8);
-            c = GoodSignal(); c.WriteInput = false; c.InputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
-            c = GoodSignal(); c.WriteInput = false; c.InputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
-            c = GoodSignal(); c.OutputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output beyond guest RAM"u8);
-            c = GoodSignal(); c.OutputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output in MMIO"u8);
-            c = GoodSignal(); c.OutputGpa = BiosRom; ExpectStatus(c, HvStatus.InvalidHypercallInput, "output in ROM"u8);
-            c = GoodSignal(); c.Signal.TargetPartition = 0; ExpectStatus(c, HvStatus.InvalidParameter, "partition 0"u8);
-            c = GoodSignal(); c.Signal.TargetPartition = 0x1234; ExpectStatus(c, HvStatus.InvalidParameter, "partition 0x1234"u8);
-            c = GoodSignal(); c.Signal.TargetVtl = 1; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 1"u8);
-            c = GoodSignal(); c.Signal.TargetVtl = 2; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 2"u8);
-            c = GoodSignal(); c.Signal.TargetVtl = 0xFF; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 255"u8);
-            c = GoodSignal(); c.Signal.TargetSint = 0; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 0 (the intercept SINT)"u8);
-            c = GoodSignal(); c.Signal.TargetSint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16"u8);
-            c = GoodSignal(); c.Signal.TargetSint = 0xFF; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 255"u8);
-            c = GoodSignal(); c.Signal.FlagNumber = 2048; ExpectStatus(c, HvStatus.InvalidParameter, "flag 2048"u8);
-            c = GoodSignal(); c.Signal.FlagNumber = 0xFFFF; ExpectStatus(c, HvStatus.InvalidParameter, "flag 65535"u8);
-            c = GoodSignal(); c.Signal.TargetVp = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
-            c = GoodSignal(); c.Signal.TargetVp = HvConstants.HV_ANY_VP; ExpectStatus(c, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
-            c = GoodSignal(); c.Signal.TargetVp = 0x7FFFFFFF; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index 0x7FFFFFFF"u8);
-            Clock.Delay(QuietMs);
-            Snapshot.ExpectUnchanged("after every refused SignalEventDirect"u8);
-        }
-
-        private static RawCall GoodPost()
+        private static void PostRefused(Change change, ulong value, HvStatus status, Text what)
         {
             RawCall c = default;
             c.Control = HvHypercallControl.For(HvCallCode.HvCallPostMessageDirect);
@@ -619,7 +629,45 @@ namespace Kernel.TestMode
             c.Post.Sint = MessageSint;
             c.Post.Message.Header.Type = TestMessageType;
             c.Post.Message.Header.PayloadSize = 8;
-            return c;
+            Apply(&c, change, value);
+            ExpectStatus(&c, status, what);
+        }
+
+        // In the order the hypervisor checks: control word, GPAs, input fields, target.
+        private static void SignalBadInputStatuses()
+        {
+            if (!Need.DirectCallsImplemented()) return;
+            Scratch.Ensure();
+            Snapshot.Take();
+            ulong input = Scratch.Base, output = Scratch.Base + 2048;
+            SignalRefused(Change.RepCount, 1, HvStatus.InvalidHypercallInput, "rep count 1"u8);
+            SignalRefused(Change.RepStartIndex, 1, HvStatus.InvalidHypercallInput, "rep start 1"u8);
+            SignalRefused(Change.VariableHeaderSize, 1, HvStatus.InvalidHypercallInput, "variable header 1"u8);
+            SignalRefused(Change.RegisterForm, EventSint, HvStatus.InvalidHypercallInput, "register form (its output needs XMM fast output)"u8);
+            SignalRefused(Change.InputGpa, input + 4, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
+            SignalRefused(Change.InputGpa, input + 4096 - 8, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
+            SignalRefused(Change.OutputGpa, output + 2, HvStatus.InvalidAlignment, "output GPA 2-byte aligned"u8);
+            SignalRefused(Change.OutputGpa, Scratch.Base + 4096 - 4, HvStatus.InvalidHypercallInput, "output crosses a page"u8);
+            SignalRefused(Change.InputNotRam, BeyondRam, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
+            SignalRefused(Change.InputNotRam, IoApicMmio, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
+            SignalRefused(Change.OutputGpa, BeyondRam, HvStatus.InvalidHypercallInput, "output beyond guest RAM"u8);
+            SignalRefused(Change.OutputGpa, IoApicMmio, HvStatus.InvalidHypercallInput, "output in MMIO"u8);
+            SignalRefused(Change.OutputGpa, BiosRom, HvStatus.InvalidHypercallInput, "output in ROM"u8);
+            SignalRefused(Change.Partition, 0, HvStatus.InvalidParameter, "partition 0"u8);
+            SignalRefused(Change.Partition, 0x1234, HvStatus.InvalidParameter, "partition 0x1234"u8);
+            SignalRefused(Change.Vtl, 1, HvStatus.InvalidParameter, "VTL 1"u8);
+            SignalRefused(Change.Vtl, 2, HvStatus.InvalidParameter, "VTL 2"u8);
+            SignalRefused(Change.Vtl, 0xFF, HvStatus.InvalidParameter, "VTL 255"u8);
+            SignalRefused(Change.Sint, 0, HvStatus.InvalidParameter, "SINT 0 (the intercept SINT)"u8);
+            SignalRefused(Change.Sint, 16, HvStatus.InvalidParameter, "SINT 16"u8);
+            SignalRefused(Change.Sint, 0xFF, HvStatus.InvalidParameter, "SINT 255"u8);
+            SignalRefused(Change.Flag, 2048, HvStatus.InvalidParameter, "flag 2048"u8);
+            SignalRefused(Change.Flag, 0xFFFF, HvStatus.InvalidParameter, "flag 65535"u8);
+            SignalRefused(Change.Vp, (uint)Vp.Count, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
+            SignalRefused(Change.Vp, HvConstants.HV_ANY_VP, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
+            SignalRefused(Change.Vp, 0x7FFFFFFF, HvStatus.InvalidVpIndex, "VP index 0x7FFFFFFF"u8);
+            Clock.Delay(QuietMs);
+            Snapshot.ExpectUnchanged("after every refused SignalEventDirect"u8);
         }
 
         private static void PostBadInputStatuses()
@@ -627,24 +675,24 @@ namespace Kernel.TestMode
             if (!Need.DirectCallsImplemented()) return;
             Scratch.Ensure();
             Snapshot.Take();
-            RawCall c;
-            c = GoodPost(); c.Control.RepCount = 2; ExpectStatus(c, HvStatus.InvalidHypercallInput, "rep count 2"u8);
-            c = GoodPost(); c.Control.VariableHeaderSize = 3; ExpectStatus(c, HvStatus.InvalidHypercallInput, "variable header 3"u8);
-            c = GoodPost(); c.Control.Fast = true; c.WriteInput = false; c.InputGpa = HvConstants.HV_PARTITION_ID_SELF; ExpectStatus(c, HvStatus.InvalidHypercallInput, "register form (280 bytes of input)"u8);
-            c = GoodPost(); c.InputGpa += 12; ExpectStatus(c, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
-            c = GoodPost(); c.InputGpa += 4096 - 272; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
-            c = GoodPost(); c.WriteInput = false; c.InputGpa = BeyondRam; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
-            c = GoodPost(); c.WriteInput = false; c.InputGpa = IoApicMmio; ExpectStatus(c, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
-            c = GoodPost(); c.Post.PartitionId = 7; ExpectStatus(c, HvStatus.InvalidParameter, "partition 7"u8);
-            c = GoodPost(); c.Post.Vtl = 1; ExpectStatus(c, HvStatus.InvalidParameter, "VTL 1"u8);
-            c = GoodPost(); c.Post.Sint = 16; ExpectStatus(c, HvStatus.InvalidParameter, "SINT 16"u8);
-            c = GoodPost(); c.Post.Sint = 0x100 | MessageSint; ExpectStatus(c, HvStatus.InvalidParameter, "SINT with bits above the low byte"u8);
-            c = GoodPost(); c.Post.Message.Header.MessageType = 0; ExpectStatus(c, HvStatus.InvalidParameter, "message type 0"u8);
-            c = GoodPost(); c.Post.Message.Header.Type = HvMessageType.HvMessageTimerExpired; ExpectStatus(c, HvStatus.InvalidParameter, "a hypervisor message type (bit 31)"u8);
-            c = GoodPost(); c.Post.Message.Header.PayloadSize = 241; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 241"u8);
-            c = GoodPost(); c.Post.Message.Header.PayloadSize = 255; ExpectStatus(c, HvStatus.InvalidParameter, "payload size 255"u8);
-            c = GoodPost(); c.Post.VpIndex = (uint)Vp.Count; ExpectStatus(c, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
-            c = GoodPost(); c.Post.VpIndex = HvConstants.HV_ANY_VP; ExpectStatus(c, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
+            ulong input = Scratch.Base;
+            PostRefused(Change.RepCount, 2, HvStatus.InvalidHypercallInput, "rep count 2"u8);
+            PostRefused(Change.VariableHeaderSize, 3, HvStatus.InvalidHypercallInput, "variable header 3"u8);
+            PostRefused(Change.RegisterForm, 0, HvStatus.InvalidHypercallInput, "register form (280 bytes of input)"u8);
+            PostRefused(Change.InputGpa, input + 12, HvStatus.InvalidAlignment, "input GPA 4-byte aligned"u8);
+            PostRefused(Change.InputGpa, input + 4096 - 272, HvStatus.InvalidHypercallInput, "input crosses a page"u8);
+            PostRefused(Change.InputNotRam, BeyondRam, HvStatus.InvalidHypercallInput, "input beyond guest RAM"u8);
+            PostRefused(Change.InputNotRam, IoApicMmio, HvStatus.InvalidHypercallInput, "input in MMIO"u8);
+            PostRefused(Change.Partition, 7, HvStatus.InvalidParameter, "partition 7"u8);
+            PostRefused(Change.Vtl, 1, HvStatus.InvalidParameter, "VTL 1"u8);
+            PostRefused(Change.Sint, 16, HvStatus.InvalidParameter, "SINT 16"u8);
+            PostRefused(Change.Sint, 0x100 | MessageSint, HvStatus.InvalidParameter, "SINT with bits above the low byte"u8);
+            PostRefused(Change.MessageType, 0, HvStatus.InvalidParameter, "message type 0"u8);
+            PostRefused(Change.MessageType, (uint)HvMessageType.HvMessageTimerExpired, HvStatus.InvalidParameter, "a hypervisor message type (bit 31)"u8);
+            PostRefused(Change.PayloadSize, 241, HvStatus.InvalidParameter, "payload size 241"u8);
+            PostRefused(Change.PayloadSize, 255, HvStatus.InvalidParameter, "payload size 255"u8);
+            PostRefused(Change.Vp, (uint)Vp.Count, HvStatus.InvalidVpIndex, "VP index one past the last VP"u8);
+            PostRefused(Change.Vp, HvConstants.HV_ANY_VP, HvStatus.InvalidVpIndex, "HV_ANY_VP"u8);
             Clock.Delay(QuietMs);
             Snapshot.ExpectUnchanged("after every refused PostMessageDirect"u8);
         }
@@ -671,23 +719,23 @@ namespace Kernel.TestMode
             ulong siefp = (ulong)target->Sief | 1, simp = (ulong)target->Sim | 1;
 
             SetMsr(target, HvMsr.Siefp, (ulong)target->Sief);              // enable bit clear
-            HvCallResult noSief = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, 3);
+            HvCallResult noSief = SignalTo(target->Index, 3);
             ulong taken = target->MessagesTaken[MessageSint];
-            HvCallResult postWithoutSief = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, payload, 8);
+            HvCallResult postWithoutSief = PostTo(target->Index, TestMessageType, payload, 8);
             bool postArrived = Clock.WaitAtLeast(&target->MessagesTaken[MessageSint], taken + 1, WaitMs);
             SetMsr(target, HvMsr.Siefp, siefp);
 
             SetMsr(target, HvMsr.Simp, (ulong)target->Sim);
-            HvCallResult noSim = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, payload, 8);
+            HvCallResult noSim = PostTo(target->Index, TestMessageType, payload, 8);
             SetMsr(target, HvMsr.Simp, simp);
 
             SetMsr(target, HvMsr.Scontrol, 0);
-            HvCallResult signalOff = Hypercall.SignalEventDirect(Self, target->Index, 0, EventSint, 3);
-            HvCallResult postOff = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, payload, 8);
+            HvCallResult signalOff = SignalTo(target->Index, 3);
+            HvCallResult postOff = PostTo(target->Index, TestMessageType, payload, 8);
             SetMsr(target, HvMsr.Scontrol, 1);
 
             SintSetting.Apply(target, MessageSint, masked: true, autoEoi: Synic.AutoEoi);
-            HvCallResult postMasked = Hypercall.PostMessageDirect(Self, target->Index, 0, MessageSint, TestMessageType, payload, 8);
+            HvCallResult postMasked = PostTo(target->Index, TestMessageType, payload, 8);
             SintSetting.Restore(target, MessageSint);
             Clock.Delay(QuietMs);
 
@@ -908,7 +956,7 @@ namespace Kernel.TestMode
             if (DirectCalls.Implemented)
             {
                 ulong flags = Vp.Current->FlagsTaken[EventSint];
-                HvCallResult r = Hypercall.SignalEventDirect(Self, Vp.Current->Index, 0, EventSint, 2000);
+                HvCallResult r = SignalTo(Vp.Current->Index, 2000);
                 Expect.Equal(HvStatus.Success, r.Status, "a good call after the fuzz"u8);
                 Expect.True(Clock.WaitAtLeast(&Vp.Current->FlagsTaken[EventSint], flags + 1, WaitMs), "its flag was taken"u8);
             }
@@ -950,11 +998,6 @@ namespace Kernel.TestMode
             Console.Write(", NewlySignaled "u8);
             Console.WriteDecimal(newlySignaled ? 1ul : 0ul);
             Console.WriteLine();
-        }
-
-        private static void Fill(byte* buffer, uint length, byte seed)
-        {
-            for (uint i = 0; i < length; i++) buffer[i] = (byte)(seed + i * 7);
         }
 
         // Two contiguous pages the calls may read and write: inputs and outputs at

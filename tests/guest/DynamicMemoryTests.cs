@@ -23,21 +23,21 @@ namespace Kernel.TestMode
     // (QMP stop) until it has found those figures in QEMU's status report event.
     public static unsafe class DynamicMemoryTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("dm.channel_opened_on_the_offer"u8, &ChannelOpenedOnTheOffer),
-            new TestCase("dm.version_negotiated_newest_first"u8, &VersionNegotiatedNewestFirst),
-            new TestCase("dm.capabilities_accepted"u8, &CapabilitiesAccepted),
-            new TestCase("dm.status_report_carries_the_allocator_counts"u8, &StatusReportCarriesTheAllocatorCounts),
-            new TestCase("dm.status_reports_every_second"u8, &StatusReportsEverySecond),
-            new TestCase("dm.malformed_messages_dropped"u8, &MalformedMessagesDropped),
-            new TestCase("dm.balloon_down_takes_pages_out_of_the_allocator"u8, &BalloonDown),
-            new TestCase("dm.balloon_up_returns_the_pages"u8, &BalloonUp),
-            new TestCase("dm.request_beyond_spare_gets_a_partial_answer"u8, &RequestBeyondSpare),
-            new TestCase("dm.unballoon_after_partial_returns_everything"u8, &UnballoonAfterPartial),
-            new TestCase("dm.hot_add_extends_the_allocator"u8, &HotAdd),
-            new TestCase("dm.close_tears_down_the_ring_gpadl"u8, &CloseTearsDownTheRingGpadl),
-        };
+            TestRunner.Add("dm.channel_opened_on_the_offer"u8, &ChannelOpenedOnTheOffer);
+            TestRunner.Add("dm.version_negotiated_newest_first"u8, &VersionNegotiatedNewestFirst);
+            TestRunner.Add("dm.capabilities_accepted"u8, &CapabilitiesAccepted);
+            TestRunner.Add("dm.status_report_carries_the_allocator_counts"u8, &StatusReportCarriesTheAllocatorCounts);
+            TestRunner.Add("dm.status_reports_every_second"u8, &StatusReportsEverySecond);
+            TestRunner.Add("dm.malformed_messages_dropped"u8, &MalformedMessagesDropped);
+            TestRunner.Add("dm.balloon_down_takes_pages_out_of_the_allocator"u8, &BalloonDown);
+            TestRunner.Add("dm.balloon_up_returns_the_pages"u8, &BalloonUp);
+            TestRunner.Add("dm.request_beyond_spare_gets_a_partial_answer"u8, &RequestBeyondSpare);
+            TestRunner.Add("dm.unballoon_after_partial_returns_everything"u8, &UnballoonAfterPartial);
+            TestRunner.Add("dm.hot_add_extends_the_allocator"u8, &HotAdd);
+            TestRunner.Add("dm.close_tears_down_the_ring_gpadl"u8, &CloseTearsDownTheRingGpadl);
+        }
 
         // A host step waits this long: QEMU's hv-balloon acts on the first target
         // only 50 s after the capabilities exchange (HV_BALLOON_POST_INIT_WAIT).
@@ -125,6 +125,19 @@ namespace Kernel.TestMode
             Expect.InRange(3, 4, S->StatusReports - reports, "status reports in 3.5 s"u8);
         }
 
+        // The session's verdict on a packet of `length` bytes at m, after the header is set.
+        private static DmDrop Dropped(byte* m, DmMessageType type, uint size, uint length)
+        {
+            *(DmHeader*)m = DmHeader.Of(type, size, 1);
+            return Dropped(m, length);
+        }
+
+        private static DmDrop Dropped(byte* m, uint length)
+        {
+            DmSession.Receive(S, m, length);
+            return S->LastDrop;
+        }
+
         // Bad host messages are dropped with their reason, and nothing else changes.
         private static void MalformedMessagesDropped()
         {
@@ -132,26 +145,13 @@ namespace Kernel.TestMode
             byte* m = stackalloc byte[64];
             ulong dropped = S->Dropped, given = S->PagesGiven, ballooned = S->Balloon.Pages;
             Cpu.DisableInterrupts();
-            DmSession.Receive(S, m, 4);
-            DmDrop shortPacket = S->LastDrop;
-            var h = (DmHeader*)m;
-            *h = DmHeader.Of(DmMessageType.BalloonRequest, 40, 1);      // says 40 bytes, the packet has 16
-            DmSession.Receive(S, m, 16);
-            DmDrop beyond = S->LastDrop;
-            *h = DmHeader.Of(DmMessageType.BalloonRequest, 12, 1);      // a balloon request needs 16
-            DmSession.Receive(S, m, 16);
-            DmDrop shortLayout = S->LastDrop;
-            *h = DmHeader.Of(DmMessageType.StatusReport, 48, 1);         // a guest-to-host type
-            DmSession.Receive(S, m, 48);
-            DmDrop unknown = S->LastDrop;
-            var u = (DmUnballoonRequest*)m;
-            u->Header = DmHeader.Of(DmMessageType.UnballoonRequest, 24, 1);
-            u->RangeCount = 100;                                         // 100 ranges in 8 bytes
-            DmSession.Receive(S, m, 24);
-            DmDrop ranges = S->LastDrop;
-            *h = DmHeader.Of(DmMessageType.VersionResponse, 16, 1);      // the negotiation is over
-            DmSession.Receive(S, m, 16);
-            DmDrop state = S->LastDrop;
+            DmDrop shortPacket = Dropped(m, 4);
+            DmDrop beyond = Dropped(m, DmMessageType.BalloonRequest, 40, 16);       // says 40 bytes, the packet has 16
+            DmDrop shortLayout = Dropped(m, DmMessageType.BalloonRequest, 12, 16);  // a balloon request needs 16
+            DmDrop unknown = Dropped(m, DmMessageType.StatusReport, 48, 48);        // a guest-to-host type
+            ((DmUnballoonRequest*)m)->RangeCount = 100;                             // 100 ranges in 8 bytes
+            DmDrop ranges = Dropped(m, DmMessageType.UnballoonRequest, 24, 24);
+            DmDrop state = Dropped(m, DmMessageType.VersionResponse, 16, 16);       // the negotiation is over
             Cpu.EnableInterrupts();
             Expect.Equal((ulong)DmDrop.ShorterThanHeader, (ulong)shortPacket, "4-byte packet (ShorterThanHeader = 1)"u8);
             Expect.Equal((ulong)DmDrop.BadHeaderSize, (ulong)beyond, "header size beyond the packet (BadHeaderSize = 2)"u8);
@@ -206,6 +206,15 @@ namespace Kernel.TestMode
             return false;
         }
 
+        // One host step: ask, wait until `done`, tell the host the figures it checks.
+        private static bool HostStep(long pages, delegate*<void*, bool> done, Text step)
+        {
+            AskHost(pages, step);
+            bool finished = WaitForHost(done, step);
+            TellHostDone(step);
+            return finished;
+        }
+
         // Every page of every ballooned run is out of the allocator, and nothing
         // the allocator hands out now is one of them.
         private static void CheckBalloonedPagesStayOut()
@@ -236,9 +245,7 @@ namespace Kernel.TestMode
             if (!HostDriven()) return;
             ulong free = PageAllocator.FreePages, ballooned = S->Balloon.Pages;
             s_wantBallooned = ballooned + (ulong)BalloonPages;
-            AskHost(-BalloonPages, "balloon-down"u8);
-            bool done = WaitForHost(&BalloonedIsWanted, "balloon-down"u8);
-            TellHostDone("balloon-down"u8);
+            bool done = HostStep(-BalloonPages, &BalloonedIsWanted, "balloon-down"u8);
             if (!Expect.True(done, "the host's balloon request arrived and was answered within 120 s"u8)) return;
             Expect.Equal(free - (ulong)BalloonPages, PageAllocator.FreePages, "free pages after ballooning 64 MiB"u8);
             Expect.Equal(0ul, S->PartialAnswers, "partial answers"u8);
@@ -251,9 +258,7 @@ namespace Kernel.TestMode
             if (!Expect.Equal((ulong)BalloonPages, S->Balloon.Pages, "ballooned pages before (balloon_down_takes_pages_out_of_the_allocator)"u8)) return;
             ulong free = PageAllocator.FreePages, returned = S->PagesReturned;
             s_wantBallooned = 0;
-            AskHost(BalloonPages, "balloon-up"u8);
-            bool done = WaitForHost(&BalloonedIsWanted, "balloon-up"u8);
-            TellHostDone("balloon-up"u8);
+            bool done = HostStep(BalloonPages, &BalloonedIsWanted, "balloon-up"u8);
             if (!Expect.True(done, "the host's unballoon request arrived and was answered within 120 s"u8)) return;
             Expect.Equal(free + (ulong)BalloonPages, PageAllocator.FreePages, "free pages after the unballoon"u8);
             Expect.Equal(returned + (ulong)BalloonPages, S->PagesReturned, "pages returned"u8);
@@ -269,9 +274,7 @@ namespace Kernel.TestMode
             ulong requests = S->BalloonRequests, partial = S->PartialAnswers, given = S->PagesGiven;
             ulong free = PageAllocator.FreePages;
             s_wantRequests = requests + 2;
-            AskHost(-MoreThanTheGuestHas, "balloon-partial"u8);
-            bool done = WaitForHost(&RequestsAnswered, "balloon-partial"u8);
-            TellHostDone("balloon-partial"u8);
+            bool done = HostStep(-MoreThanTheGuestHas, &RequestsAnswered, "balloon-partial"u8);
             if (!Expect.True(done, "two balloon requests arrived and were answered within 120 s"u8)) return;
             Expect.Equal(DynamicMemoryDevice.FloorPages, PageAllocator.FreePages, "free pages: exactly the floor is left"u8);
             Expect.Equal(free - DynamicMemoryDevice.FloorPages, S->PagesGiven - given, "pages given: all but the floor"u8);
@@ -286,9 +289,7 @@ namespace Kernel.TestMode
             if (!Expect.True(ballooned > 0, "pages ballooned before (request_beyond_spare_gets_a_partial_answer)"u8)) return;
             ulong free = PageAllocator.FreePages;
             s_wantBallooned = 0;
-            AskHost((long)ballooned, "balloon-restore"u8);
-            bool done = WaitForHost(&BalloonedIsWanted, "balloon-restore"u8);
-            TellHostDone("balloon-restore"u8);
+            bool done = HostStep((long)ballooned, &BalloonedIsWanted, "balloon-restore"u8);
             if (!Expect.True(done, "every ballooned page came back within 120 s"u8)) return;
             Expect.Equal(free + ballooned, PageAllocator.FreePages, "free pages after the unballoon"u8);
             Expect.Equal(0ul, S->ForeignPages, "pages named that were never ballooned"u8);

@@ -9,37 +9,37 @@ namespace Kernel.TestMode
     // Tests of the foundation: boot, CPU, exceptions, memory, runtime.
     public static unsafe class FoundationTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("boot.long_mode_active"u8, &LongModeActive),
-            new TestCase("boot.sse_enabled"u8, &SseEnabled),
-            new TestCase("boot.command_line"u8, &CommandLineReached),
-            new TestCase("boot.memory_map"u8, &MemoryMapHasRam),
-            new TestCase("cpu.vendor"u8, &CpuVendor),
-            new TestCase("cpu.tsc_advances"u8, &TscAdvances),
-            new TestCase("gdt.tss_loaded"u8, &TssLoaded),
-            new TestCase("idt.double_fault_uses_ist"u8, &DoubleFaultUsesIst),
-            new TestCase("exceptions.ud"u8, &InvalidOpcodeArrives),
-            new TestCase("exceptions.gp"u8, &GeneralProtectionArrives),
-            new TestCase("exceptions.pf"u8, &PageFaultArrives),
-            new TestCase("exceptions.de"u8, &DivideErrorArrives),
-            new TestCase("paging.null_page_unmapped"u8, &NullPageUnmapped),
-            new TestCase("paging.text_read_only_executable"u8, &TextIsReadOnlyExecutable),
-            new TestCase("paging.rodata_read_only_no_execute"u8, &RodataIsReadOnlyNoExecute),
-            new TestCase("paging.data_writable_no_execute"u8, &DataIsWritableNoExecute),
-            new TestCase("paging.text_write_faults"u8, &WritingTextFaults),
-            new TestCase("pages.allocations_distinct_aligned"u8, &AllocationsDistinctAndAligned),
-            new TestCase("pages.zeroed_on_request"u8, &ZeroedOnRequest),
-            new TestCase("pages.free_then_reuse"u8, &FreeThenReuse),
-            new TestCase("pages.double_free_refused"u8, &DoubleFreeRefused),
-            new TestCase("pages.kernel_image_not_free"u8, &KernelImageNeverHandedOut),
-            new TestCase("pages.highest_run_comes_from_the_top"u8, &HighestRunComesFromTheTop),
-            new TestCase("format.decimal"u8, &FormatDecimal),
-            new TestCase("format.negative"u8, &FormatNegative),
-            new TestCase("format.hex"u8, &FormatHex),
-            new TestCase("statics.eager_constructor_ran"u8, &EagerConstructorRan),
-            new TestCase("statics.object_reference_static"u8, &ObjectReferenceStatic),
-        };
+            TestRunner.Add("boot.long_mode_active"u8, &LongModeActive);
+            TestRunner.Add("boot.sse_enabled"u8, &SseEnabled);
+            TestRunner.Add("boot.command_line"u8, &CommandLineReached);
+            TestRunner.Add("boot.memory_map"u8, &MemoryMapHasRam);
+            TestRunner.Add("cpu.vendor"u8, &CpuVendor);
+            TestRunner.Add("cpu.tsc_advances"u8, &TscAdvances);
+            TestRunner.Add("gdt.tss_loaded"u8, &TssLoaded);
+            TestRunner.Add("idt.double_fault_uses_ist"u8, &DoubleFaultUsesIst);
+            TestRunner.Add("exceptions.ud"u8, &InvalidOpcodeArrives);
+            TestRunner.Add("exceptions.gp"u8, &GeneralProtectionArrives);
+            TestRunner.Add("exceptions.pf"u8, &PageFaultArrives);
+            TestRunner.Add("exceptions.de"u8, &DivideErrorArrives);
+            TestRunner.Add("paging.null_page_unmapped"u8, &NullPageUnmapped);
+            TestRunner.Add("paging.text_read_only_executable"u8, &TextIsReadOnlyExecutable);
+            TestRunner.Add("paging.rodata_read_only_no_execute"u8, &RodataIsReadOnlyNoExecute);
+            TestRunner.Add("paging.data_writable_no_execute"u8, &DataIsWritableNoExecute);
+            TestRunner.Add("paging.text_write_faults"u8, &WritingTextFaults);
+            TestRunner.Add("pages.allocations_distinct_aligned"u8, &AllocationsDistinctAndAligned);
+            TestRunner.Add("pages.zeroed_on_request"u8, &ZeroedOnRequest);
+            TestRunner.Add("pages.free_then_reuse"u8, &FreeThenReuse);
+            TestRunner.Add("pages.double_free_refused"u8, &DoubleFreeRefused);
+            TestRunner.Add("pages.kernel_image_not_free"u8, &KernelImageNeverHandedOut);
+            TestRunner.Add("pages.highest_run_comes_from_the_top"u8, &HighestRunComesFromTheTop);
+            TestRunner.Add("format.decimal"u8, &FormatDecimal);
+            TestRunner.Add("format.negative"u8, &FormatNegative);
+            TestRunner.Add("format.hex"u8, &FormatHex);
+            TestRunner.Add("statics.eager_constructor_ran"u8, &EagerConstructorRan);
+            TestRunner.Add("statics.object_reference_static"u8, &ObjectReferenceStatic);
+        }
 
         // ---- boot -------------------------------------------------------------
 

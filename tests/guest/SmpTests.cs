@@ -9,20 +9,20 @@ namespace Kernel.TestMode
     // ping-pong). With one VP the cross-VP tests skip with the reason.
     public static unsafe class SmpTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("smp.all_madt_processors_online"u8, &AllProcessorsOnline),
-            new TestCase("smp.run_on_each_vp"u8, &RunOnEachVp),
-            new TestCase("smp.vp_index_follows_apic_order"u8, &VpIndexFollowsApicOrder),
-            new TestCase("smp.each_vp_has_its_own_synic_pages"u8, &EachVpHasOwnPages),
-            new TestCase("cross.sint_storm"u8, &SintStorm),
-            new TestCase("cross.event_connection_interrupts_only_the_target_vp"u8, &EventConnectionToOtherVp),
-            new TestCase("cross.message_lands_in_the_target_vps_slot"u8, &MessageToOtherVp),
-            new TestCase("cross.synthetic_ipi_hits_exactly_the_mask"u8, &SyntheticIpi),
-            new TestCase("cross.every_stimer_on_every_vp"u8, &TimerOnEveryVp),
-            new TestCase("cross.tsc_page_monotonic_across_vps"u8, &TscPageMonotonicAcrossVps),
-            new TestCase("cross.event_ping_pong"u8, &EventPingPong),
-        };
+            TestRunner.Add("smp.all_madt_processors_online"u8, &AllProcessorsOnline);
+            TestRunner.Add("smp.run_on_each_vp"u8, &RunOnEachVp);
+            TestRunner.Add("smp.vp_index_follows_apic_order"u8, &VpIndexFollowsApicOrder);
+            TestRunner.Add("smp.each_vp_has_its_own_synic_pages"u8, &EachVpHasOwnPages);
+            TestRunner.Add("cross.sint_storm"u8, &SintStorm);
+            TestRunner.Add("cross.event_connection_interrupts_only_the_target_vp"u8, &EventConnectionToOtherVp);
+            TestRunner.Add("cross.message_lands_in_the_target_vps_slot"u8, &MessageToOtherVp);
+            TestRunner.Add("cross.synthetic_ipi_hits_exactly_the_mask"u8, &SyntheticIpi);
+            TestRunner.Add("cross.every_stimer_on_every_vp"u8, &TimerOnEveryVp);
+            TestRunner.Add("cross.tsc_page_monotonic_across_vps"u8, &TscPageMonotonicAcrossVps);
+            TestRunner.Add("cross.event_ping_pong"u8, &EventPingPong);
+        }
 
         private const ulong WaitMs = 3000;
 

@@ -8,18 +8,18 @@ namespace Kernel.TestMode
     // (TLFS 11.8), after the kernel's set-up: kvm-unit-tests' hyperv_synic.
     public static unsafe class SynicTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("synic.sversion"u8, &Sversion),
-            new TestCase("synic.eom_reads_zero"u8, &EomReadsZero),
-            new TestCase("synic.scontrol_enabled"u8, &ScontrolEnabled),
-            new TestCase("synic.simp_siefp_read_back"u8, &SimpSiefpReadBack),
-            new TestCase("synic.pages_zero_after_enable"u8, &PagesZeroAfterEnable),
-            new TestCase("synic.simp_move_hides_stale_guest_data"u8, &SimpMoveHidesStaleData),
-            new TestCase("synic.sints_configured"u8, &SintsConfigured),
-            new TestCase("synic.sint_vector_below_16_faults"u8, &SintVectorBelow16Faults),
-            new TestCase("synic.apic_enabled"u8, &ApicEnabled),
-        };
+            TestRunner.Add("synic.sversion"u8, &Sversion);
+            TestRunner.Add("synic.eom_reads_zero"u8, &EomReadsZero);
+            TestRunner.Add("synic.scontrol_enabled"u8, &ScontrolEnabled);
+            TestRunner.Add("synic.simp_siefp_read_back"u8, &SimpSiefpReadBack);
+            TestRunner.Add("synic.pages_zero_after_enable"u8, &PagesZeroAfterEnable);
+            TestRunner.Add("synic.simp_move_hides_stale_guest_data"u8, &SimpMoveHidesStaleData);
+            TestRunner.Add("synic.sints_configured"u8, &SintsConfigured);
+            TestRunner.Add("synic.sint_vector_below_16_faults"u8, &SintVectorBelow16Faults);
+            TestRunner.Add("synic.apic_enabled"u8, &ApicEnabled);
+        }
 
         private static void Sversion()
         {

@@ -1,4 +1,4 @@
-using System;
+using Kernel.Runtime;
 using Kernel.Arch;
 using Kernel.Hv;
 
@@ -19,95 +19,53 @@ namespace Kernel.TestMode
             EventConnectionCreate = 6, EventConnectionDestroy = 7,
         }
 
-        private static ulong* s_routes;        // bit sint of s_routes[vp]
-        private static ulong* s_messageConns;  // bit per connection id (0-255)
-        private static ulong* s_eventConns;
+        // What this guest created: one bit per SINT route (vp * 16 + sint), per
+        // message connection and per event connection (ids 0-255).
+        private static ulong* s_routes, s_messageConns, s_eventConns;
 
         // The device answers reads with 0; with no device the port floats to all ones.
         public static bool Present => Cpu.InDword(Port) == 0;
 
-        private static void Write(Control control, uint vp, uint sint, uint connectionId)
-            => Cpu.OutDword(Port, (connectionId << 24) | ((uint)control << 16) | (vp << 8) | sint);
-
-        private static void Book()
-        {
-            if (s_routes != null) return;
-            s_routes = (ulong*)Runtime.Heap.AllocateRaw(256 * 8);
-            s_messageConns = (ulong*)Runtime.Heap.AllocateRaw(4 * 8);
-            s_eventConns = (ulong*)Runtime.Heap.AllocateRaw(4 * 8);
-        }
-
-        private static bool Check(bool ok, ReadOnlySpan<byte> refusal)
-        {
-            if (!ok) { Console.Write("hyperv-testdev: refused: "u8); Console.WriteLine(refusal); }
-            return ok;
-        }
-
-        private static bool Has(ulong* set, uint i) => (set[i / 64] & (1ul << (int)(i % 64))) != 0;
-        private static void Put(ulong* set, uint i, bool on) { if (on) set[i / 64] |= 1ul << (int)(i % 64); else set[i / 64] &= ~(1ul << (int)(i % 64)); }
-
-        public static bool CreateSintRoute(uint vp, uint sint)
-        {
-            Book();
-            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) == 0, "SINT route exists or is out of range"u8)) return false;
-            Write(Control.SintRouteCreate, vp, sint, 0);
-            s_routes[vp] |= 1ul << (int)sint;
-            return true;
-        }
-
-        public static bool DestroySintRoute(uint vp, uint sint)
-        {
-            Book();
-            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) != 0, "no such SINT route"u8)) return false;
-            Write(Control.SintRouteDestroy, vp, sint, 0);
-            s_routes[vp] &= ~(1ul << (int)sint);
-            return true;
-        }
+        public static bool CreateSintRoute(uint vp, uint sint) => Request(Control.SintRouteCreate, vp, sint, 0, "SINT route exists or is out of range"u8);
+        public static bool DestroySintRoute(uint vp, uint sint) => Request(Control.SintRouteDestroy, vp, sint, 0, "no such SINT route"u8);
 
         // Asks QEMU to assert the SINT of a route (an interrupt with no message or flag).
-        public static bool RaiseSint(uint vp, uint sint)
-        {
-            Book();
-            if (!Check(vp < 256 && sint < 16 && (s_routes[vp] & (1ul << (int)sint)) != 0, "no such SINT route"u8)) return false;
-            Write(Control.SintRouteSetSint, vp, sint, 0);
-            return true;
-        }
+        public static bool RaiseSint(uint vp, uint sint) => Request(Control.SintRouteSetSint, vp, sint, 0, "no such SINT route"u8);
 
         // A message connection echoes every message posted to it into the SIM slot of (vp, sint).
         public static bool CreateMessageConnection(uint connectionId, uint vp, uint sint)
-        {
-            Book();
-            if (!Check(connectionId < 256 && vp < 256 && sint < 16 && !Has(s_messageConns, connectionId), "message connection exists or is out of range"u8)) return false;
-            Write(Control.MessageConnectionCreate, vp, sint, connectionId);
-            Put(s_messageConns, connectionId, true);
-            return true;
-        }
-
+            => Request(Control.MessageConnectionCreate, vp, sint, connectionId, "message connection exists or is out of range"u8);
         public static bool DestroyMessageConnection(uint connectionId)
-        {
-            Book();
-            if (!Check(connectionId < 256 && Has(s_messageConns, connectionId), "no such message connection"u8)) return false;
-            Write(Control.MessageConnectionDestroy, 0, 0, connectionId);
-            Put(s_messageConns, connectionId, false);
-            return true;
-        }
+            => Request(Control.MessageConnectionDestroy, 0, 0, connectionId, "no such message connection"u8);
 
         // An event connection sets flag number = connectionId in (vp, sint)'s SIEF area on each signal.
         public static bool CreateEventConnection(uint connectionId, uint vp, uint sint)
-        {
-            Book();
-            if (!Check(connectionId < 256 && vp < 256 && sint < 16 && !Has(s_eventConns, connectionId), "event connection exists or is out of range"u8)) return false;
-            Write(Control.EventConnectionCreate, vp, sint, connectionId);
-            Put(s_eventConns, connectionId, true);
-            return true;
-        }
-
+            => Request(Control.EventConnectionCreate, vp, sint, connectionId, "event connection exists or is out of range"u8);
         public static bool DestroyEventConnection(uint connectionId)
+            => Request(Control.EventConnectionDestroy, 0, 0, connectionId, "no such event connection"u8);
+
+        // A create needs the route or connection absent, everything else needs it
+        // present; what the book refuses never reaches QEMU.
+        private static bool Request(Control control, uint vp, uint sint, uint connectionId, Text refusal)
         {
-            Book();
-            if (!Check(connectionId < 256 && Has(s_eventConns, connectionId), "no such event connection"u8)) return false;
-            Write(Control.EventConnectionDestroy, 0, 0, connectionId);
-            Put(s_eventConns, connectionId, false);
+            if (s_routes == null)
+            {
+                s_routes = (ulong*)Heap.AllocateRaw(256 * 16 / 8);
+                s_messageConns = (ulong*)Heap.AllocateRaw(256 / 8);
+                s_eventConns = (ulong*)Heap.AllocateRaw(256 / 8);
+            }
+            bool route = control <= Control.SintRouteSetSint;
+            ulong* set = route ? s_routes : control <= Control.MessageConnectionDestroy ? s_messageConns : s_eventConns;
+            uint entry = route ? vp * 16 + sint : connectionId;
+            bool create = control == Control.SintRouteCreate || control == Control.MessageConnectionCreate || control == Control.EventConnectionCreate;
+            if (vp >= 256 || sint >= 16 || connectionId >= 256 || ((set[entry / 64] >> (int)(entry % 64)) & 1) == (create ? 1ul : 0ul))
+            {
+                Console.Write("hyperv-testdev: refused: "u8);
+                Console.WriteLine(refusal);
+                return false;
+            }
+            Cpu.OutDword(Port, (connectionId << 24) | ((uint)control << 16) | (vp << 8) | sint);
+            if (control != Control.SintRouteSetSint) set[entry / 64] ^= 1ul << (int)(entry % 64);
             return true;
         }
     }

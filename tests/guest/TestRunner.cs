@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.CompilerServices;
 using Kernel.Runtime;
 using Kernel.Arch;
 
@@ -30,6 +31,39 @@ namespace Kernel.TestMode
     {
         private static int s_number, s_passed, s_failed, s_skipped;
 
+        // Every test of the run, in the order they run: each suite's Register
+        // adds its own (TestRunner.Add, one call a test). Past Capacity the
+        // array's bounds check stops the kernel.
+        private const int Capacity = 256;
+        private static TestCase[] s_tests;
+        private static int s_count;
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Add(Text name, delegate*<void> body)
+        {
+            s_tests[s_count++] = new TestCase(name, body);
+        }
+
+        // The suites in the order they run.
+        private static void RegisterAll()
+        {
+            s_tests = new TestCase[Capacity];
+            FoundationTests.Register();
+            DetectionTests.Register();
+            SynicTests.Register();
+            ConnectionTests.Register();
+            DirectTests.Register();
+            TimeTests.Register();
+            SmpTests.Register();
+            // The Dynamic Memory tests wait for hv-balloon, which starts acting 50 s after
+            // the channel opened at boot: late in the run, the wait is mostly over.
+            DynamicMemoryTests.Register();
+            VmbusTests.Register();      // ends with UNLOAD
+            GuardTests.Register();
+            // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
+            if (BootInfo.HasOption("inject-failure"u8)) Add("testmode.injected_failure"u8, &FailOnPurpose);
+        }
+
         public static bool RunSelected()
         {
             byte* filter = null;
@@ -37,10 +71,10 @@ namespace Kernel.TestMode
             BootInfo.TryGetOption("test"u8, out filter, out filterLength);
             Console.WriteLine("test mode"u8);
             if (BootInfo.TryGetOption("pingpong"u8, out byte* rounds, out int roundsLength)) SmpTests.PingPongRounds = (int)ParseDecimal(rounds, roundsLength);
+            RegisterAll();
             int selected = 0;
-            for (int s = 0; Suite(s) is TestCase[] suite; s++)
-                for (int i = 0; i < suite.Length; i++)
-                    if (StartsWith(suite[i].Name, filter, filterLength)) selected++;
+            for (int i = 0; i < s_count; i++)
+                if (StartsWith(s_tests[i].Name, filter, filterLength)) selected++;
 
             Console.WriteLine("TAP version 14"u8);
             if (selected == 0) Console.WriteLine("1..0 # SKIP no test matches the test= prefix"u8);
@@ -49,9 +83,8 @@ namespace Kernel.TestMode
                 Console.Write("1.."u8);
                 Console.WriteDecimal((long)(selected + 1));      // + the interrupt guard's verdict
                 Console.WriteLine();
-                for (int s = 0; Suite(s) is TestCase[] suite; s++)
-                    for (int i = 0; i < suite.Length; i++)
-                        if (StartsWith(suite[i].Name, filter, filterLength)) Run(suite[i]);
+                for (int i = 0; i < s_count; i++)
+                    if (StartsWith(s_tests[i].Name, filter, filterLength)) Run(s_tests[i]);
                 Run(GuardTests.Closing);                           // every run ends with the interrupt guard's verdict
             }
             Console.WriteDecimal((long)s_passed);
@@ -63,28 +96,6 @@ namespace Kernel.TestMode
             if (s_number == 0) Console.WriteLine("no test matches the test= prefix"u8);
             return s_failed == 0 && s_number > 0;
         }
-
-        // The suites in the order they run; null past the last.
-        private static TestCase[] Suite(int index) => index switch
-        {
-            0 => FoundationTests.All(),
-            1 => DetectionTests.All(),
-            2 => SynicTests.All(),
-            3 => ConnectionTests.All(),
-            4 => DirectTests.All(),
-            5 => TimeTests.All(),
-            6 => SmpTests.All(),
-            // The Dynamic Memory tests wait for hv-balloon, which starts acting 50 s after
-            // the channel opened at boot: late in the run, the wait is mostly over.
-            7 => DynamicMemoryTests.All(),
-            8 => VmbusTests.All(),       // ends with UNLOAD
-            9 => GuardTests.All(),
-            // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
-            10 => BootInfo.HasOption("inject-failure"u8) ? InjectedFailure : new TestCase[0],
-            _ => null,
-        };
-
-        private static TestCase[] InjectedFailure => new TestCase[] { new TestCase("testmode.injected_failure"u8, &FailOnPurpose) };
 
         private static void FailOnPurpose() => Expect.Equal(1ul, 2ul, "the deliberately wrong expectation of inject-failure"u8);
 

@@ -7,18 +7,18 @@ namespace Kernel.TestMode
     // hyperv_clock and hyperv_stimer.
     public static unsafe class TimeTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("time.ref_counter_monotonic"u8, &CounterMonotonic),
-            new TestCase("time.ref_counter_rate_matches_tsc_frequency"u8, &CounterRate),
-            new TestCase("time.tsc_page_valid"u8, &TscPageValid),
-            new TestCase("time.tsc_page_agrees_with_counter"u8, &TscPageAgrees),
-            new TestCase("stimer.one_shot_each_timer"u8, &OneShotEachTimer),
-            new TestCase("stimer.periodic"u8, &Periodic),
-            new TestCase("stimer.auto_enable"u8, &AutoEnable),
-            new TestCase("stimer.busy_slot_pending_then_eom"u8, &BusySlot),
-            new TestCase("stimer.direct_mode_vector_without_message"u8, &DirectMode),
-        };
+            TestRunner.Add("time.ref_counter_monotonic"u8, &CounterMonotonic);
+            TestRunner.Add("time.ref_counter_rate_matches_tsc_frequency"u8, &CounterRate);
+            TestRunner.Add("time.tsc_page_valid"u8, &TscPageValid);
+            TestRunner.Add("time.tsc_page_agrees_with_counter"u8, &TscPageAgrees);
+            TestRunner.Add("stimer.one_shot_each_timer"u8, &OneShotEachTimer);
+            TestRunner.Add("stimer.periodic"u8, &Periodic);
+            TestRunner.Add("stimer.auto_enable"u8, &AutoEnable);
+            TestRunner.Add("stimer.busy_slot_pending_then_eom"u8, &BusySlot);
+            TestRunner.Add("stimer.direct_mode_vector_without_message"u8, &DirectMode);
+        }
 
         public const byte TimerSint = 10;
         public const byte DirectVector = 0x60;

@@ -12,23 +12,23 @@ namespace Kernel.TestMode
     // a VMBus host; the others run everywhere.
     public static unsafe class VmbusTests
     {
-        public static TestCase[] All() => new TestCase[]
+        public static void Register()
         {
-            new TestCase("vmbus.contact_negotiates_highest_accepted_version"u8, &NegotiatesHighestAcceptedVersion),
-            new TestCase("vmbus.refused_versions_move_to_the_next"u8, &RefusedVersionsMoveToTheNext),
-            new TestCase("vmbus.messages_use_connection_1_and_sint_2"u8, &MessagesUseConnection1AndSint2),
-            new TestCase("vmbus.offers_complete_with_alloffers_delivered"u8, &OffersCompleteWithAllOffersDelivered),
-            new TestCase("vmbus.gpadl_header_and_body_created"u8, &GpadlHeaderAndBodyCreated),
-            new TestCase("vmbus.gpadl_torn_down"u8, &GpadlTornDown),
-            new TestCase("vmbus.event_connection_accepts_signal"u8, &EventConnectionAcceptsSignal),
-            new TestCase("vmbus.unanswered_request_times_out"u8, &UnansweredRequestTimesOut),
-            new TestCase("vmbus.unknown_message_type_ignored"u8, &UnknownMessageTypeIgnored),
-            new TestCase("vmbus.short_message_rejected"u8, &ShortMessageRejected),
-            new TestCase("vmbus.offer_decoded_from_message"u8, &OfferDecodedFromMessage),
-            new TestCase("vmbus.guid_formatted_and_named"u8, &GuidFormattedAndNamed),
-            new TestCase("vmbus.ring_round_trip_wraps"u8, &RingRoundTripWraps),
-            new TestCase("vmbus.unload_completes"u8, &UnloadCompletes),
-        };
+            TestRunner.Add("vmbus.contact_negotiates_highest_accepted_version"u8, &NegotiatesHighestAcceptedVersion);
+            TestRunner.Add("vmbus.refused_versions_move_to_the_next"u8, &RefusedVersionsMoveToTheNext);
+            TestRunner.Add("vmbus.messages_use_connection_1_and_sint_2"u8, &MessagesUseConnection1AndSint2);
+            TestRunner.Add("vmbus.offers_complete_with_alloffers_delivered"u8, &OffersCompleteWithAllOffersDelivered);
+            TestRunner.Add("vmbus.gpadl_header_and_body_created"u8, &GpadlHeaderAndBodyCreated);
+            TestRunner.Add("vmbus.gpadl_torn_down"u8, &GpadlTornDown);
+            TestRunner.Add("vmbus.event_connection_accepts_signal"u8, &EventConnectionAcceptsSignal);
+            TestRunner.Add("vmbus.unanswered_request_times_out"u8, &UnansweredRequestTimesOut);
+            TestRunner.Add("vmbus.unknown_message_type_ignored"u8, &UnknownMessageTypeIgnored);
+            TestRunner.Add("vmbus.short_message_rejected"u8, &ShortMessageRejected);
+            TestRunner.Add("vmbus.offer_decoded_from_message"u8, &OfferDecodedFromMessage);
+            TestRunner.Add("vmbus.guid_formatted_and_named"u8, &GuidFormattedAndNamed);
+            TestRunner.Add("vmbus.ring_round_trip_wraps"u8, &RingRoundTripWraps);
+            TestRunner.Add("vmbus.unload_completes"u8, &UnloadCompletes);
+        }
 
         // QEMU (7.2 and 10.0, hw/hyperv/vmbus.c) accepts any version up to VMBUS_VERSION_CURRENT = WIN10.
         private const uint QemuHighestVersion = VmbusVersion.Win10;   // 4.0 = 0x00040000
