@@ -67,11 +67,12 @@ else:
         miss = "" if ok else f" by {c['total'] - f['total'] - API_SLACK}"
         md.append(f"| {what}: API call → hypercall instruction, and back | {c['to']} / {c['from']} / **{c['total']}** | {f['to']} / {f['from']} / {f['total']} | +{c['total'] - f['total']} | ≤ floor + {API_SLACK} = {f['total'] + API_SLACK} | {'met' if ok else 'MISSED' + miss} |")
     for key, what in DISPATCH:
+        # Both ways held to the ratio: the whole dispatch, and the way to the callback alone.
         c, f = p[key]["csharp"], p[key]["floor"]
-        r = c["total"] / f["total"]
-        ok = r <= DISPATCH_RATIO
-        result["targets"][key] = {"target": f"<= {DISPATCH_RATIO}x floor", "ratio": round(r, 3), "to_ratio": round(c["to"] / f["to"], 3), "met": ok}
-        md.append(f"| SINT dispatch of {what}: vector entry → callback, and callback's return → iretq | {c['to']} / {c['from']} / **{c['total']}** | {f['to']} / {f['from']} / {f['total']} | {r:.2f}× (to the callback {c['to'] / f['to']:.2f}×) | ≤ {DISPATCH_RATIO:g}× | {'met' if ok else 'MISSED'} |")
+        r, rt = c["total"] / f["total"], c["to"] / f["to"]
+        ok = r <= DISPATCH_RATIO and rt <= DISPATCH_RATIO
+        result["targets"][key] = {"target": f"<= {DISPATCH_RATIO}x floor, to the callback and in all", "ratio": round(r, 3), "to_ratio": round(rt, 3), "met": ok}
+        md.append(f"| SINT dispatch of {what}: vector entry → callback, and callback's return → iretq | {c['to']} / {c['from']} / **{c['total']}** | {f['to']} / {f['from']} / {f['total']} | to the callback {rt:.2f}×, in all {r:.2f}× | ≤ {DISPATCH_RATIO:g}× both | {'met' if ok else 'MISSED'} |")
     b = runs["pinned"]["boot"]
     md.append("")
     md.append("| boot under TCG (no Hyper-V, 1 VP, 256 MiB), instructions | to long mode | runtime started | Hyper-V ready | all VPs ready | test-ready | total |")
@@ -225,5 +226,7 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo "## Caveats"
   echo
   echo "- Wall times include QEMU start-up and, for nested, the outer Linux boot (about 6 s)."
+  echo "- The typed hypercalls' target, floor + 15 instructions, is met by the register-form HvCallSignalEvent only; the C# that ilc compiles cannot meet it for the memory-form calls. Their checks alone take 9 to 13 instructions (a compare and a branch per check, the zero-extension RyuJIT gives each byte or ushort argument it compares, the subtraction of the message type's range check), and the rest of the 15 does not cover what each of them adds besides: counting the call (\`Hypercall.Issued\`: 1); the RBP frame RyuJIT gives a method of more than three basic blocks (push, mov, pop: 3); System V's RDI and RSI, which come before RDX, RCX and R8 and which the page ignores (2 xors); and the running VP's input page, which only a GS-relative load finds and C# reaches only through assembly (\`boot/hypercall.asm\` ON_THIS_VP: the empty argument the typed call passes, the trampoline's load of GS:0 and its two jumps: 4; a call to a stub instead costs its call and ret and, for every argument that must survive it, a push, a move and a pop). On top of that HvCallSignalEventDirect returns NewlySignaled only when the call succeeded (a test and a branch, and a shift and an or to put it in the result, where the floor returns the byte as it is: 5) and keeps the output page across the page's call (a push, a move, a pop: 3): 29 over its floor. HvCallPostMessage copies the payload through a call (call, ret and three moves: 5 more than the floor's inline rep movsb) and keeps the input page across it (a push and a pop: 2): 26. HvCallPostMessageDirect has seven arguments, one on the stack under System V: its body takes a frame to read it, and VpIndex and Vtl travel packed in one argument so that the VP's record still fits a register; with its five checks that makes 41."
+  echo "- The C# dispatch counts the interrupt and each flag (\`Vp.SintInterrupts\`, \`Vp.FlagsTaken\`) after the callback, off the way to it; the floor counts nothing. What the C# way to the per-flag callback adds to the floor's, instruction by instruction: the entry pushes the vector, jumps to the common stub, clears DF, passes the frame and the VP's record and calls C# (6); the C# entry's RBP frame and saved registers, over the floor's four pushes (4 more: RBP, its frame pointer, and an alignment push, because RyuJIT's register allocator keeps the handler in a fifth callee-saved register); the VP's record kept (1); the interrupt guard (\`kernel/arch/InterruptGuard.cs\`: 5); the SINT number from the vector (2); the raw-handler test (3) and the event handler's load (1); the SIEF area's address (1 more); RyuJIT's xchg, which moves the zero through a second register, and bsf's clearing with lea and and instead of btr (2 more); the handler's null test and ilc's test for a fat function pointer (4); one fewer for the flag number (lea and and)."
 } >bench/RESULTS.md
 cat bench/RESULTS.md
