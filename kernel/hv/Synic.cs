@@ -21,12 +21,17 @@ namespace Kernel.Hv
         private const int SiefAreaBytes = 256;
         private const int ReceivedRing = 8;
 
-        // The handlers' three tables, one allocation of 3 x 16 pointers (raw,
-        // event, message), so that the receive path reaches all three from this
-        // one static: the class's first, which ilc addresses RIP-relative in one
-        // instruction (the others take a second, through a base register).
+        // The handlers' three tables, 3 x 16 pointers (raw, event, message), kept
+        // in the class's statics and first among them: the receive path reaches
+        // all three from one RIP-relative lea (ilc addresses a class's other
+        // statics through a base register), touching no page of their own.
+        // s_handlerTables points at them once the receive path is prepared;
+        // until then the public tables below are null.
+        private static HandlerTables s_handlers;
         private static void** s_handlerTables;
+        private struct HandlerTables { public fixed ulong Slots[3 * SintCount]; }
         private const int EventTable = SintCount, MessageTable = 2 * SintCount;
+        private static void** Tables => (void**)Unsafe.AsPointer(ref s_handlers);
 
         // Handlers: called in interrupt context with the SINT and the flag or message.
         public static delegate*<int, int, void>* EventHandlers => s_handlerTables == null ? null : (delegate*<int, int, void>*)(s_handlerTables + EventTable);           // [sint](sint, flag)
@@ -42,26 +47,21 @@ namespace Kernel.Hv
 
         public static bool Available => HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessSynicRegs);
 
-        private static void AllocateHandlerTables()
-        {
-            if (s_handlerTables != null) return;
-            s_handlerTables = (void**)Heap.AllocateRaw(3 * SintCount * 8);
-        }
-
         // The running VP's n-th most recent message on `sint` (0 = the last).
         public static HvMessage* LastReceived(int sint, ulong back = 0) => LastReceived(Vp.Current, sint, back);
 
         public static HvMessage* LastReceived(Vp* vp, int sint, ulong back = 0)
             => vp->Received + sint * ReceivedRing + (int)((vp->MessagesTaken[sint] - 1 - back) % ReceivedRing);
 
-        // The memory of a VP's receive path: the handler tables (once), the VP's
-        // ring of received messages, and its message and event flags pages,
-        // zeroed. EnableOnThisVp then names the pages to the hypervisor; count
-        // mode (tests/guest/bench/CountMode.cs) uses them without one, writing
-        // the flags and messages itself, to count the dispatch's instructions.
+        // The memory of a VP's receive path: the handler tables (public from then
+        // on), the VP's ring of received messages, and its message and event
+        // flags pages, zeroed. EnableOnThisVp then names the pages to the
+        // hypervisor; count mode (tests/guest/bench/CountMode.cs) uses them
+        // without one, writing the flags and messages itself, to count the
+        // dispatch's instructions.
         public static void PrepareReceivePath(Vp* vp)
         {
-            AllocateHandlerTables();
+            s_handlerTables = Tables;
             vp->Received = (HvMessage*)PageAllocator.AllocateContiguous((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)) / 4096, zero: true);
             vp->Sim = (HvMessage*)PageAllocator.Allocate(zero: true);
             vp->Sief = (byte*)PageAllocator.Allocate(zero: true);
@@ -158,7 +158,7 @@ namespace Kernel.Hv
         {
             nint sint = (nint)frame->Vector - VectorBase;
             InterruptGuard.Enter(frame, vp);
-            void** tables = s_handlerTables;
+            void** tables = Tables;
             if (tables[sint] == null || !CallRawHandler(tables, sint))
             {
                 var handler = (delegate*<int, int, void>)tables[EventTable + sint];     // read once: another VP may clear it
@@ -220,7 +220,7 @@ namespace Kernel.Hv
             bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
             slot->Header.MessageType = (uint)HvMessageType.HvMessageTypeNone;
             if (pending) Cpu.WriteMsr(HvMsr.Eom, 0);
-            var handler = (delegate*<int, HvMessage*, void>)s_handlerTables[MessageTable + sint];
+            var handler = (delegate*<int, HvMessage*, void>)Tables[MessageTable + sint];
             if (handler != null) handler(sint, copy);
         }
     }
