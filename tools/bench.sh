@@ -221,7 +221,7 @@ verdict() { [ -z "$1" ] && echo "not measured" && return; awk -v v="$1" -v t="$2
   echo "| TCG boot timeline (TSC, emulator figure; the instructions per phase are above): entry → long mode → runtime started → Hyper-V ready → all VPs ready → test-ready | $(kv "$tl" entry) → $(kv "$tl" long_mode) → $(kv "$tl" runtime_started) → $(kv "$tl" hv_ready) → $(kv "$tl" all_vps_ready) → $(kv "$tl" test_ready) | – | – |"
   echo "| nested boot, entry → test-ready (emulator figure) | $(( $(kv "$(timeline nested-smp2)" test_ready) - $(kv "$(timeline nested-smp2)" entry) )) cycles at $hz_nested Hz | – | – |"
   echo
-  echo "Method: sizes from \`stat\` (each ELF relinked with \`--strip-all\` by \`make build/kernel[-test].stripped.elf\`; the EFI applications relinked without their COFF symbol table by `make build/BOOTX64[-minimal].stripped.EFI`); wall times from \`date\` around each whole \`qemu-run.sh\` run; the timeline is the TSC read at each milestone by \`boot/entry.asm\` and \`kernel/Kernel.cs\`."
+  echo "Method: sizes from \`stat\` (each ELF relinked with \`--strip-all\` by \`make build/kernel[-test].stripped.elf\`; the EFI applications relinked without their COFF symbol table by \`make build/BOOTX64[-minimal].stripped.EFI\`); wall times from \`date\` around each whole \`qemu-run.sh\` run; the timeline is the TSC read at each milestone by \`boot/entry.asm\` and \`kernel/Kernel.cs\`."
   echo
   echo "## Caveats"
   echo
