@@ -131,9 +131,10 @@ public partial class GdbTests
 
             // gdb put the symbol where the image has it (the ELF symbol table; the PE's
             // link map moved by where OVMF loaded it), and the guest hit it there.
-            ulong address = uefi
-                ? Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16) + UefiImage.MapRva(symbol)
-                : ElfSymbols.Load(Repo.KernelElf).Address(symbol);
+            ulong Where(string name) => uefi
+                ? Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16) + UefiImage.MapRva(name)
+                : ElfSymbols.Load(Repo.KernelElf).Address(name);
+            ulong address = Where(symbol);
             Assert.Contains($"Breakpoint 1 at 0x{address:x}", output);
             Assert.Matches($@"Breakpoint 1, 0x0*{address:x} in {symbol} \(\)", output);
             Assert.Contains("entry: partition=0xffffffffffffffff vp=0 vtl=0 sint=1 flag=1", output);
@@ -141,7 +142,9 @@ public partial class GdbTests
             Assert.Matches(@"entry input page: 0x[0-9a-f]+ partition=0 vp=0 vtl=0 sint=0 flag=0", output);
             // Without Hyper-V there is no hypercall page: the C# code alone would never have reached it.
             Assert.Contains("hypercall page enabled: 0", output);
-            Assert.Matches(@"Breakpoint 2, 0x0*[0-9a-f]+ in hv_hypercall_page \(\)", output);
+            // At the page, by its address: in BOOTX64.EFI the page is the uninitialised
+            // tail of .text, where gdb sets a break by the symbol but names the stop `??`.
+            Assert.Matches($@"Breakpoint 2, 0x0*{Where("hv_hypercall_page"):x} in ", output);
             var registers = Regex.Match(output, @"page: control=(0x[0-9a-f]+) input=(0x[0-9a-f]+) output=(0x[0-9a-f]+)");
             Assert.True(registers.Success, output);
             Assert.Equal("0xc0", registers.Groups[1].Value);                         // HvCallSignalEventDirect, memory form, no reps
