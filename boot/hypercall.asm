@@ -34,16 +34,47 @@ hv_hypercall_page:
 
 section .text
 
-; ulong hv_hypercall(ulong control, ulong rdx, ulong r8): RCX = control, and
-; RDX and R8 as given: the input and output GPAs (memory form), or the input
-; itself (register form, control bit 16 set: kernel/hv/Hypercall.cs sets it).
-global hv_hypercall
-hv_hypercall:
+; The memory-form typed calls of kernel/hv/Hypercall.cs reach their C# body
+; through these: each typed call, its arguments checked, tail-calls its
+; trampoline with the arguments in place and a last one left empty, which the
+; trampoline fills with the running VP's record (GS:0, kernel/hv/Vp.cs) before
+; it jumps to the body. C# can read GS only by calling a stub, and a call
+; costs the saving of every argument that must survive it; a jump costs
+; nothing of that. %1: the trampoline, %2: the C# body ([RuntimeExport]),
+; %3: the position (from 0) of the record's argument in the declaration.
+; System V: arguments 0-5 in rdi, rsi, rdx, rcx, r8, r9, the rest on the
+; stack from [rsp + 8]; Microsoft x64: 0-3 in rcx, rdx, r8, r9, and argument i
+; at [rsp + 8 + 8 * i] (above the return address, the home area of the first
+; four). A body with more arguments than the typed call has stack slots is
+; called, not jumped to (RyuJIT), so the slot is its own.
+%macro ON_THIS_VP 3
+global %1
+extern %2
+%1:
 %ifdef ABI_WIN64
-    jmp hv_hypercall_page       ; rcx, rdx, r8 already hold them
+  %if %3 == 3
+    mov r9, [gs:0]
+  %elif %3 >= 4
+    mov rax, [gs:0]
+    mov [rsp + 8 + 8 * %3], rax
+  %else
+    %error "ON_THIS_VP: an argument register the typed call uses"
+  %endif
 %else
-    mov rcx, rdi
-    mov r8, rdx
-    mov rdx, rsi
-    jmp hv_hypercall_page       ; the page's ret returns to our caller
+  %if %3 == 4
+    mov r8, [gs:0]
+  %elif %3 == 5
+    mov r9, [gs:0]
+  %elif %3 >= 6
+    mov rax, [gs:0]
+    mov [rsp + 8 + 8 * (%3 - 6)], rax
+  %else
+    %error "ON_THIS_VP: an argument register the typed call uses"
+  %endif
 %endif
+    jmp %2
+%endmacro
+
+ON_THIS_VP hv_signal_event_direct_on_this_vp, hv_issue_signal_event_direct, 5
+ON_THIS_VP hv_post_message_direct_on_this_vp, hv_issue_post_message_direct, 5
+ON_THIS_VP hv_post_message_on_this_vp, hv_issue_post_message, 4

@@ -20,14 +20,14 @@ namespace Kernel.Arch
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public static void Enter(InterruptFrame* frame, Vp* vp)
         {
-            if ((frame->Rflags & Rflags.IF) == 0 || vp->InterruptDepth != 0) Record(vp, frame);
-            vp->InterruptDepth++;
+            if ((frame->Rflags & Rflags.IF) == 0 || vp->InterruptDepth != 0) Record(frame, vp);
+            vp->InterruptDepth = vp->InterruptDepth + 1;   // not ++, which RyuJIT makes a lea and an inc through it
         }
 
-        public static void Leave(Vp* vp) => vp->InterruptDepth--;
+        public static void Leave(Vp* vp) => vp->InterruptDepth = vp->InterruptDepth - 1;
 
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-        private static void Record(Vp* vp, InterruptFrame* frame)
+        private static void Record(InterruptFrame* frame, Vp* vp)   // the entry's own argument order: no moves before the call
         {
             if (vp->ImpossibleInterrupts++ != 0) return;
             vp->FirstImpossibleVector = frame->Vector;

@@ -65,15 +65,38 @@ namespace Kernel.Hv
         public static HvCallResult Refused(HvRefusal why) => new HvCallResult { Value = (ulong)why << RefusalShift };
     }
 
-    // Issuing hypercalls (TLFS 3.7). One stub in boot/hypercall.asm loads RCX,
-    // RDX and R8 and jumps to the hypercall page: the memory ("slow") form passes
-    // the input and output GPAs in RDX and R8, the register ("fast") form up to
-    // 16 bytes of input, and control bit 16 says which. The bit is set or
-    // cleared here (Issue's callers), so a register call is never read as GPAs.
+    // Issuing hypercalls (TLFS 3.7): RCX = control, RDX and R8 the input and
+    // output GPAs (memory, "slow", form) or up to 16 bytes of input (register,
+    // "fast", form: control bit 16, set or cleared here, so a register call is
+    // never read as GPAs); the hypervisor's code in the hypercall page returns
+    // the result in RAX. The C# calls the page itself, with the arguments
+    // declared where each ABI puts them in those registers.
+    //
+    // The memory-form typed calls write their input into the running VP's page,
+    // which only a GS-relative load finds (Vp.Current). C# has no such load but
+    // a call, and a call makes every argument still needed afterwards live
+    // across it: a push, a move and a pop each. So a typed call checks its
+    // arguments and tail-calls a two-instruction trampoline in
+    // boot/hypercall.asm, which puts the running VP's record (GS:0) into the
+    // last argument and jumps to the C# body that writes the input and calls
+    // the page: the body finds everything in its argument registers.
     public static unsafe class Hypercall
     {
-        [RuntimeImport("hv_hypercall")] [MethodImpl(MethodImplOptions.InternalCall)]
-        private static extern ulong Call(ulong control, ulong rdx, ulong r8);
+#if ABI_WIN64
+        // Microsoft x64: the first three arguments are RCX, RDX and R8.
+        [RuntimeImport("hv_hypercall_page")] [MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern HvCallResult Page(ulong control, ulong rdx, ulong r8);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static HvCallResult Call(ulong control, ulong rdx, ulong r8) => Page(control, rdx, r8);
+#else
+        // System V: the third, fourth and fifth arguments are RDX, RCX and R8;
+        // the page reads neither RDI nor RSI, which get zero (an xor each, where
+        // a stub moving the three into place would cost three moves and a jump).
+        [RuntimeImport("hv_hypercall_page")] [MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern HvCallResult Page(ulong unusedRdi, ulong unusedRsi, ulong rdx, ulong control, ulong r8);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static HvCallResult Call(ulong control, ulong rdx, ulong r8) => Page(0, 0, rdx, control, r8);
+#endif
 
         // Every hypercall issued (tests check that a refused call issued none).
         public static ulong Issued;
@@ -86,16 +109,13 @@ namespace Kernel.Hv
         public static byte* InputPage => Vp.Current->HypercallInput;
         public static byte* OutputPage => Vp.Current->HypercallOutput;
 
-        // The way to the hypercall page of every call, inlined: the stub's
-        // result is the HvCallResult as it stands. Counted after the call: in a
-        // typed call's tail that puts the increment where RyuJIT would
-        // otherwise pad the return address off the epilogue with a nop.
+        // The way to the hypercall page of every call, inlined, counted as it
+        // goes: in a typed call's tail, the page's ret returns to the caller.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static HvCallResult Issue(ulong control, ulong rdx, ulong r8)
         {
-            ulong value = Call(control, rdx, r8);
             Issued++;
-            return new HvCallResult { Value = value };
+            return Call(control, rdx, r8);
         }
 
         public static HvHypercallResult Slow(HvHypercallControl control, void* input, void* output)
@@ -157,8 +177,17 @@ namespace Kernel.Hv
             if (flag >= HvConstants.HV_EVENT_FLAGS_COUNT) return Refuse(HvRefusal.SignalEventDirectFlag);
             if (vtl > HvConstants.HV_VTL_MAX) return Refuse(HvRefusal.SignalEventDirectVtl);
             if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
+            return SignalEventDirectOnThisVp(partition, vp, vtl, sint, flag, null);
+        }
 
-            Vp* current = Vp.Current;
+
+        // boot/hypercall.asm: `current` becomes the running VP's record, then IssueSignalEventDirect.
+        [RuntimeImport("hv_signal_event_direct_on_this_vp")] [MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern HvCallResult SignalEventDirectOnThisVp(ulong partition, uint vp, byte vtl, byte sint, ushort flag, Vp* current);
+
+        [RuntimeExport("hv_issue_signal_event_direct")]
+        private static HvCallResult IssueSignalEventDirect(ulong partition, uint vp, byte vtl, byte sint, ushort flag, Vp* current)
+        {
             var input = (HvSignalEventDirectInput*)current->HypercallInput;
             var output = (HvSignalEventDirectOutput*)current->HypercallOutput;
             input->TargetPartition = partition;
@@ -183,13 +212,27 @@ namespace Kernel.Hv
             if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return Refuse(HvRefusal.PostMessageDirectPayload);
             if ((uint)messageType - 1 >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK - 1) return Refuse(HvRefusal.PostMessageDirectType);   // 0 is HvMessageTypeNone; 0x80000000 and up are the hypervisor's
             if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
+            // Bytes 8-15 of the input, VpIndex, Vtl and its three bytes of padding,
+            // as one argument: so that under System V the body's record fits the
+            // sixth register and the payload size stays the one argument on the
+            // stack, where the caller put it (a jump to the trampoline, not a
+            // call). The body's order leaves sint and the type where they came.
+            return PostMessageDirectOnThisVp(partition, vp | (ulong)vtl << 32, payload, sint, messageType, null, payloadSize);
+        }
 
-            var input = (HvPostMessageDirectInput*)Vp.Current->HypercallInput;
+
+        // boot/hypercall.asm: `current` becomes the running VP's record, then IssuePostMessageDirect.
+        [RuntimeImport("hv_post_message_direct_on_this_vp")] [MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern HvCallResult PostMessageDirectOnThisVp(ulong partition, ulong vpAndVtl, byte* payload, byte sint, HvMessageType messageType, Vp* current, uint payloadSize);
+
+        [RuntimeExport("hv_issue_post_message_direct")]
+        private static HvCallResult IssuePostMessageDirect(ulong partition, ulong vpAndVtl, byte* payload, byte sint, HvMessageType messageType, Vp* current, uint payloadSize)
+        {
+            var input = (HvPostMessageDirectInput*)current->HypercallInput;
             input->PartitionId = partition;
-            input->VpIndex = vp;
-            *(uint*)&input->Vtl = vtl;                          // Vtl, and its three bytes of padding zero
+            *(ulong*)&input->VpIndex = vpAndVtl;                // VpIndex, Vtl, and Vtl's three bytes of padding zero
             input->Sint = sint;
-            input->Message.Header.Type = messageType;
+            input->Message.Header.MessageType = (uint)messageType;
             *(uint*)&input->Message.Header.PayloadSize = payloadSize;   // PayloadSize, and MessageFlags and the reserved bytes zero
             input->Message.Header.Sender = 0;
             input->Padding2 = 0;
@@ -238,7 +281,17 @@ namespace Kernel.Hv
             if (payloadSize > HvConstants.HV_MESSAGE_PAYLOAD_BYTE_COUNT) return Refuse(HvRefusal.PostMessagePayload);
             if (messageType - 1 >= HvConstants.HV_MESSAGE_TYPE_HYPERVISOR_MASK - 1) return Refuse(HvRefusal.PostMessageType);
             if (!HyperV.HypercallPageEnabled) return Refuse(HvRefusal.NoHypercallPage);
-            var input = (HvPostMessageInput*)Vp.Current->HypercallInput;
+            return PostMessageOnThisVp(connectionId, messageType, payload, payloadSize, null);
+        }
+
+        // boot/hypercall.asm: `current` becomes the running VP's record, then IssuePostMessage.
+        [RuntimeImport("hv_post_message_on_this_vp")] [MethodImpl(MethodImplOptions.InternalCall)]
+        private static extern HvCallResult PostMessageOnThisVp(uint connectionId, uint messageType, byte* payload, uint payloadSize, Vp* current);
+
+        [RuntimeExport("hv_issue_post_message")]
+        private static HvCallResult IssuePostMessage(uint connectionId, uint messageType, byte* payload, uint payloadSize, Vp* current)
+        {
+            var input = (HvPostMessageInput*)current->HypercallInput;
             *(ulong*)input = connectionId;                      // ConnectionId, and the reserved word zero
             input->MessageType = messageType;
             input->PayloadSize = payloadSize;

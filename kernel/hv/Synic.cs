@@ -18,14 +18,26 @@ namespace Kernel.Hv
     {
         public const byte VectorBase = 0x50;            // boot/interrupts.asm SINT_VECTOR_BASE: those vectors enter at OnInterrupt
         public const int SintCount = HvConstants.HV_SYNIC_SINT_COUNT;
-        private const int SiefAreaBytes = 256, SiefAreaWords = SiefAreaBytes / 8;
+        private const int SiefAreaBytes = 256;
         private const int ReceivedRing = 8;
 
+        // The handlers' three tables, 3 x 16 pointers (raw, event, message), kept
+        // in the class's statics and first among them: the receive path reaches
+        // all three from one RIP-relative lea (ilc addresses a class's other
+        // statics through a base register), touching no page of their own.
+        // s_handlerTables points at them once the receive path is prepared;
+        // until then the public tables below are null.
+        private static HandlerTables s_handlers;
+        private static void** s_handlerTables;
+        private struct HandlerTables { public fixed ulong Slots[3 * SintCount]; }
+        private const int EventTable = SintCount, MessageTable = 2 * SintCount;
+        private static void** Tables => (void**)Unsafe.AsPointer(ref s_handlers);
+
         // Handlers: called in interrupt context with the SINT and the flag or message.
-        public static delegate*<int, int, void>* EventHandlers;        // [sint](sint, flag)
-        public static delegate*<int, HvMessage*, void>* MessageHandlers; // [sint](sint, message)
+        public static delegate*<int, int, void>* EventHandlers => s_handlerTables == null ? null : (delegate*<int, int, void>*)(s_handlerTables + EventTable);           // [sint](sint, flag)
+        public static delegate*<int, HvMessage*, void>* MessageHandlers => s_handlerTables == null ? null : (delegate*<int, HvMessage*, void>*)(s_handlerTables + MessageTable); // [sint](sint, message)
         // Replaces the whole receive path of a SINT (tests that need to watch raw pages).
-        public static delegate*<int, void>* RawHandlers;               // [sint](sint)
+        public static delegate*<int, void>* RawHandlers => (delegate*<int, void>*)s_handlerTables;  // [sint](sint)
 
         // The running VP's counters, per SINT (each VP has its own; see Vp).
         public static ulong* Interrupts => Vp.Current->SintInterrupts;     // interrupts taken
@@ -35,28 +47,21 @@ namespace Kernel.Hv
 
         public static bool Available => HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessSynicRegs);
 
-        private static void AllocateHandlerTables()
-        {
-            if (EventHandlers != null) return;
-            EventHandlers = (delegate*<int, int, void>*)Heap.AllocateRaw(SintCount * 8);
-            MessageHandlers = (delegate*<int, HvMessage*, void>*)Heap.AllocateRaw(SintCount * 8);
-            RawHandlers = (delegate*<int, void>*)Heap.AllocateRaw(SintCount * 8);
-        }
-
         // The running VP's n-th most recent message on `sint` (0 = the last).
         public static HvMessage* LastReceived(int sint, ulong back = 0) => LastReceived(Vp.Current, sint, back);
 
         public static HvMessage* LastReceived(Vp* vp, int sint, ulong back = 0)
             => vp->Received + sint * ReceivedRing + (int)((vp->MessagesTaken[sint] - 1 - back) % ReceivedRing);
 
-        // The memory of a VP's receive path: the handler tables (once), the VP's
-        // ring of received messages, and its message and event flags pages,
-        // zeroed. EnableOnThisVp then names the pages to the hypervisor; count
-        // mode (tests/guest/bench/CountMode.cs) uses them without one, writing
-        // the flags and messages itself, to count the dispatch's instructions.
+        // The memory of a VP's receive path: the handler tables (public from then
+        // on), the VP's ring of received messages, and its message and event
+        // flags pages, zeroed. EnableOnThisVp then names the pages to the
+        // hypervisor; count mode (tests/guest/bench/CountMode.cs) uses them
+        // without one, writing the flags and messages itself, to count the
+        // dispatch's instructions.
         public static void PrepareReceivePath(Vp* vp)
         {
-            AllocateHandlerTables();
+            s_handlerTables = Tables;
             vp->Received = (HvMessage*)PageAllocator.AllocateContiguous((ulong)(SintCount * ReceivedRing * sizeof(HvMessage)) / 4096, zero: true);
             vp->Sim = (HvMessage*)PageAllocator.Allocate(zero: true);
             vp->Sief = (byte*)PageAllocator.Allocate(zero: true);
@@ -142,46 +147,64 @@ namespace Kernel.Hv
         // The receive path: boot/interrupts.asm sends the sixteen SINT vectors
         // straight here (sint_common), not through the handler table, with the
         // running VP it read from GS. The SINT's 256-byte SIEF area is scanned
-        // a word at a time, the index running from -32 up to 0 so that the
-        // increment's own flags end the loop: four instructions a word that
-        // holds nothing. A full SIM slot costs a call (TakeMessage).
+        // a word at a time; the area is 256-byte aligned, so the word pointer's
+        // low byte wraps to zero just past its end. A full SIM slot costs a call
+        // (TakeMessage). The way to a handler is the latency that matters, so
+        // the interrupt and each flag are counted after their handlers ran
+        // (which also means that whoever waits for a count sees what the
+        // handler did).
         [RuntimeExport("synic_interrupt")]
         private static void OnInterrupt(InterruptFrame* frame, Vp* vp)
         {
+            nint sint = (nint)frame->Vector - VectorBase;
             InterruptGuard.Enter(frame, vp);
-            long sint = (long)frame->Vector - VectorBase;
-            byte* sief = vp->Sief;                              // (a load: no null check needed below)
-            vp->SintInterrupts[sint]++;
-            var raw = RawHandlers[sint];
-            if (raw != null) raw((int)sint);
-            else
+            void** tables = Tables;
+            if (tables[sint] == null || !CallRawHandler(tables, sint))
             {
-                long* end = (long*)(sief + (sint + 1) * SiefAreaBytes);
-                for (long i = -SiefAreaWords; i != 0; i++)
-                    if (end[i] != 0) TakeEventFlags((int)sint, &end[i], &vp->FlagsTaken[sint]);
+                var handler = (delegate*<int, int, void>)tables[EventTable + sint];     // read once: another VP may clear it
+                ulong* word = (ulong*)(vp->Sief + sint * SiefAreaBytes);
+                do
+                {
+                    if (*word != 0) TakeEventFlags(vp, sint, word, handler);
+                    word++;
+                } while ((byte)(ulong)word != 0);
                 if (vp->Sim[sint].Header.MessageType != (uint)HvMessageType.HvMessageTypeNone) TakeMessage(vp, (int)sint);
             }
+            vp->SintInterrupts[sint] = vp->SintInterrupts[sint] + 1;   // not ++, which RyuJIT makes a lea and an inc through it
             if ((vp->AutoEoiMask & (1u << (int)sint)) == 0) Apic.EndOfInterrupt();
             InterruptGuard.Leave(vp);
         }
 
+        // A raw handler is rare (tests), so its call is out of the way: the
+        // receive path only tests the table entry, and this reads it again, once.
+        // False if another VP cleared it in between: then the receive path runs.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static bool CallRawHandler(void** tables, nint sint)
+        {
+            var raw = (delegate*<int, void>)tables[sint];
+            if (raw == null) return false;
+            raw((int)sint);
+            return true;
+        }
+
         // Takes one word of flags atomically (xchg: the hypervisor may set bits
         // in it at the same time) and hands each flag to the SINT's event
-        // handler, lowest first (bsf), counting them in *counter. The word's
-        // flag numbers start at its offset in the 256-byte-aligned area times 8.
+        // handler, lowest first (bsf).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void TakeEventFlags(int sint, long* word, ulong* counter)
+        private static void TakeEventFlags(Vp* vp, nint sint, ulong* word, delegate*<int, int, void> handler)
         {
-            ulong flags = (ulong)System.Threading.Interlocked.Exchange(ref *word, 0);
-            int first = (int)((ulong)word % SiefAreaBytes) * 8;
-            var handler = EventHandlers[sint];
-            while (flags != 0)
+            ulong flags = (ulong)System.Threading.Interlocked.Exchange(ref *(long*)word, 0L);
+            do
             {
-                int bit = (int)System.Runtime.Intrinsics.X86.X86Base.X64.BitScanForward(flags);
+                uint bit = (uint)System.Runtime.Intrinsics.X86.X86Base.X64.BitScanForward(flags);
                 flags &= flags - 1;
-                (*counter)++;
-                if (handler != null) handler(sint, first + bit);
-            }
+                // The flag's number: the word's offset in the 256-byte-aligned
+                // area times 8, plus the bit. The word is 8-byte aligned, so
+                // word * 8 has six low zero bits for the bit to fill, and the
+                // mask drops the area's address above the offset.
+                if (handler != null) handler((int)sint, (int)(((uint)(ulong)word * 8 + bit) & (HvConstants.HV_EVENT_FLAGS_COUNT - 1)));
+                vp->FlagsTaken[sint] = vp->FlagsTaken[sint] + 1;
+            } while (flags != 0);
         }
 
         // Copies the message out of the SINT's SIM slot into the VP's ring,
@@ -197,7 +220,7 @@ namespace Kernel.Hv
             bool pending = (slot->Header.MessageFlags & HvMessageHeader.MessagePending) != 0;
             slot->Header.MessageType = (uint)HvMessageType.HvMessageTypeNone;
             if (pending) Cpu.WriteMsr(HvMsr.Eom, 0);
-            var handler = MessageHandlers[sint];
+            var handler = (delegate*<int, HvMessage*, void>)Tables[MessageTable + sint];
             if (handler != null) handler(sint, copy);
         }
     }

@@ -16,10 +16,11 @@ namespace Kernel.Tests;
 // HyperV.HypercallPageEnabled is false. So gdb does what a human would to follow
 // a path this machine cannot reach: it breaks on SignalEventDirect and checks the
 // caller's arguments, checks that the flag is clear and sets it, and breaks at the
-// hypercall stub, hv_hypercall, before the stub jumps to the hypercall page
-// (which under TCG is still int3). There the C# code has built the input: gdb
-// reads the running VP's input page through IA32_GS_BASE (the Vp record) and
-// finds HvSignalEventDirectInput as the TLFS lays it out, then kills QEMU.
+// hypercall page, hv_hypercall_page, before its first instruction (under TCG
+// still int3). There the C# code has built the input and loaded the registers of
+// TLFS 3.7: gdb reads the control, input and output in RCX, RDX and R8, and the
+// running VP's input page through IA32_GS_BASE (the Vp record), where it finds
+// HvSignalEventDirectInput as the TLFS lays it out; then it kills QEMU.
 public partial class GdbTests
 {
     private const string GuestTest = "hv.absent_is_reported_cleanly";
@@ -34,13 +35,14 @@ public partial class GdbTests
     private static partial Regex UefiLoadedAt();
 
     // Where each build passes the arguments. System V (the ELF): SignalEventDirect's
-    // (partition, vp, vtl, sint, flag) in rdi, esi, dl, cl, r8w; hv_hypercall's
-    // (control, input, output) in rdi, rsi, rdx. Microsoft x64 (the PE): the 8-byte
-    // HvCallResult comes back in rax, so partition, vp, vtl, sint are in rcx, edx,
-    // r8l, r9l and flag on the stack past the return address and the 32-byte home
-    // area; the stub's in rcx, rdx, r8.
-    private const string SystemVEntry = "$rdi, $esi, $dl, $cl, $r8w", SystemVStub = "$rdi, $rsi, $rdx";
-    private const string MicrosoftEntry = "$rcx, $edx, $r8l, $r9l, *(unsigned short *)($rsp + 40)", MicrosoftStub = "$rcx, $rdx, $r8";
+    // (partition, vp, vtl, sint, flag) in rdi, esi, dl, cl, r8w. Microsoft x64 (the
+    // PE): the 8-byte HvCallResult comes back in rax, so partition, vp, vtl, sint are
+    // in rcx, edx, r8l, r9l and flag on the stack past the return address and the
+    // 32-byte home area. At the hypercall page both have the TLFS's control, input
+    // and output in rcx, rdx, r8.
+    private const string SystemVEntry = "$rdi, $esi, $dl, $cl, $r8w";
+    private const string MicrosoftEntry = "$rcx, $edx, $r8l, $r9l, *(unsigned short *)($rsp + 40)";
+    private const string PageRegisters = "$rcx, $rdx, $r8";
 
     // HyperV.HypercallPageEnabled where SignalEventDirect reads it: the byte its
     // first RIP-relative byte compare names (decoded with Iced), as an address in
@@ -74,7 +76,7 @@ public partial class GdbTests
     {
         bool uefi = boot == "uefi";
         if (uefi) UefiImage.EnsureBuilt(); else Repo.EnsureKernelBuilt();
-        string entryArguments = uefi ? MicrosoftEntry : SystemVEntry, stubArguments = uefi ? MicrosoftStub : SystemVStub;
+        string entryArguments = uefi ? MicrosoftEntry : SystemVEntry;
         // Only what tools/deps.sh declares for a TCG run and for the tests (gdb is in
         // its test group), as on a fresh machine (FreshMachineTests.cs).
         var groups = uefi ? new[] { "build", "run", "qemu", "image", "test" } : new[] { "build", "run", "qemu", "test" };
@@ -100,17 +102,19 @@ public partial class GdbTests
         if (uefi) enabled += Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16);
         string enabledByte = $"*(unsigned char *)0x{enabled:x}";
         var script = string.Join("\n",
-            $"break {symbol}",
+            // `*`: at the symbol itself; gdb would put `break SYMBOL` after a
+            // push rbp; mov rbp, rsp it recognises, which moves nothing the test reads.
+            $"break *{symbol}",
             "continue",
             $"printf \"entry: partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {entryArguments}",
             $"printf \"entry input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
             $"printf \"hypercall page enabled: %u\\n\", {enabledByte}",
             $"set var {enabledByte} = 1",
-            "break hv_hypercall",
+            "break hv_hypercall_page",
             "continue",
-            $"printf \"stub: control=%#lx input=%#lx output=%#lx\\n\", {stubArguments}",
-            $"printf \"stub input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
-            "x/2gx " + stubArguments.Split(", ")[1],
+            $"printf \"page: control=%#lx input=%#lx output=%#lx\\n\", {PageRegisters}",
+            $"printf \"page input page: %#lx partition=%#lx vp=%u vtl=%u sint=%u flag=%u\\n\", {inputPage}, {fields(inputPage)}",
+            "x/2gx $rdx",
             "kill",
             "");
         var dir = Directory.CreateTempSubdirectory("gdb-test");
@@ -127,28 +131,31 @@ public partial class GdbTests
 
             // gdb put the symbol where the image has it (the ELF symbol table; the PE's
             // link map moved by where OVMF loaded it), and the guest hit it there.
-            ulong address = uefi
-                ? Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16) + UefiImage.MapRva(symbol)
-                : ElfSymbols.Load(Repo.KernelElf).Address(symbol);
+            ulong Where(string name) => uefi
+                ? Convert.ToUInt64(UefiLoadedAt().Match(stderr).Groups[1].Value, 16) + UefiImage.MapRva(name)
+                : ElfSymbols.Load(Repo.KernelElf).Address(name);
+            ulong address = Where(symbol);
             Assert.Contains($"Breakpoint 1 at 0x{address:x}", output);
             Assert.Matches($@"Breakpoint 1, 0x0*{address:x} in {symbol} \(\)", output);
             Assert.Contains("entry: partition=0xffffffffffffffff vp=0 vtl=0 sint=1 flag=1", output);
-            // Nothing has written the input page yet (so what is read at the stub is this call's).
+            // Nothing has written the input page yet (so what is read at the page is this call's).
             Assert.Matches(@"entry input page: 0x[0-9a-f]+ partition=0 vp=0 vtl=0 sint=0 flag=0", output);
-            // Without Hyper-V there is no hypercall page: the C# code alone would never have reached the stub.
+            // Without Hyper-V there is no hypercall page: the C# code alone would never have reached it.
             Assert.Contains("hypercall page enabled: 0", output);
-            Assert.Matches(@"Breakpoint 2, 0x0*[0-9a-f]+ in hv_hypercall \(\)", output);
-            var stub = Regex.Match(output, @"stub: control=(0x[0-9a-f]+) input=(0x[0-9a-f]+) output=(0x[0-9a-f]+)");
-            Assert.True(stub.Success, output);
-            Assert.Equal("0xc0", stub.Groups[1].Value);                         // HvCallSignalEventDirect, memory form, no reps
-            var page = Regex.Match(output, @"stub input page: (0x[0-9a-f]+) partition=(\S+) vp=(\d+) vtl=(\d+) sint=(\d+) flag=(\d+)");
+            // At the page, by its address: in BOOTX64.EFI the page is the uninitialised
+            // tail of .text, where gdb sets a break by the symbol but names the stop `??`.
+            Assert.Matches($@"Breakpoint 2, 0x0*{Where("hv_hypercall_page"):x} in ", output);
+            var registers = Regex.Match(output, @"page: control=(0x[0-9a-f]+) input=(0x[0-9a-f]+) output=(0x[0-9a-f]+)");
+            Assert.True(registers.Success, output);
+            Assert.Equal("0xc0", registers.Groups[1].Value);                         // HvCallSignalEventDirect, memory form, no reps
+            var page = Regex.Match(output, @"page input page: (0x[0-9a-f]+) partition=(\S+) vp=(\d+) vtl=(\d+) sint=(\d+) flag=(\d+)");
             Assert.True(page.Success, output);
-            Assert.Equal(page.Groups[1].Value, stub.Groups[2].Value);           // the input GPA = this VP's input page
-            Assert.NotEqual(stub.Groups[2].Value, stub.Groups[3].Value);
+            Assert.Equal(page.Groups[1].Value, registers.Groups[2].Value);           // the input GPA = this VP's input page
+            Assert.NotEqual(registers.Groups[2].Value, registers.Groups[3].Value);
             Assert.Equal("0xffffffffffffffff", page.Groups[2].Value);           // HV_PARTITION_ID_SELF
             Assert.Equal(new[] { "0", "0", "1", "1" }, new[] { page.Groups[3].Value, page.Groups[4].Value, page.Groups[5].Value, page.Groups[6].Value });
             // The same bytes as a human would dump them: TargetPartition, then vp 0, vtl 0, sint 1, flag 1 in the next quadword.
-            Assert.Matches($@"{stub.Groups[2].Value}:\s+0xffffffffffffffff\s+0x0001010000000000", output);
+            Assert.Matches($@"{registers.Groups[2].Value}:\s+0xffffffffffffffff\s+0x0001010000000000", output);
             Assert.Contains("[Inferior 1 (process 1) killed]", output);
 
             // gdb's kill ended QEMU, and qemu-run.sh says so with its own status.

@@ -6,12 +6,15 @@ namespace Kernel.Tests;
 
 // Every intrinsic stub in boot/ is exactly the instruction sequence intended:
 // decoded from the linked kernel-test.elf with Iced, up to and including its first
-// ret (or the tail jump of the hypercall stub).
+// ret (or the tail jump of a trampoline).
 public class StubDisassemblyTests
 {
     private static readonly Lazy<ELF<ulong>> s_elf = new(() => { Repo.EnsureKernelBuilt(); return ElfSymbols.Load(Repo.KernelElf); });
 
     // Each stub as Iced prints it (Intel syntax, hex as 20h), "symbol: instruction; ...".
+    // hv_*_on_this_vp are the typed hypercalls' trampolines (boot/hypercall.asm
+    // ON_THIS_VP): the running VP's record into the body's last register
+    // argument, then the jump to the body.
     private const string Listing = """
         cpu_cpuid:                   mov r8,rdx; push rbx; mov eax,edi; mov ecx,esi; cpuid; mov [r8],eax; mov [r8+4],ebx; mov [r8+8],ecx; mov [r8+0Ch],edx; pop rbx; ret
         cpu_rdmsr:                   mov ecx,edi; rdmsr; shl rdx,20h; or rax,rdx; ret
@@ -47,7 +50,9 @@ public class StubDisassemblyTests
         cpu_read_cr4:                mov rax,cr4; ret
         cpu_atomic_swap64:           mov rax,rsi; xchg [rdi],rax; ret
         cpu_this_vp:                 mov rax,gs:[0]; ret
-        hv_hypercall:                mov rcx,rdi; mov r8,rdx; mov rdx,rsi; jmp hv_hypercall_page
+        hv_signal_event_direct_on_this_vp: mov r9,gs:[0]; jmp hv_issue_signal_event_direct
+        hv_post_message_direct_on_this_vp: mov r9,gs:[0]; jmp hv_issue_post_message_direct
+        hv_post_message_on_this_vp:  mov r8,gs:[0]; jmp hv_issue_post_message
         cpu_copy_forward:            mov rcx,rdx; rep movsb [rdi],[rsi]; ret
         """;
 
@@ -94,8 +99,11 @@ public class StubDisassemblyTests
     {
         public bool TryName(ulong address, out string name)
         {
-            name = "hv_hypercall_page";
-            return elf.Address(name) == address;
+            // A [RuntimeExport] C# method has two names, ilc's and the exported one
+            // that assembly jumps to: the latter.
+            name = elf.CodeSymbols().Where(s => s.Value == address).Select(s => s.Name)
+                .OrderBy(n => n.StartsWith("kernel_", StringComparison.Ordinal)).FirstOrDefault();
+            return name != null;
         }
     }
 
