@@ -37,8 +37,9 @@ section .text
 ; The memory-form typed calls of kernel/hv/Hypercall.cs reach their C# body
 ; through these: each typed call, its arguments checked, tail-calls its
 ; trampoline with the arguments in place and a last one left empty, which the
-; trampoline fills with the running VP's record (GS:0, kernel/hv/Vp.cs) before
-; it jumps to the body. C# can read GS only by calling a stub, and a call
+; trampoline fills with the running VP's record (GS:0: the PerCpu record,
+; kernel/arch/PerCpu.cs, that begins the VP's, kernel/hv/Vp.cs) before it jumps
+; to the body. C# can read GS only by calling a stub, and a call
 ; costs the saving of every argument that must survive it; a jump costs
 ; nothing of that. %1: the trampoline, %2: the C# body ([RuntimeExport]),
 ; %3: the position (from 0) of the record's argument in the declaration.

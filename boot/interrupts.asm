@@ -45,14 +45,16 @@ isr_stub_ %+ vector:
 
 ; Stack on entry: vector, RIP, CS, RFLAGS, RSP, SS; the CPU aligned RSP to 16
 ; before it pushed (SDM Vol 3A 7.14.2), so the six qwords and the nine of
-; SAVE_VOLATILE leave it 8 off: the Vp slot below them (InterruptFrame.Vp)
+; SAVE_VOLATILE leave it 8 off: the slot below them (InterruptFrame.Cpu)
 ; realigns it for movaps and the call. The C# entry gets the frame and the
-; running VP's record (GS:0, kernel/hv/Vp.cs), which costs C# a call to read.
+; running processor's record (GS:0, kernel/arch/PerCpu.cs), which costs C# a
+; call to read; the SINTs' entry takes it as the VP's record (kernel/hv/Vp.cs),
+; which begins with it: the same address.
 %macro INTERRUPT_COMMON 1
     SAVE_VOLATILE 8
     cld                         ; the ABI requires DF clear at calls
-    lea ARG0, [rsp + VOLATILE_XMM_BYTES]    ; InterruptFrame *: the Vp slot
-    mov ARG1, [gs:0]            ; Vp *
+    lea ARG0, [rsp + VOLATILE_XMM_BYTES]    ; InterruptFrame *: the Cpu slot
+    mov ARG1, [gs:0]            ; PerCpu * (Vp * for the SINTs: the same address)
     CALL_C %1
     RESTORE_VOLATILE 8
     add rsp, 8                  ; the vector

@@ -297,10 +297,11 @@ cpu_atomic_or32:
     lock or [ARG0], ARG1d
     ret
 
-; Vp *cpu_this_vp(void): the per-CPU pointer kept at GS:0 (IA32_GS_BASE points
-; at this CPU's Vp record, whose first field points at itself).
-global cpu_this_vp
-cpu_this_vp:
+; PerCpu *cpu_this_cpu(void): the per-CPU pointer kept at GS:0 (IA32_GS_BASE
+; points at this CPU's PerCpu record, kernel/arch/PerCpu.cs, whose first field
+; points at itself; under Hyper-V it begins the VP's record, kernel/hv/Vp.cs).
+global cpu_this_cpu
+cpu_this_cpu:
     mov rax, [gs:0]
     ret
 

@@ -60,7 +60,7 @@ namespace Kernel
         private static void Enlighten()
         {
             Vp.InitializeBootVp();
-            Vp.Current->Online = 1;
+            PerCpu.Current->Online = 1;
             HyperV.Detect();
             HyperV.PrintSummary();
             Apic.Initialize();

@@ -3,8 +3,8 @@ using Kernel.Runtime;
 using System;
 namespace Kernel.Arch
 {
-    // One console line being written: each VP has one for its main line of
-    // execution and one for its interrupt handlers (Vp.MainLine, InterruptLine).
+    // One console line being written: each processor has one for its main line
+    // of execution and one for its interrupt handlers (PerCpu.MainLine, InterruptLine).
     public unsafe struct ConsoleLine
     {
         public const int Capacity = 512;
@@ -14,12 +14,13 @@ namespace Kernel.Arch
 
     // The serial console: COM1, a 16550 UART at I/O port 0x3F8, polled.
     //
-    // Output goes out a whole line at a time: a VP collects a line in its own
-    // buffer (one for its main line of execution, one for its interrupt
-    // handlers) and sends it to the UART under one lock. So the lines of two
-    // VPs never mix, and a driver that logs from an interrupt (a VMBus channel's)
-    // cannot cut into the middle of a test's TAP line. Before the boot VP's
-    // record exists, and after a fatal error, bytes go straight out.
+    // Output goes out a whole line at a time: a processor collects a line in
+    // its own buffer (one for its main line of execution, one for its
+    // interrupt handlers) and sends it to the UART under one lock. So the
+    // lines of two processors never mix, and a driver that logs from an
+    // interrupt (a VMBus channel's) cannot cut into the middle of a test's TAP
+    // line. Before the boot processor's record exists, and after a fatal
+    // error, bytes go straight out.
     public static unsafe class Console
     {
         private const ushort Com1 = 0x3F8;
@@ -28,7 +29,7 @@ namespace Kernel.Arch
         private const byte TransmitterEmpty = 0x20;
 
         private static SpinLock s_lock;
-        private static bool s_buffered;     // the running VP's record (Vp.Current) is there to hold lines
+        private static bool s_buffered;     // the running processor's record (PerCpu.Current) is there to hold lines
 
         public static void Initialize()
         {
@@ -41,29 +42,29 @@ namespace Kernel.Arch
             Cpu.OutByte(ModemControl, 0x03);      // DTR and RTS
         }
 
-        // From here on every VP that prints has its record in GS (Vp.MakeCurrent
-        // is the first thing an AP does).
+        // From here on every processor that prints has its record in GS
+        // (PerCpu.MakeCurrent is the first thing an AP does).
         public static void StartLineBuffering() => s_buffered = true;
 
-        // A fatal error: whatever this VP had half-written goes out now, and
-        // from here on bytes go straight to the UART, taking no lock (the
-        // failing code may hold it).
+        // A fatal error: whatever this processor had half-written goes out
+        // now, and from here on bytes go straight to the UART, taking no lock
+        // (the failing code may hold it).
         public static void EnterEmergencyMode()
         {
             if (!s_buffered) return;
             s_buffered = false;
-            Hv.Vp* vp = Hv.Vp.Current;
-            Emit(&vp->MainLine);
-            Emit(&vp->InterruptLine);
+            PerCpu* cpu = PerCpu.Current;
+            Emit(&cpu->MainLine);
+            Emit(&cpu->InterruptLine);
         }
 
-        // Sends this VP's unfinished lines (before the guest exits).
+        // Sends this processor's unfinished lines (before the guest exits).
         public static void FlushThisCpu()
         {
             if (!s_buffered) return;
-            Hv.Vp* vp = Hv.Vp.Current;
-            Flush(&vp->MainLine);
-            Flush(&vp->InterruptLine);
+            PerCpu* cpu = PerCpu.Current;
+            Flush(&cpu->MainLine);
+            Flush(&cpu->InterruptLine);
         }
 
         // One byte of text; a line feed goes out as CR LF and ends the line.
@@ -75,8 +76,8 @@ namespace Kernel.Arch
                 WriteRaw(b);
                 return;
             }
-            Hv.Vp* vp = Hv.Vp.Current;
-            ConsoleLine* line = vp->InterruptDepth == 0 ? &vp->MainLine : &vp->InterruptLine;
+            PerCpu* cpu = PerCpu.Current;
+            ConsoleLine* line = cpu->InterruptDepth == 0 ? &cpu->MainLine : &cpu->InterruptLine;
             if (b == '\n') Append(line, (byte)'\r');
             Append(line, b);
             if (b == '\n') Flush(line);

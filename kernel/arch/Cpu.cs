@@ -179,7 +179,8 @@ namespace Kernel.Arch
         [RuntimeImport("cpu_atomic_or32")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void AtomicOr32(uint* address, uint bits);
 
-        [RuntimeImport("cpu_this_vp")] [MethodImpl(MethodImplOptions.InternalCall)]
+        // The running processor's PerCpu record (GS:0; PerCpu.Current).
+        [RuntimeImport("cpu_this_cpu")] [MethodImpl(MethodImplOptions.InternalCall)]
         public static extern void* ThisCpu();
         public const uint GsBaseMsr = 0xC0000101;
 

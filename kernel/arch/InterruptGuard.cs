@@ -1,5 +1,3 @@
-using Kernel.Hv;
-
 namespace Kernel.Arch
 {
     // A permanent check that the (virtual) CPU delivered each external
@@ -10,52 +8,52 @@ namespace Kernel.Arch
     // means the emulator delivered something twice: QEMU's TCG nested SVM
     // did exactly that (helper_vmrun left exception_index set, and the vector
     // came again as an exception with IF=0; see docs/qemu-svm-bugs.md).
-    // Counted per VP and reported by the last test of every run, so such a
+    // Counted per processor and reported by the last test of every run, so such a
     // delivery can never pass as a guest bug or hide as a flake.
     public static unsafe class InterruptGuard
     {
         // Called by the dispatchers for vectors 32-255 (kernel/arch/Interrupts.cs,
         // and kernel/hv/Synic.cs for the SINTs) before the handler, with the
-        // running VP the entry read from GS.
+        // running processor's record the entry read from GS.
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public static void Enter(InterruptFrame* frame, Vp* vp)
+        public static void Enter(InterruptFrame* frame, PerCpu* cpu)
         {
-            if ((frame->Rflags & Rflags.IF) == 0 || vp->InterruptDepth != 0) Record(frame, vp);
-            vp->InterruptDepth = vp->InterruptDepth + 1;   // not ++, which RyuJIT makes a lea and an inc through it
+            if ((frame->Rflags & Rflags.IF) == 0 || cpu->InterruptDepth != 0) Record(frame, cpu);
+            cpu->InterruptDepth = cpu->InterruptDepth + 1;   // not ++, which RyuJIT makes a lea and an inc through it
         }
 
-        public static void Leave(Vp* vp) => vp->InterruptDepth = vp->InterruptDepth - 1;
+        public static void Leave(PerCpu* cpu) => cpu->InterruptDepth = cpu->InterruptDepth - 1;
 
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-        private static void Record(InterruptFrame* frame, Vp* vp)   // the entry's own argument order: no moves before the call
+        private static void Record(InterruptFrame* frame, PerCpu* cpu)   // the entry's own argument order: no moves before the call
         {
-            if (vp->ImpossibleInterrupts++ != 0) return;
-            vp->FirstImpossibleVector = frame->Vector;
-            vp->FirstImpossibleRip = frame->Rip;
-            vp->FirstImpossibleRflags = frame->Rflags;
-            vp->FirstImpossibleDepth = vp->InterruptDepth;
+            if (cpu->ImpossibleInterrupts++ != 0) return;
+            cpu->FirstImpossibleVector = frame->Vector;
+            cpu->FirstImpossibleRip = frame->Rip;
+            cpu->FirstImpossibleRflags = frame->Rflags;
+            cpu->FirstImpossibleDepth = cpu->InterruptDepth;
         }
 
-        // One line per VP that saw any: "interrupt guard: VP 1: 2 impossible
+        // One line per processor that saw any: "interrupt guard: VP 1: 2 impossible
         // deliveries, the first vector 0x5d at RIP 0x... RFLAGS 0x86 depth 1".
         public static void Report()
         {
-            for (int i = 0; i < Vp.Count; i++)
+            for (int i = 0; i < PerCpu.Count; i++)
             {
-                Vp* vp = Vp.Get(i);
-                if (vp->ImpossibleInterrupts == 0) continue;
+                PerCpu* cpu = PerCpu.Get(i);
+                if (cpu->ImpossibleInterrupts == 0) continue;
                 Console.Write("interrupt guard: VP "u8);
                 Console.WriteDecimal((ulong)i);
                 Console.Write(": "u8);
-                Console.WriteDecimal(vp->ImpossibleInterrupts);
+                Console.WriteDecimal(cpu->ImpossibleInterrupts);
                 Console.Write(" impossible deliveries (the emulator delivered an interrupt twice); the first: vector "u8);
-                Console.WriteHex(vp->FirstImpossibleVector);
+                Console.WriteHex(cpu->FirstImpossibleVector);
                 Console.Write(" RIP "u8);
-                Console.WriteHex(vp->FirstImpossibleRip);
+                Console.WriteHex(cpu->FirstImpossibleRip);
                 Console.Write(" RFLAGS "u8);
-                Console.WriteHex(vp->FirstImpossibleRflags);
+                Console.WriteHex(cpu->FirstImpossibleRflags);
                 Console.Write(" handler depth "u8);
-                Console.WriteDecimal(vp->FirstImpossibleDepth);
+                Console.WriteDecimal(cpu->FirstImpossibleDepth);
                 Console.WriteLine();
             }
         }

@@ -8,13 +8,13 @@ namespace Kernel.Arch
     // The stack image boot/interrupts.asm builds for an external interrupt
     // (vectors 32-255): the caller-saved registers it pushed (all that a call
     // into C# may change; the callee-saved ones the C# code keeps by the ABI),
-    // the vector, then what the CPU pushed. Vp is a slot the entry leaves for
-    // alignment, which the dispatcher fills in with the VP that took the
-    // interrupt (the entry reads it from GS), so that handlers need not look
-    // it up again.
+    // the vector, then what the CPU pushed. Cpu is a slot the entry leaves for
+    // alignment, which the dispatcher fills in with the processor that took
+    // the interrupt (the entry reads it from GS), so that handlers need not
+    // look it up again.
     public unsafe struct InterruptFrame
     {
-        public Hv.Vp* Vp;
+        public PerCpu* Cpu;
         public ulong R11, R10, R9, R8, Rdi, Rsi, Rdx, Rcx, Rax;
         public ulong Vector;
         public ulong Rip, Cs, Rflags, Rsp, Ss;
@@ -105,19 +105,19 @@ namespace Kernel.Arch
         public static void SetHandler(byte vector, delegate*<InterruptFrame*, void> handler) => s_handlers[vector] = handler;
 
         // External interrupts but the SINTs (kernel/hv/Synic.cs has those), from
-        // boot/interrupts.asm interrupt_common, with the running VP. An export
+        // boot/interrupts.asm interrupt_common, with the running processor. An export
         // rather than an UnmanagedCallersOnly entry: the hot path has no use
         // for the reverse P/Invoke frame (RuntimeExport methods take the
         // platform ABI, and the entry saved all a call may clobber).
         [RuntimeExport("interrupt_dispatch")]
-        private static void DispatchInterrupt(InterruptFrame* frame, Hv.Vp* vp)
+        private static void DispatchInterrupt(InterruptFrame* frame, PerCpu* cpu)
         {
             var handler = s_handlers[frame->Vector];
             if (handler == null) { Unhandled(frame); return; }
-            InterruptGuard.Enter(frame, vp);
-            frame->Vp = vp;
+            InterruptGuard.Enter(frame, cpu);
+            frame->Cpu = cpu;
             handler(frame);
-            InterruptGuard.Leave(vp);
+            InterruptGuard.Leave(cpu);
         }
 
         private static void Unhandled(InterruptFrame* frame)

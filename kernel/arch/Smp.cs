@@ -11,7 +11,9 @@ namespace Kernel.Arch
     // through the trampoline in boot/trampoline.asm, then runs ApMain: its own
     // GDT, TSS and IST stack, the shared IDT, its local APIC, and, under
     // Hyper-V, its VP index and its own SynIC. Then it idles until its mailbox
-    // holds work; RunOn posts work and wakes it with an IPI.
+    // (PerCpu) holds work; RunOn posts work and wakes it with an IPI. Each
+    // processor's record is its VP's (kernel/hv/Vp.cs), which begins with its
+    // PerCpu: the AP starts with it, so that it can enable its SynIC.
     public static unsafe class Smp
     {
         public const ulong TrampolineBase = 0x8000;       // boot/trampoline.asm TRAMPOLINE_BASE; SIPI vector 0x08
@@ -37,20 +39,20 @@ namespace Kernel.Arch
             for (int i = 0; i < Acpi.CpuCount; i++)
             {
                 uint apicId = Acpi.ApicIds[i];
-                if (apicId == Vp.Current->ApicId) continue;
-                Vp* vp = Vp.Add(apicId);
+                if (apicId == PerCpu.Current->ApicId) continue;
+                PerCpu* cpu = &Vp.Add(apicId)->Cpu;
                 data[0] = Cpu.ReadCr3();
                 data[1] = PageAllocator.AllocateContiguous(ApStackPages, zero: true) + ApStackPages * PageAllocator.PageSize;
                 data[2] = symbols->ApEntry;
-                data[3] = (ulong)vp;
+                data[3] = (ulong)cpu;
                 Apic.SendIpi(apicId, Apic.IcrInit);
                 Clock.Delay(10);
-                for (int sipi = 0; sipi < 2 && vp->Online == 0; sipi++)
+                for (int sipi = 0; sipi < 2 && cpu->Online == 0; sipi++)
                 {
                     Apic.SendIpi(apicId, Apic.IcrStartup | (uint)(TrampolineBase >> 12));
-                    Clock.WaitForValue(&vp->Online, ~0ul, 1, sipi == 0 ? 200ul : 1000ul);
+                    Clock.WaitForValue(&cpu->Online, ~0ul, 1, sipi == 0 ? 200ul : 1000ul);
                 }
-                if (vp->Online == 0)
+                if (cpu->Online == 0)
                 {
                     Console.Write("smp: APIC id "u8);
                     Console.WriteDecimal((ulong)apicId);
@@ -60,40 +62,41 @@ namespace Kernel.Arch
         }
 
         [UnmanagedCallersOnly(EntryPoint = "ap_main")]
-        private static void ApMain(Vp* vp)
+        private static void ApMain(PerCpu* cpu)
         {
-            Vp.MakeCurrent(vp);
+            PerCpu.MakeCurrent(cpu);
             Gdt.Install();
             Interrupts.LoadOnThisCpu();
             Apic.InitializeThisCpu();
+            Vp* vp = Vp.Current;
             if (HyperV.Present)
             {
                 if (HyperV.Has(HvPartitionPrivilege.AccessVpIndex)) vp->Index = (uint)Cpu.ReadMsr(HvMsr.VpIndex);
                 Synic.EnableOnThisVp();
             }
             Console.Write("smp: VP "u8);
-            Console.WriteDecimal((ulong)vp->Number);
+            Console.WriteDecimal((ulong)cpu->Number);
             Console.Write(" online, APIC id "u8);
-            Console.WriteDecimal((ulong)vp->ApicId);
+            Console.WriteDecimal((ulong)cpu->ApicId);
             Console.Write(", VP index "u8);
             Console.WriteDecimal((ulong)vp->Index);
             Console.WriteLine();
-            vp->Online = 1;
-            Idle(vp);
+            cpu->Online = 1;
+            Idle(cpu);
         }
 
         // Interrupts stay off while the mailbox is checked; sti;hlt then sleeps with
         // no window for a wake-up IPI to be lost.
-        private static void Idle(Vp* vp)
+        private static void Idle(PerCpu* cpu)
         {
             while (true)
             {
                 Cpu.DisableInterrupts();
-                if (vp->WorkPosted != vp->WorkDone)
+                if (cpu->WorkPosted != cpu->WorkDone)
                 {
                     Cpu.EnableInterrupts();
-                    vp->Work(vp->WorkArgument);
-                    Cpu.AtomicSwap(&vp->WorkDone, vp->WorkPosted);
+                    cpu->Work(cpu->WorkArgument);
+                    Cpu.AtomicSwap(&cpu->WorkDone, cpu->WorkPosted);
                     continue;
                 }
                 Cpu.EnableInterruptsAndHalt();
@@ -102,31 +105,31 @@ namespace Kernel.Arch
 
         private static void OnWake(InterruptFrame* frame)
         {
-            frame->Vp->WakeInterrupts++;
+            frame->Cpu->WakeInterrupts++;
             Apic.EndOfInterrupt();
         }
 
-        // Posts `work` to another VP and returns at once; Wait collects it.
-        public static bool Post(Vp* vp, delegate*<void*, void> work, void* argument)
+        // Posts `work` to another processor and returns at once; Wait collects it.
+        public static bool Post(PerCpu* cpu, delegate*<void*, void> work, void* argument)
         {
-            if (vp == Vp.Current || vp->Online == 0 || vp->WorkPosted != vp->WorkDone) return false;
-            vp->Work = work;
-            vp->WorkArgument = argument;
-            Cpu.AtomicSwap(&vp->WorkPosted, vp->WorkPosted + 1);
-            Apic.SendIpi(vp->ApicId, Apic.IcrFixed | WakeVector);
+            if (cpu == PerCpu.Current || cpu->Online == 0 || cpu->WorkPosted != cpu->WorkDone) return false;
+            cpu->Work = work;
+            cpu->WorkArgument = argument;
+            Cpu.AtomicSwap(&cpu->WorkPosted, cpu->WorkPosted + 1);
+            Apic.SendIpi(cpu->ApicId, Apic.IcrFixed | WakeVector);
             return true;
         }
 
-        public static bool Wait(Vp* vp, ulong timeoutMs) => Clock.WaitForValue(&vp->WorkDone, ~0ul, vp->WorkPosted, timeoutMs);
+        public static bool Wait(PerCpu* cpu, ulong timeoutMs) => Clock.WaitForValue(&cpu->WorkDone, ~0ul, cpu->WorkPosted, timeoutMs);
 
-        // Runs `work(argument)` on `vp` and waits for it; false if it did not finish in time.
-        public static bool RunOn(Vp* vp, delegate*<void*, void> work, void* argument, ulong timeoutMs = 5000)
-            => Post(vp, work, argument) && Wait(vp, timeoutMs);
+        // Runs `work(argument)` on `cpu` and waits for it; false if it did not finish in time.
+        public static bool RunOn(PerCpu* cpu, delegate*<void*, void> work, void* argument, ulong timeoutMs = 5000)
+            => Post(cpu, work, argument) && Wait(cpu, timeoutMs);
 
         public static int OnlineCount()
         {
             int n = 0;
-            for (int i = 0; i < Vp.Count; i++) if (Vp.Get(i)->Online != 0) n++;
+            for (int i = 0; i < PerCpu.Count; i++) if (PerCpu.Get(i)->Online != 0) n++;
             return n;
         }
     }

@@ -152,12 +152,14 @@ namespace Kernel.Hv
         // (TakeMessage). The way to a handler is the latency that matters, so
         // the interrupt and each flag are counted after their handlers ran
         // (which also means that whoever waits for a count sees what the
-        // handler did).
+        // handler did). The interrupt guard gets the VP's PerCpu as the VP's
+        // own pointer (Vp.Cpu is its first field): &vp->Cpu would cost a null
+        // check on the way to the handler.
         [RuntimeExport("synic_interrupt")]
         private static void OnInterrupt(InterruptFrame* frame, Vp* vp)
         {
             nint sint = (nint)frame->Vector - VectorBase;
-            InterruptGuard.Enter(frame, vp);
+            InterruptGuard.Enter(frame, (PerCpu*)vp);
             void** tables = Tables;
             if (tables[sint] == null || !CallRawHandler(tables, sint))
             {
@@ -172,7 +174,7 @@ namespace Kernel.Hv
             }
             vp->SintInterrupts[sint] = vp->SintInterrupts[sint] + 1;   // not ++, which RyuJIT makes a lea and an inc through it
             if ((vp->AutoEoiMask & (1u << (int)sint)) == 0) Apic.EndOfInterrupt();
-            InterruptGuard.Leave(vp);
+            InterruptGuard.Leave((PerCpu*)vp);
         }
 
         // A raw handler is rare (tests), so its call is out of the way: the

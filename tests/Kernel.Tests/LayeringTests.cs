@@ -35,9 +35,6 @@ public class LayeringTests
         [("kernel/arch/Smp.cs", "Kernel.Hv")] = "an AP comes up through its VP record and enables its SynIC before it reports online",
         [("kernel/arch/Clock.cs", "Kernel.Hv")] = "the clock reads the partition reference counter when the hypervisor offers it",
         [("kernel/arch/Apic.cs", "Kernel.Hv")] = "EOI through HV_X64_MSR_EOI when the hypervisor grants it (TLFS 10.3.5)",
-        [("kernel/arch/InterruptGuard.cs", "Kernel.Hv")] = "the per-VP interrupt depth lives in the VP record",
-        [("kernel/arch/Interrupts.cs", "Kernel.Hv")] = "the interrupt frame carries the running VP's record, where the dispatcher counts its depth",
-        [("kernel/arch/Console.cs", "Kernel.Hv")] = "each VP's unfinished console lines live in its VP record",
     };
 
     private static IEnumerable<string> SourceFiles(string dir) =>

@@ -49,7 +49,7 @@ public class StubDisassemblyTests
         cpu_write_cr3:               mov cr3,rdi; ret
         cpu_read_cr4:                mov rax,cr4; ret
         cpu_atomic_swap64:           mov rax,rsi; xchg [rdi],rax; ret
-        cpu_this_vp:                 mov rax,gs:[0]; ret
+        cpu_this_cpu:                mov rax,gs:[0]; ret
         hv_signal_event_direct_on_this_vp: mov r9,gs:[0]; jmp hv_issue_signal_event_direct
         hv_post_message_direct_on_this_vp: mov r9,gs:[0]; jmp hv_issue_post_message_direct
         hv_post_message_on_this_vp:  mov r8,gs:[0]; jmp hv_issue_post_message

@@ -277,7 +277,7 @@ namespace Kernel.TestMode
             Expect.Equal(1ul, output->NewlySignaled, "NewlySignaled (the output byte)"u8);
             Expect.True(arrived, "the target VP was interrupted"u8);
             Expect.Equal(1ul, (ulong)changedBits, "bits changed in all SIEF pages"u8);
-            Expect.Equal((ulong)target->Number, (ulong)changedVp, "the VP whose page changed"u8);
+            Expect.Equal((ulong)target->Cpu.Number, (ulong)changedVp, "the VP whose page changed"u8);
             Expect.Equal((ulong)(EventSint * 2048 + flag), (ulong)changedAt, "bit changed in that page (SINT * 2048 + flag)"u8);
             Expect.True(simsUnchanged, "every SIM page unchanged"u8);
         }
@@ -320,9 +320,9 @@ namespace Kernel.TestMode
 
         private static void RecordFlag(int sint, int flag)
         {
-            byte* count = s_received + Vp.Current->Number * HvConstants.HV_EVENT_FLAGS_COUNT + flag;
+            byte* count = s_received + PerCpu.Current->Number * HvConstants.HV_EVENT_FLAGS_COUNT + flag;
             if (*count < 255) (*count)++;
-            if (flag == SharedFlag) s_sharedTaken[Vp.Current->Number]++;
+            if (flag == SharedFlag) s_sharedTaken[PerCpu.Current->Number]++;
         }
 
         private static void StartRecording()
@@ -352,7 +352,7 @@ namespace Kernel.TestMode
         private static void RunHereOrOn(Vp* vp, delegate*<void*, void> work, void* argument)
         {
             if (vp == Vp.Current) work(argument);
-            else Expect.True(Smp.RunOn(vp, work, argument), "work ran on the other VP"u8);
+            else Expect.True(Smp.RunOn(&vp->Cpu, work, argument), "work ran on the other VP"u8);
         }
 
         // Each VP signals with HV_VP_INDEX_SELF: the flag lands on the caller.
@@ -801,9 +801,9 @@ namespace Kernel.TestMode
                 work[i].Rounds = rounds;
                 work[i].Target = target->Index;
             }
-            for (int i = 1; i < n; i++) Expect.True(Smp.Post(Vp.Get(i), &StormFromHere, &work[i]), "work posted to VP i"u8);
+            for (int i = 1; i < n; i++) Expect.True(Smp.Post(PerCpu.Get(i), &StormFromHere, &work[i]), "work posted to VP i"u8);
             StormFromHere(&work[0]);
-            for (int i = 1; i < n; i++) Expect.True(Smp.Wait(Vp.Get(i), 60000), "VP i finished its share of the storm"u8);
+            for (int i = 1; i < n; i++) Expect.True(Smp.Wait(PerCpu.Get(i), 60000), "VP i finished its share of the storm"u8);
             ulong sharedNewly = 0;
             for (int i = 0; i < n; i++) sharedNewly += work[i].SharedNewly;
             Clock.WaitAtLeast(&target->FlagsTaken[EventSint], taken + (ulong)(n * rounds) + sharedNewly, WaitMs);
@@ -1082,7 +1082,7 @@ namespace Kernel.TestMode
             s.Masked = masked;
             s.AutoEoi = autoEoi;
             if (vp == Vp.Current) ApplyHere(&s);
-            else Expect.True(Smp.RunOn(vp, &ApplyHere, &s), "the SINT was configured on the other VP"u8);
+            else Expect.True(Smp.RunOn(&vp->Cpu, &ApplyHere, &s), "the SINT was configured on the other VP"u8);
         }
 
         // Back to the boot configuration: unmasked, auto-EOI as the hypervisor recommends.

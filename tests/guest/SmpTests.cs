@@ -33,7 +33,7 @@ namespace Kernel.TestMode
             if (!Need.MadtProcessors()) return;
             Expect.Equal((ulong)Acpi.CpuCount, (ulong)Vp.Count, "VPs registered vs MADT processors"u8);
             Expect.Equal((ulong)Acpi.CpuCount, (ulong)Smp.OnlineCount(), "VPs online"u8);
-            Expect.Equal((ulong)Acpi.ApicIds[0], (ulong)Vp.Get(0)->ApicId, "the boot VP is the MADT's first processor"u8);
+            Expect.Equal((ulong)Acpi.ApicIds[0], (ulong)PerCpu.Get(0)->ApicId, "the boot VP is the MADT's first processor"u8);
         }
 
         private struct Seen { public ulong Number; public ulong ApicId; public ulong Cr4; }
@@ -41,7 +41,7 @@ namespace Kernel.TestMode
         private static void WhoAmI(void* result)
         {
             Seen* seen = (Seen*)result;
-            seen->Number = (ulong)Vp.Current->Number;
+            seen->Number = (ulong)PerCpu.Current->Number;
             seen->ApicId = Apic.Id;
             seen->Cr4 = Cpu.ReadCr4();
         }
@@ -49,12 +49,12 @@ namespace Kernel.TestMode
         private static void RunOnEachVp()
         {
             if (!Need.Vps()) return;
-            for (int i = 1; i < Vp.Count; i++)
+            for (int i = 1; i < PerCpu.Count; i++)
             {
                 Seen seen = default;
-                Expect.True(Smp.RunOn(Vp.Get(i), &WhoAmI, &seen), "work ran within 5 s"u8);
-                Expect.Equal((ulong)i, seen.Number, "Vp.Current->Number where the work ran"u8);
-                Expect.Equal((ulong)Vp.Get(i)->ApicId, seen.ApicId, "APIC id where the work ran"u8);
+                Expect.True(Smp.RunOn(PerCpu.Get(i), &WhoAmI, &seen), "work ran within 5 s"u8);
+                Expect.Equal((ulong)i, seen.Number, "PerCpu.Current->Number where the work ran"u8);
+                Expect.Equal((ulong)PerCpu.Get(i)->ApicId, seen.ApicId, "APIC id where the work ran"u8);
                 Expect.Equal(3ul << 9, seen.Cr4 & (3ul << 9), "SSE enabled on the AP (CR4.OSFXSR|OSXMMEXCPT)"u8);
             }
         }
@@ -67,7 +67,7 @@ namespace Kernel.TestMode
             for (int i = 0; i < Vp.Count; i++)
             {
                 ulong index = 0;
-                if (i == 0) ReadVpIndex(&index); else Smp.RunOn(Vp.Get(i), &ReadVpIndex, &index);
+                if (i == 0) ReadVpIndex(&index); else Smp.RunOn(PerCpu.Get(i), &ReadVpIndex, &index);
                 Expect.Equal((ulong)i, index, "HV_X64_MSR_VP_INDEX on the i-th MADT processor"u8);
                 Expect.Equal(index, (ulong)Vp.Get(i)->Index, "the kernel's record of it"u8);
             }
@@ -87,7 +87,7 @@ namespace Kernel.TestMode
             {
                 Vp* vp = Vp.Get(i);
                 PageMsrs msrs = default;
-                if (i == 0) ReadPageMsrs(&msrs); else Smp.RunOn(vp, &ReadPageMsrs, &msrs);
+                if (i == 0) ReadPageMsrs(&msrs); else Smp.RunOn(&vp->Cpu, &ReadPageMsrs, &msrs);
                 Expect.Equal((ulong)vp->Sim | 1, msrs.Simp, "SIMP on that VP"u8);
                 Expect.Equal((ulong)vp->Sief | 1, msrs.Siefp, "SIEFP on that VP"u8);
                 for (int j = 0; j < i; j++)
@@ -109,13 +109,13 @@ namespace Kernel.TestMode
 
         private static void FireAllSintsAtNext(void* unused)
         {
-            uint target = Vp.Get((Vp.Current->Number + 1) % Vp.Count)->Index;
+            uint target = Vp.Get((PerCpu.Current->Number + 1) % Vp.Count)->Index;
             for (uint sint = 0; sint < 16; sint++) TestDevice.RaiseSint(target, sint);
         }
 
         private static void OnEachVp(delegate*<void*, void> work, void* argument)
         {
-            for (int i = 1; i < Vp.Count; i++) Smp.RunOn(Vp.Get(i), work, argument);
+            for (int i = 1; i < PerCpu.Count; i++) Smp.RunOn(PerCpu.Get(i), work, argument);
             work(argument);
         }
 
@@ -205,7 +205,7 @@ namespace Kernel.TestMode
 
         private static void OnIpi(InterruptFrame* frame)
         {
-            s_ipiCounts[Vp.Current->Number]++;
+            s_ipiCounts[PerCpu.Current->Number]++;
             Apic.EndOfInterrupt();
         }
 
@@ -253,7 +253,7 @@ namespace Kernel.TestMode
             for (int i = 0; i < Vp.Count; i++)
             {
                 ulong result = 0;
-                if (i == 0) EachTimerHere(&result); else Expect.True(Smp.RunOn(Vp.Get(i), &EachTimerHere, &result, 15000), "work ran"u8);
+                if (i == 0) EachTimerHere(&result); else Expect.True(Smp.RunOn(PerCpu.Get(i), &EachTimerHere, &result, 15000), "work ran"u8);
                 Expect.Equal(0xFul, result, "timers whose message came back to the VP that armed them (bit per timer)"u8);
             }
         }
@@ -269,7 +269,7 @@ namespace Kernel.TestMode
                 {
                     ulong mine = 0, theirs = 0, again = 0;
                     ReadTscPage(&mine);
-                    Smp.RunOn(Vp.Get(i), &ReadTscPage, &theirs);
+                    Smp.RunOn(PerCpu.Get(i), &ReadTscPage, &theirs);
                     ReadTscPage(&again);
                     if (!Expect.True(mine != 0 && mine <= theirs && theirs <= again, "TSC page time: VP 0, then another VP, then VP 0 again, never goes back"u8)) return;
                 }
@@ -284,8 +284,8 @@ namespace Kernel.TestMode
         // Runs on VP 1 in interrupt context: every ping is answered with a pong.
         private static void OnPing(int sint, int flag)
         {
-            if (flag == PingToVp1 && Vp.Current->Number == 1) { s_pings++; Hypercall.SignalEvent(PongToVp0, 0); }
-            else if (flag == PongToVp0 && Vp.Current->Number == 0) s_pongs++;
+            if (flag == PingToVp1 && PerCpu.Current->Number == 1) { s_pings++; Hypercall.SignalEvent(PongToVp0, 0); }
+            else if (flag == PongToVp0 && PerCpu.Current->Number == 0) s_pongs++;
             else s_strayFlags++;
         }
 
