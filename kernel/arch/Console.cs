@@ -12,7 +12,8 @@ namespace Kernel.Arch
         public fixed byte Bytes[Capacity];
     }
 
-    // The serial console: COM1, a 16550 UART at I/O port 0x3F8, polled.
+    // The console: text and numbers, a line at a time, out through the
+    // serial port (the device itself is Uart16550.cs).
     //
     // Output goes out a whole line at a time: a processor collects a line in
     // its own buffer (one for its main line of execution, one for its
@@ -23,24 +24,8 @@ namespace Kernel.Arch
     // error, bytes go straight out.
     public static unsafe class Console
     {
-        private const ushort Com1 = 0x3F8;
-        private const ushort Data = Com1 + 0, InterruptEnable = Com1 + 1, FifoControl = Com1 + 2;
-        private const ushort LineControl = Com1 + 3, ModemControl = Com1 + 4, LineStatus = Com1 + 5;
-        private const byte TransmitterEmpty = 0x20;
-
         private static SpinLock s_lock;
         private static bool s_buffered;     // the running processor's record (PerCpu.Current) is there to hold lines
-
-        public static void Initialize()
-        {
-            Cpu.OutByte(InterruptEnable, 0x00);   // polled: no UART interrupts
-            Cpu.OutByte(LineControl, 0x80);       // DLAB on, to set the divisor
-            Cpu.OutByte(Data, 0x01);              // divisor 1: 115200 baud
-            Cpu.OutByte(InterruptEnable, 0x00);
-            Cpu.OutByte(LineControl, 0x03);       // 8 data bits, no parity, 1 stop bit
-            Cpu.OutByte(FifoControl, 0xC7);       // FIFOs on and cleared, 14-byte threshold
-            Cpu.OutByte(ModemControl, 0x03);      // DTR and RTS
-        }
 
         // From here on every processor that prints has its record in GS
         // (PerCpu.MakeCurrent is the first thing an AP does).
@@ -72,8 +57,8 @@ namespace Kernel.Arch
         {
             if (!s_buffered)
             {
-                if (b == '\n') WriteRaw((byte)'\r');
-                WriteRaw(b);
+                if (b == '\n') Uart16550.Write((byte)'\r');
+                Uart16550.Write(b);
                 return;
             }
             PerCpu* cpu = PerCpu.Current;
@@ -101,15 +86,8 @@ namespace Kernel.Arch
 
         private static void Emit(ConsoleLine* line)
         {
-            for (int i = 0; i < line->Length; i++) WriteRaw(line->Bytes[i]);
+            for (int i = 0; i < line->Length; i++) Uart16550.Write(line->Bytes[i]);
             line->Length = 0;
-        }
-
-        private static void WriteRaw(byte b)
-        {
-            // Bounded wait: a missing or wedged UART must not hang the kernel.
-            for (int spin = 0; spin < 100000 && (Cpu.InByte(LineStatus) & TransmitterEmpty) == 0; spin++) Cpu.Pause();
-            Cpu.OutByte(Data, b);
         }
 
         // Text is UTF-8 ("..."u8). Out of line: inlined, the loop would be

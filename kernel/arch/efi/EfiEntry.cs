@@ -40,7 +40,7 @@ namespace Kernel.Arch.Efi
         [UnmanagedCallersOnly(EntryPoint = "efi_main")]
         private static void Main(void* imageHandle, SystemTable* systemTable)
         {
-            Console.Initialize();
+            Uart16550.Initialize();
             Console.WriteLine();
             Console.WriteLine("C# Hyper-V guest: booting (UEFI)"u8);
             PeImage.FillBootSymbols();                   // before anything reads the image bounds

@@ -31,7 +31,7 @@ namespace Kernel.Arch.Pvh
         [UnmanagedCallersOnly(EntryPoint = "kmain")]
         private static void Main(void* startInfo)
         {
-            Console.Initialize();
+            Uart16550.Initialize();
             Console.WriteLine("C# Hyper-V guest: booting"u8);
             StartupCodeHelpers.InitializeModules();      // statics before anything else uses them
             BootTimeline.MarkRuntimeStarted();
