@@ -4,7 +4,7 @@ using System;
 namespace Kernel.Arch
 {
     // One console line being written: each processor has one for its main line
-    // of execution and one for its interrupt handlers (PerCpu.MainLine, InterruptLine).
+    // of execution and one for its interrupt handlers (Console.LinesOf).
     public unsafe struct ConsoleLine
     {
         public const int Capacity = 512;
@@ -25,7 +25,17 @@ namespace Kernel.Arch
     public static unsafe class Console
     {
         private static SpinLock s_lock;
-        private static bool s_buffered;     // the running processor's record (PerCpu.Current) is there to hold lines
+        private static bool s_buffered;     // the running processor's record (PerCpu.Current) is there to say whose lines
+
+        // Two lines a processor, by its number: main line, then interrupt handlers.
+        private struct LineTable { public fixed byte Bytes[PerCpu.MaxCpus * 2 * (4 + ConsoleLine.Capacity)]; }
+        private static LineTable s_lines;
+
+        // The statics do not move (no GC), so the table's address is fixed.
+        private static ConsoleLine* MainLineOf(PerCpu* cpu)
+            => (ConsoleLine*)Unsafe.AsPointer(ref s_lines) + 2 * cpu->Number;
+
+        private static ConsoleLine* InterruptLineOf(PerCpu* cpu) => MainLineOf(cpu) + 1;
 
         // From here on every processor that prints has its record in GS
         // (PerCpu.MakeCurrent is the first thing an AP does).
@@ -39,8 +49,8 @@ namespace Kernel.Arch
             if (!s_buffered) return;
             s_buffered = false;
             PerCpu* cpu = PerCpu.Current;
-            Emit(&cpu->MainLine);
-            Emit(&cpu->InterruptLine);
+            Emit(MainLineOf(cpu));
+            Emit(InterruptLineOf(cpu));
         }
 
         // Sends this processor's unfinished lines (before the guest exits).
@@ -48,8 +58,8 @@ namespace Kernel.Arch
         {
             if (!s_buffered) return;
             PerCpu* cpu = PerCpu.Current;
-            Flush(&cpu->MainLine);
-            Flush(&cpu->InterruptLine);
+            Flush(MainLineOf(cpu));
+            Flush(InterruptLineOf(cpu));
         }
 
         // One byte of text; a line feed goes out as CR LF and ends the line.
@@ -62,7 +72,7 @@ namespace Kernel.Arch
                 return;
             }
             PerCpu* cpu = PerCpu.Current;
-            ConsoleLine* line = cpu->InterruptDepth == 0 ? &cpu->MainLine : &cpu->InterruptLine;
+            ConsoleLine* line = cpu->InterruptDepth == 0 ? MainLineOf(cpu) : InterruptLineOf(cpu);
             if (b == '\n') Append(line, (byte)'\r');
             Append(line, b);
             if (b == '\n') Flush(line);

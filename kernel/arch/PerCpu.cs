@@ -3,8 +3,10 @@ using Kernel.Runtime;
 namespace Kernel.Arch
 {
     // What every processor keeps for itself, whatever runs it: its identities,
-    // whether it is online, its work mailbox (Smp), the interrupt guard's
-    // counts (InterruptGuard) and the console lines it is writing (Console).
+    // whether it is online, its work mailbox (Smp) and the interrupt guard's
+    // counts (InterruptGuard). Small, so that what follows it in a VP record
+    // (kernel/hv/Vp.cs) is within a byte's displacement too; the console keeps
+    // its per-processor lines itself (Console.cs).
     // IA32_GS_BASE points at the running processor's record, whose first field
     // points at itself, so PerCpu.Current is one load of GS:0 (boot/stubs.asm
     // cpu_this_cpu). Under Hyper-V each record is the first field of the VP's
@@ -31,11 +33,6 @@ namespace Kernel.Arch
         public void* WorkArgument;
         public ulong WorkPosted, WorkDone;
         public ulong WakeInterrupts;
-
-        // The console lines this processor is writing (Console.cs). Last: the
-        // fields above stay within a byte's displacement of the record.
-        public ConsoleLine MainLine;
-        public ConsoleLine InterruptLine;
 
         // Every processor's record, by Number: a table in the statics (zero
         // at start, like all of them), which costs the boot nothing to set up.

@@ -92,11 +92,10 @@ public partial class GdbTests
         Assert.Equal("kernel_Kernel_Hv_Hypercall__SignalEventDirect", symbol);
 
         // The VP record (kernel/hv/Vp.cs) at IA32_GS_BASE: its PerCpu
-        // (kernel/arch/PerCpu.cs: 1144 bytes, the two 516-byte console lines
-        // last), Index, then HypercallInput at offset 1152. The input page fields are
+        // (kernel/arch/PerCpu.cs: 112 bytes), Index, then HypercallInput at offset 120. The input page fields are
         // HvSignalEventDirectInput's (kernel/hv/HvDef.cs; TLFS): TargetPartition @0,
         // TargetVp @8, TargetVtl @12, TargetSint @13, FlagNumber @14.
-        const string inputPage = "(*(unsigned char **)($gs_base + 1152))";
+        const string inputPage = "(*(unsigned char **)($gs_base + 120))";
         string fields(string page) =>
             $"*(unsigned long *){page}, *(unsigned int *)({page} + 8), *(unsigned char *)({page} + 12), *(unsigned char *)({page} + 13), *(unsigned short *)({page} + 14)";
         ulong enabled = HypercallPageEnabled(uefi, symbol);
