@@ -59,6 +59,8 @@ public sealed partial class DynamicMemoryHost : IGuestHost
     [GeneratedRegex(@"^dm-host: done (\S+) ballooned (\d+) free (\d+) total (\d+)$")]
     private static partial Regex DoneLine();
 
+    private static readonly TimeSpan StatusEventTimeout = TimeSpan.FromSeconds(15);
+
     [GeneratedRegex(@"^dm-host: status available (\d+) committed (\d+)$")]
     private static partial Regex StatusLine();
 
@@ -106,7 +108,15 @@ public sealed partial class DynamicMemoryHost : IGuestHost
                 {
                     StatusEvent = Qmp.WaitForEvent(e => (string?)e["event"] == "HV_BALLOON_STATUS_REPORT"
                         && e["data"]!["available"]!.GetValue<long>() == status.Available * PageSize
-                        && e["data"]!["committed"]!.GetValue<long>() == status.Committed * PageSize, TimeSpan.FromSeconds(15));
+                        && e["data"]!["committed"]!.GetValue<long>() == status.Committed * PageSize, StatusEventTimeout);
+                    // Without that event QEMU may have no report to answer the query with
+                    // ("not received yet"): say what was missing rather than the query's error.
+                    if (StatusEvent == null)
+                    {
+                        Errors.Add($"{line}: no HV_BALLOON_STATUS_REPORT with these figures within {StatusEventTimeout.TotalSeconds} s; events seen: "
+                            + string.Join(" | ", Qmp.Events.Select(e => e.ToJsonString())));
+                        return;
+                    }
                     var last = Qmp.Execute("query-hv-balloon-status-report")!;
                     StatusQuery = (last["available"]!.GetValue<long>() / PageSize, last["committed"]!.GetValue<long>() / PageSize);
                 }
