@@ -101,6 +101,8 @@ $(BUILD)/kernel-test.obj: $(CS) $(TEST_CS) $(BUILD)/kernel.obj
 # ilc's unwind tables (.pdata, .xdata) go into a section of their own, .unwind, which
 # link_efi removes: nothing in the kernel unwinds (no C# exceptions, no stack walks;
 # the ELF link discards .eh_frame likewise), and lld-link cannot drop a section itself.
+# (lld-link then warns ".xdata=.rdata: already merged into .unwind": its own default
+# merge of .xdata, which ours replaces; there is no switch to silence it.)
 EFI_MERGE := /merge:.managedcode=.text /merge:.text_hypercall_page=.text \
              /merge:.ex_table=.rdata /merge:.modules=.rdata /merge:.tls=.rdata \
              /merge:.pdata=.unwind /merge:.xdata=.unwind

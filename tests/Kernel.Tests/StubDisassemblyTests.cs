@@ -101,9 +101,10 @@ public class StubDisassemblyTests
         {
             // A [RuntimeExport] C# method has two names, ilc's and the exported one
             // that assembly jumps to: the latter.
-            name = elf.CodeSymbols().Where(s => s.Value == address).Select(s => s.Name)
+            string? found = elf.CodeSymbols().Where(s => s.Value == address).Select(s => s.Name)
                 .OrderBy(n => n.StartsWith("kernel_", StringComparison.Ordinal)).FirstOrDefault();
-            return name != null;
+            name = found ?? "";
+            return found != null;
         }
     }
 
