@@ -33,7 +33,6 @@ namespace Kernel.Arch
         public static MemoryRegion* Regions;
         public static int RegionCount;
         public static ulong RsdpAddress;
-        public static uint ProtocolVersion;        // the PVH start_info's version; 0 under UEFI
         public static BootLoader Loader;
 
         // The buffers both entries fill.

@@ -47,7 +47,6 @@ namespace Kernel.Arch.Efi
             StartupCodeHelpers.InitializeModules();
             BootTimeline.MarkRuntimeStarted();
             BootInfo.AllocateBuffers();
-            BootInfo.ProtocolVersion = 0;
             BootInfo.Loader = BootLoader.Uefi;
 
             BootServices* bs = systemTable->BootServices;

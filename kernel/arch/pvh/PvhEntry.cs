@@ -45,7 +45,6 @@ namespace Kernel.Arch.Pvh
             BootInfo.Loader = BootLoader.Pvh;
             PvhStartInfo* info = (PvhStartInfo*)startInfo;
             if (info == null || info->Magic != PvhMagic) Panic.Fail("no PVH start_info: boot with a PVH loader (qemu -kernel)"u8);
-            BootInfo.ProtocolVersion = info->Version;
             BootInfo.RsdpAddress = info->RsdpAddress;
             byte* source = (byte*)info->CommandLineAddress;
             if (source != null)
