@@ -47,7 +47,7 @@ public static class GuestAssert
         var result = run.Find(name);
         Assert.True(result != null, $"the guest did not report '{name}'. Output:\n{run.Process.Output}");
         Assert.SkipWhen(result!.Outcome == GuestOutcome.Skipped, result.Message);
-        Assert.True(result.Outcome == GuestOutcome.Passed, $"guest: not ok {result.Number} - {name}: {result.Message}");
+        Assert.True(result.Outcome == GuestOutcome.Passed, $"guest: not ok {result.Number} - {name}: {result.Detail}");
     }
 
     // The run ended with status 0 and the guest's closing "N passed, N failed,
@@ -75,7 +75,7 @@ public static class GuestAssert
         foreach (var e in expected)
         {
             if (!gotByName.TryGetValue(e.Name, out var g)) differences.Add($"{e.Name}: expected {e.Outcome}, got no result");
-            else if (g.Outcome != e.Outcome) differences.Add($"{e.Name}: expected {e.Outcome}, got {g.Outcome} {g.Message}".TrimEnd());
+            else if (g.Outcome != e.Outcome) differences.Add($"{e.Name}: expected {e.Outcome}, got {g.Outcome} {g.Detail}".TrimEnd());
         }
         var expectedNames = expected.Select(r => r.Name).ToHashSet();
         differences.AddRange(got.Where(g => !expectedNames.Contains(g.Name)).Select(g => $"{g.Name}: expected no result, got {g.Outcome}"));

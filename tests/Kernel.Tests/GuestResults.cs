@@ -5,15 +5,43 @@ namespace Kernel.Tests;
 
 public enum GuestOutcome { Passed, Failed, Skipped }
 
-public sealed record GuestResult(int Number, string Name, GuestOutcome Outcome, string Message)
+// At: where a failed check is, "tests/guest/File.cs:LINE" (empty when the guest named none).
+public sealed record GuestResult(int Number, string Name, GuestOutcome Outcome, string Message, string At = "")
 {
     // The tests of the Hyper-V interface (and what is built on it), by name prefix.
     public bool IsHyperV => Name.Split('.')[0] is "hv" or "synic" or "events" or "messages" or "direct" or "time" or "stimer" or "vmbus";
+
+    // The message, and for a failed check the check itself, quoted from the source:
+    // the guest image carries no text for most checks, only their line (tests/guest/Expect.cs).
+    public string Detail => At == "" ? Message : $"{Message}\n  at {At}:\n{CheckSource.Quote(At)}";
+}
+
+// The source of a guest check: its statement, from the line the guest named to
+// the line that ends it, with the comment lines just above it (what it checks).
+public static class CheckSource
+{
+    public static string Quote(string at)
+    {
+        int colon = at.LastIndexOf(':');
+        if (colon < 0 || !int.TryParse(at[(colon + 1)..], out int line) || line < 1) return $"    (not a file:line: '{at}')";
+        var path = Path.Combine(Repo.Root, at[..colon]);
+        if (!File.Exists(path)) return $"    (no such file: {at[..colon]})";
+        var lines = File.ReadAllLines(path);
+        if (line > lines.Length) return $"    ({at[..colon]} has {lines.Length} lines)";
+        int first = line - 1;
+        while (first > 0 && lines[first - 1].TrimStart().StartsWith("//")) first--;
+        int last = line - 1;
+        while (last + 1 < lines.Length && !Regex.IsMatch(lines[last], @";\s*(//.*)?$")) last++;
+        var quoted = string.Join("\n", lines[first..(last + 1)].Select(l => "    " + l.Trim()));
+        // A guest that named a line which holds no check has its location wrong.
+        return lines[line - 1].Contains("Expect.") ? quoted : quoted + $"\n    (line {line} holds no Expect check: the guest's location is wrong)";
+    }
 }
 
 // Parses the guest's test mode, TAP version 14 (tests/guest/TestRunner.cs):
 //   ok N - name | ok N - name # SKIP reason | not ok N - name, then a YAML
-//   block whose message is 'expected X, got Y (what)'
+//   block whose message is 'expected X, got Y' or 'expected X, got Y (what)',
+//   and whose at is the failed check's 'file:line'
 // and the closing "N passed, N failed, N skipped".
 public sealed partial class GuestRun
 {
@@ -44,11 +72,16 @@ public sealed partial class GuestRun
                 var skipped = m.Groups[4].Success;
                 var outcome = m.Groups[1].Value == "not ok" ? GuestOutcome.Failed : skipped ? GuestOutcome.Skipped : GuestOutcome.Passed;
                 var message = skipped ? m.Groups[4].Value : "";
-                // not ok: "  ---", "  message: '<the message, quotes doubled>'", "  ..."
+                var at = "";
+                // not ok: "  ---", "  message: '<the message, quotes doubled>'", ["  at: '<file:line>'"], "  ..."
                 if (outcome == GuestOutcome.Failed && i + 2 < lines.Length && lines[i + 1] == "  ---"
                     && lines[i + 2].StartsWith("  message: '") && lines[i + 2].EndsWith('\''))
+                {
                     message = lines[i + 2]["  message: '".Length..^1].Replace("''", "'");
-                results.Add(new GuestResult(int.Parse(m.Groups[2].Value), m.Groups[3].Value, outcome, message));
+                    if (i + 3 < lines.Length && lines[i + 3].StartsWith("  at: '") && lines[i + 3].EndsWith('\''))
+                        at = lines[i + 3]["  at: '".Length..^1];
+                }
+                results.Add(new GuestResult(int.Parse(m.Groups[2].Value), m.Groups[3].Value, outcome, message, at));
                 continue;
             }
             var p = PlanLine().Match(lines[i]);

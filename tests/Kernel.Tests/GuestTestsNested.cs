@@ -190,7 +190,7 @@ public sealed class GuestTestsNestedSmp2 : CrossVpBootTests<GuestTestsNestedSmp2
             bool hostDriven = r.Name is "dm.balloon_down_takes_pages_out_of_the_allocator" or "dm.balloon_up_returns_the_pages"
                 or "dm.request_beyond_spare_gets_a_partial_answer" or "dm.unballoon_after_partial_returns_everything" or "dm.hot_add_extends_the_allocator";
             if (hostDriven) Assert.Equal((GuestOutcome.Skipped, "no host drives the balloon (dm-host on the command line: the xunit Dynamic Memory run answers the dm-host: lines over QMP)"), (r.Outcome, r.Message));
-            else Assert.True(r.Outcome == GuestOutcome.Passed, $"{r.Name}: {r.Outcome} {r.Message}");
+            else Assert.True(r.Outcome == GuestOutcome.Passed, $"{r.Name}: {r.Outcome} {r.Detail}");
         }
     }
 }
@@ -243,7 +243,7 @@ public static class DirectBranch
         Assert.True(direct.Count >= 20, $"only {direct.Count} direct results");
         foreach (var r in direct)
         {
-            if (RunsOnStockKvm(r.Name)) Assert.True(r.Outcome == GuestOutcome.Passed, $"{r.Name}: {r.Outcome} {r.Message}");
+            if (RunsOnStockKvm(r.Name)) Assert.True(r.Outcome == GuestOutcome.Passed, $"{r.Name}: {r.Outcome} {r.Detail}");
             else Assert.Equal((GuestOutcome.Skipped, "this KVM does not implement the Direct calls (INVALID_HYPERCALL_CODE); the project's KVM does: qemu-run.sh --kvm direct"), (r.Outcome, r.Message));
         }
     }
@@ -258,7 +258,7 @@ public static class DirectBranch
         {
             if (r.Name.StartsWith("direct.absent_"))
                 Assert.Equal((GuestOutcome.Skipped, "this hypervisor implements the Direct calls; the direct.absent_* tests check one that does not"), (r.Outcome, r.Message));
-            else Assert.True(r.Outcome == GuestOutcome.Passed, $"{r.Name}: {r.Outcome} {r.Message}");
+            else Assert.True(r.Outcome == GuestOutcome.Passed, $"{r.Name}: {r.Outcome} {r.Detail}");
         }
         // Every VP signalled every VP, and was told NewlySignaled each time.
         var pairs = run.Process.Stdout.Split('\n').Count(l => Regex.IsMatch(l, @"^direct: VP \d+ -> VP index \d+ SignalEventDirect: 0x0 SUCCESS, NewlySignaled 1"));

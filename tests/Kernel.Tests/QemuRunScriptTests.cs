@@ -34,7 +34,13 @@ public class QemuRunScriptTests
         Assert.Equal(1, run.Process.ExitCode);
         var failed = Assert.Single(run.Results, r => r.Outcome == GuestOutcome.Failed);
         Assert.Equal("testmode.injected_failure", failed.Name);
-        Assert.Equal("expected 1, got 2 (the deliberately wrong expectation of inject-failure)", failed.Message);
+        Assert.Equal("expected 1, got 2", failed.Message);
+        // The failed check's location: the line of FailOnPurpose's check, which the host quotes.
+        var runner = File.ReadAllLines(Path.Combine(Repo.Root, "tests", "guest", "TestRunner.cs"));
+        int line = Array.FindIndex(runner, l => l.Contains("FailOnPurpose() => Expect.Equal(1ul, 2ul)")) + 1;
+        Assert.True(line > 0, "tests/guest/TestRunner.cs has no FailOnPurpose check");
+        Assert.Equal($"tests/guest/TestRunner.cs:{line}", failed.At);
+        Assert.Contains("Expect.Equal(1ul, 2ul);    // the deliberately wrong expectation of inject-failure", failed.Detail);
     }
 
     [Fact]

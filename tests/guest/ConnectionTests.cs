@@ -33,10 +33,10 @@ namespace Kernel.TestMode
             TestDevice.RaiseSint(0, sint);
             bool arrived = Clock.WaitAtLeast(&Synic.Interrupts[sint], interrupts + 1, WaitMs);
             TestDevice.DestroySintRoute(0, sint);
-            Expect.True(arrived, "SINT 3 interrupt within 2 s"u8);
-            Expect.Equal(interrupts + 1, Synic.Interrupts[sint], "SINT 3 interrupts"u8);
-            Expect.Equal(flags, Synic.FlagsTaken[sint], "event flags consumed"u8);
-            Expect.Equal(messages, Synic.MessagesTaken[sint], "messages consumed"u8);
+            Expect.True(arrived);    // SINT 3 interrupt within 2 s
+            Expect.Equal(interrupts + 1, Synic.Interrupts[sint]);    // SINT 3 interrupts
+            Expect.Equal(flags, Synic.FlagsTaken[sint]);    // event flags consumed
+            Expect.Equal(messages, Synic.MessagesTaken[sint]);    // messages consumed
         }
 
         private static int s_lastFlag;
@@ -66,12 +66,12 @@ namespace Kernel.TestMode
             Synic.EventHandlers[sint] = null;
             TestDevice.DestroyEventConnection(conn);
             Expect.Equal(HvStatus.Success, r.Status, fast ? "HvCallSignalEvent (fast) status"u8 : "HvCallSignalEvent (memory form) status"u8);
-            Expect.True(set, "flag `conn` set in the SINT's SIEF area"u8);
-            Expect.Equal(0ul, otherBits, "no other flag set in the area"u8);
-            Expect.True(interrupted, "an interrupt arrived"u8);
-            Expect.Equal(interrupts + 1, Synic.Interrupts[sint], "exactly one interrupt"u8);
-            Expect.Equal((ulong)conn, (ulong)(long)s_lastFlag, "the handler was given flag `conn`"u8);
-            Expect.Equal(0ul, area[conn / 64] & (1ul << (int)(conn % 64)), "the handler cleared the flag"u8);
+            Expect.True(set);    // flag `conn` set in the SINT's SIEF area
+            Expect.Equal(0ul, otherBits);    // no other flag set in the area
+            Expect.True(interrupted);    // an interrupt arrived
+            Expect.Equal(interrupts + 1, Synic.Interrupts[sint]);    // exactly one interrupt
+            Expect.Equal((ulong)conn, (ulong)(long)s_lastFlag);    // the handler was given flag `conn`
+            Expect.Equal(0ul, area[conn / 64] & (1ul << (int)(conn % 64)));    // the handler cleared the flag
         }
 
         private static void SignalSetsExactlyItsFlag()
@@ -108,11 +108,11 @@ namespace Kernel.TestMode
             area[0] = 0;
             Synic.RawHandlers[sint] = null;
             TestDevice.DestroyEventConnection(conn);
-            Expect.Equal(HvStatus.Success, first.Status, "first signal status"u8);
-            Expect.Equal(HvStatus.Success, second.Status, "second signal status"u8);
-            Expect.True(firstArrived, "the first signal interrupted"u8);
-            Expect.True(stillSet, "the flag stayed set"u8);
-            Expect.Equal(1ul, count, "interrupts after signalling a flag that was already set"u8);
+            Expect.Equal(HvStatus.Success, first.Status);    // first signal status
+            Expect.Equal(HvStatus.Success, second.Status);    // second signal status
+            Expect.True(firstArrived);    // the first signal interrupted
+            Expect.True(stillSet);    // the flag stayed set
+            Expect.Equal(1ul, count);    // interrupts after signalling a flag that was already set
         }
 
         private static void MaskedSintRaisesNoInterrupt()
@@ -131,9 +131,9 @@ namespace Kernel.TestMode
             area[0] = 0;
             Synic.SetMasked(sint, false);
             TestDevice.DestroyEventConnection(conn);
-            Expect.Equal(HvStatus.Success, r.Status, "signal status"u8);
-            Expect.True(set, "the flag is set even though the SINT is masked"u8);
-            Expect.Equal(interrupts, after, "interrupts on the masked SINT"u8);
+            Expect.Equal(HvStatus.Success, r.Status);    // signal status
+            Expect.True(set);    // the flag is set even though the SINT is masked
+            Expect.Equal(interrupts, after);    // interrupts on the masked SINT
         }
 
         private static void MessageEchoedIntoSimSlot()
@@ -149,13 +149,13 @@ namespace Kernel.TestMode
             HvCallResult r = Hypercall.PostMessage(conn, type, payload, length);
             bool arrived = Clock.WaitAtLeast(&Synic.MessagesTaken[sint], taken + 1, WaitMs);
             TestDevice.DestroyMessageConnection(conn);
-            Expect.Equal(HvStatus.Success, r.Status, "HvCallPostMessage status"u8);
-            if (!Expect.True(arrived, "a message arrived in SINT 8's slot"u8)) return;
+            Expect.Equal(HvStatus.Success, r.Status);    // HvCallPostMessage status
+            if (!Expect.True(arrived)) return;    // a message arrived in SINT 8's slot
             HvMessage* m = Synic.LastReceived(sint);
-            Expect.Equal(type, m->Header.MessageType, "message type"u8);
-            Expect.Equal((ulong)length, m->Header.PayloadSize, "payload size"u8);
-            Expect.True(Memory.Equal(m->Payload, payload, length), "payload bytes"u8);
-            Expect.Equal(0ul, Vp.Current->Sim[sint].Header.MessageType, "the handler freed the slot"u8);
+            Expect.Equal(type, m->Header.MessageType);    // message type
+            Expect.Equal((ulong)length, m->Header.PayloadSize);    // payload size
+            Expect.True(Memory.Equal(m->Payload, payload, length));    // payload bytes
+            Expect.Equal(0ul, Vp.Current->Sim[sint].Header.MessageType);    // the handler freed the slot
         }
 
         // kvm-unit-tests hyperv_connections' busy case: while the slot still holds a
@@ -192,17 +192,17 @@ namespace Kernel.TestMode
             bool both = Clock.WaitAtLeast(&Synic.MessagesTaken[sint], taken + 2, WaitMs);
             TestDevice.DestroyMessageConnection(conn);
 
-            Expect.Equal(HvStatus.Success, first.Status, "first post status"u8);
-            Expect.True(firstInSlot, "the first message reached the slot"u8);
-            Expect.Equal(HvStatus.Success, second.Status, "second post status (queued behind the busy slot)"u8);
-            Expect.True(pending, "MessagePending set in the busy slot"u8);
-            Expect.Equal(0x100ul, typeWhileBusy, "the slot kept the first message"u8);
-            Expect.True(both, "both messages were delivered after EOM"u8);
+            Expect.Equal(HvStatus.Success, first.Status);    // first post status
+            Expect.True(firstInSlot);    // the first message reached the slot
+            Expect.Equal(HvStatus.Success, second.Status);    // second post status (queued behind the busy slot)
+            Expect.True(pending);    // MessagePending set in the busy slot
+            Expect.Equal(0x100ul, typeWhileBusy);    // the slot kept the first message
+            Expect.True(both);    // both messages were delivered after EOM
             if (both)
             {
-                Expect.Equal(0x100ul, Synic.LastReceived(sint, 1)->Header.MessageType, "first message type"u8);
-                Expect.Equal(0x200ul, Synic.LastReceived(sint)->Header.MessageType, "second message type"u8);
-                Expect.Equal(2ul, Synic.LastReceived(sint)->Payload[0], "second message payload"u8);
+                Expect.Equal(0x100ul, Synic.LastReceived(sint, 1)->Header.MessageType);    // first message type
+                Expect.Equal(0x200ul, Synic.LastReceived(sint)->Header.MessageType);    // second message type
+                Expect.Equal(2ul, Synic.LastReceived(sint)->Payload[0]);    // second message payload
             }
         }
     }

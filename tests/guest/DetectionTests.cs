@@ -42,13 +42,13 @@ namespace Kernel.TestMode
         {
             bool hv1 = Cpu.Cpuid(HvCpuid.Interface).Eax == HvCpuid.InterfaceSignatureHv1
                        && (Cpu.Cpuid(1).Ecx & HvCpuid.HypervisorPresentBit) != 0;
-            Expect.Equal(hv1, HyperV.Present, "detection agrees with CPUID 0x40000001"u8);
+            Expect.Equal(hv1, HyperV.Present);    // detection agrees with CPUID 0x40000001
             if (HyperV.Present) return;
             ulong issued = Hypercall.Issued;
             HvCallResult r = Hypercall.SignalEventDirect(HvConstants.HV_PARTITION_ID_SELF, 0, 0, 1, 1);
-            Expect.Equal(HvOutcome.Refused, r.Outcome, "SignalEventDirect without Hyper-V is refused"u8);
+            Expect.Equal(HvOutcome.Refused, r.Outcome);    // SignalEventDirect without Hyper-V is refused
             Expect.Equal(HyperV.AbsentReason, r.RefusalReason);
-            Expect.Equal(issued, Hypercall.Issued, "hypercalls issued"u8);
+            Expect.Equal(issued, Hypercall.Issued);    // hypercalls issued
         }
 
         private static void CpuidVendor()
@@ -56,19 +56,19 @@ namespace Kernel.TestMode
             if (!Need.HvInterface()) return;
             CpuidResult r = Cpu.Cpuid(HvCpuid.VendorAndMaxFunction);
             byte* vendor = stackalloc byte[12];
-            Expect.Equal("Microsoft Hv"u8, Text(r.Ebx, r.Ecx, r.Edx, vendor), "CPUID 0x40000000 EBX:ECX:EDX"u8);
+            Expect.Equal("Microsoft Hv"u8, Text(r.Ebx, r.Ecx, r.Edx, vendor));    // CPUID 0x40000000 EBX:ECX:EDX
         }
 
         private static void CpuidInterface()
         {
             if (!Need.HvInterface()) return;
-            Expect.Equal((ulong)HvCpuid.InterfaceSignatureHv1, Cpu.Cpuid(HvCpuid.Interface).Eax, "CPUID 0x40000001 EAX (\"Hv#1\")"u8);
+            Expect.Equal((ulong)HvCpuid.InterfaceSignatureHv1, Cpu.Cpuid(HvCpuid.Interface).Eax);    // CPUID 0x40000001 EAX ("Hv#1")
         }
 
         private static void CpuidMaxLeaf()
         {
             if (!Need.HvInterface()) return;
-            Expect.InRange(HvCpuid.Limits, 0x400000FF, Cpu.Cpuid(HvCpuid.VendorAndMaxFunction).Eax, "CPUID 0x40000000 EAX (max leaf)"u8);
+            Expect.InRange(HvCpuid.Limits, 0x400000FF, Cpu.Cpuid(HvCpuid.VendorAndMaxFunction).Eax);    // CPUID 0x40000000 EAX (max leaf)
         }
 
         // With the SynIC granted, so is everything the kernel's SynIC set-up uses.
@@ -76,7 +76,7 @@ namespace Kernel.TestMode
         {
             if (!Need.Synic()) return;
             ulong needed = HvPartitionPrivilege.AccessHypercallMsrs | HvPartitionPrivilege.AccessVpIndex | HvPartitionPrivilege.AccessSynicRegs;
-            Expect.Equal(needed, HyperV.Privileges & needed, "CPUID 0x40000003 EAX: hypercall MSRs, VP index, SynIC"u8);
+            Expect.Equal(needed, HyperV.Privileges & needed);    // CPUID 0x40000003 EAX: hypercall MSRs, VP index, SynIC
         }
 
         private static void GuestOsIdReadsBack()
@@ -84,9 +84,9 @@ namespace Kernel.TestMode
             if (!Need.HypercallMsrs()) return;
             HvGuestOsId id;
             id.Value = Cpu.ReadMsr(HvMsr.GuestOsId);
-            Expect.Equal(HyperV.GuestOsId.Value, id.Value, "HV_X64_MSR_GUEST_OS_ID"u8);
-            Expect.True(id.IsOpenSource, "open-source bit 63"u8);
-            Expect.Equal((ulong)HyperV.OsIdThisKernel, id.OsId, "OS id field 55:48"u8);
+            Expect.Equal(HyperV.GuestOsId.Value, id.Value);    // HV_X64_MSR_GUEST_OS_ID
+            Expect.True(id.IsOpenSource);    // open-source bit 63
+            Expect.Equal((ulong)HyperV.OsIdThisKernel, id.OsId);    // OS id field 55:48
         }
 
         private static void HypercallPageEnabled()
@@ -94,8 +94,8 @@ namespace Kernel.TestMode
             if (!Need.HypercallMsrs()) return;
             HvHypercallMsr msr;
             msr.Value = Cpu.ReadMsr(HvMsr.Hypercall);
-            Expect.True(msr.Enable, "HV_X64_MSR_HYPERCALL enable bit"u8);
-            Expect.Equal(BootSymbols.Get()->HypercallPage >> 12, msr.GpaPageNumber, "hypercall page frame"u8);
+            Expect.True(msr.Enable);    // HV_X64_MSR_HYPERCALL enable bit
+            Expect.Equal(BootSymbols.Get()->HypercallPage >> 12, msr.GpaPageNumber);    // hypercall page frame
         }
 
         // The hypervisor wrote its calling sequence: vmcall (0F 01 C1) or vmmcall (0F 01 D9), then ret.
@@ -105,24 +105,24 @@ namespace Kernel.TestMode
             if (!Need.HypercallMsrs()) return;
             byte* page = (byte*)BootSymbols.Get()->HypercallPage;
             bool vmcall = page[0] == 0x0F && page[1] == 0x01 && (page[2] == 0xC1 || page[2] == 0xD9);
-            Expect.True(vmcall, "the page starts with vmcall or vmmcall"u8);
-            Expect.Equal(0xC3ul, page[3], "ret after it"u8);
+            Expect.True(vmcall);    // the page starts with vmcall or vmmcall
+            Expect.Equal(0xC3ul, page[3]);    // ret after it
         }
 
         private static void VpIndexOfBootVp()
         {
             if (!Need.VpIndex()) return;
-            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex), "HV_X64_MSR_VP_INDEX of the boot VP"u8);
+            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex));    // HV_X64_MSR_VP_INDEX of the boot VP
         }
 
         private static void VpIndexIsReadOnly()
         {
             if (!Need.VpIndex()) return;
             ulong before = Interrupts.LastFault.Count;
-            Expect.False(Cpu.TryWriteMsr(HvMsr.VpIndex, 5), "wrmsr VP_INDEX is accepted"u8);
-            Expect.Equal(before + 1, Interrupts.LastFault.Count, "faults caught"u8);
-            Expect.Equal(13ul, Interrupts.LastFault.Vector, "vector (#GP)"u8);
-            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex), "VP_INDEX unchanged"u8);
+            Expect.False(Cpu.TryWriteMsr(HvMsr.VpIndex, 5));    // wrmsr VP_INDEX is accepted
+            Expect.Equal(before + 1, Interrupts.LastFault.Count);    // faults caught
+            Expect.Equal(13ul, Interrupts.LastFault.Vector);    // vector (#GP)
+            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.VpIndex));    // VP_INDEX unchanged
         }
 
         private static void UnknownCallCode()
@@ -131,7 +131,7 @@ namespace Kernel.TestMode
             HvHypercallControl control = default;
             control.CallCode = 0x7FFF;
             HvHypercallResult r = Hypercall.Slow(control, Hypercall.InputPage, Hypercall.OutputPage);
-            Expect.Equal(HvStatus.InvalidHypercallCode, r.Status, "status of call code 0x7fff"u8);
+            Expect.Equal(HvStatus.InvalidHypercallCode, r.Status);    // status of call code 0x7fff
         }
     }
 }

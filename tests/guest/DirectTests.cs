@@ -68,11 +68,11 @@ namespace Kernel.TestMode
         {
             if (!Need.DirectProbe() || !Need.RunnerNamedTheKvmSide(out byte* value, out int length)) return;
             bool implemented = BootInfo.ValueEquals(value, length, "implemented"u8);
-            if (!Expect.True(implemented || BootInfo.ValueEquals(value, length, "absent"u8), "hv-direct= is implemented or absent"u8)) return;
-            Expect.True(DirectCalls.Probed, "the boot probe ran"u8);
-            Expect.Equal(implemented ? HvStatus.InvalidVpIndex : HvStatus.InvalidHypercallCode, DirectCalls.ProbeStatus,
-                "SignalEventDirect to HV_ANY_VP at boot"u8);
-            Expect.Equal(implemented, DirectCalls.Implemented, "the Direct calls are implemented"u8);
+            if (!Expect.True(implemented || BootInfo.ValueEquals(value, length, "absent"u8))) return;    // hv-direct= is implemented or absent
+            Expect.True(DirectCalls.Probed);    // the boot probe ran
+            // SignalEventDirect to HV_ANY_VP at boot
+            Expect.Equal(implemented ? HvStatus.InvalidVpIndex : HvStatus.InvalidHypercallCode, DirectCalls.ProbeStatus);
+            Expect.Equal(implemented, DirectCalls.Implemented);    // the Direct calls are implemented
         }
 
         // The input page holds exactly the TLFS layout the hypervisor reads; the
@@ -92,14 +92,14 @@ namespace Kernel.TestMode
             Console.Write(" output="u8);
             Console.WriteHex((ulong)Hypercall.OutputPage);
             Console.WriteLine();
-            Expect.Equal(Self, *(ulong*)input, "TargetPartition @0"u8);
-            Expect.Equal(0x12345678ul, *(uint*)(input + 8), "TargetVp @8"u8);
-            Expect.Equal(1ul, input[12], "TargetVtl @12"u8);
-            Expect.Equal(13ul, input[13], "TargetSint @13"u8);
-            Expect.Equal(0x7ABul, *(ushort*)(input + 14), "FlagNumber @14"u8);
-            Expect.True(r.Outcome != HvOutcome.Refused, "the call was made"u8);
+            Expect.Equal(Self, *(ulong*)input);    // TargetPartition @0
+            Expect.Equal(0x12345678ul, *(uint*)(input + 8));    // TargetVp @8
+            Expect.Equal(1ul, input[12]);    // TargetVtl @12
+            Expect.Equal(13ul, input[13]);    // TargetSint @13
+            Expect.Equal(0x7ABul, *(ushort*)(input + 14));    // FlagNumber @14
+            Expect.True(r.Outcome != HvOutcome.Refused);    // the call was made
             // VTL 1 is not this partition's: refused by a hypervisor that has the call, unknown to one that has not.
-            Expect.Equal(DirectCalls.Implemented ? HvStatus.InvalidParameter : DirectCalls.ProbeStatus, r.Status, "status for TargetVtl 1"u8);
+            Expect.Equal(DirectCalls.Implemented ? HvStatus.InvalidParameter : DirectCalls.ProbeStatus, r.Status);    // status for TargetVtl 1
         }
 
         private static void BadArgumentsRefused()
@@ -118,13 +118,13 @@ namespace Kernel.TestMode
             HvCallResult type = Hypercall.PostMessageDirect(Self, 0, 0, 1, 0, payload, 8);
             ulong issuedAfter = Hypercall.Issued;
             Cpu.RestoreInterrupts(flags);
-            Expect.Equal(HvOutcome.Refused, sint.Outcome, "SINT 16"u8);
+            Expect.Equal(HvOutcome.Refused, sint.Outcome);    // SINT 16
             Expect.Equal("SignalEventDirect: TargetSint must be 0-15"u8, sint.RefusalReason);
-            Expect.Equal(HvOutcome.Refused, flag.Outcome, "flag 2048"u8);
-            Expect.Equal(HvOutcome.Refused, vtl.Outcome, "VTL 3"u8);
-            Expect.Equal(HvOutcome.Refused, size.Outcome, "a 241-byte payload"u8);
-            Expect.Equal(HvOutcome.Refused, type.Outcome, "message type 0"u8);
-            Expect.Equal(issued, issuedAfter, "hypercalls issued"u8);
+            Expect.Equal(HvOutcome.Refused, flag.Outcome);    // flag 2048
+            Expect.Equal(HvOutcome.Refused, vtl.Outcome);    // VTL 3
+            Expect.Equal(HvOutcome.Refused, size.Outcome);    // a 241-byte payload
+            Expect.Equal(HvOutcome.Refused, type.Outcome);    // message type 0
+            Expect.Equal(issued, issuedAfter);    // hypercalls issued
         }
 
         // ---- a hypervisor without the calls: refused, nothing changes --------------
@@ -144,7 +144,7 @@ namespace Kernel.TestMode
             HvCallResult r = SignalTo(Vp.Current->Index, 77);
             Clock.Delay(QuietMs);
             ExpectRefusedByHypervisor(r, "HvCallSignalEventDirect status"u8);
-            Expect.False(r.NewlySignaled, "NewlySignaled after a refused call"u8);
+            Expect.False(r.NewlySignaled);    // NewlySignaled after a refused call
             Snapshot.ExpectUnchanged("after a refused SignalEventDirect"u8);
         }
 
@@ -211,17 +211,17 @@ namespace Kernel.TestMode
             Report("the same call while the flag is set"u8, repeat);
             Report("the same call after the guest took the flag"u8, again);
 
-            Expect.Equal(HvStatus.Success, first.Status, "first call"u8);
-            Expect.True(first.NewlySignaled, "NewlySignaled for a clear flag"u8);
-            Expect.True(firstArrived, "the first call interrupted SINT 13"u8);
-            Expect.Equal(HvStatus.Success, repeat.Status, "repeat while the flag is set"u8);
-            Expect.False(repeat.NewlySignaled, "NewlySignaled while the flag is still set"u8);
-            Expect.Equal(interrupts + 1, afterRepeat, "SINT 13 interrupts after the repeat (none for it)"u8);
-            Expect.Equal(bit, taken, "the SIEF word the guest took: exactly the flag"u8);
-            Expect.Equal(HvStatus.Success, again.Status, "call after the guest took the flag"u8);
-            Expect.True(again.NewlySignaled, "NewlySignaled after the guest took the flag"u8);
-            Expect.True(againArrived, "the third call interrupted SINT 13"u8);
-            Expect.Equal(interrupts + 2, afterAgain, "SINT 13 interrupts in all"u8);
+            Expect.Equal(HvStatus.Success, first.Status);    // first call
+            Expect.True(first.NewlySignaled);    // NewlySignaled for a clear flag
+            Expect.True(firstArrived);    // the first call interrupted SINT 13
+            Expect.Equal(HvStatus.Success, repeat.Status);    // repeat while the flag is set
+            Expect.False(repeat.NewlySignaled);    // NewlySignaled while the flag is still set
+            Expect.Equal(interrupts + 1, afterRepeat);    // SINT 13 interrupts after the repeat (none for it)
+            Expect.Equal(bit, taken);    // the SIEF word the guest took: exactly the flag
+            Expect.Equal(HvStatus.Success, again.Status);    // call after the guest took the flag
+            Expect.True(again.NewlySignaled);    // NewlySignaled after the guest took the flag
+            Expect.True(againArrived);    // the third call interrupted SINT 13
+            Expect.Equal(interrupts + 2, afterAgain);    // SINT 13 interrupts in all
         }
 
         private static byte* s_tracedPage;
@@ -273,13 +273,13 @@ namespace Kernel.TestMode
             Cpu.AtomicSwap(Synic.SiefArea(target, EventSint) + flag / 64, 0);
             Synic.RawHandlers[EventSint] = null;
 
-            Expect.Equal(HvStatus.Success, r.Status, "SignalEventDirect status"u8);
-            Expect.Equal(1ul, output->NewlySignaled, "NewlySignaled (the output byte)"u8);
-            Expect.True(arrived, "the target VP was interrupted"u8);
-            Expect.Equal(1ul, (ulong)changedBits, "bits changed in all SIEF pages"u8);
-            Expect.Equal((ulong)target->Cpu.Number, (ulong)changedVp, "the VP whose page changed"u8);
-            Expect.Equal((ulong)(EventSint * 2048 + flag), (ulong)changedAt, "bit changed in that page (SINT * 2048 + flag)"u8);
-            Expect.True(simsUnchanged, "every SIM page unchanged"u8);
+            Expect.Equal(HvStatus.Success, r.Status);    // SignalEventDirect status
+            Expect.Equal(1ul, output->NewlySignaled);    // NewlySignaled (the output byte)
+            Expect.True(arrived);    // the target VP was interrupted
+            Expect.Equal(1ul, (ulong)changedBits);    // bits changed in all SIEF pages
+            Expect.Equal((ulong)target->Cpu.Number, (ulong)changedVp);    // the VP whose page changed
+            Expect.Equal((ulong)(EventSint * 2048 + flag), (ulong)changedAt);    // bit changed in that page (SINT * 2048 + flag)
+            Expect.True(simsUnchanged);    // every SIM page unchanged
         }
 
         // Two signals, each after the last was taken: exactly one interrupt each.
@@ -301,11 +301,11 @@ namespace Kernel.TestMode
             ulong afterSecond = target->SintInterrupts[EventSint];
             SintSetting.Restore(target, EventSint);
 
-            Expect.Equal(HvStatus.Success, first.Status, "first call"u8);
-            Expect.True(first.NewlySignaled && second.NewlySignaled, "NewlySignaled both times"u8);
-            Expect.True(firstTaken && secondTaken, "the target took the flag both times"u8);
-            Expect.Equal(interrupts + 1, afterFirst, "interrupts on the target after one signal"u8);
-            Expect.Equal(interrupts + 2, afterSecond, "interrupts on the target after two signals"u8);
+            Expect.Equal(HvStatus.Success, first.Status);    // first call
+            Expect.True(first.NewlySignaled && second.NewlySignaled);    // NewlySignaled both times
+            Expect.True(firstTaken && secondTaken);    // the target took the flag both times
+            Expect.Equal(interrupts + 1, afterFirst);    // interrupts on the target after one signal
+            Expect.Equal(interrupts + 2, afterSecond);    // interrupts on the target after two signals
         }
 
         private static void OneInterruptAutoEoi() => OneInterruptEach(autoEoi: true);
@@ -352,7 +352,7 @@ namespace Kernel.TestMode
         private static void RunHereOrOn(Vp* vp, delegate*<void*, void> work, void* argument)
         {
             if (vp == Vp.Current) work(argument);
-            else Expect.True(Smp.RunOn(&vp->Cpu, work, argument), "work ran on the other VP"u8);
+            else Expect.True(Smp.RunOn(&vp->Cpu, work, argument));    // work ran on the other VP
         }
 
         // Each VP signals with HV_VP_INDEX_SELF: the flag lands on the caller.
@@ -368,15 +368,15 @@ namespace Kernel.TestMode
                 work.Target = HvConstants.HV_VP_INDEX_SELF;
                 work.Flag = (ushort)(40 + i);
                 RunHereOrOn(vp, &SignalFromHere, &work);
-                Expect.True(Clock.WaitAtLeast(&vp->FlagsTaken[EventSint], flags + 1, WaitMs), "the caller took the flag"u8);
-                Expect.Equal(HvStatus.Success, work.Status, "SignalEventDirect to HV_VP_INDEX_SELF"u8);
-                Expect.True(work.NewlySignaled, "NewlySignaled"u8);
+                Expect.True(Clock.WaitAtLeast(&vp->FlagsTaken[EventSint], flags + 1, WaitMs));    // the caller took the flag
+                Expect.Equal(HvStatus.Success, work.Status);    // SignalEventDirect to HV_VP_INDEX_SELF
+                Expect.True(work.NewlySignaled);    // NewlySignaled
             }
             Clock.Delay(QuietMs);
             Synic.EventHandlers[EventSint] = null;
             for (int i = 0; i < Vp.Count; i++)
                 for (int j = 0; j < Vp.Count; j++)
-                    Expect.Equal(i == j ? 1ul : 0ul, Received(j, 40 + i), "flag 40+i taken by VP j (1 when j is the caller i)"u8);
+                    Expect.Equal(i == j ? 1ul : 0ul, Received(j, 40 + i));    // flag 40+i taken by VP j (1 when j is the caller i)
         }
 
         // Every VP signals every VP by its index (itself included), each pair
@@ -396,18 +396,18 @@ namespace Kernel.TestMode
                     work.Flag = (ushort)(100 + i * n + j);
                     RunHereOrOn(Vp.Get(i), &SignalFromHere, &work);
                     ReportPair(i, work.Target, work.Status, work.NewlySignaled);
-                    Expect.Equal(HvStatus.Success, work.Status, "SignalEventDirect from VP i to VP j"u8);
-                    Expect.True(work.NewlySignaled, "NewlySignaled from VP i to VP j"u8);
+                    Expect.Equal(HvStatus.Success, work.Status);    // SignalEventDirect from VP i to VP j
+                    Expect.True(work.NewlySignaled);    // NewlySignaled from VP i to VP j
                 }
             bool all = true;
             for (int j = 0; j < n; j++) all &= Clock.WaitAtLeast(&Vp.Get(j)->FlagsTaken[EventSint], takenBefore[j] + (ulong)n, WaitMs);
             Clock.Delay(QuietMs);
             Synic.EventHandlers[EventSint] = null;
-            Expect.True(all, "every VP took one flag from every VP"u8);
+            Expect.True(all);    // every VP took one flag from every VP
             for (int i = 0; i < n; i++)
                 for (int j = 0; j < n; j++)
                     for (int k = 0; k < n; k++)
-                        Expect.Equal(k == j ? 1ul : 0ul, Received(k, 100 + i * n + j), "flag of pair (i, j) taken by VP k (1 when k is j)"u8);
+                        Expect.Equal(k == j ? 1ul : 0ul, Received(k, 100 + i * n + j));    // flag of pair (i, j) taken by VP k (1 when k is j)
         }
 
         // OpenVMM's rule: a masked SINT takes no event. The call succeeds with
@@ -423,9 +423,9 @@ namespace Kernel.TestMode
             bool unchanged = Snapshot.Unchanged();
             SintSetting.Restore(target, EventSint);
             Clock.Delay(QuietMs);
-            Expect.Equal(HvStatus.Success, r.Status, "SignalEventDirect to a masked SINT"u8);
-            Expect.False(r.NewlySignaled, "NewlySignaled for a masked SINT"u8);
-            Expect.True(unchanged, "every SIM and SIEF page and interrupt count unchanged while masked"u8);
+            Expect.Equal(HvStatus.Success, r.Status);    // SignalEventDirect to a masked SINT
+            Expect.False(r.NewlySignaled);    // NewlySignaled for a masked SINT
+            Expect.True(unchanged);    // every SIM and SIEF page and interrupt count unchanged while masked
             Snapshot.ExpectUnchanged("after unmasking"u8);
         }
 
@@ -446,16 +446,16 @@ namespace Kernel.TestMode
                 HvCallResult r = PostTo(target->Index, TestMessageType + (uint)j, payload, size);
                 bool arrived = Clock.WaitAtLeast(&target->MessagesTaken[MessageSint], taken + 1, WaitMs);
                 Clock.Delay(QuietMs);
-                Expect.Equal(HvStatus.Success, r.Status, "PostMessageDirect status"u8);
-                if (!Expect.True(arrived, "the target VP took a message on SINT 14"u8)) return;
+                Expect.Equal(HvStatus.Success, r.Status);    // PostMessageDirect status
+                if (!Expect.True(arrived)) return;    // the target VP took a message on SINT 14
                 HvMessage* m = Synic.LastReceived(target, MessageSint);
-                Expect.Equal(TestMessageType + (uint)j, m->Header.Type, "message type"u8);
-                Expect.Equal((ulong)size, m->Header.PayloadSize, "payload size"u8);
-                Expect.Equal(0ul, m->Header.MessageFlags, "message flags (MessagePending clear)"u8);
-                Expect.True(Memory.Equal(m->Payload, payload, size), "payload bytes"u8);
-                Expect.Equal(taken + 1, target->MessagesTaken[MessageSint], "messages taken by the target"u8);
-                Expect.Equal(interrupts + 1, target->SintInterrupts[MessageSint], "interrupts on the target"u8);
-                Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type, "the slot is free again"u8);
+                Expect.Equal(TestMessageType + (uint)j, m->Header.Type);    // message type
+                Expect.Equal((ulong)size, m->Header.PayloadSize);    // payload size
+                Expect.Equal(0ul, m->Header.MessageFlags);    // message flags (MessagePending clear)
+                Expect.True(Memory.Equal(m->Payload, payload, size));    // payload bytes
+                Expect.Equal(taken + 1, target->MessagesTaken[MessageSint]);    // messages taken by the target
+                Expect.Equal(interrupts + 1, target->SintInterrupts[MessageSint]);    // interrupts on the target
+                Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type);    // the slot is free again
             }
         }
 
@@ -508,19 +508,19 @@ namespace Kernel.TestMode
             Report("PostMessageDirect to the busy slot"u8, r2.Status);
             Report("PostMessageDirect after the guest freed the slot and wrote EOM"u8, r3.Status);
 
-            Expect.Equal(HvStatus.Success, r1.Status, "first post"u8);
-            Expect.True(firstArrived, "the first post interrupted the target"u8);
-            Expect.Equal(HvStatus.ObjectInUse, r2.Status, "second post to the busy slot"u8);
-            Expect.Equal(TestMessageType, typeWhileBusy, "the slot still holds the first message's type"u8);
-            Expect.Equal(16ul, sizeWhileBusy, "and its size"u8);
-            Expect.True(firstPayloadKept, "and its payload"u8);
-            Expect.Equal((ulong)HvMessageHeader.MessagePending, flagsWhileBusy, "MessagePending set in the busy slot"u8);
-            Expect.Equal(interrupts + 1, interruptsWhileBusy, "no interrupt for the refused post"u8);
-            Expect.Equal(HvStatus.Success, r3.Status, "retry after the guest freed the slot and wrote EOM"u8);
-            Expect.True(retryArrived, "the retry interrupted the target"u8);
-            Expect.Equal(TestMessageType + 1, typeAfter, "the slot holds the second message"u8);
-            Expect.Equal(0ul, flagsAfter, "with MessagePending clear"u8);
-            Expect.True(secondPayload, "and its payload"u8);
+            Expect.Equal(HvStatus.Success, r1.Status);    // first post
+            Expect.True(firstArrived);    // the first post interrupted the target
+            Expect.Equal(HvStatus.ObjectInUse, r2.Status);    // second post to the busy slot
+            Expect.Equal(TestMessageType, typeWhileBusy);    // the slot still holds the first message's type
+            Expect.Equal(16ul, sizeWhileBusy);    // and its size
+            Expect.True(firstPayloadKept);    // and its payload
+            Expect.Equal((ulong)HvMessageHeader.MessagePending, flagsWhileBusy);    // MessagePending set in the busy slot
+            Expect.Equal(interrupts + 1, interruptsWhileBusy);    // no interrupt for the refused post
+            Expect.Equal(HvStatus.Success, r3.Status);    // retry after the guest freed the slot and wrote EOM
+            Expect.True(retryArrived);    // the retry interrupted the target
+            Expect.Equal(TestMessageType + 1, typeAfter);    // the slot holds the second message
+            Expect.Equal(0ul, flagsAfter);    // with MessagePending clear
+            Expect.True(secondPayload);    // and its payload
         }
 
         // ---- every bad input gets its status, and nothing changes -----------------
@@ -561,8 +561,8 @@ namespace Kernel.TestMode
             Report(what, got);
             Expect.Equal(status, got, what);
             if (output != null && status != HvStatus.Success)
-                for (int i = 0; i < 8; i++) Expect.Equal(0xA5ul, output[i], "the output of a failed call is not written"u8);
-            Expect.True(Snapshot.Unchanged(), "SIM, SIEF pages and interrupt counts unchanged by a refused call"u8);
+                for (int i = 0; i < 8; i++) Expect.Equal(0xA5ul, output[i]);    // the output of a failed call is not written
+            Expect.True(Snapshot.Unchanged());    // SIM, SIEF pages and interrupt counts unchanged by a refused call
         }
 
         // What one bad input changes in a good call: a field of the control word,
@@ -739,15 +739,15 @@ namespace Kernel.TestMode
             SintSetting.Restore(target, MessageSint);
             Clock.Delay(QuietMs);
 
-            Expect.Equal(HvStatus.InvalidSynicState, noSief.Status, "SignalEventDirect with the target's SIEFP disabled"u8);
-            Expect.Equal(HvStatus.Success, postWithoutSief.Status, "PostMessageDirect needs no SIEF page"u8);
-            Expect.True(postArrived, "that message was taken"u8);
-            Expect.Equal(HvStatus.InvalidSynicState, noSim.Status, "PostMessageDirect with the target's SIMP disabled"u8);
-            Expect.Equal(HvStatus.InvalidSynicState, signalOff.Status, "SignalEventDirect with the target's SCONTROL disabled"u8);
-            Expect.Equal(HvStatus.InvalidSynicState, postOff.Status, "PostMessageDirect with the target's SCONTROL disabled"u8);
-            Expect.Equal(HvStatus.InvalidSynicState, postMasked.Status, "PostMessageDirect to a masked SINT"u8);
-            Expect.False(Synic.FlagIsSet(target, EventSint, 3), "no flag was set"u8);
-            Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type, "the slot is free"u8);
+            Expect.Equal(HvStatus.InvalidSynicState, noSief.Status);    // SignalEventDirect with the target's SIEFP disabled
+            Expect.Equal(HvStatus.Success, postWithoutSief.Status);    // PostMessageDirect needs no SIEF page
+            Expect.True(postArrived);    // that message was taken
+            Expect.Equal(HvStatus.InvalidSynicState, noSim.Status);    // PostMessageDirect with the target's SIMP disabled
+            Expect.Equal(HvStatus.InvalidSynicState, signalOff.Status);    // SignalEventDirect with the target's SCONTROL disabled
+            Expect.Equal(HvStatus.InvalidSynicState, postOff.Status);    // PostMessageDirect with the target's SCONTROL disabled
+            Expect.Equal(HvStatus.InvalidSynicState, postMasked.Status);    // PostMessageDirect to a masked SINT
+            Expect.False(Synic.FlagIsSet(target, EventSint, 3));    // no flag was set
+            Expect.Equal(HvMessageType.HvMessageTypeNone, target->Sim[MessageSint].Header.Type);    // the slot is free
         }
 
         // ---- the storm ----------------------------------------------------------
@@ -801,9 +801,9 @@ namespace Kernel.TestMode
                 work[i].Rounds = rounds;
                 work[i].Target = target->Index;
             }
-            for (int i = 1; i < n; i++) Expect.True(Smp.Post(PerCpu.Get(i), &StormFromHere, &work[i]), "work posted to VP i"u8);
+            for (int i = 1; i < n; i++) Expect.True(Smp.Post(PerCpu.Get(i), &StormFromHere, &work[i]));    // work posted to VP i
             StormFromHere(&work[0]);
-            for (int i = 1; i < n; i++) Expect.True(Smp.Wait(PerCpu.Get(i), 60000), "VP i finished its share of the storm"u8);
+            for (int i = 1; i < n; i++) Expect.True(Smp.Wait(PerCpu.Get(i), 60000));    // VP i finished its share of the storm
             ulong sharedNewly = 0;
             for (int i = 0; i < n; i++) sharedNewly += work[i].SharedNewly;
             Clock.WaitAtLeast(&target->FlagsTaken[EventSint], taken + (ulong)(n * rounds) + sharedNewly, WaitMs);
@@ -822,15 +822,15 @@ namespace Kernel.TestMode
 
             for (int i = 0; i < n; i++)
             {
-                Expect.Equal(0ul, work[i].Errors, "calls that did not succeed"u8);
-                if (work[i].Errors != 0) Expect.Equal(HvStatus.Success, work[i].FirstError, "the first failed call's status"u8);
-                Expect.Equal(0ul, work[i].OwnNotNewly, "own flags not newly signaled"u8);
+                Expect.Equal(0ul, work[i].Errors);    // calls that did not succeed
+                if (work[i].Errors != 0) Expect.Equal(HvStatus.Success, work[i].FirstError);    // the first failed call's status
+                Expect.Equal(0ul, work[i].OwnNotNewly);    // own flags not newly signaled
                 for (int round = 0; round < rounds; round++)
-                    Expect.Equal(1ul, Received(0, OwnFlag(i, round, rounds)), "times VP 0 took one own flag of VP i"u8);
+                    Expect.Equal(1ul, Received(0, OwnFlag(i, round, rounds)));    // times VP 0 took one own flag of VP i
             }
-            Expect.True(sharedNewly >= 1, "the shared flag was newly signaled at least once"u8);
-            Expect.Equal(sharedNewly, s_sharedTaken[0], "times VP 0 took the shared flag = times callers were told NewlySignaled"u8);
-            Expect.Equal(taken + (ulong)(n * rounds) + sharedNewly, target->FlagsTaken[EventSint], "flags VP 0 took in all"u8);
+            Expect.True(sharedNewly >= 1);    // the shared flag was newly signaled at least once
+            Expect.Equal(sharedNewly, s_sharedTaken[0]);    // times VP 0 took the shared flag = times callers were told NewlySignaled
+            Expect.Equal(taken + (ulong)(n * rounds) + sharedNewly, target->FlagsTaken[EventSint]);    // flags VP 0 took in all
         }
 
         // ---- the fuzz -----------------------------------------------------------
@@ -943,22 +943,22 @@ namespace Kernel.TestMode
                 Console.WriteDecimal(histogram[i]);
             }
             Console.WriteLine();
-            Expect.Equal(0ul, undocumented, "calls answered with an undocumented status"u8);
+            Expect.Equal(0ul, undocumented);    // calls answered with an undocumented status
             if (undocumented != 0)
             {
-                Expect.Equal(HvStatus.Success, firstUndocumented, "the first undocumented status"u8);
-                Expect.Equal(0ul, firstUndocumentedCall, "the call number that got it"u8);
+                Expect.Equal(HvStatus.Success, firstUndocumented);    // the first undocumented status
+                Expect.Equal(0ul, firstUndocumentedCall);    // the call number that got it
             }
             if (DirectCalls.Implemented)
-                Expect.True(histogram[(int)HvStatus.Success] > 0 && histogram[(int)HvStatus.InvalidParameter] > 0 && histogram[(int)HvStatus.InvalidAlignment] > 0,
-                    "the fuzz reached success, parameter and alignment answers"u8);
+                // the fuzz reached success, parameter and alignment answers
+                Expect.True(histogram[(int)HvStatus.Success] > 0 && histogram[(int)HvStatus.InvalidParameter] > 0 && histogram[(int)HvStatus.InvalidAlignment] > 0);
             // The kernel still works: a plain call to itself round-trips.
             if (DirectCalls.Implemented)
             {
                 ulong flags = Vp.Current->FlagsTaken[EventSint];
                 HvCallResult r = SignalTo(Vp.Current->Index, 2000);
-                Expect.Equal(HvStatus.Success, r.Status, "a good call after the fuzz"u8);
-                Expect.True(Clock.WaitAtLeast(&Vp.Current->FlagsTaken[EventSint], flags + 1, WaitMs), "its flag was taken"u8);
+                Expect.Equal(HvStatus.Success, r.Status);    // a good call after the fuzz
+                Expect.True(Clock.WaitAtLeast(&Vp.Current->FlagsTaken[EventSint], flags + 1, WaitMs));    // its flag was taken
             }
         }
 
@@ -1082,7 +1082,7 @@ namespace Kernel.TestMode
             s.Masked = masked;
             s.AutoEoi = autoEoi;
             if (vp == Vp.Current) ApplyHere(&s);
-            else Expect.True(Smp.RunOn(&vp->Cpu, &ApplyHere, &s), "the SINT was configured on the other VP"u8);
+            else Expect.True(Smp.RunOn(&vp->Cpu, &ApplyHere, &s));    // the SINT was configured on the other VP
         }
 
         // Back to the boot configuration: unmasked, auto-EOI as the hypervisor recommends.

@@ -52,10 +52,10 @@ namespace Kernel.TestMode
         {
             if (!Need.VmbusHost()) return false;
             if (!Need.DynamicMemoryOffer()) return false;
-            return Expect.True(DynamicMemoryDevice.Bound, "the Dynamic Memory driver has the offered channel open"u8);
+            return Expect.True(DynamicMemoryDevice.Bound);    // the Dynamic Memory driver has the offered channel open
         }
 
-        private static bool Ready() => Device() && Expect.Equal((ulong)DmState.Ready, (ulong)DynamicMemoryDevice.Session->State, "protocol state (Ready = 3)"u8);
+        private static bool Ready() => Device() && Expect.Equal((ulong)DmState.Ready, (ulong)DynamicMemoryDevice.Session->State);    // protocol state (Ready = 3)
 
         private static bool HostDriven() => Ready() && Need.DynamicMemoryHost();
 
@@ -67,36 +67,36 @@ namespace Kernel.TestMode
         {
             if (!Device()) return;
             VmbusChannel* c = DynamicMemoryDevice.Channel;
-            Expect.True(c->IsOpen, "channel open"u8);
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)DynamicMemoryDevice.OpenResult, "OPENCHANNEL result (Done = 0)"u8);
-            Expect.Equal(0ul, (ulong)((VmbusOpenChannelResult*)VmbusMessages.Last(VmbusMessageType.OpenChannelResult))->Status, "OPENCHANNEL_RESULT status"u8);
-            Expect.True(c->GpadlId != 0, "the ring GPADL exists"u8);
-            Expect.Equal(DynamicMemoryDevice.RingPages * 2ul, 2ul * c->RingPages, "ring pages, both directions"u8);
-            Expect.InRange(2, ulong.MaxValue, c->PacketsReceived, "packets from the host (version and capabilities responses)"u8);
-            Expect.InRange(2, ulong.MaxValue, c->PacketsSent, "packets to the host (version request, capabilities report)"u8);
-            Expect.Equal(0ul, c->PacketsDropped, "packets dropped"u8);
-            Expect.False(c->Broken, "the inbound ring is sound"u8);
+            Expect.True(c->IsOpen);    // channel open
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)DynamicMemoryDevice.OpenResult);    // OPENCHANNEL result (Done = 0)
+            Expect.Equal(0ul, (ulong)((VmbusOpenChannelResult*)VmbusMessages.Last(VmbusMessageType.OpenChannelResult))->Status);    // OPENCHANNEL_RESULT status
+            Expect.True(c->GpadlId != 0);    // the ring GPADL exists
+            Expect.Equal(DynamicMemoryDevice.RingPages * 2ul, 2ul * c->RingPages);    // ring pages, both directions
+            Expect.InRange(2, ulong.MaxValue, c->PacketsReceived);    // packets from the host (version and capabilities responses)
+            Expect.InRange(2, ulong.MaxValue, c->PacketsSent);    // packets to the host (version request, capabilities report)
+            Expect.Equal(0ul, c->PacketsDropped);    // packets dropped
+            Expect.False(c->Broken);    // the inbound ring is sound
         }
 
         // QEMU accepts 0.3 to 2.0, so the newest the guest offers is the one taken.
         private static void VersionNegotiatedNewestFirst()
         {
             if (!Ready()) return;
-            Expect.Equal((ulong)DmVersion.Win10, (ulong)S->TriedVersions[0], "first DM_VERSION_REQUEST: the newest version (2.0)"u8);
-            Expect.Equal(1ul, (ulong)S->VersionsTried, "version requests"u8);
-            Expect.Equal((ulong)DmVersion.Win10, (ulong)S->Version, "negotiated version"u8);
-            Expect.Equal(1ul, S->Received[(int)DmMessageType.VersionResponse], "DM_VERSION_RESPONSE messages"u8);
+            Expect.Equal((ulong)DmVersion.Win10, (ulong)S->TriedVersions[0]);    // first DM_VERSION_REQUEST: the newest version (2.0)
+            Expect.Equal(1ul, (ulong)S->VersionsTried);    // version requests
+            Expect.Equal((ulong)DmVersion.Win10, (ulong)S->Version);    // negotiated version
+            Expect.Equal(1ul, S->Received[(int)DmMessageType.VersionResponse]);    // DM_VERSION_RESPONSE messages
         }
 
         private static void CapabilitiesAccepted()
         {
             if (!Ready()) return;
-            Expect.True(S->Reported.Balloon, "balloon reported"u8);
-            Expect.True(S->Reported.HotAdd, "hot-add reported"u8);
-            Expect.Equal((ulong)DynamicMemoryDevice.HotAddAlignmentLog2MiB, (ulong)S->Reported.HotAddAlignmentLog2MiB, "hot-add alignment (2^n MiB)"u8);
-            Expect.False(S->Reported.HotRemove, "no hot-remove reported"u8);
-            Expect.Equal(1ul, S->Received[(int)DmMessageType.CapabilitiesResponse], "DM_CAPABILITIES_RESPONSE messages"u8);
-            Expect.Equal(1ul, S->Sent[(int)DmMessageType.CapabilitiesReport], "DM_CAPABILITIES_REPORT messages"u8);
+            Expect.True(S->Reported.Balloon);    // balloon reported
+            Expect.True(S->Reported.HotAdd);    // hot-add reported
+            Expect.Equal((ulong)DynamicMemoryDevice.HotAddAlignmentLog2MiB, (ulong)S->Reported.HotAddAlignmentLog2MiB);    // hot-add alignment (2^n MiB)
+            Expect.False(S->Reported.HotRemove);    // no hot-remove reported
+            Expect.Equal(1ul, S->Received[(int)DmMessageType.CapabilitiesResponse]);    // DM_CAPABILITIES_RESPONSE messages
+            Expect.Equal(1ul, S->Sent[(int)DmMessageType.CapabilitiesReport]);    // DM_CAPABILITIES_REPORT messages
         }
 
         // available = free pages; committed = allocated pages, ballooned ones included.
@@ -108,11 +108,11 @@ namespace Kernel.TestMode
             bool sent = DmSession.PostStatus(S);
             DmStatusReport report = S->LastStatus;
             Cpu.EnableInterrupts();
-            Expect.True(sent, "DM_STATUS_REPORT sent"u8);
-            Expect.Equal(free, report.AvailablePages, "available pages = the allocator's free pages"u8);
-            Expect.Equal(total - free, report.CommittedPages, "committed pages = the allocator's pages in use (ballooned included)"u8);
-            Expect.Equal((ulong)DmMessageType.StatusReport, (ulong)report.Header.Type, "header type"u8);
-            Expect.Equal(DmStatusReport.Size, (ulong)report.Header.MessageSize, "header size"u8);
+            Expect.True(sent);    // DM_STATUS_REPORT sent
+            Expect.Equal(free, report.AvailablePages);    // available pages = the allocator's free pages
+            Expect.Equal(total - free, report.CommittedPages);    // committed pages = the allocator's pages in use (ballooned included)
+            Expect.Equal((ulong)DmMessageType.StatusReport, (ulong)report.Header.Type);    // header type
+            Expect.Equal(DmStatusReport.Size, (ulong)report.Header.MessageSize);    // header size
         }
 
         // The local APIC timer posts one report a second.
@@ -121,8 +121,8 @@ namespace Kernel.TestMode
             if (!Ready() || !Need.StatusReportsTaken()) return;
             ulong ticks = DynamicMemoryDevice.StatusTimerTicks, reports = S->StatusReports;
             Clock.Delay(3500);
-            Expect.InRange(3, 4, DynamicMemoryDevice.StatusTimerTicks - ticks, "status timer interrupts in 3.5 s"u8);
-            Expect.InRange(3, 4, S->StatusReports - reports, "status reports in 3.5 s"u8);
+            Expect.InRange(3, 4, DynamicMemoryDevice.StatusTimerTicks - ticks);    // status timer interrupts in 3.5 s
+            Expect.InRange(3, 4, S->StatusReports - reports);    // status reports in 3.5 s
         }
 
         // The session's verdict on a packet of `length` bytes at m, after the header is set.
@@ -153,16 +153,16 @@ namespace Kernel.TestMode
             DmDrop ranges = Dropped(m, DmMessageType.UnballoonRequest, 24, 24);
             DmDrop state = Dropped(m, DmMessageType.VersionResponse, 16, 16);       // the negotiation is over
             Cpu.EnableInterrupts();
-            Expect.Equal((ulong)DmDrop.ShorterThanHeader, (ulong)shortPacket, "4-byte packet (ShorterThanHeader = 1)"u8);
-            Expect.Equal((ulong)DmDrop.BadHeaderSize, (ulong)beyond, "header size beyond the packet (BadHeaderSize = 2)"u8);
-            Expect.Equal((ulong)DmDrop.ShorterThanLayout, (ulong)shortLayout, "12-byte balloon request (ShorterThanLayout = 4)"u8);
-            Expect.Equal((ulong)DmDrop.UnknownType, (ulong)unknown, "a status report from the host (UnknownType = 3)"u8);
-            Expect.Equal((ulong)DmDrop.RangesBeyondMessage, (ulong)ranges, "range count past the message (RangesBeyondMessage = 5)"u8);
-            Expect.Equal((ulong)DmDrop.WrongState, (ulong)state, "a version response when Ready (WrongState = 6)"u8);
-            Expect.Equal(dropped + 6, S->Dropped, "messages dropped"u8);
-            Expect.Equal(given, S->PagesGiven, "no page given"u8);
-            Expect.Equal(ballooned, S->Balloon.Pages, "ballooned pages unchanged"u8);
-            Expect.Equal((ulong)DmState.Ready, (ulong)S->State, "state unchanged"u8);
+            Expect.Equal((ulong)DmDrop.ShorterThanHeader, (ulong)shortPacket);    // 4-byte packet (ShorterThanHeader = 1)
+            Expect.Equal((ulong)DmDrop.BadHeaderSize, (ulong)beyond);    // header size beyond the packet (BadHeaderSize = 2)
+            Expect.Equal((ulong)DmDrop.ShorterThanLayout, (ulong)shortLayout);    // 12-byte balloon request (ShorterThanLayout = 4)
+            Expect.Equal((ulong)DmDrop.UnknownType, (ulong)unknown);    // a status report from the host (UnknownType = 3)
+            Expect.Equal((ulong)DmDrop.RangesBeyondMessage, (ulong)ranges);    // range count past the message (RangesBeyondMessage = 5)
+            Expect.Equal((ulong)DmDrop.WrongState, (ulong)state);    // a version response when Ready (WrongState = 6)
+            Expect.Equal(dropped + 6, S->Dropped);    // messages dropped
+            Expect.Equal(given, S->PagesGiven);    // no page given
+            Expect.Equal(ballooned, S->Balloon.Pages);    // ballooned pages unchanged
+            Expect.Equal((ulong)DmState.Ready, (ulong)S->State);    // state unchanged
         }
 
         // ---- host-driven steps ---------------------------------------------------------
@@ -225,7 +225,7 @@ namespace Kernel.TestMode
                 PageRun run = S->Balloon.Run(r);
                 for (ulong p = run.Start; p < run.End; p++) if (!PageAllocator.IsAllocated(p * PageAllocator.PageSize)) notAllocated++;
             }
-            Expect.Equal(0ul, notAllocated, "ballooned pages the allocator would hand out"u8);
+            Expect.Equal(0ul, notAllocated);    // ballooned pages the allocator would hand out
             const int probes = 256;
             ulong* pages = stackalloc ulong[probes];
             ulong landedInBalloon = 0;
@@ -237,7 +237,7 @@ namespace Kernel.TestMode
                 Cpu.EnableInterrupts();
             }
             for (int i = 0; i < probes; i++) PageAllocator.Free((void*)pages[i]);
-            Expect.Equal(0ul, landedInBalloon, "pages allocated after the balloon that are ballooned"u8);
+            Expect.Equal(0ul, landedInBalloon);    // pages allocated after the balloon that are ballooned
         }
 
         private static void BalloonDown()
@@ -246,24 +246,24 @@ namespace Kernel.TestMode
             ulong free = PageAllocator.FreePages, ballooned = S->Balloon.Pages;
             s_wantBallooned = ballooned + (ulong)BalloonPages;
             bool done = HostStep(-BalloonPages, &BalloonedIsWanted, "balloon-down"u8);
-            if (!Expect.True(done, "the host's balloon request arrived and was answered within 120 s"u8)) return;
-            Expect.Equal(free - (ulong)BalloonPages, PageAllocator.FreePages, "free pages after ballooning 64 MiB"u8);
-            Expect.Equal(0ul, S->PartialAnswers, "partial answers"u8);
+            if (!Expect.True(done)) return;    // the host's balloon request arrived and was answered within 120 s
+            Expect.Equal(free - (ulong)BalloonPages, PageAllocator.FreePages);    // free pages after ballooning 64 MiB
+            Expect.Equal(0ul, S->PartialAnswers);    // partial answers
             CheckBalloonedPagesStayOut();
         }
 
         private static void BalloonUp()
         {
             if (!HostDriven()) return;
-            if (!Expect.Equal((ulong)BalloonPages, S->Balloon.Pages, "ballooned pages before (balloon_down_takes_pages_out_of_the_allocator)"u8)) return;
+            if (!Expect.Equal((ulong)BalloonPages, S->Balloon.Pages)) return;    // ballooned pages before (balloon_down_takes_pages_out_of_the_allocator)
             ulong free = PageAllocator.FreePages, returned = S->PagesReturned;
             s_wantBallooned = 0;
             bool done = HostStep(BalloonPages, &BalloonedIsWanted, "balloon-up"u8);
-            if (!Expect.True(done, "the host's unballoon request arrived and was answered within 120 s"u8)) return;
-            Expect.Equal(free + (ulong)BalloonPages, PageAllocator.FreePages, "free pages after the unballoon"u8);
-            Expect.Equal(returned + (ulong)BalloonPages, S->PagesReturned, "pages returned"u8);
-            Expect.Equal(0ul, S->ForeignPages, "pages named that were never ballooned"u8);
-            Expect.Equal(1ul, S->Sent[(int)DmMessageType.UnballoonResponse], "DM_UNBALLOON_RESPONSE messages"u8);
+            if (!Expect.True(done)) return;    // the host's unballoon request arrived and was answered within 120 s
+            Expect.Equal(free + (ulong)BalloonPages, PageAllocator.FreePages);    // free pages after the unballoon
+            Expect.Equal(returned + (ulong)BalloonPages, S->PagesReturned);    // pages returned
+            Expect.Equal(0ul, S->ForeignPages);    // pages named that were never ballooned
+            Expect.Equal(1ul, S->Sent[(int)DmMessageType.UnballoonResponse]);    // DM_UNBALLOON_RESPONSE messages
         }
 
         // QEMU asks for 65000 pages; the guest gives all but its floor of 16 MiB,
@@ -275,10 +275,10 @@ namespace Kernel.TestMode
             ulong free = PageAllocator.FreePages;
             s_wantRequests = requests + 2;
             bool done = HostStep(-MoreThanTheGuestHas, &RequestsAnswered, "balloon-partial"u8);
-            if (!Expect.True(done, "two balloon requests arrived and were answered within 120 s"u8)) return;
-            Expect.Equal(DynamicMemoryDevice.FloorPages, PageAllocator.FreePages, "free pages: exactly the floor is left"u8);
-            Expect.Equal(free - DynamicMemoryDevice.FloorPages, S->PagesGiven - given, "pages given: all but the floor"u8);
-            Expect.Equal(partial + 2, S->PartialAnswers, "partial answers (the second one empty)"u8);
+            if (!Expect.True(done)) return;    // two balloon requests arrived and were answered within 120 s
+            Expect.Equal(DynamicMemoryDevice.FloorPages, PageAllocator.FreePages);    // free pages: exactly the floor is left
+            Expect.Equal(free - DynamicMemoryDevice.FloorPages, S->PagesGiven - given);    // pages given: all but the floor
+            Expect.Equal(partial + 2, S->PartialAnswers);    // partial answers (the second one empty)
             CheckBalloonedPagesStayOut();
         }
 
@@ -286,13 +286,13 @@ namespace Kernel.TestMode
         {
             if (!HostDriven()) return;
             ulong ballooned = S->Balloon.Pages;
-            if (!Expect.True(ballooned > 0, "pages ballooned before (request_beyond_spare_gets_a_partial_answer)"u8)) return;
+            if (!Expect.True(ballooned > 0)) return;    // pages ballooned before (request_beyond_spare_gets_a_partial_answer)
             ulong free = PageAllocator.FreePages;
             s_wantBallooned = 0;
             bool done = HostStep((long)ballooned, &BalloonedIsWanted, "balloon-restore"u8);
-            if (!Expect.True(done, "every ballooned page came back within 120 s"u8)) return;
-            Expect.Equal(free + ballooned, PageAllocator.FreePages, "free pages after the unballoon"u8);
-            Expect.Equal(0ul, S->ForeignPages, "pages named that were never ballooned"u8);
+            if (!Expect.True(done)) return;    // every ballooned page came back within 120 s
+            Expect.Equal(free + ballooned, PageAllocator.FreePages);    // free pages after the unballoon
+            Expect.Equal(0ul, S->ForeignPages);    // pages named that were never ballooned
         }
 
         // The device's memdev becomes a zone of the allocator: mapped, allocatable,
@@ -306,14 +306,14 @@ namespace Kernel.TestMode
             AskHost(HotAddPages, "hot-add"u8);
             bool done = WaitForHost(&HotAddedIsWanted, "hot-add"u8);
             if (!done) TellHostDone("hot-add"u8);
-            if (!Expect.True(done, "the host's hot-add request arrived and was answered within 120 s"u8)) return;
-            Expect.Equal(total + (ulong)HotAddPages, PageAllocator.TotalPages, "allocator pages after the hot-add"u8);
-            Expect.Equal((ulong)zones + 1, (ulong)PageAllocator.ZoneCount, "allocator zones"u8);
+            if (!Expect.True(done)) return;    // the host's hot-add request arrived and was answered within 120 s
+            Expect.Equal(total + (ulong)HotAddPages, PageAllocator.TotalPages);    // allocator pages after the hot-add
+            Expect.Equal((ulong)zones + 1, (ulong)PageAllocator.ZoneCount);    // allocator zones
             // Out of the new pages: one holds the zone's bitmap (16384 bits). From zone 0:
             // the page tables that map them, one page directory (2 MiB pages, aligned as asked).
             const ulong bitmapPages = 1;
-            Expect.Equal(1ul, Paging.TablesAddedByMapRam - tables, "page-table pages for 64 MiB at 32 GiB (one page directory)"u8);
-            Expect.Equal(free + (ulong)HotAddPages - bitmapPages - (Paging.TablesAddedByMapRam - tables), PageAllocator.FreePages, "free pages after the hot-add"u8);
+            Expect.Equal(1ul, Paging.TablesAddedByMapRam - tables);    // page-table pages for 64 MiB at 32 GiB (one page directory)
+            Expect.Equal(free + (ulong)HotAddPages - bitmapPages - (Paging.TablesAddedByMapRam - tables), PageAllocator.FreePages);    // free pages after the hot-add
 
             // The balloon's search takes the highest zone: the new memory, mapped and writable.
             ulong first = PageAllocator.TakeHighestRun(64, out ulong count);
@@ -322,9 +322,9 @@ namespace Kernel.TestMode
             for (ulong a = first; a < end; a += 8) *(ulong*)a = a ^ 0x5A5A5A5A5A5A5A5Aul;
             for (ulong a = first; a < end; a += 8) if (*(ulong*)a != (a ^ 0x5A5A5A5A5A5A5A5Aul)) mismatches++;
             for (ulong a = first; a < end; a += PageAllocator.PageSize) PageAllocator.Free((void*)a);
-            Expect.Equal(64ul, count, "pages taken from the top"u8);
-            Expect.True(first >= PageAllocator.Limit, "they are hot-added memory, above 4 GiB"u8);
-            Expect.Equal(0ul, mismatches, "words that read back wrong"u8);
+            Expect.Equal(64ul, count);    // pages taken from the top
+            Expect.True(first >= PageAllocator.Limit);    // they are hot-added memory, above 4 GiB
+            Expect.Equal(0ul, mismatches);    // words that read back wrong
 
             // The host sees the new memory in the guest's next status report.
             Cpu.DisableInterrupts();
@@ -337,8 +337,8 @@ namespace Kernel.TestMode
             Console.WriteDecimal(report.CommittedPages);
             Console.WriteLine();
             TellHostDone("hot-add"u8);
-            Expect.True(sent, "DM_STATUS_REPORT sent after the hot-add"u8);
-            Expect.Equal(PageAllocator.FreePages, report.AvailablePages, "available pages in that report"u8);
+            Expect.True(sent);    // DM_STATUS_REPORT sent after the hot-add
+            Expect.Equal(PageAllocator.FreePages, report.AvailablePages);    // available pages in that report
         }
 
         // Last: CLOSECHANNEL, the ring GPADL torn down, the ring pages freed.
@@ -348,11 +348,11 @@ namespace Kernel.TestMode
             ulong torn = VmbusMessages.Received[VmbusMessageType.GpadlTorndown], free = PageAllocator.FreePages;
             ulong ballooned = S->Balloon.Pages;
             VmbusResult r = DynamicMemoryDevice.Close();
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "close result (Done = 0)"u8);
-            Expect.Equal(torn + 1, VmbusMessages.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages"u8);
-            Expect.False(DynamicMemoryDevice.Bound, "the driver let the channel go"u8);
-            Expect.Equal((ulong)DmState.Closed, (ulong)S->State, "protocol state (Closed = 0)"u8);
-            Expect.Equal(free + 2ul * DynamicMemoryDevice.RingPages + ballooned, PageAllocator.FreePages, "free pages: the rings and any ballooned page are back"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r);    // close result (Done = 0)
+            Expect.Equal(torn + 1, VmbusMessages.Received[VmbusMessageType.GpadlTorndown]);    // GPADL_TORNDOWN messages
+            Expect.False(DynamicMemoryDevice.Bound);    // the driver let the channel go
+            Expect.Equal((ulong)DmState.Closed, (ulong)S->State);    // protocol state (Closed = 0)
+            Expect.Equal(free + 2ul * DynamicMemoryDevice.RingPages + ballooned, PageAllocator.FreePages);    // free pages: the rings and any ballooned page are back
         }
     }
 }

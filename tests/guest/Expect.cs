@@ -7,7 +7,11 @@ using Kernel.Hv;
 namespace Kernel.TestMode
 {
     // Assertions for guest tests. A test keeps running after a failed check, but
-    // only the first failure is reported: "expected X, got Y (what)".
+    // only the first failure is reported: "expected X, got Y", with the check's
+    // line (TestRunner prints it beside the test's file: the host test quotes
+    // that source line). A check says what it checks only where its line cannot:
+    // a row of a table, a choice made at run time, a check outside its suite's
+    // file (which passes line: 0). The image carries no text for the others.
     public static unsafe class Expect
     {
         public static bool Failed { get; private set; }
@@ -17,6 +21,9 @@ namespace Kernel.TestMode
         private enum Kind { Number, Text, Boolean, Status, Outcome, MessageType }
         private static Kind s_kind;
         private static ulong s_expected, s_actual;
+
+        // The line of the first failed check in the running test's file (0: none given).
+        public static int FailedLine { get; private set; }
 
         // The texts of a failed check, copied: the test may have built them in
         // its own stack frame, which is gone by the time they are reported.
@@ -29,69 +36,75 @@ namespace Kernel.TestMode
             Failed = false;
             SkipReason = default;
             s_what.Length = 0;
+            FailedLine = 0;
         }
 
         // Marks the running test skipped; the test should return right after.
         public static void Skip(Text reason) => SkipReason = reason;
 
         // Each check is out of line and compares before it calls Fail: a call
-        // site passes only its own values (the guest tests make some 500).
+        // site passes only its own values and line (the guest tests make some 500).
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool Equal(ulong expected, ulong actual, Text what = default)
-            => expected == actual || Fail(Kind.Number, expected, actual, what);
+        public static bool Equal(ulong expected, ulong actual, Text what = default, [CallerLineNumber] int line = 0)
+            => expected == actual || Fail(Kind.Number, expected, actual, what, line);
 
-        public static bool Equal(Text expected, Text actual, Text what = default) => Equal(expected.Span, actual.Span, what);
+        public static bool Equal(Text expected, Text actual, Text what = default, [CallerLineNumber] int line = 0)
+            => Equal(expected.Span, actual.Span, what, line);
 
-        public static bool Equal(ReadOnlySpan<byte> expected, ReadOnlySpan<byte> actual, Text what = default)
+        public static bool Equal(ReadOnlySpan<byte> expected, ReadOnlySpan<byte> actual, Text what = default, [CallerLineNumber] int line = 0)
         {
             if (expected.SequenceEqual(actual)) return true;
-            if (Record(Kind.Text, what)) { Save(ref s_expectedText, expected); Save(ref s_actualText, actual); }
+            if (Record(Kind.Text, what, line)) { Save(ref s_expectedText, expected); Save(ref s_actualText, actual); }
             return false;
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool True(bool actual, Text what) => actual || Fail(Kind.Boolean, 1, 0, what);
+        public static bool True(bool actual, Text what = default, [CallerLineNumber] int line = 0)
+            => actual || Fail(Kind.Boolean, 1, 0, what, line);
 
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool False(bool actual, Text what) => !actual || Fail(Kind.Boolean, 0, 1, what);
+        public static bool False(bool actual, Text what = default, [CallerLineNumber] int line = 0)
+            => !actual || Fail(Kind.Boolean, 0, 1, what, line);
 
-        public static bool Equal(bool expected, bool actual, Text what) => expected ? True(actual, what) : False(actual, what);
+        public static bool Equal(bool expected, bool actual, Text what = default, [CallerLineNumber] int line = 0)
+            => expected ? True(actual, what, line) : False(actual, what, line);
 
         // The enums of the Hyper-V interface, printed with their names:
-        // "expected 0x18 INVALID_SYNIC_STATE, got 0x2 INVALID_HYPERCALL_CODE (what)".
+        // "expected 0x18 INVALID_SYNIC_STATE, got 0x2 INVALID_HYPERCALL_CODE".
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool Equal(HvStatus expected, HvStatus actual, Text what)
-            => expected == actual || Fail(Kind.Status, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvStatus expected, HvStatus actual, Text what = default, [CallerLineNumber] int line = 0)
+            => expected == actual || Fail(Kind.Status, (ulong)expected, (ulong)actual, what, line);
 
-        public static bool Equal(HvOutcome expected, HvOutcome actual, Text what)
-            => expected == actual || Fail(Kind.Outcome, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvOutcome expected, HvOutcome actual, Text what = default, [CallerLineNumber] int line = 0)
+            => expected == actual || Fail(Kind.Outcome, (ulong)expected, (ulong)actual, what, line);
 
-        public static bool Equal(HvMessageType expected, HvMessageType actual, Text what)
-            => expected == actual || Fail(Kind.MessageType, (ulong)expected, (ulong)actual, what);
+        public static bool Equal(HvMessageType expected, HvMessageType actual, Text what = default, [CallerLineNumber] int line = 0)
+            => expected == actual || Fail(Kind.MessageType, (ulong)expected, (ulong)actual, what, line);
 
         // A failed check: kept when it is the test's first. Always false.
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private static bool Fail(Kind kind, ulong expected, ulong actual, Text what)
+        private static bool Fail(Kind kind, ulong expected, ulong actual, Text what, int line)
         {
-            if (Record(kind, what)) { s_expected = expected; s_actual = actual; }
+            if (Record(kind, what, line)) { s_expected = expected; s_actual = actual; }
             return false;
         }
 
         // actual is within [low, high].
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool InRange(ulong low, ulong high, ulong actual, Text what)
+        public static bool InRange(ulong low, ulong high, ulong actual, Text what = default, [CallerLineNumber] int line = 0)
         {
             if (actual >= low && actual <= high) return true;
-            if (Record(Kind.Number, what)) { s_expected = actual < low ? low : high; s_actual = actual; }
+            if (Record(Kind.Number, what, line)) { s_expected = actual < low ? low : high; s_actual = actual; }
             return false;
         }
 
         // True when this is the test's first failure, whose values are then kept.
-        private static bool Record(Kind kind, Text what)
+        private static bool Record(Kind kind, Text what, int line)
         {
             if (Failed) return false;
             Failed = true;
             s_kind = kind;
+            FailedLine = line;
             Save(ref s_what, what.Span);
             return true;
         }

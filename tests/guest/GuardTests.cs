@@ -36,14 +36,14 @@ namespace Kernel.TestMode
             // Undo, so that the closing check sees only real deliveries.
             cpu->ImpossibleInterrupts = before;
             if (before == 0) { cpu->FirstImpossibleVector = firstVector; cpu->FirstImpossibleRip = firstRip; cpu->FirstImpossibleRflags = firstRflags; }
-            Expect.Equal(1ul, s_selfTestInterrupts, "the handler ran once"u8);
-            Expect.Equal(1ul, caught, "deliveries the guard counted"u8);
+            Expect.Equal(1ul, s_selfTestInterrupts);    // the handler ran once
+            Expect.Equal(1ul, caught);    // deliveries the guard counted
             if (before == 0)
             {
-                Expect.Equal((ulong)Cpu.GuardTestVector, vector, "the vector it recorded"u8);
-                Expect.Equal(0ul, rflags & Rflags.IF, "saved RFLAGS.IF it recorded"u8);
+                Expect.Equal((ulong)Cpu.GuardTestVector, vector);    // the vector it recorded
+                Expect.Equal(0ul, rflags & Rflags.IF);    // saved RFLAGS.IF it recorded
             }
-            Expect.Equal(0ul, cpu->InterruptDepth, "handler depth after the handler returned"u8);
+            Expect.Equal(0ul, cpu->InterruptDepth);    // handler depth after the handler returned
         }
 
         private static void NoInterruptDeliveredTwice()

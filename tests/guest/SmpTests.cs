@@ -31,9 +31,9 @@ namespace Kernel.TestMode
         private static void AllProcessorsOnline()
         {
             if (!Need.MadtProcessors()) return;
-            Expect.Equal((ulong)Acpi.CpuCount, (ulong)Vp.Count, "VPs registered vs MADT processors"u8);
-            Expect.Equal((ulong)Acpi.CpuCount, (ulong)Smp.OnlineCount(), "VPs online"u8);
-            Expect.Equal((ulong)Acpi.ApicIds[0], (ulong)PerCpu.Get(0)->ApicId, "the boot VP is the MADT's first processor"u8);
+            Expect.Equal((ulong)Acpi.CpuCount, (ulong)Vp.Count);    // VPs registered vs MADT processors
+            Expect.Equal((ulong)Acpi.CpuCount, (ulong)Smp.OnlineCount());    // VPs online
+            Expect.Equal((ulong)Acpi.ApicIds[0], (ulong)PerCpu.Get(0)->ApicId);    // the boot VP is the MADT's first processor
         }
 
         private struct Seen { public ulong Number; public ulong ApicId; public ulong Cr4; }
@@ -52,10 +52,10 @@ namespace Kernel.TestMode
             for (int i = 1; i < PerCpu.Count; i++)
             {
                 Seen seen = default;
-                Expect.True(Smp.RunOn(PerCpu.Get(i), &WhoAmI, &seen), "work ran within 5 s"u8);
-                Expect.Equal((ulong)i, seen.Number, "PerCpu.Current->Number where the work ran"u8);
-                Expect.Equal((ulong)PerCpu.Get(i)->ApicId, seen.ApicId, "APIC id where the work ran"u8);
-                Expect.Equal(3ul << 9, seen.Cr4 & (3ul << 9), "SSE enabled on the AP (CR4.OSFXSR|OSXMMEXCPT)"u8);
+                Expect.True(Smp.RunOn(PerCpu.Get(i), &WhoAmI, &seen));    // work ran within 5 s
+                Expect.Equal((ulong)i, seen.Number);    // PerCpu.Current->Number where the work ran
+                Expect.Equal((ulong)PerCpu.Get(i)->ApicId, seen.ApicId);    // APIC id where the work ran
+                Expect.Equal(3ul << 9, seen.Cr4 & (3ul << 9));    // SSE enabled on the AP (CR4.OSFXSR|OSXMMEXCPT)
             }
         }
 
@@ -68,8 +68,8 @@ namespace Kernel.TestMode
             {
                 ulong index = 0;
                 if (i == 0) ReadVpIndex(&index); else Smp.RunOn(PerCpu.Get(i), &ReadVpIndex, &index);
-                Expect.Equal((ulong)i, index, "HV_X64_MSR_VP_INDEX on the i-th MADT processor"u8);
-                Expect.Equal(index, (ulong)Vp.Get(i)->Index, "the kernel's record of it"u8);
+                Expect.Equal((ulong)i, index);    // HV_X64_MSR_VP_INDEX on the i-th MADT processor
+                Expect.Equal(index, (ulong)Vp.Get(i)->Index);    // the kernel's record of it
             }
         }
 
@@ -88,13 +88,13 @@ namespace Kernel.TestMode
                 Vp* vp = Vp.Get(i);
                 PageMsrs msrs = default;
                 if (i == 0) ReadPageMsrs(&msrs); else Smp.RunOn(&vp->Cpu, &ReadPageMsrs, &msrs);
-                Expect.Equal((ulong)vp->Sim | 1, msrs.Simp, "SIMP on that VP"u8);
-                Expect.Equal((ulong)vp->Sief | 1, msrs.Siefp, "SIEFP on that VP"u8);
+                Expect.Equal((ulong)vp->Sim | 1, msrs.Simp);    // SIMP on that VP
+                Expect.Equal((ulong)vp->Sief | 1, msrs.Siefp);    // SIEFP on that VP
                 for (int j = 0; j < i; j++)
                 {
                     Vp* other = Vp.Get(j);
-                    Expect.True(vp->Sim != other->Sim && vp->Sief != other->Sief && vp->HypercallInput != other->HypercallInput,
-                        "pages differ between VPs"u8);
+                    // pages differ between VPs
+                    Expect.True(vp->Sim != other->Sim && vp->Sief != other->Sief && vp->HypercallInput != other->HypercallInput);
                 }
             }
         }
@@ -139,7 +139,7 @@ namespace Kernel.TestMode
             Clock.Delay(50);
             for (int i = 0; i < n; i++) for (uint s = 0; s < 16; s++) TestDevice.DestroySintRoute(Vp.Get(i)->Index, s);
             OnEachVp(&ConfigureStormSints, (void*)1);
-            Expect.True(all, "every SINT of every VP interrupted"u8);
+            Expect.True(all);    // every SINT of every VP interrupted
             for (int i = 0; i < n; i++)
             {
                 ulong total = 0;
@@ -147,9 +147,9 @@ namespace Kernel.TestMode
                 {
                     ulong got = Vp.Get(i)->SintInterrupts[s] - before[i * 16 + s];
                     total += got;
-                    Expect.Equal(1ul, got, "interrupts on one SINT vector of one VP"u8);
+                    Expect.Equal(1ul, got);    // interrupts on one SINT vector of one VP
                 }
-                Expect.Equal(16ul, total, "interrupts counted by one VP's handler"u8);
+                Expect.Equal(16ul, total);    // interrupts counted by one VP's handler
             }
         }
 
@@ -169,11 +169,11 @@ namespace Kernel.TestMode
             bool arrived = Clock.WaitAtLeast(&target->FlagsTaken[sint], targetFlags + 1, WaitMs);
             Clock.Delay(50);
             TestDevice.DestroyEventConnection(conn);
-            Expect.Equal(HvStatus.Success, r.Status, "SignalEvent status"u8);
-            Expect.True(arrived, "VP 1 took the flag"u8);
-            Expect.Equal(targetInterrupts + 1, target->SintInterrupts[sint], "VP 1 interrupted once"u8);
-            Expect.Equal(myInterrupts, me->SintInterrupts[sint], "VP 0 not interrupted"u8);
-            Expect.True(Memory.IsZero(Synic.SiefArea(me, sint), 256), "VP 0's SIEF area untouched"u8);
+            Expect.Equal(HvStatus.Success, r.Status);    // SignalEvent status
+            Expect.True(arrived);    // VP 1 took the flag
+            Expect.Equal(targetInterrupts + 1, target->SintInterrupts[sint]);    // VP 1 interrupted once
+            Expect.Equal(myInterrupts, me->SintInterrupts[sint]);    // VP 0 not interrupted
+            Expect.True(Memory.IsZero(Synic.SiefArea(me, sint), 256));    // VP 0's SIEF area untouched
         }
 
         private static void MessageToOtherVp()
@@ -190,12 +190,12 @@ namespace Kernel.TestMode
             HvCallResult r = Hypercall.PostMessage(conn, 0x77, payload, 24);
             bool arrived = Clock.WaitAtLeast(&target->MessagesTaken[sint], taken + 1, WaitMs);
             TestDevice.DestroyMessageConnection(conn);
-            Expect.Equal(HvStatus.Success, r.Status, "PostMessage status"u8);
-            if (!Expect.True(arrived, "the last VP took a message on SINT 8"u8)) return;
+            Expect.Equal(HvStatus.Success, r.Status);    // PostMessage status
+            if (!Expect.True(arrived)) return;    // the last VP took a message on SINT 8
             HvMessage* m = Synic.LastReceived(target, sint);
-            Expect.Equal(0x77ul, m->Header.MessageType, "message type"u8);
-            Expect.True(Memory.Equal(m->Payload, payload, 24), "payload"u8);
-            Expect.Equal(mine, me->MessagesTaken[sint], "VP 0 took no message"u8);
+            Expect.Equal(0x77ul, m->Header.MessageType);    // message type
+            Expect.True(Memory.Equal(m->Payload, payload, 24));    // payload
+            Expect.Equal(mine, me->MessagesTaken[sint]);    // VP 0 took no message
         }
 
         // ---- synthetic IPIs ----------------------------------------------------------------
@@ -222,10 +222,10 @@ namespace Kernel.TestMode
             bool arrived = Clock.WaitAtLeast(&s_ipiCounts[1], 1, WaitMs);
             Clock.Delay(100);
             Interrupts.SetHandler(IpiVector, null);
-            Expect.Equal(HvStatus.Success, r.Status, "HvCallSendSyntheticClusterIpi status"u8);
-            Expect.True(arrived, "VP 1 interrupted"u8);
+            Expect.Equal(HvStatus.Success, r.Status);    // HvCallSendSyntheticClusterIpi status
+            Expect.True(arrived);    // VP 1 interrupted
             for (int i = 0; i < Vp.Count; i++)
-                Expect.Equal((mask >> (int)Vp.Get(i)->Index) & 1, s_ipiCounts[i], "IPIs taken by a VP (1 if in the mask, else 0)"u8);
+                Expect.Equal((mask >> (int)Vp.Get(i)->Index) & 1, s_ipiCounts[i]);    // IPIs taken by a VP (1 if in the mask, else 0)
         }
 
         // ---- time on every VP -------------------------------------------------------------
@@ -253,8 +253,8 @@ namespace Kernel.TestMode
             for (int i = 0; i < Vp.Count; i++)
             {
                 ulong result = 0;
-                if (i == 0) EachTimerHere(&result); else Expect.True(Smp.RunOn(PerCpu.Get(i), &EachTimerHere, &result, 15000), "work ran"u8);
-                Expect.Equal(0xFul, result, "timers whose message came back to the VP that armed them (bit per timer)"u8);
+                if (i == 0) EachTimerHere(&result); else Expect.True(Smp.RunOn(PerCpu.Get(i), &EachTimerHere, &result, 15000));    // work ran
+                Expect.Equal(0xFul, result);    // timers whose message came back to the VP that armed them (bit per timer)
             }
         }
 
@@ -271,7 +271,7 @@ namespace Kernel.TestMode
                     ReadTscPage(&mine);
                     Smp.RunOn(PerCpu.Get(i), &ReadTscPage, &theirs);
                     ReadTscPage(&again);
-                    if (!Expect.True(mine != 0 && mine <= theirs && theirs <= again, "TSC page time: VP 0, then another VP, then VP 0 again, never goes back"u8)) return;
+                    if (!Expect.True(mine != 0 && mine <= theirs && theirs <= again)) return;    // TSC page time: VP 0, then another VP, then VP 0 again, never goes back
                 }
         }
 
@@ -360,10 +360,10 @@ namespace Kernel.TestMode
                 Console.WriteLine(" later than 1 s"u8);
             }
             for (ulong p = 0; p < pages; p++) PageAllocator.Free((void*)((ulong)cycles + p * 4096));
-            Expect.Equal(0ul, lost, "round trips lost (no pong within 30 s)"u8);
-            Expect.Equal((ulong)PingPongRounds, s_pings, "pings taken by VP 1"u8);
-            Expect.Equal((ulong)PingPongRounds, s_pongs, "pongs taken by VP 0"u8);
-            Expect.Equal(0ul, s_strayFlags, "flags on the wrong VP"u8);
+            Expect.Equal(0ul, lost);    // round trips lost (no pong within 30 s)
+            Expect.Equal((ulong)PingPongRounds, s_pings);    // pings taken by VP 1
+            Expect.Equal((ulong)PingPongRounds, s_pongs);    // pongs taken by VP 0
+            Expect.Equal(0ul, s_strayFlags);    // flags on the wrong VP
         }
     }
 }

@@ -24,13 +24,13 @@ namespace Kernel.TestMode
         private static void Sversion()
         {
             if (!Need.Synic()) return;
-            Expect.Equal(1ul, Cpu.ReadMsr(HvMsr.Sversion), "SVERSION"u8);
+            Expect.Equal(1ul, Cpu.ReadMsr(HvMsr.Sversion));    // SVERSION
         }
 
         private static void EomReadsZero()
         {
             if (!Need.Synic()) return;
-            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.Eom), "EOM"u8);
+            Expect.Equal(0ul, Cpu.ReadMsr(HvMsr.Eom));    // EOM
         }
 
         private static void ScontrolEnabled()
@@ -38,15 +38,15 @@ namespace Kernel.TestMode
             if (!Need.Synic()) return;
             HvSynicScontrol s;
             s.Value = Cpu.ReadMsr(HvMsr.Scontrol);
-            Expect.True(s.Enable, "SCONTROL enable bit"u8);
+            Expect.True(s.Enable);    // SCONTROL enable bit
         }
 
         private static void SimpSiefpReadBack()
         {
             if (!Need.Synic()) return;
             Vp* vp = Vp.Current;
-            Expect.Equal((ulong)vp->Sim | 1, Cpu.ReadMsr(HvMsr.Simp), "SIMP = page | enable"u8);
-            Expect.Equal((ulong)vp->Sief | 1, Cpu.ReadMsr(HvMsr.Siefp), "SIEFP = page | enable"u8);
+            Expect.Equal((ulong)vp->Sim | 1, Cpu.ReadMsr(HvMsr.Simp));    // SIMP = page | enable
+            Expect.Equal((ulong)vp->Sief | 1, Cpu.ReadMsr(HvMsr.Siefp));    // SIEFP = page | enable
         }
 
         // Read on every VP right after its SIMP/SIEFP enable, before any traffic.
@@ -54,7 +54,7 @@ namespace Kernel.TestMode
         {
             if (!Need.Synic()) return;
             for (int i = 0; i < Vp.Count; i++)
-                Expect.True(Vp.Get(i)->PagesZeroAtEnable, "SIM and SIEF pages all zero right after enable"u8);
+                Expect.True(Vp.Get(i)->PagesZeroAtEnable);    // SIM and SIEF pages all zero right after enable
         }
 
         // Point SIMP and SIEFP at pages full of 0xFF: the guest's stale bytes must
@@ -83,8 +83,8 @@ namespace Kernel.TestMode
             Cpu.EnableInterrupts();
             PageAllocator.Free(sim);
             PageAllocator.Free(sief);
-            Expect.True(simOk, "new SIM page: zeroed, or the hypervisor's page moved there"u8);
-            Expect.True(siefOk, "new SIEF page: zeroed, or the hypervisor's page moved there"u8);
+            Expect.True(simOk);    // new SIM page: zeroed, or the hypervisor's page moved there
+            Expect.True(siefOk);    // new SIEF page: zeroed, or the hypervisor's page moved there
         }
 
         private static void SintsConfigured()
@@ -94,9 +94,9 @@ namespace Kernel.TestMode
             {
                 HvSynicSint value;
                 value.Value = Cpu.ReadMsr(HvMsr.Sint(sint));
-                if (!Expect.Equal((ulong)(Synic.VectorBase + sint), value.Vector, "SINT vector"u8)) return;
-                if (!Expect.False(value.Masked, "SINT masked"u8)) return;
-                if (!Expect.Equal((Vp.Current->AutoEoiMask & (1u << sint)) != 0, value.AutoEoi, "SINT auto-EOI as configured"u8)) return;
+                if (!Expect.Equal((ulong)(Synic.VectorBase + sint), value.Vector)) return;    // SINT vector
+                if (!Expect.False(value.Masked)) return;    // SINT masked
+                if (!Expect.Equal((Vp.Current->AutoEoiMask & (1u << sint)) != 0, value.AutoEoi)) return;    // SINT auto-EOI as configured
             }
         }
 
@@ -106,9 +106,9 @@ namespace Kernel.TestMode
             const int sint = 15;
             ulong before = Cpu.ReadMsr(HvMsr.Sint(sint));
             ulong faults = Interrupts.LastFault.Count;
-            Expect.False(Cpu.TryWriteMsr(HvMsr.Sint(sint), 15), "unmasked SINT with vector 15 accepted"u8);
-            Expect.Equal(faults + 1, Interrupts.LastFault.Count, "faults caught"u8);
-            Expect.Equal(before, Cpu.ReadMsr(HvMsr.Sint(sint)), "SINT15 unchanged"u8);
+            Expect.False(Cpu.TryWriteMsr(HvMsr.Sint(sint), 15));    // unmasked SINT with vector 15 accepted
+            Expect.Equal(faults + 1, Interrupts.LastFault.Count);    // faults caught
+            Expect.Equal(before, Cpu.ReadMsr(HvMsr.Sint(sint)));    // SINT15 unchanged
         }
 
         // The APIC carries SynIC interrupts; it is enabled, and its EOI goes
@@ -116,8 +116,8 @@ namespace Kernel.TestMode
         private static void ApicEnabled()
         {
             if (!Need.HvInterface()) return;
-            Expect.True(Apic.SoftwareEnabled, "local APIC software-enabled (SVR bit 8)"u8);
-            Expect.Equal(HyperV.Has(HvPartitionPrivilege.AccessIntrCtrlRegs), Apic.UseHvEoiMsr, "EOI through HV_X64_MSR_EOI exactly when offered"u8);
+            Expect.True(Apic.SoftwareEnabled);    // local APIC software-enabled (SVR bit 8)
+            Expect.Equal(HyperV.Has(HvPartitionPrivilege.AccessIntrCtrlRegs), Apic.UseHvEoiMsr);    // EOI through HV_X64_MSR_EOI exactly when offered
         }
     }
 }

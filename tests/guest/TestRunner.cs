@@ -5,13 +5,15 @@ using Kernel.Arch;
 
 namespace Kernel.TestMode
 {
-    // One guest test: a name and a body that checks real values with Expect.
+    // One guest test: a name, a body that checks real values with Expect, and
+    // the source file that declares it (where its failed checks' lines are).
     public unsafe struct TestCase
     {
         public Text Name;
         public delegate*<void> Body;
+        public string File;     // relative to the project root (kernel.csproj's PathMap)
 
-        public TestCase(Text name, delegate*<void> body) { Name = name; Body = body; }
+        public TestCase(Text name, delegate*<void> body, [CallerFilePath] string file = null) { Name = name; Body = body; File = file; }
     }
 
     // Runs the guest tests selected on the command line (`test` or `test=PREFIX`)
@@ -21,8 +23,10 @@ namespace Kernel.TestMode
     //   ok 1 - name
     //   not ok 2 - name
     //     ---
-    //     message: 'expected X, got Y (what)'
+    //     message: 'expected X, got Y'
+    //     at: 'tests/guest/File.cs:LINE'
     //     ...
+    // (`at` names the failed check's line; the host test quotes it.)
     //   ok 3 - name # SKIP reason
     //   N passed, N failed, N skipped
     // The stream starts at the "TAP version 14" line; the boot log before it and
@@ -38,10 +42,11 @@ namespace Kernel.TestMode
         private static TestCase[] s_tests;
         private static int s_count;
 
+        // Each suite's own file comes with it (CallerFilePath): a suite's checks are in its file.
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void Add(Text name, delegate*<void> body)
+        public static void Add(Text name, delegate*<void> body, [CallerFilePath] string file = null)
         {
-            s_tests[s_count++] = new TestCase(name, body);
+            s_tests[s_count++] = new TestCase(name, body, file);
         }
 
         // The suites in the order they run.
@@ -97,7 +102,7 @@ namespace Kernel.TestMode
             return s_failed == 0 && s_number > 0;
         }
 
-        private static void FailOnPurpose() => Expect.Equal(1ul, 2ul, "the deliberately wrong expectation of inject-failure"u8);
+        private static void FailOnPurpose() => Expect.Equal(1ul, 2ul);    // the deliberately wrong expectation of inject-failure
 
         public static ulong ParseDecimal(byte* text, int length)
         {
@@ -136,6 +141,14 @@ namespace Kernel.TestMode
                 Console.Write("  message: '"u8);
                 Expect.WriteFailure(yamlSingleQuoted: true);
                 Console.WriteLine("'"u8);
+                if (Expect.FailedLine != 0)
+                {
+                    Console.Write("  at: '"u8);
+                    WriteAscii(test.File);
+                    Console.Write((byte)':');
+                    Console.WriteDecimal(Expect.FailedLine);
+                    Console.WriteLine("'"u8);
+                }
                 Console.WriteLine("  ..."u8);
             }
             else
@@ -145,6 +158,12 @@ namespace Kernel.TestMode
                 WriteHead(test.Name);
                 Console.WriteLine();
             }
+        }
+
+        // A source path (the compiler's UTF-16 literal): ASCII, as the tree's paths are.
+        private static void WriteAscii(string text)
+        {
+            for (int i = 0; i < text.Length; i++) Console.Write((byte)text[i]);
         }
 
         private static void WriteHead(Text name)

@@ -31,10 +31,10 @@ namespace Kernel.TestMode
             for (int i = 0; i < 1000; i++)
             {
                 ulong now = ReferenceTime.ReadCounter();
-                if (!Expect.True(now >= previous, "TIME_REF_COUNT never goes back"u8)) return;
+                if (!Expect.True(now >= previous)) return;    // TIME_REF_COUNT never goes back
                 previous = now;
             }
-            Expect.True(previous > first, "TIME_REF_COUNT advanced over 1000 reads"u8);
+            Expect.True(previous > first);    // TIME_REF_COUNT advanced over 1000 reads
         }
 
         // 100 ns units, checked against the TSC and HV_X64_MSR_TSC_FREQUENCY over ~50 ms.
@@ -42,24 +42,24 @@ namespace Kernel.TestMode
         {
             if (!Need.ReferenceCounter() || !Need.FrequencyMsrs()) return;
             ulong frequency = Cpu.ReadMsr(HvMsr.TscFrequency);
-            if (!Expect.InRange(1000000, 100000000000, frequency, "TSC frequency MSR (Hz)"u8)) return;
+            if (!Expect.InRange(1000000, 100000000000, frequency)) return;    // TSC frequency MSR (Hz)
             ulong r0 = ReferenceTime.ReadCounter(), t0 = Cpu.ReadTsc();
             while (ReferenceTime.ReadCounter() - r0 < 50 * Ms) Cpu.Pause();
             ulong r1 = ReferenceTime.ReadCounter(), t1 = Cpu.ReadTsc();
             ulong refElapsed = r1 - r0;
             ulong tscElapsedIn100ns = (t1 - t0) * 10000000 / frequency;
             // Allow 5%: the two reads are not simultaneous, and a nested TSC is emulated.
-            Expect.InRange(refElapsed - refElapsed / 20, refElapsed + refElapsed / 20, tscElapsedIn100ns,
-                "TSC ticks / TSC frequency, in 100 ns units, over 50 ms of TIME_REF_COUNT"u8);
+            // TSC ticks / TSC frequency, in 100 ns units, over 50 ms of TIME_REF_COUNT
+            Expect.InRange(refElapsed - refElapsed / 20, refElapsed + refElapsed / 20, tscElapsedIn100ns);
         }
 
         private static void TscPageValid()
         {
             if (!Need.TscPage()) return;
             ReferenceTime.EnableTscPage();
-            Expect.Equal((ulong)ReferenceTime.TscPage | 1, Cpu.ReadMsr(HvMsr.ReferenceTsc), "REFERENCE_TSC = page | enable"u8);
-            Expect.True(ReferenceTime.TscPage->TscSequence != 0, "TscSequence non-zero (the page is usable; needs a stable host TSC)"u8);
-            Expect.True(ReferenceTime.TscPage->TscScale != 0, "TscScale non-zero"u8);
+            Expect.Equal((ulong)ReferenceTime.TscPage | 1, Cpu.ReadMsr(HvMsr.ReferenceTsc));    // REFERENCE_TSC = page | enable
+            Expect.True(ReferenceTime.TscPage->TscSequence != 0);    // TscSequence non-zero (the page is usable; needs a stable host TSC)
+            Expect.True(ReferenceTime.TscPage->TscScale != 0);    // TscScale non-zero
         }
 
         // counter(before) <= page time <= counter(after), within 1 ms of slack, many times over.
@@ -70,9 +70,9 @@ namespace Kernel.TestMode
             for (int i = 0; i < 200; i++)
             {
                 ulong before = ReferenceTime.ReadCounter();
-                if (!Expect.True(ReferenceTime.TryReadTscPage(out ulong page), "the TSC page can be read"u8)) return;
+                if (!Expect.True(ReferenceTime.TryReadTscPage(out ulong page))) return;    // the TSC page can be read
                 ulong after = ReferenceTime.ReadCounter();
-                if (!Expect.InRange(before - Ms, after + Ms, page, "TSC page time between two counter reads (1 ms slack)"u8)) return;
+                if (!Expect.InRange(before - Ms, after + Ms, page)) return;    // TSC page time between two counter reads (1 ms slack)
             }
         }
 
@@ -94,13 +94,13 @@ namespace Kernel.TestMode
                 Clock.Delay(20);
                 ulong extra = Synic.MessagesTaken[TimerSint] - taken - 1;
                 SyntheticTimer.Stop(timer);
-                if (!Expect.True(arrived, "a timer message within 2 s"u8)) return;
+                if (!Expect.True(arrived)) return;    // a timer message within 2 s
                 HvMessage* m = Synic.LastReceived(TimerSint, extra);
-                Expect.Equal(HvMessageType.HvMessageTimerExpired, m->Header.Type, "message type"u8);
-                Expect.Equal((ulong)timer, TimerPayload(m)->TimerIndex, "TimerIndex"u8);
-                Expect.InRange(due, now, TimerPayload(m)->ExpirationTime, "ExpirationTime between the due time and now"u8);
-                Expect.InRange(TimerPayload(m)->ExpirationTime, now, TimerPayload(m)->DeliveryTime, "DeliveryTime after ExpirationTime"u8);
-                Expect.Equal(0ul, extra, "a one-shot timer fires once"u8);
+                Expect.Equal(HvMessageType.HvMessageTimerExpired, m->Header.Type);    // message type
+                Expect.Equal((ulong)timer, TimerPayload(m)->TimerIndex);    // TimerIndex
+                Expect.InRange(due, now, TimerPayload(m)->ExpirationTime);    // ExpirationTime between the due time and now
+                Expect.InRange(TimerPayload(m)->ExpirationTime, now, TimerPayload(m)->DeliveryTime);    // DeliveryTime after ExpirationTime
+                Expect.Equal(0ul, extra);    // a one-shot timer fires once
                 if (Expect.Failed) return;
             }
         }
@@ -115,12 +115,12 @@ namespace Kernel.TestMode
             bool arrived = WaitMessages(taken + 4, 3000);
             SyntheticTimer.Stop(timer);
             ulong elapsed = ReferenceTime.ReadCounter() - start;
-            Expect.True(arrived, "four periodic expirations within 3 s"u8);
-            Expect.True(elapsed >= 30 * Ms, "four 10 ms periods take at least 30 ms"u8);
+            Expect.True(arrived);    // four periodic expirations within 3 s
+            Expect.True(elapsed >= 30 * Ms);    // four 10 ms periods take at least 30 ms
             HvMessage* last = Synic.LastReceived(TimerSint);
-            Expect.Equal((ulong)timer, TimerPayload(last)->TimerIndex, "TimerIndex"u8);
+            Expect.Equal((ulong)timer, TimerPayload(last)->TimerIndex);    // TimerIndex
             ulong t1 = TimerPayload(Synic.LastReceived(TimerSint, 1))->ExpirationTime, t2 = TimerPayload(last)->ExpirationTime;
-            Expect.InRange(t1 + 10 * Ms, t1 + 1000 * Ms, t2, "successive expirations at least one period apart"u8);
+            Expect.InRange(t1 + 10 * Ms, t1 + 1000 * Ms, t2);    // successive expirations at least one period apart
         }
 
         private static void AutoEnable()
@@ -135,9 +135,9 @@ namespace Kernel.TestMode
             SyntheticTimer.StartAutoEnable(timer, TimerSint, ReferenceTime.ReadCounter() + 5 * Ms);
             bool arrived = WaitMessages(taken + 1, 2000);
             SyntheticTimer.Stop(timer);
-            Expect.True(enabledByCount, "writing the count set Enable"u8);
-            Expect.True(arrived, "the timer fired"u8);
-            Expect.Equal((ulong)timer, TimerPayload(Synic.LastReceived(TimerSint))->TimerIndex, "TimerIndex"u8);
+            Expect.True(enabledByCount);    // writing the count set Enable
+            Expect.True(arrived);    // the timer fired
+            Expect.Equal((ulong)timer, TimerPayload(Synic.LastReceived(TimerSint))->TimerIndex);    // TimerIndex
         }
 
         // A one-shot expiry that finds the slot busy sets MessagePending and is
@@ -158,12 +158,12 @@ namespace Kernel.TestMode
             bool second = WaitMessages(taken + 2, 2000);
             SyntheticTimer.Stop(3);
             SyntheticTimer.Stop(2);
-            Expect.True(first, "timer 3's expiry reached the slot"u8);
-            Expect.True(pending, "MessagePending set when timer 2 expired into the busy slot"u8);
-            Expect.Equal(3ul, indexWhileBusy, "the slot kept timer 3's message"u8);
-            if (!Expect.True(second, "EOM let timer 2's message through"u8)) return;
-            Expect.Equal(3ul, TimerPayload(Synic.LastReceived(TimerSint, 1))->TimerIndex, "first message: timer 3"u8);
-            Expect.Equal(2ul, TimerPayload(Synic.LastReceived(TimerSint))->TimerIndex, "second message: timer 2"u8);
+            Expect.True(first);    // timer 3's expiry reached the slot
+            Expect.True(pending);    // MessagePending set when timer 2 expired into the busy slot
+            Expect.Equal(3ul, indexWhileBusy);    // the slot kept timer 3's message
+            if (!Expect.True(second)) return;    // EOM let timer 2's message through
+            Expect.Equal(3ul, TimerPayload(Synic.LastReceived(TimerSint, 1))->TimerIndex);    // first message: timer 3
+            Expect.Equal(2ul, TimerPayload(Synic.LastReceived(TimerSint))->TimerIndex);    // second message: timer 2
         }
 
         private static ulong s_directInterrupts;
@@ -182,9 +182,9 @@ namespace Kernel.TestMode
             Clock.Delay(20);
             SyntheticTimer.Stop(timer);
             Interrupts.SetHandler(DirectVector, null);
-            Expect.True(arrived, "vector 0x60 arrived"u8);
-            Expect.Equal(1ul, s_directInterrupts, "one interrupt for a one-shot direct timer"u8);
-            Expect.Equal(taken, Synic.MessagesTaken[TimerSint], "no timer message"u8);
+            Expect.True(arrived);    // vector 0x60 arrived
+            Expect.Equal(1ul, s_directInterrupts);    // one interrupt for a one-shot direct timer
+            Expect.Equal(taken, Synic.MessagesTaken[TimerSint]);    // no timer message
         }
     }
 }

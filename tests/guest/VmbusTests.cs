@@ -41,7 +41,7 @@ namespace Kernel.TestMode
         {
             if (!Need.VmbusHost()) return false;
             if (VmbusConnection.State != VmbusState.Connected) VmbusConnection.Connect();
-            return Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusConnection.State, "VMBus connected (Disconnected = 0, Connected = 1)"u8);
+            return Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusConnection.State);    // VMBus connected (Disconnected = 0, Connected = 1)
         }
 
         private static HvMessage* Synthetic(uint vmbusType, uint payloadSize)
@@ -58,8 +58,8 @@ namespace Kernel.TestMode
         private static void NegotiatesHighestAcceptedVersion()
         {
             if (!Need.VmbusHost()) return;
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)VmbusConnection.LastConnect, "Connect result (Done = 0)"u8);
-            Expect.Equal((ulong)QemuHighestVersion, (ulong)VmbusConnection.Version, "negotiated version (QEMU's VMBUS_VERSION_CURRENT, 4.0)"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)VmbusConnection.LastConnect);    // Connect result (Done = 0)
+            Expect.Equal((ulong)QemuHighestVersion, (ulong)VmbusConnection.Version);    // negotiated version (QEMU's VMBUS_VERSION_CURRENT, 4.0)
         }
 
         // 5.3..5.0 go to connection 4, which QEMU does not serve (INVALID_CONNECTION_ID);
@@ -67,27 +67,27 @@ namespace Kernel.TestMode
         private static void RefusedVersionsMoveToTheNext()
         {
             if (!Need.VmbusHost()) return;
-            if (!Expect.Equal(6ul, (ulong)VmbusConnection.AttemptCount, "INITIATE_CONTACT attempts (5.3, 5.2, 5.1, 5.0, 4.1, 4.0)"u8)) return;
+            if (!Expect.Equal(6ul, (ulong)VmbusConnection.AttemptCount)) return;    // INITIATE_CONTACT attempts (5.3, 5.2, 5.1, 5.0, 4.1, 4.0)
             VmbusAttempt* a = VmbusConnection.Attempts;
-            Expect.Equal((ulong)VmbusVersion.Win10V5_3, (ulong)a[0].Version, "first attempt: the newest version"u8);
-            Expect.Equal(4ul, (ulong)a[0].ConnectionId, "5.x contacts connection 4"u8);
-            Expect.Equal(HvStatus.InvalidConnectionId, a[0].PostStatus, "QEMU has no listener on connection 4"u8);
-            Expect.Equal((ulong)VmbusResult.NoHost, (ulong)a[3].Result, "5.0 moves on (NoHost = 1)"u8);
-            Expect.Equal((ulong)VmbusVersion.Win10Rs3, (ulong)a[4].Version, "fifth attempt: 4.1"u8);
-            Expect.Equal((ulong)VmbusResult.Refused, (ulong)a[4].Result, "4.1 refused by VERSION_RESPONSE (Refused = 2)"u8);
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)a[5].Result, "4.0 accepted"u8);
+            Expect.Equal((ulong)VmbusVersion.Win10V5_3, (ulong)a[0].Version);    // first attempt: the newest version
+            Expect.Equal(4ul, (ulong)a[0].ConnectionId);    // 5.x contacts connection 4
+            Expect.Equal(HvStatus.InvalidConnectionId, a[0].PostStatus);    // QEMU has no listener on connection 4
+            Expect.Equal((ulong)VmbusResult.NoHost, (ulong)a[3].Result);    // 5.0 moves on (NoHost = 1)
+            Expect.Equal((ulong)VmbusVersion.Win10Rs3, (ulong)a[4].Version);    // fifth attempt: 4.1
+            Expect.Equal((ulong)VmbusResult.Refused, (ulong)a[4].Result);    // 4.1 refused by VERSION_RESPONSE (Refused = 2)
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)a[5].Result);    // 4.0 accepted
         }
 
         private static void MessagesUseConnection1AndSint2()
         {
             if (!Connected()) return;
-            Expect.Equal(1ul, (ulong)VmbusConnection.MessageConnectionId, "message connection after contact (QEMU VMBUS_MESSAGE_CONNECTION_ID)"u8);
-            Expect.Equal(0ul, (ulong)VmbusConnection.HostConnectionId, "connection id in QEMU's VERSION_RESPONSE"u8);
+            Expect.Equal(1ul, (ulong)VmbusConnection.MessageConnectionId);    // message connection after contact (QEMU VMBUS_MESSAGE_CONNECTION_ID)
+            Expect.Equal(0ul, (ulong)VmbusConnection.HostConnectionId);    // connection id in QEMU's VERSION_RESPONSE
             ulong onSint2 = Synic.MessagesTaken[VmbusConstants.MessageSint];
-            Expect.InRange(2, 0xFFFFFFFF, onSint2, "messages taken on SINT 2 (VERSION_RESPONSEs, ALLOFFERS_DELIVERED)"u8);
+            Expect.InRange(2, 0xFFFFFFFF, onSint2);    // messages taken on SINT 2 (VERSION_RESPONSEs, ALLOFFERS_DELIVERED)
             ulong received = 0;
             for (uint type = 0; type < VmbusMessageType.Count; type++) received += VmbusMessages.Received[type];
-            Expect.Equal(received, onSint2, "every SINT 2 message reached the VMBus receive path (as an accepted message)"u8);
+            Expect.Equal(received, onSint2);    // every SINT 2 message reached the VMBus receive path (as an accepted message)
         }
 
         // A second REQUESTOFFERS in the same connection: QEMU offers each channel once
@@ -100,16 +100,16 @@ namespace Kernel.TestMode
             ulong offersReceived = VmbusMessages.Received[VmbusMessageType.OfferChannel];
             int offers = VmbusOffers.Count;
             VmbusResult r = VmbusOffers.Request();
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "REQUESTOFFERS result (Done = 0)"u8);
-            Expect.True(VmbusOffers.Complete, "ALLOFFERS_DELIVERED ended the offer list"u8);
-            Expect.Equal(delivered + 1, VmbusMessages.Received[VmbusMessageType.AllOffersDelivered], "ALLOFFERS_DELIVERED messages"u8);
-            Expect.Equal(offersReceived, VmbusMessages.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages for the second request"u8);
-            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count, "offers kept from boot"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r);    // REQUESTOFFERS result (Done = 0)
+            Expect.True(VmbusOffers.Complete);    // ALLOFFERS_DELIVERED ended the offer list
+            Expect.Equal(delivered + 1, VmbusMessages.Received[VmbusMessageType.AllOffersDelivered]);    // ALLOFFERS_DELIVERED messages
+            Expect.Equal(offersReceived, VmbusMessages.Received[VmbusMessageType.OfferChannel]);    // OFFERCHANNEL messages for the second request
+            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count);    // offers kept from boot
             ulong duplicates = 0;
             for (int i = 0; i < VmbusOffers.Count; i++)
                 for (int j = i + 1; j < VmbusOffers.Count; j++)
                     if (VmbusOffers.Table[i].ChildRelid == VmbusOffers.Table[j].ChildRelid) duplicates++;
-            Expect.Equal(0ul, duplicates, "relids offered twice"u8);
+            Expect.Equal(0ul, duplicates);    // relids offered twice
         }
 
         // ---- GPADLs --------------------------------------------------------------------
@@ -126,11 +126,11 @@ namespace Kernel.TestMode
             VmbusResult r = VmbusGpadl.Create(1, region, GpadlPages, out uint id);
             VmbusResult down = r == VmbusResult.Done ? VmbusGpadl.Teardown(1, id) : VmbusResult.Invalid;
             if (down == VmbusResult.Done) for (int p = 0; p < GpadlPages; p++) PageAllocator.Free((byte*)region + p * 4096);
-            Expect.Equal(1ul, (ulong)VmbusGpadlMessages.BodyMessagesFor(GpadlPages), "GPADL_BODY messages for 32 pages"u8);
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL result (Done = 0)"u8);
-            Expect.Equal(created + 1, VmbusMessages.Received[VmbusMessageType.GpadlCreated], "GPADL_CREATED messages"u8);
-            Expect.Equal((ulong)id, (ulong)((VmbusGpadlCreated*)VmbusMessages.Last(VmbusMessageType.GpadlCreated))->GpadlId, "GPADL_CREATED names our GPADL id"u8);
-            Expect.Equal(0ul, (ulong)((VmbusGpadlCreated*)VmbusMessages.Last(VmbusMessageType.GpadlCreated))->CreationStatus, "creation status"u8);
+            Expect.Equal(1ul, (ulong)VmbusGpadlMessages.BodyMessagesFor(GpadlPages));    // GPADL_BODY messages for 32 pages
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r);    // GPADL result (Done = 0)
+            Expect.Equal(created + 1, VmbusMessages.Received[VmbusMessageType.GpadlCreated]);    // GPADL_CREATED messages
+            Expect.Equal((ulong)id, (ulong)((VmbusGpadlCreated*)VmbusMessages.Last(VmbusMessageType.GpadlCreated))->GpadlId);    // GPADL_CREATED names our GPADL id
+            Expect.Equal(0ul, (ulong)((VmbusGpadlCreated*)VmbusMessages.Last(VmbusMessageType.GpadlCreated))->CreationStatus);    // creation status
         }
 
         private static void GpadlTornDown()
@@ -138,13 +138,13 @@ namespace Kernel.TestMode
             if (!Connected()) return;
             void* region = (void*)PageAllocator.AllocateContiguous(4, zero: true);
             VmbusResult r = VmbusGpadl.Create(1, region, 4, out uint id);
-            if (!Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "GPADL created first"u8)) return;
+            if (!Expect.Equal((ulong)VmbusResult.Done, (ulong)r)) return;    // GPADL created first
             ulong torn = VmbusMessages.Received[VmbusMessageType.GpadlTorndown];
             VmbusResult down = VmbusGpadl.Teardown(1, id);
             if (down == VmbusResult.Done) for (int p = 0; p < 4; p++) PageAllocator.Free((byte*)region + p * 4096);
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)down, "GPADL_TEARDOWN result (Done = 0)"u8);
-            Expect.Equal(torn + 1, VmbusMessages.Received[VmbusMessageType.GpadlTorndown], "GPADL_TORNDOWN messages"u8);
-            Expect.Equal((ulong)id, (ulong)((VmbusGpadlTorndown*)VmbusMessages.Last(VmbusMessageType.GpadlTorndown))->GpadlId, "GPADL_TORNDOWN names our GPADL id"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)down);    // GPADL_TEARDOWN result (Done = 0)
+            Expect.Equal(torn + 1, VmbusMessages.Received[VmbusMessageType.GpadlTorndown]);    // GPADL_TORNDOWN messages
+            Expect.Equal((ulong)id, (ulong)((VmbusGpadlTorndown*)VmbusMessages.Last(VmbusMessageType.GpadlTorndown))->GpadlId);    // GPADL_TORNDOWN names our GPADL id
         }
 
         // Guest to host: HvCallSignalEvent reaches the VMBus host's event connection (2).
@@ -152,8 +152,8 @@ namespace Kernel.TestMode
         {
             if (!Need.SignalEvents() || !Connected()) return;
             HvCallResult r = Hypercall.SignalEvent(VmbusConstants.EventConnectionId, 0);
-            Expect.Equal(HvStatus.Success, r.Status, "HvCallSignalEvent to VMBus event connection 2"u8);
-            Expect.Equal(HvOutcome.Done, r.Outcome, "outcome"u8);
+            Expect.Equal(HvStatus.Success, r.Status);    // HvCallSignalEvent to VMBus event connection 2
+            Expect.Equal(HvOutcome.Done, r.Outcome);    // outcome
         }
 
         // OPENCHANNEL for a relid nobody offered: QEMU drops it silently. The client
@@ -169,11 +169,11 @@ namespace Kernel.TestMode
             VmbusChannel* channel = VmbusChannels.Open(&offer, 2, null, out VmbusResult r);
             ulong waited = (Clock.Now100ns() - before) / 10000;
             VmbusResult after = VmbusOffers.Request();
-            Expect.True(channel == null, "no channel was opened"u8);
-            Expect.Equal((ulong)VmbusResult.Timeout, (ulong)r, "OPENCHANNEL result (Timeout = 3)"u8);
-            Expect.InRange(VmbusMessages.ResponseTimeoutMs, VmbusMessages.ResponseTimeoutMs * 3, waited, "milliseconds waited"u8);
-            Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusConnection.State, "still connected"u8);
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)after, "REQUESTOFFERS afterwards"u8);
+            Expect.True(channel == null);    // no channel was opened
+            Expect.Equal((ulong)VmbusResult.Timeout, (ulong)r);    // OPENCHANNEL result (Timeout = 3)
+            Expect.InRange(VmbusMessages.ResponseTimeoutMs, VmbusMessages.ResponseTimeoutMs * 3, waited);    // milliseconds waited
+            Expect.Equal((ulong)VmbusState.Connected, (ulong)VmbusConnection.State);    // still connected
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)after);    // REQUESTOFFERS afterwards
         }
 
         // ---- the receive path (no host needed) --------------------------------------
@@ -184,9 +184,9 @@ namespace Kernel.TestMode
             int offers = VmbusOffers.Count;
             VmbusMessages.Receive(Synthetic(99, 16));
             VmbusMessages.Receive(Synthetic(VmbusMessageType.RequestOffers, 8));    // a guest-to-host type
-            Expect.Equal(unknown + 2, VmbusMessages.UnknownMessages, "unknown messages counted"u8);
-            Expect.Equal(rejected, VmbusMessages.RejectedMessages, "rejected messages"u8);
-            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count, "offers unchanged"u8);
+            Expect.Equal(unknown + 2, VmbusMessages.UnknownMessages);    // unknown messages counted
+            Expect.Equal(rejected, VmbusMessages.RejectedMessages);    // rejected messages
+            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count);    // offers unchanged
         }
 
         private static void ShortMessageRejected()
@@ -196,9 +196,9 @@ namespace Kernel.TestMode
             int offers = VmbusOffers.Count;
             VmbusMessages.Receive(Synthetic(VmbusMessageType.OfferChannel, 100));   // needs 196
             VmbusMessages.Receive(Synthetic(VmbusMessageType.VersionResponse, 4));  // not even a header
-            Expect.Equal(rejected + 2, VmbusMessages.RejectedMessages, "rejected messages counted"u8);
-            Expect.Equal(offersReceived, VmbusMessages.Received[VmbusMessageType.OfferChannel], "OFFERCHANNEL messages accepted"u8);
-            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count, "offers unchanged"u8);
+            Expect.Equal(rejected + 2, VmbusMessages.RejectedMessages);    // rejected messages counted
+            Expect.Equal(offersReceived, VmbusMessages.Received[VmbusMessageType.OfferChannel]);    // OFFERCHANNEL messages accepted
+            Expect.Equal((ulong)offers, (ulong)VmbusOffers.Count);    // offers unchanged
         }
 
         // An OFFERCHANNEL byte image as QEMU builds it (200 bytes, LE GUIDs).
@@ -215,14 +215,14 @@ namespace Kernel.TestMode
             o->DedicatedInterrupt = 1;
             o->MmioMegabytes = 8;
             VmbusOffer offer = VmbusOffer.Decode(o);
-            Expect.Equal(7ul, (ulong)offer.ChildRelid, "relid @184"u8);
-            Expect.Equal(23ul, (ulong)offer.ConnectionId, "connection id @192"u8);
-            Expect.Equal(3ul, (ulong)offer.MonitorId, "monitor id @188"u8);
-            Expect.True(offer.MonitorAllocated, "monitor allocated @189"u8);
-            Expect.True(offer.DedicatedInterrupt, "dedicated interrupt @190"u8);
-            Expect.Equal(8ul, (ulong)offer.MmioMegabytes, "MMIO MiB @58"u8);
-            Expect.Equal("scsi"u8, VmbusText.ClassName(&offer.InterfaceType), "class name"u8);
-            Expect.Equal(0xba6163d9ul, (ulong)*(uint*)(m->Payload + 8), "interface type Data1 @8, little-endian"u8);
+            Expect.Equal(7ul, (ulong)offer.ChildRelid);    // relid @184
+            Expect.Equal(23ul, (ulong)offer.ConnectionId);    // connection id @192
+            Expect.Equal(3ul, (ulong)offer.MonitorId);    // monitor id @188
+            Expect.True(offer.MonitorAllocated);    // monitor allocated @189
+            Expect.True(offer.DedicatedInterrupt);    // dedicated interrupt @190
+            Expect.Equal(8ul, (ulong)offer.MmioMegabytes);    // MMIO MiB @58
+            Expect.Equal("scsi"u8, VmbusText.ClassName(&offer.InterfaceType));    // class name
+            Expect.Equal(0xba6163d9ul, (ulong)*(uint*)(m->Payload + 8));    // interface type Data1 @8, little-endian
         }
 
         private static void GuidFormattedAndNamed()
@@ -230,11 +230,11 @@ namespace Kernel.TestMode
             Guid g = Guid.From(0xf8615163, 0xdf3e, 0x46c5, 0x913ff2d2f965ed0e);
             byte* buffer = stackalloc byte[Guid.FormattedLength];
             ReadOnlySpan<byte> text = new ReadOnlySpan<byte>(buffer, g.Format(buffer));
-            Expect.Equal("f8615163-df3e-46c5-913f-f2d2f965ed0e"u8, text, "formatted"u8);
-            Expect.Equal("network"u8, VmbusText.ClassName(&g), "well-known class"u8);
+            Expect.Equal("f8615163-df3e-46c5-913f-f2d2f965ed0e"u8, text);    // formatted
+            Expect.Equal("network"u8, VmbusText.ClassName(&g));    // well-known class
             byte* raw = (byte*)&g;
-            Expect.Equal(0x63ul, raw[0], "byte 0 (Data1 little-endian)"u8);
-            Expect.Equal(0x91ul, raw[8], "byte 8 (Data4[0])"u8);
+            Expect.Equal(0x63ul, raw[0]);    // byte 0 (Data1 little-endian)
+            Expect.Equal(0x91ul, raw[8]);    // byte 8 (Data4[0])
         }
 
         // Ring code as ilc compiled it: packets across the end of the data area.
@@ -254,14 +254,14 @@ namespace Kernel.TestMode
             VmbusRingStatus empty = ring.Read(&d, back, 64, out uint _, out bool _);
             PageAllocator.Free(region);
             PageAllocator.Free(region + 4096);
-            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)w, "write (Done = 0)"u8);
-            Expect.True(signal, "an empty, unmasked ring signals the consumer"u8);
-            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)r, "read"u8);
-            Expect.Equal(40ul, (ulong)length, "data length"u8);
-            Expect.True(Memory.Equal(back, data, 40), "data bytes"u8);
-            Expect.Equal(0x1122334455667788ul, d.TransactionId, "transaction id"u8);
-            Expect.Equal((ulong)(4096 - 24 + 16 + 40 + 8 - 4096), (ulong)readIndex, "read index after the wrap"u8);
-            Expect.Equal((ulong)VmbusRingStatus.Empty, (ulong)empty, "then empty (Empty = 1)"u8);
+            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)w);    // write (Done = 0)
+            Expect.True(signal);    // an empty, unmasked ring signals the consumer
+            Expect.Equal((ulong)VmbusRingStatus.Done, (ulong)r);    // read
+            Expect.Equal(40ul, (ulong)length);    // data length
+            Expect.True(Memory.Equal(back, data, 40));    // data bytes
+            Expect.Equal(0x1122334455667788ul, d.TransactionId);    // transaction id
+            Expect.Equal((ulong)(4096 - 24 + 16 + 40 + 8 - 4096), (ulong)readIndex);    // read index after the wrap
+            Expect.Equal((ulong)VmbusRingStatus.Empty, (ulong)empty);    // then empty (Empty = 1)
         }
 
         // ---- last: unload (and reconnect, so the exit path has something to unload) ----
@@ -273,9 +273,9 @@ namespace Kernel.TestMode
             VmbusResult r = VmbusConnection.Unload();
             VmbusState state = VmbusConnection.State;
             VmbusConnection.Connect();
-            Expect.Equal((ulong)VmbusResult.Done, (ulong)r, "UNLOAD result (Done = 0)"u8);
-            Expect.Equal(responses + 1, VmbusMessages.Received[VmbusMessageType.UnloadResponse], "UNLOAD_RESPONSE messages"u8);
-            Expect.Equal((ulong)VmbusState.Disconnected, (ulong)state, "disconnected after UNLOAD"u8);
+            Expect.Equal((ulong)VmbusResult.Done, (ulong)r);    // UNLOAD result (Done = 0)
+            Expect.Equal(responses + 1, VmbusMessages.Received[VmbusMessageType.UnloadResponse]);    // UNLOAD_RESPONSE messages
+            Expect.Equal((ulong)VmbusState.Disconnected, (ulong)state);    // disconnected after UNLOAD
         }
     }
 }
