@@ -44,42 +44,52 @@ namespace Kernel.TestMode
 
         // Each check is out of line and compares before it calls Fail: a call
         // site passes only its own values and line (the guest tests make some 500).
+        // The overloads with a what are for the checks whose line cannot say it.
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool Equal(ulong expected, ulong actual, Text what = default, [CallerLineNumber] int line = 0)
+        public static bool Equal(ulong expected, ulong actual, [CallerLineNumber] int line = 0)
+            => expected == actual || Fail(Kind.Number, expected, actual, default, line);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static bool Equal(ulong expected, ulong actual, Text what, [CallerLineNumber] int line = 0)
             => expected == actual || Fail(Kind.Number, expected, actual, what, line);
 
-        public static bool Equal(Text expected, Text actual, Text what = default, [CallerLineNumber] int line = 0)
-            => Equal(expected.Span, actual.Span, what, line);
+        public static bool Equal(Text expected, Text actual, [CallerLineNumber] int line = 0) => Equal(expected.Span, actual.Span, line);
 
-        public static bool Equal(ReadOnlySpan<byte> expected, ReadOnlySpan<byte> actual, Text what = default, [CallerLineNumber] int line = 0)
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static bool Equal(ReadOnlySpan<byte> expected, ReadOnlySpan<byte> actual, [CallerLineNumber] int line = 0)
         {
             if (expected.SequenceEqual(actual)) return true;
-            if (Record(Kind.Text, what, line)) { Save(ref s_expectedText, expected); Save(ref s_actualText, actual); }
+            if (Record(Kind.Text, default, line)) { Save(ref s_expectedText, expected); Save(ref s_actualText, actual); }
             return false;
         }
 
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool True(bool actual, Text what = default, [CallerLineNumber] int line = 0)
-            => actual || Fail(Kind.Boolean, 1, 0, what, line);
+        public static bool True(bool actual, [CallerLineNumber] int line = 0) => actual || Fail(Kind.Boolean, 1, 0, default, line);
 
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool False(bool actual, Text what = default, [CallerLineNumber] int line = 0)
-            => !actual || Fail(Kind.Boolean, 0, 1, what, line);
+        public static bool True(bool actual, Text what, [CallerLineNumber] int line = 0) => actual || Fail(Kind.Boolean, 1, 0, what, line);
 
-        public static bool Equal(bool expected, bool actual, Text what = default, [CallerLineNumber] int line = 0)
-            => expected ? True(actual, what, line) : False(actual, what, line);
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static bool False(bool actual, [CallerLineNumber] int line = 0) => !actual || Fail(Kind.Boolean, 0, 1, default, line);
+
+        public static bool Equal(bool expected, bool actual, [CallerLineNumber] int line = 0)
+            => expected ? True(actual, line) : False(actual, line);
 
         // The enums of the Hyper-V interface, printed with their names:
         // "expected 0x18 INVALID_SYNIC_STATE, got 0x2 INVALID_HYPERCALL_CODE".
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool Equal(HvStatus expected, HvStatus actual, Text what = default, [CallerLineNumber] int line = 0)
+        public static bool Equal(HvStatus expected, HvStatus actual, [CallerLineNumber] int line = 0)
+            => expected == actual || Fail(Kind.Status, (ulong)expected, (ulong)actual, default, line);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static bool Equal(HvStatus expected, HvStatus actual, Text what, [CallerLineNumber] int line = 0)
             => expected == actual || Fail(Kind.Status, (ulong)expected, (ulong)actual, what, line);
 
-        public static bool Equal(HvOutcome expected, HvOutcome actual, Text what = default, [CallerLineNumber] int line = 0)
-            => expected == actual || Fail(Kind.Outcome, (ulong)expected, (ulong)actual, what, line);
+        public static bool Equal(HvOutcome expected, HvOutcome actual, [CallerLineNumber] int line = 0)
+            => expected == actual || Fail(Kind.Outcome, (ulong)expected, (ulong)actual, default, line);
 
-        public static bool Equal(HvMessageType expected, HvMessageType actual, Text what = default, [CallerLineNumber] int line = 0)
-            => expected == actual || Fail(Kind.MessageType, (ulong)expected, (ulong)actual, what, line);
+        public static bool Equal(HvMessageType expected, HvMessageType actual, [CallerLineNumber] int line = 0)
+            => expected == actual || Fail(Kind.MessageType, (ulong)expected, (ulong)actual, default, line);
 
         // A failed check: kept when it is the test's first. Always false.
         [MethodImpl(MethodImplOptions.NoInlining)]
@@ -91,10 +101,10 @@ namespace Kernel.TestMode
 
         // actual is within [low, high].
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static bool InRange(ulong low, ulong high, ulong actual, Text what = default, [CallerLineNumber] int line = 0)
+        public static bool InRange(ulong low, ulong high, ulong actual, [CallerLineNumber] int line = 0)
         {
             if (actual >= low && actual <= high) return true;
-            if (Record(Kind.Number, what, line)) { s_expected = actual < low ? low : high; s_actual = actual; }
+            if (Record(Kind.Number, default, line)) { s_expected = actual < low ? low : high; s_actual = actual; }
             return false;
         }
 
