@@ -74,7 +74,7 @@ boot_symbols:
     SECTION_BOUNDS __bss_start, __bss_end
     TABLE_BOUNDS modules        ; ilc's module table
     TABLE_BOUNDS ex_table       ; the exception fix-ups, EXTABLE
-    ADDRESS isr_stub_table
+    ADDRESS interrupt_entries   ; vector v enters at interrupt_entries + ENTRY_STRIDE * v
     ADDRESS hv_hypercall_page
     ADDRESS boot_tsc_entry, boot_tsc_long_mode
     ADDRESS kernel_heap, kernel_heap_end

@@ -16,14 +16,20 @@ namespace Kernel.Arch
     {
         public PerCpu* Cpu;
         public ulong R11, R10, R9, R8, Rdi, Rsi, Rdx, Rcx, Rax;
-        public ulong Vector;
+        private ulong _pushedVector;
         public ulong Rip, Cs, Rflags, Rsp, Ss;
+
+        // The entry pushes the vector with push imm8, which sign-extends:
+        // vectors 0x80-0xFF fill the slot's upper bytes with ones. Its low
+        // byte is the vector (one movzx, as a qword load is one mov).
+        public byte Vector => (byte)_pushedVector;
     }
 
     // The stack image for an exception (vectors 0-31): the same registers, the
     // vector and the error code (0 where the CPU pushes none). Below it the
     // entry also saved rbx, rbp, r12-r15 and the FXSAVE image: an exception
     // can come from any instruction, and it is rare, so it keeps everything.
+    // Vectors 0-31 sign-extend to themselves, so Vector is the whole slot.
     public struct ExceptionFrame
     {
         public ulong R11, R10, R9, R8, Rdi, Rsi, Rdx, Rcx, Rax;
@@ -43,6 +49,8 @@ namespace Kernel.Arch
     {
         public const int ExceptionCount = 32;
         public const byte SpuriousVector = 0xFF;
+        // boot/interrupts.asm ENTRY_STRIDE: vector v enters at BootSymbols.InterruptEntries + EntryStride * v.
+        public const int EntryStride = 8;
 
         private struct Gate
         {
@@ -65,11 +73,10 @@ namespace Kernel.Arch
         {
             s_idt = (Gate*)PageAllocator.Allocate(zero: true);
             s_handlers = (delegate*<InterruptFrame*, void>*)PageAllocator.Allocate(zero: true);
-            ulong* stubs = (ulong*)BootSymbols.Get()->IsrStubTable;
-            for (int vector = 0; vector < 256; vector++)
+            ulong stub = BootSymbols.Get()->InterruptEntries;      // vector 0's entry; each next one EntryStride on
+            for (int vector = 0; vector < 256; vector++, stub += EntryStride)
             {
                 Gate* gate = &s_idt[vector];
-                ulong stub = stubs[vector];
                 gate->OffsetLow = (ushort)stub;
                 gate->Selector = Gdt.KernelCode;
                 gate->Ist = vector == 8 ? (byte)Gdt.DoubleFaultIst : (byte)0;

@@ -108,6 +108,46 @@ public class StubDisassemblyTests
         }
     }
 
+    // boot/interrupts.asm: vector v enters at interrupt_entries + 8 * v, the
+    // address kernel/arch/Interrupts.cs gives its gate (EntryStride). Each entry
+    // pushes its vector as an imm8 (sign-extended: 0x80-0xFF arrive as negative
+    // qwords, whose low byte InterruptFrame.Vector reads), jumps to its common
+    // path, and is int3 up to the stride.
+    private const int EntryStride = 8;
+    private static readonly int[] s_errorCodeVectors = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30];     // SDM Vol 3A Table 7-1; AMD APM Vol 2 8.2
+
+    private static string CommonPath(int vector) => vector switch
+    {
+        < 32 when s_errorCodeVectors.Contains(vector) => "exception_common",
+        < 32 => "exception_no_error_code",
+        >= 0x50 and < 0x60 => "sint_common",
+        _ => "interrupt_common",
+    };
+
+    [Fact]
+    public void EveryVectorEntersAtItsStrideWithItsVector()
+    {
+        var elf = s_elf.Value;
+        ulong entries = elf.Address("interrupt_entries");
+        var (_, bytes) = elf.BytesFrom("interrupt_entries", 256 * EntryStride);
+        Assert.Equal(256 * EntryStride, bytes.Length);
+        var wrong = new List<string>();
+        for (int vector = 0; vector < 256; vector++)
+        {
+            ulong at = entries + (ulong)(vector * EntryStride);
+            var entry = bytes.AsSpan(vector * EntryStride, EntryStride).ToArray();
+            var decoder = Decoder.Create(64, new ByteArrayCodeReader(entry), at);
+            var push = decoder.Decode();
+            var jmp = decoder.Decode();
+            bool pushesVector = push.Code == Code.Pushq_imm8 && push.Immediate8to64 == (sbyte)vector;
+            bool jumps = jmp.Mnemonic == Mnemonic.Jmp && jmp.Op0Kind == OpKind.NearBranch64 && jmp.NearBranchTarget == elf.Address(CommonPath(vector));
+            bool padded = entry.Skip(push.Length + jmp.Length).All(b => b == 0xCC);
+            if (!pushesVector || !jumps || !padded || elf.Address("isr_stub_" + vector) != at)
+                wrong.Add($"vector {vector} at 0x{at:x}: {push}; {jmp} (want push {(sbyte)vector}, jmp {CommonPath(vector)}, int3 to {EntryStride} bytes, isr_stub_{vector} here)");
+        }
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+    }
+
     [Fact]
     public void EveryFaultProbeHasAFixupEntry()
     {
