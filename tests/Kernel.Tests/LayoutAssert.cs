@@ -53,7 +53,7 @@ public static class LayoutAssert
 
     // A value of `type` with every bit of every field set (a fixed buffer's
     // compiler-made struct has one field, its first element).
-    private static object AllOnes(Type type)
+    public static object AllOnes(Type type)
     {
         if (type.IsEnum) return Enum.ToObject(type, AllOnes(Enum.GetUnderlyingType(type)));
         if (type == typeof(bool)) return true;

@@ -177,6 +177,26 @@ public unsafe class VmbusProtocolTests
         Assert.Equal(0u, noMore);
     }
 
+    // The kernel builds these messages in stack locals it does not zero
+    // (drivers/vmbus/VmbusGpadl.cs, kernel/runtime/SkipLocalsInit.cs): the
+    // builders write every byte, reserved ones and those past the frames too.
+    [Fact]
+    public void GpadlBuildersWriteEveryByte()
+    {
+        var pfns = Enumerable.Range(0, 30).Select(i => 0x1000ul + (ulong)i).ToArray();
+        var header = Enumerable.Repeat((byte)0xFF, 240).ToArray();
+        var body = Enumerable.Repeat((byte)0xFF, 240).ToArray();
+        fixed (ulong* p = pfns)
+        fixed (byte* h = header)
+        fixed (byte* b = body)
+        {
+            VmbusGpadlMessages.BuildHeader((VmbusGpadlHeader*)h, 7, 0xE1E10, p, 30);
+            VmbusGpadlMessages.BuildBody((VmbusGpadlBody*)b, 0xE1E10, p, 30, 0);
+        }
+        Assert.DoesNotContain((byte)0xFF, header);     // no field value here has a 0xFF byte
+        Assert.DoesNotContain((byte)0xFF, body);
+    }
+
     [Fact]
     public void GpadlPageCountOutOfRangeIsRefused()
     {

@@ -105,7 +105,7 @@ namespace Kernel.TestMode
         private static void BadArgumentsRefused()
         {
             if (!Need.DirectProbe()) return;
-            byte* payload = stackalloc byte[241];
+            byte* payload = stackalloc byte[241];   // never read: each call below is refused before its payload is copied
             // Hypercall.Issued counts every call on every VP, and interrupt
             // handlers make some (a driver's status timer signals its host):
             // with interrupts off, only these five calls can move it here.
@@ -169,6 +169,7 @@ namespace Kernel.TestMode
             targets[1] = HvConstants.HV_VP_INDEX_SELF;
             targets[2] = (uint)Vp.Count;
             byte* payload = stackalloc byte[8];
+            Payload.Fill(payload, 8, 5);     // posted below: its bytes go into the hypercall input
             Snapshot.Take();
             for (int t = 0; t < 3; t++)
             {
@@ -716,6 +717,7 @@ namespace Kernel.TestMode
             if (!Need.DirectCallsImplemented()) return;
             Vp* target = LastVp;
             byte* payload = stackalloc byte[8];
+            Payload.Fill(payload, 8, 3);     // posted below: its bytes go into the hypercall input and one message
             ulong siefp = (ulong)target->Sief | 1, simp = (ulong)target->Sim | 1;
 
             SetMsr(target, HvMsr.Siefp, (ulong)target->Sief);              // enable bit clear
