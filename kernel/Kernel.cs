@@ -44,10 +44,8 @@ namespace Kernel
         // its drivers running from their interrupts.
         private static void ReportReady()
         {
-            Console.Write("ready: "u8);
-            Console.WriteDecimal((ulong)Smp.OnlineCount());
-            Console.Write(HyperV.Present ? " VPs enlightened, VMBus "u8 : " VPs, no Hyper-V, VMBus "u8);
-            Console.WriteLine(Drivers.VmBus.VmbusConnection.State == Drivers.VmBus.VmbusState.Connected ? "connected"u8 : "not connected"u8);
+            Console.Print("ready: %u VPs%s, VMBus %s\n"u8, Smp.OnlineCount(), HyperV.Present ? " enlightened"u8 : ", no Hyper-V"u8,
+                Drivers.VmBus.VmbusConnection.State == Drivers.VmBus.VmbusState.Connected ? "connected"u8 : "not connected"u8);
         }
 
         private static void Idle()
@@ -87,20 +85,14 @@ namespace Kernel
         {
             byte* page = (byte*)HyperV.HypercallPageAddress;
             Console.Write("hv-hypercall-page:"u8);
-            for (int i = 0; i < 32; i++) { Console.Write(' '); Console.WriteHexByte(page[i]); }
+            for (int i = 0; i < 32; i++) Console.Print(" %02x"u8, page[i]);
             Console.WriteLine();
         }
 
         private static void PrintBootSummary()
         {
-            Console.Write("command line: \""u8);
-            for (int i = 0; i < BootInfo.CommandLineLength; i++) Console.Write((char)BootInfo.CommandLine[i]);
-            Console.WriteLine("\""u8);
-            Console.Write("memory: "u8);
-            Console.WriteDecimal((long)(PageAllocator.FreePages * 4 / 1024));
-            Console.Write(" MiB free in "u8);
-            Console.WriteDecimal((long)BootInfo.RegionCount);
-            Console.WriteLine(" map regions"u8);
+            Console.Print("command line: \"%s\"\n"u8, new Text(BootInfo.CommandLine));      // NUL-terminated by either entry
+            Console.Print("memory: %d MiB free in %d map regions\n"u8, PageAllocator.FreePages * 4 / 1024, BootInfo.RegionCount);
         }
     }
 }

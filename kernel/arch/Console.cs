@@ -144,5 +144,80 @@ namespace Kernel.Arch
             byte* buffer = stackalloc byte[2];
             Write(buffer, Format.HexDigits(value, 2, buffer));
         }
+
+        // The kernel's printk: writes format with each conversion replaced by
+        // the next argument, as C's printf would:
+        //   %d   signed decimal                %u   unsigned decimal
+        //   %x   lower-case hex digits, no prefix: "0x%x" prints 0x2a
+        //   %02x, %08x, %016x: at least that many hex digits, zero-padded (up
+        //        to 16; the only width there is, and it is always zeros)
+        //   %s   a Text (a null one prints nothing)
+        //   %%   a percent sign
+        // and "\n" ends the line, as in Write. An argument is one register
+        // (Arg), converted implicitly from every integer type and from Text;
+        // it does not know its type, so the conversion says it, as in C: %d
+        // for a signed value that may be negative, %u for an unsigned one that
+        // may reach 2^63. For example
+        //   Console.Print("smp: VP %u online, APIC id %u\n"u8, cpu->Number, cpu->ApicId);
+        // Out of line, one overload a number of arguments (up to five, which
+        // the System V ABI passes in registers with the format): a line costs
+        // its arguments and one call, not a call for each text and number in it.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Print(Text format, Arg a0) => Print(format, a0, default, default, default, default);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Print(Text format, Arg a0, Arg a1) => Print(format, a0, a1, default, default, default);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Print(Text format, Arg a0, Arg a1, Arg a2) => Print(format, a0, a1, a2, default, default);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Print(Text format, Arg a0, Arg a1, Arg a2, Arg a3) => Print(format, a0, a1, a2, a3, default);
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public static void Print(Text format, Arg a0, Arg a1, Arg a2, Arg a3, Arg a4)
+        {
+            Args args;
+            args.A0 = a0.Value; args.A1 = a1.Value; args.A2 = a2.Value; args.A3 = a3.Value; args.A4 = a4.Value;
+            ulong* next = &args.A0;
+            Digits buffer;
+            byte* digits = (byte*)&buffer;
+            for (byte* f = format.Bytes; *f != 0; f++)
+            {
+                if (*f != '%') { Write(*f); continue; }
+                int width = 0;
+                while (*++f >= '0' && *f <= '9') width = width * 10 + (*f - '0');
+                byte* at = digits;
+                int n;
+                if (*f == 'd') n = Format.Decimal((long)*next++, digits);
+                else if (*f == 'u') n = Format.Decimal(*next++, digits);
+                else if (*f == 'x') { n = Format.Hex(*next++, digits, width) - 2; at += 2; }     // past Format.Hex's "0x"
+                else if (*f == 's') { Write(new Text((byte*)*next++)); continue; }
+                else if (*f == 0) return;       // a format that ends in '%'
+                else { Write(*f); continue; }   // %% (and any other letter: itself)
+                Write(at, n);
+            }
+        }
+
+        // Print's arguments where it can index them (the registers they came in, stored in order).
+        private struct Args { public ulong A0, A1, A2, A3, A4; }
+
+        // One number's digits. A struct rather than stackalloc, which ilc guards
+        // with a stack cookie checked on return (48 bytes of code here).
+        [InlineArray(Format.MaxDigits)] private struct Digits { private byte _first; }
+
+        // One argument of Print: an integer (sign-extended if signed) or the address of a Text.
+        public readonly struct Arg
+        {
+            public readonly ulong Value;
+
+            private Arg(ulong value) { Value = value; }
+
+            public static implicit operator Arg(long value) => new Arg((ulong)value);
+            public static implicit operator Arg(ulong value) => new Arg(value);
+            public static implicit operator Arg(uint value) => new Arg(value);     // byte, ushort, uint: neither long nor ulong is nearer
+            public static implicit operator Arg(Text text) => new Arg((ulong)text.Bytes);
+            public static implicit operator Arg(ReadOnlySpan<byte> literal) => new Arg((ulong)literal.Pointer);     // "..."u8, as Text
+        }
     }
 }

@@ -42,19 +42,9 @@ namespace Kernel.Arch
             {
                 PerCpu* cpu = PerCpu.Get(i);
                 if (cpu->ImpossibleInterrupts == 0) continue;
-                Console.Write("interrupt guard: VP "u8);
-                Console.WriteDecimal((ulong)i);
-                Console.Write(": "u8);
-                Console.WriteDecimal(cpu->ImpossibleInterrupts);
-                Console.Write(" impossible deliveries (the emulator delivered an interrupt twice); the first: vector "u8);
-                Console.WriteHex(cpu->FirstImpossibleVector);
-                Console.Write(" RIP "u8);
-                Console.WriteHex(cpu->FirstImpossibleRip);
-                Console.Write(" RFLAGS "u8);
-                Console.WriteHex(cpu->FirstImpossibleRflags);
-                Console.Write(" handler depth "u8);
-                Console.WriteDecimal(cpu->FirstImpossibleDepth);
-                Console.WriteLine();
+                Console.Print("interrupt guard: VP %u: %u impossible deliveries (the emulator delivered an interrupt twice); the first: vector 0x%x"u8,
+                    i, cpu->ImpossibleInterrupts, cpu->FirstImpossibleVector);
+                Console.Print(" RIP 0x%x RFLAGS 0x%x handler depth %u\n"u8, cpu->FirstImpossibleRip, cpu->FirstImpossibleRflags, cpu->FirstImpossibleDepth);
             }
         }
     }

@@ -130,9 +130,7 @@ namespace Kernel.Arch
         private static void Unhandled(InterruptFrame* frame)
         {
             if (frame->Vector == SpuriousVector) return;    // spurious APIC interrupts need no EOI
-            Console.Write("\nunexpected interrupt, vector "u8);
-            Console.WriteDecimal((long)frame->Vector);
-            Console.WriteLine();
+            Console.Print("\nunexpected interrupt, vector %d\n"u8, frame->Vector);
             Panic.Fail("interrupt with no handler"u8);
         }
 
@@ -166,19 +164,8 @@ namespace Kernel.Arch
         {
             ulong cr2 = Cpu.ReadCr2();
             Console.EnterEmergencyMode();
-            Console.Write("\nFATAL EXCEPTION "u8);
-            Console.Write(ExceptionName((int)frame->Vector));
-            Console.Write(" (vector "u8);
-            Console.WriteDecimal((long)frame->Vector);
-            Console.Write(") error code "u8);
-            Console.WriteHex(frame->ErrorCode);
-            Console.Write(" RIP "u8);
-            Console.WriteHex(frame->Rip, 16);
-            Console.Write(" CR2 "u8);
-            Console.WriteHex(cr2, 16);
-            Console.Write(" RSP "u8);
-            Console.WriteHex(frame->Rsp, 16);
-            Console.WriteLine();
+            Console.Print("\nFATAL EXCEPTION %s (vector %d) error code 0x%x"u8, ExceptionName((int)frame->Vector), frame->Vector, frame->ErrorCode);
+            Console.Print(" RIP 0x%016x CR2 0x%016x RSP 0x%016x\n"u8, frame->Rip, cr2, frame->Rsp);
             if (FatalExceptionHook != null) FatalExceptionHook(frame);
             GuestExit.Exit(GuestExit.Status.Crashed);
         }

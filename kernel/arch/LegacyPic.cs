@@ -27,8 +27,7 @@ namespace Kernel.Arch
             Console.Write("pic: "u8);
             if (Acpi.HasMadt)
             {
-                Console.Write("MADT flags "u8);
-                Console.WriteHex(Acpi.MadtFlags);
+                Console.Print("MADT flags 0x%x"u8, Acpi.MadtFlags);
                 if ((Acpi.MadtFlags & Acpi.PcatCompat) == 0)
                 {
                     Console.WriteLine(", PCAT_COMPAT clear: no 8259, its ports left alone"u8);
@@ -52,9 +51,8 @@ namespace Kernel.Arch
             Cpu.OutByte(MasterCommand, Ocw3ReadIsr);
             byte isr = Cpu.InByte(MasterCommand);
             Cpu.OutByte(MasterCommand, Ocw3ReadIrr);
-            Console.Write(": both 8259s remapped to 0x20-0x2f and masked; port 0x20 reads "u8);
-            Console.WriteHex(isr, 2);
-            Console.WriteLine(isr == 0xFF ? " (nothing answered: no 8259)"u8 : " (an 8259 answered)"u8);
+            Console.Print(": both 8259s remapped to 0x20-0x2f and masked; port 0x20 reads 0x%02x%s\n"u8, isr,
+                isr == 0xFF ? " (nothing answered: no 8259)"u8 : " (an 8259 answered)"u8);
         }
     }
 }

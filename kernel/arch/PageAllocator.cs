@@ -178,9 +178,7 @@ namespace Kernel.Arch
         {
             if (!TryFree((ulong)page))
             {
-                Console.Write("\npage free refused: "u8);
-                Console.WriteHex((ulong)page);
-                Console.WriteLine();
+                Console.Print("\npage free refused: 0x%x\n"u8, (ulong)page);
                 Panic.Fail("double free or bad address in PageAllocator.Free"u8);
             }
         }

@@ -25,8 +25,7 @@ namespace Kernel.Arch
             Interrupts.SetHandler(WakeVector, &OnWake);
             if (Acpi.CpuCount == 0)                                 // Acpi.ReadMadt ran in KernelMain.Continue
             {
-                Console.Write("smp: only the boot VP: "u8);
-                Console.WriteLine(Acpi.Error);
+                Console.Print("smp: only the boot VP: %s\n"u8, Acpi.Error);
                 return;
             }
             if (Acpi.CpuCount == 1) return;
@@ -54,9 +53,7 @@ namespace Kernel.Arch
                 }
                 if (cpu->Online == 0)
                 {
-                    Console.Write("smp: APIC id "u8);
-                    Console.WriteDecimal((ulong)apicId);
-                    Console.WriteLine(" did not start"u8);
+                    Console.Print("smp: APIC id %u did not start\n"u8, apicId);
                 }
             }
         }
@@ -74,13 +71,7 @@ namespace Kernel.Arch
                 if (HyperV.Has(HvPartitionPrivilege.AccessVpIndex)) vp->Index = (uint)Cpu.ReadMsr(HvMsr.VpIndex);
                 Synic.EnableOnThisVp();
             }
-            Console.Write("smp: VP "u8);
-            Console.WriteDecimal((ulong)cpu->Number);
-            Console.Write(" online, APIC id "u8);
-            Console.WriteDecimal((ulong)cpu->ApicId);
-            Console.Write(", VP index "u8);
-            Console.WriteDecimal((ulong)vp->Index);
-            Console.WriteLine();
+            Console.Print("smp: VP %u online, APIC id %u, VP index %u\n"u8, cpu->Number, cpu->ApicId, vp->Index);
             cpu->Online = 1;
             Idle(cpu);
         }

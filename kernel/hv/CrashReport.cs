@@ -30,17 +30,8 @@ namespace Kernel.Hv
         public static void Report(ulong vector, ulong rip, ulong errorCode, ulong cr2, ulong code)
         {
             if (!Available) return;
-            Console.Write("hv: reporting the crash through CRASH_P0..P4 and CRASH_CTL (P0 "u8);
-            Console.WriteHex(vector);
-            Console.Write(" P1 "u8);
-            Console.WriteHex(rip);
-            Console.Write(" P2 "u8);
-            Console.WriteHex(errorCode);
-            Console.Write(" P3 "u8);
-            Console.WriteHex(cr2);
-            Console.Write(" P4 "u8);
-            Console.WriteHex(code);
-            Console.WriteLine(")"u8);
+            Console.Print("hv: reporting the crash through CRASH_P0..P4 and CRASH_CTL (P0 0x%x P1 0x%x P2 0x%x P3 0x%x P4 0x%x)\n"u8,
+                vector, rip, errorCode, cr2, code);
             Cpu.WriteMsr(HvMsr.CrashP0, vector);
             Cpu.WriteMsr(HvMsr.CrashP0 + 1, rip);
             Cpu.WriteMsr(HvMsr.CrashP0 + 2, errorCode);

@@ -35,13 +35,9 @@ namespace Kernel.Hv
             Probed = true;
             ProbeStatus = r.Status;
             Implemented = r.Outcome == HvOutcome.Failed || r.Outcome == HvOutcome.Done;   // the call is there, the argument is not
-            Console.Write("hv: HvCallSignalEventDirect and HvCallPostMessageDirect: "u8);
-            Console.Write(Implemented ? "implemented"u8 : r.Outcome == HvOutcome.Denied ? "not granted to this partition"u8 : "not implemented by this hypervisor"u8);
-            Console.Write(" (SignalEventDirect to HV_ANY_VP: "u8);
-            Console.WriteHex((ulong)r.Status);
-            Console.Write(' ');
-            Console.Write(HvStatusName.Of(r.Status));
-            Console.WriteLine(")"u8);
+            Console.Print("hv: HvCallSignalEventDirect and HvCallPostMessageDirect: %s (SignalEventDirect to HV_ANY_VP: 0x%x %s)\n"u8,
+                Implemented ? "implemented"u8 : r.Outcome == HvOutcome.Denied ? "not granted to this partition"u8 : "not implemented by this hypervisor"u8,
+                (ulong)r.Status, HvStatusName.Of(r.Status));
         }
 
         // Why a test of the successful path cannot run here.

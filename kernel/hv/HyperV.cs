@@ -64,30 +64,14 @@ namespace Kernel.Hv
         {
             if (!Present)
             {
-                Console.Write("hv: "u8);
-                Console.WriteLine(AbsentReason);
+                Console.Print("hv: %s\n"u8, AbsentReason);
                 return;
             }
-            Console.Write("hv: \"Hv#1\" interface from "u8);
-            Console.Write(Kind == Hypervisor.Kvm ? "KVM"u8 : Kind == Hypervisor.MicrosoftHv ? "Microsoft Hyper-V"u8 : "an unknown hypervisor"u8);
-            Console.Write(", max leaf "u8);
-            Console.WriteHex(MaxLeaf);
-            Console.Write(", version "u8);
-            Console.WriteDecimal((ulong)(VersionMajorMinor >> 16));
-            Console.Write('.');
-            Console.WriteDecimal((ulong)(VersionMajorMinor & 0xFFFF));
-            Console.Write(" build "u8);
-            Console.WriteDecimal((ulong)BuildNumber);
-            Console.WriteLine();
-            Console.Write("hv: privileges "u8);
-            Console.WriteHex(Privileges, 16);
-            Console.Write(" features "u8);
-            Console.WriteHex(Features, 8);
-            Console.Write(" recommendations "u8);
-            Console.WriteHex(Recommendations, 8);
-            Console.Write(" max VPs "u8);
-            Console.WriteDecimal((ulong)MaxVirtualProcessors);
-            Console.WriteLine();
+            Console.Print("hv: \"Hv#1\" interface from %s, max leaf 0x%x, version %u.%u build %u\n"u8,
+                Kind == Hypervisor.Kvm ? "KVM"u8 : Kind == Hypervisor.MicrosoftHv ? "Microsoft Hyper-V"u8 : "an unknown hypervisor"u8,
+                MaxLeaf, VersionMajorMinor >> 16, VersionMajorMinor & 0xFFFF, BuildNumber);
+            Console.Print("hv: privileges 0x%016x features 0x%08x recommendations 0x%08x max VPs %u\n"u8,
+                Privileges, Features, Recommendations, MaxVirtualProcessors);
             Console.Write("hv: offers"u8);
             if (Has(HvPartitionPrivilege.AccessHypercallMsrs)) Console.Write(" hypercalls"u8);
             if (Has(HvPartitionPrivilege.AccessVpIndex)) Console.Write(" vp-index"u8);
@@ -134,11 +118,8 @@ namespace Kernel.Hv
             HvHypercallMsr readBack;
             readBack.Value = Cpu.ReadMsr(HvMsr.Hypercall);
             HypercallPageEnabled = readBack.Enable && readBack.GpaPageNumber == HypercallPageAddress >> 12;
-            Console.Write("hv: guest OS ID "u8);
-            Console.WriteHex(GuestOsId.Value, 16);
-            Console.Write(", hypercall page at "u8);
-            Console.WriteHex(HypercallPageAddress);
-            Console.WriteLine(HypercallPageEnabled ? " enabled"u8 : " NOT enabled (the MSR did not keep it)"u8);
+            Console.Print("hv: guest OS ID 0x%016x, hypercall page at 0x%x%s\n"u8, GuestOsId.Value, HypercallPageAddress,
+                HypercallPageEnabled ? " enabled"u8 : " NOT enabled (the MSR did not keep it)"u8);
             return HypercallPageEnabled;
         }
     }

@@ -129,8 +129,7 @@ namespace Kernel.Hv
         [MethodImpl(MethodImplOptions.NoInlining)]
         private static HvCallResult Refuse(HvRefusal why)
         {
-            Console.Write("hv: hypercall refused: "u8);
-            Console.WriteLine(Reason(why));
+            Console.Print("hv: hypercall refused: %s\n"u8, Reason(why));
             return HvCallResult.Refused(why);
         }
 

@@ -107,17 +107,8 @@ namespace Kernel.Hv
             Cpu.WriteMsr(HvMsr.Scontrol, scontrol.Value);
             vp->SynicEnabled = true;
 
-            Console.Write("hv: SynIC enabled on VP "u8);
-            Console.WriteDecimal((ulong)vp->Index);
-            Console.Write(": SIM "u8);
-            Console.WriteHex((ulong)vp->Sim);
-            Console.Write(" SIEF "u8);
-            Console.WriteHex((ulong)vp->Sief);
-            Console.Write(" SINT vectors "u8);
-            Console.WriteHex(VectorBase);
-            Console.Write("-"u8);
-            Console.WriteHex((ulong)(VectorBase + SintCount - 1));
-            Console.WriteLine(AutoEoi ? " (auto-EOI)"u8 : " (EOI by the handler)"u8);
+            Console.Print("hv: SynIC enabled on VP %u: SIM 0x%x SIEF 0x%x"u8, vp->Index, (ulong)vp->Sim, (ulong)vp->Sief);
+            Console.Print(" SINT vectors 0x%x-0x%x%s\n"u8, VectorBase, VectorBase + SintCount - 1, AutoEoi ? " (auto-EOI)"u8 : " (EOI by the handler)"u8);
             return true;
         }
 

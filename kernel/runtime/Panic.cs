@@ -15,8 +15,7 @@ namespace Kernel.Runtime
         {
             Cpu.DisableInterrupts();
             Console.EnterEmergencyMode();
-            Console.Write("\nPANIC: "u8);
-            Console.WriteLine(reason);
+            Console.Print("\nPANIC: %s\n"u8, reason);
             if (Hook != null) Hook(0);
             GuestExit.Exit(GuestExit.Status.Crashed);
         }

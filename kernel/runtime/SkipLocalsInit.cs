@@ -23,6 +23,8 @@
 //   are written in the VP's input page, reserved fields too (Hypercall.cs).
 //   States handed to a callee (a wait's, a send's, a DM event) have every field
 //   written before it is read; their padding is neither read nor sent.
+//   Console.Print stores all five arguments before it indexes them, and
+//   reads back only the digits Format wrote into its digit buffer.
 // - the runtime has no SkipInit-like helper; Unsafe.AsPointer is taken of statics only.
 //
 // The rule for new code: a stackalloc or an address-taken struct local is

@@ -41,8 +41,7 @@ namespace Kernel.Arch.Efi
         private static void Main(void* imageHandle, SystemTable* systemTable)
         {
             Uart16550.Initialize();
-            Console.WriteLine();
-            Console.WriteLine("C# Hyper-V guest: booting (UEFI)"u8);
+            Console.WriteLine("\nC# Hyper-V guest: booting (UEFI)"u8);
             PeImage.FillBootSymbols();                   // before anything reads the image bounds
             StartupCodeHelpers.InitializeModules();
             BootTimeline.MarkRuntimeStarted();
@@ -83,11 +82,8 @@ namespace Kernel.Arch.Efi
             fixed (byte* waiting = &s_waitingForGdb)
             {
                 *waiting = 1;
-                Console.Write("efi: gdb-wait: loaded at "u8);
-                Console.WriteHex(BootSymbols.Get()->ImageStart);
-                Console.Write("; waiting until gdb clears the byte at "u8);
-                Console.WriteHex((ulong)waiting);
-                if (disarmed != Success) { Console.Write(" (the watchdog could not be disarmed: "u8); Console.WriteHex(disarmed); Console.Write(')'); }
+                Console.Print("efi: gdb-wait: loaded at 0x%x; waiting until gdb clears the byte at 0x%x"u8, BootSymbols.Get()->ImageStart, (ulong)waiting);
+                if (disarmed != Success) Console.Print(" (the watchdog could not be disarmed: 0x%x)"u8, disarmed);
                 Console.WriteLine();
                 while (*waiting != 0) Cpu.Pause();      // Pause is a call: the byte is read again each time
             }
@@ -98,22 +94,8 @@ namespace Kernel.Arch.Efi
         private static void PrintSummary()
         {
             BootSymbols* s = BootSymbols.Get();
-            Console.Write("efi: image at "u8);
-            Console.WriteHex(s->ImageStart);
-            Console.Write("-"u8);
-            Console.WriteHex(s->ImageEnd);
-            Console.Write(" (LoadedImage says "u8);
-            Console.WriteHex(LoadedImageBase);
-            Console.Write("), ExitBootServices on attempt "u8);
-            Console.WriteDecimal((long)ExitAttempts);
-            Console.WriteLine();
-            Console.Write("efi: memory map of "u8);
-            Console.WriteDecimal((long)MapEntries);
-            Console.Write(" descriptors ("u8);
-            Console.WriteDecimal((long)MapDescriptorSize);
-            Console.Write(" bytes each), ACPI RSDP at "u8);
-            Console.WriteHex(BootInfo.RsdpAddress);
-            Console.WriteLine();
+            Console.Print("efi: image at 0x%x-0x%x (LoadedImage says 0x%x), ExitBootServices on attempt %d\n"u8, s->ImageStart, s->ImageEnd, LoadedImageBase, ExitAttempts);
+            Console.Print("efi: memory map of %d descriptors (%d bytes each), ACPI RSDP at 0x%x\n"u8, MapEntries, MapDescriptorSize, BootInfo.RsdpAddress);
             // boot/trampoline.asm runs at a fixed page (Smp.TrampolineBase); below 1 MiB
             // the page allocator hands nothing out, so only the firmware could own it.
             if (!IsUsable(Smp.TrampolineBase)) Console.WriteLine("efi: warning: the AP trampoline page is not free RAM in the firmware's map"u8);
