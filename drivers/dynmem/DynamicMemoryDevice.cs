@@ -49,22 +49,12 @@ namespace Drivers.DynamicMemory
             Channel = VmbusChannels.Open(offer, RingPages, &OnChannelInterrupt, out OpenResult, &OnChannelClose);
             if (Channel == null)
             {
-                Console.Write("dm: OPENCHANNEL of relid "u8);
-                Console.WriteDecimal((ulong)offer->ChildRelid);
-                Console.Write(" failed: "u8);
-                Console.WriteLine(VmbusConnection.ResultName(OpenResult));
+                Console.Print("dm: OPENCHANNEL of relid %u failed: %s\n"u8, offer->ChildRelid, VmbusConnection.ResultName(OpenResult));
                 return false;
             }
-            Console.Write("dm: channel open: relid "u8);
-            Console.WriteDecimal((ulong)Channel->Relid);
-            Console.Write(", GPADL "u8);
-            Console.WriteHex(Channel->GpadlId);
-            Console.Write(", rings 2 x "u8);
-            Console.WriteDecimal((ulong)RingPages);
-            Console.Write(" pages, host signalled through "u8);
-            if (Channel->UsesMonitor) { Console.Write("monitor id "u8); Console.WriteDecimal((ulong)Channel->MonitorId); }
-            else { Console.Write("connection "u8); Console.WriteDecimal((ulong)Channel->SignalConnectionId); }
-            Console.WriteLine();
+            Console.Print("dm: channel open: relid %u, GPADL 0x%x, rings 2 x %u pages, host signalled through %s%u\n"u8,
+                Channel->Relid, Channel->GpadlId, RingPages, Channel->UsesMonitor ? "monitor id "u8 : "connection "u8,
+                Channel->UsesMonitor ? Channel->MonitorId : Channel->SignalConnectionId);
 
             ulong flags = Cpu.SaveFlagsAndDisableInterrupts();
             DmSession.Start(Session);
@@ -75,8 +65,7 @@ namespace Drivers.DynamicMemory
             Clock.WaitUntil(&SessionSettled, null, NegotiationTimeoutMs * (DmVersion.Count + 1));
             if (Session->State != DmState.Ready)
             {
-                Console.Write("dm: the protocol did not start: "u8);
-                Console.WriteLine(Session->State == DmState.Failed ? "refused by the host"u8 : "no answer within the timeout"u8);
+                Console.Print("dm: the protocol did not start: %s\n"u8, Session->State == DmState.Failed ? "refused by the host"u8 : "no answer within the timeout"u8);
                 return true;        // the channel stays open: the host may still answer
             }
             StartStatusTimer();
@@ -129,9 +118,7 @@ namespace Drivers.DynamicMemory
             DmSession.Close(Session);
             Cpu.RestoreInterrupts(flags);
             Channel = null;
-            Console.Write("dm: channel closed; "u8);
-            Console.WriteDecimal(ballooned);
-            Console.WriteLine(" ballooned pages returned to the allocator"u8);
+            Console.Print("dm: channel closed; %u ballooned pages returned to the allocator\n"u8, ballooned);
         }
 
         // Closes the channel (CLOSECHANNEL, then the ring GPADL's teardown).
@@ -146,18 +133,10 @@ namespace Drivers.DynamicMemory
             Interrupts.SetHandler(StatusTimerVector, &OnStatusTimer);
             if (!ApicTimer.StartPeriodic(StatusTimerVector, TimerFrequency, StatusPeriodMs))
             {
-                Console.Write("dm: no status reports: the APIC timer cannot count 1 s at "u8);
-                Console.WriteDecimal(TimerFrequency);
-                Console.WriteLine(" Hz"u8);
+                Console.Print("dm: no status reports: the APIC timer cannot count 1 s at %u Hz\n"u8, TimerFrequency);
                 return;
             }
-            Console.Write("dm: status reports every "u8);
-            Console.WriteDecimal(StatusPeriodMs);
-            Console.Write(" ms (local APIC timer, vector "u8);
-            Console.WriteHex(StatusTimerVector);
-            Console.Write(", "u8);
-            Console.WriteDecimal(TimerFrequency);
-            Console.WriteLine(" Hz)"u8);
+            Console.Print("dm: status reports every %u ms (local APIC timer, vector 0x%x, %u Hz)\n"u8, StatusPeriodMs, StatusTimerVector, TimerFrequency);
         }
 
         private static void OnStatusTimer(InterruptFrame* frame)
@@ -188,12 +167,7 @@ namespace Drivers.DynamicMemory
             Text refusal = PageAllocator.CheckNewZone(firstPage, count);
             if (!refusal.IsEmpty)
             {
-                Console.Write("dm: hot-add of "u8);
-                Console.WriteDecimal(count);
-                Console.Write(" pages at "u8);
-                Console.WriteHex(firstPage * PageAllocator.PageSize);
-                Console.Write(" refused: "u8);
-                Console.WriteLine(refusal);
+                Console.Print("dm: hot-add of %u pages at 0x%x refused: %s\n"u8, count, firstPage * PageAllocator.PageSize, refusal);
                 return 0;
             }
             return PageAllocator.AddZone(firstPage, count);
@@ -212,88 +186,48 @@ namespace Drivers.DynamicMemory
             switch (e->Kind)
             {
                 case DmEventKind.Negotiated:
-                    Console.Write("dm: protocol "u8);
-                    WriteVersion((uint)e->A);
-                    Console.Write(" accepted (tried "u8);
+                    Console.Print("dm: protocol %u.%u accepted (tried "u8, DmVersion.Major((uint)e->A), DmVersion.Minor((uint)e->A));
                     for (uint i = 0; i < Session->VersionsTried; i++)
-                    {
-                        if (i > 0) Console.Write(", "u8);
-                        WriteVersion(Session->TriedVersions[i]);
-                    }
+                        Console.Print(i > 0 ? ", %u.%u"u8 : "%u.%u"u8, DmVersion.Major(Session->TriedVersions[i]), DmVersion.Minor(Session->TriedVersions[i]));
                     Console.WriteLine(")"u8);
                     break;
                 case DmEventKind.VersionRefused:
-                    Console.Write("dm: protocol "u8);
-                    WriteVersion((uint)e->A);
-                    Console.WriteLine(" refused by the host"u8);
+                    Console.Print("dm: protocol %u.%u refused by the host\n"u8, DmVersion.Major((uint)e->A), DmVersion.Minor((uint)e->A));
                     break;
                 case DmEventKind.NoVersionLeft:
                     Console.WriteLine("dm: the host refused every protocol version (2.0, 1.0, 0.3)"u8);
                     break;
                 case DmEventKind.CapabilitiesAccepted:
-                    Console.Write("dm: capabilities accepted: balloon, hot-add (2^"u8);
-                    Console.WriteDecimal((ulong)HotAddAlignmentLog2MiB);
-                    Console.Write(" MiB alignment); the host "u8);
-                    Console.WriteLine(Session->SuppressStatusReports ? "suppresses status reports"u8 : "takes status reports"u8);
+                    Console.Print("dm: capabilities accepted: balloon, hot-add (2^%u MiB alignment); the host %s\n"u8,
+                        HotAddAlignmentLog2MiB, Session->SuppressStatusReports ? "suppresses status reports"u8 : "takes status reports"u8);
                     break;
                 case DmEventKind.CapabilitiesRefused:
                     Console.WriteLine("dm: the host refused the capabilities report"u8);
                     break;
                 case DmEventKind.Ballooned:
-                    Console.Write("dm: balloon request for "u8);
-                    Console.WriteDecimal(e->A);
-                    Console.Write(" pages: gave "u8);
-                    Console.WriteDecimal(e->B);
-                    Console.Write(" in "u8);
-                    Console.WriteDecimal(e->C);
-                    Console.Write(" response(s); "u8);
-                    Console.WriteDecimal(Session->Balloon.Pages);
-                    Console.Write(" pages ballooned in all"u8);
-                    Console.WriteLine(e->B < e->A ? " (partial: the guest keeps its floor of free pages)"u8 : ""u8);
+                    Console.Print("dm: balloon request for %u pages: gave %u in %u response(s); %u pages ballooned in all%s\n"u8, e->A, e->B, e->C,
+                        Session->Balloon.Pages, e->B < e->A ? " (partial: the guest keeps its floor of free pages)"u8 : ""u8);
                     break;
                 case DmEventKind.Unballooned:
-                    Console.Write("dm: unballoon: "u8);
-                    Console.WriteDecimal(e->A);
-                    Console.Write(" pages back"u8);
-                    if (e->B != 0) { Console.Write(", "u8); Console.WriteDecimal(e->B); Console.Write(" named pages were never ballooned (ignored)"u8); }
-                    Console.Write("; "u8);
-                    Console.WriteDecimal(Session->Balloon.Pages);
-                    Console.WriteLine(e->C != 0 ? " still ballooned, more to come"u8 : " still ballooned"u8);
+                    Console.Print("dm: unballoon: %u pages back"u8, e->A);
+                    if (e->B != 0) Console.Print(", %u named pages were never ballooned (ignored)"u8, e->B);
+                    Console.Print("; %u%s\n"u8, Session->Balloon.Pages, e->C != 0 ? " still ballooned, more to come"u8 : " still ballooned"u8);
                     break;
                 case DmEventKind.HotAdded:
-                    Console.Write("dm: hot-add of "u8);
-                    Console.WriteDecimal(e->B);
-                    Console.Write(" pages at "u8);
-                    Console.WriteHex(e->A * PageAllocator.PageSize);
-                    Console.Write(": "u8);
-                    Console.WriteDecimal(e->C);
-                    Console.WriteLine(" added"u8);
+                    Console.Print("dm: hot-add of %u pages at 0x%x: %u added\n"u8, e->B, e->A * PageAllocator.PageSize, e->C);
                     break;
                 case DmEventKind.StatusPosted:
                     if (Session->StatusReports != 0) break;
-                    Console.Write("dm: first status report: available "u8);
-                    Console.WriteDecimal(e->A);
-                    Console.Write(" pages, committed "u8);
-                    Console.WriteDecimal(e->B);
-                    Console.WriteLine(" pages"u8);
+                    Console.Print("dm: first status report: available %u pages, committed %u pages\n"u8, e->A, e->B);
                     break;
                 case DmEventKind.InfoMaxPageCount:
-                    Console.Write("dm: the host may give this guest up to "u8);
-                    Console.WriteDecimal(e->A);
-                    Console.WriteLine(" pages"u8);
+                    Console.Print("dm: the host may give this guest up to %u pages\n"u8, e->A);
                     break;
                 case DmEventKind.Dropped:
-                    Console.Write("dm: dropped "u8);
-                    Console.Write(DmMessageName.Of(e->Type));
-                    Console.Write(" ("u8);
-                    Console.WriteDecimal(e->A);
-                    Console.Write(" bytes): "u8);
-                    Console.WriteLine(DropReason(e->Reason));
+                    Console.Print("dm: dropped %s (%u bytes): %s\n"u8, DmMessageName.Of(e->Type), e->A, DropReason(e->Reason));
                     break;
                 case DmEventKind.SendFailed:
-                    Console.Write("dm: could not send "u8);
-                    Console.Write(DmMessageName.Of(e->Type));
-                    Console.WriteLine(" (the outbound ring stayed full)"u8);
+                    Console.Print("dm: could not send %s (the outbound ring stayed full)\n"u8, DmMessageName.Of(e->Type));
                     break;
             }
         }
@@ -309,12 +243,5 @@ namespace Drivers.DynamicMemory
             DmDrop.NotOffered => "a capability the guest did not report"u8,
             _ => "no reason"u8,
         };
-
-        public static void WriteVersion(uint version)
-        {
-            Console.WriteDecimal((ulong)DmVersion.Major(version));
-            Console.Write('.');
-            Console.WriteDecimal((ulong)DmVersion.Minor(version));
-        }
     }
 }

@@ -79,12 +79,12 @@ namespace Drivers.VmBus
                 VmbusOffers.Print(VmbusOffers.Request());
                 return;
             }
-            Console.Write("vmbus: not connected: "u8);
-            if (r == VmbusResult.NoHost) Console.WriteLine(NoHostReason);
-            else if (r == VmbusResult.NotReady) Console.WriteLine(NotReadyReason);
-            else if (r == VmbusResult.Refused) Console.WriteLine("the host refused every protocol version"u8);
-            else if (r == VmbusResult.Timeout) Console.WriteLine("no VERSION_RESPONSE (timeout)"u8);
-            else Console.WriteLine("HvCallPostMessage failed"u8);
+            Console.Print("vmbus: not connected: %s\n"u8,
+                r == VmbusResult.NoHost ? NoHostReason
+                : r == VmbusResult.NotReady ? NotReadyReason
+                : r == VmbusResult.Refused ? "the host refused every protocol version"u8
+                : r == VmbusResult.Timeout ? "no VERSION_RESPONSE (timeout)"u8
+                : "HvCallPostMessage failed"u8);
         }
 
         // INITIATE_CONTACT with each version, newest first, until the host accepts one.
@@ -162,18 +162,12 @@ namespace Drivers.VmBus
             attempt->ConnectionId = connection;
             attempt->PostStatus = post.Status;
 
-            Console.Write("vmbus: INITIATE_CONTACT "u8);
-            WriteVersion(version);
-            Console.Write(" to connection "u8);
-            Console.WriteDecimal((ulong)connection);
-            Console.Write(": "u8);
+            Console.Print("vmbus: INITIATE_CONTACT %u.%u to connection %u: "u8, VmbusVersion.Major(version), VmbusVersion.Minor(version), connection);
             if (post.Outcome != HvOutcome.Done)
             {
                 bool noListener = post.Outcome != HvOutcome.Refused && post.Status == HvStatus.InvalidConnectionId;
                 attempt->Result = noListener ? VmbusResult.NoHost : VmbusResult.PostFailed;
-                Console.Write("HvCallPostMessage status "u8);
-                Console.WriteHex((ulong)post.Status);
-                Console.WriteLine(noListener ? " (no listener on this connection)"u8 : " (post failed)"u8);
+                Console.Print("HvCallPostMessage status 0x%x%s\n"u8, (ulong)post.Status, noListener ? " (no listener on this connection)"u8 : " (post failed)"u8);
                 return attempt->Result;
             }
             var response = (VmbusVersionResponse*)VmbusMessages.WaitForReply(VmbusMessageType.VersionResponse, seen, null, 0, VmbusMessages.ResponseTimeoutMs);
@@ -188,12 +182,7 @@ namespace Drivers.VmBus
             {
                 attempt->Result = VmbusResult.Refused;
                 Console.Write("refused by the host"u8);
-                if (response->VersionSupported != 0)
-                {
-                    Console.Write(" (connection state "u8);
-                    Console.WriteDecimal((ulong)response->ConnectionState);
-                    Console.Write(")"u8);
-                }
+                if (response->VersionSupported != 0) Console.Print(" (connection state %u)"u8, response->ConnectionState);
                 Console.WriteLine();
                 return VmbusResult.Refused;
             }
@@ -206,19 +195,10 @@ namespace Drivers.VmBus
             MessageConnectionId = VmbusVersion.UsesMessageSint(version) && HostConnectionId != 0 ? HostConnectionId : connection;
             TargetVp = target;
             State = VmbusState.Connected;
-            Console.Write("vmbus: connected: protocol "u8);
-            WriteVersion(version);
-            Console.Write(" ("u8);
-            Console.WriteHex(version, 8);
-            Console.Write("), messages to connection "u8);
-            Console.WriteDecimal((ulong)MessageConnectionId);
-            Console.Write(" (host returned connection id "u8);
-            Console.WriteDecimal((ulong)HostConnectionId);
-            Console.Write("), SINT "u8);
-            Console.WriteDecimal((ulong)Sint);
-            Console.Write(", target VP "u8);
-            Console.WriteDecimal((ulong)target);
-            Console.WriteLine(VmbusVersion.UsesInterruptPage(version) ? ", channel events through the interrupt page"u8 : ", channel events as SIEF flags (one per relid)"u8);
+            Console.Print("vmbus: connected: protocol %u.%u (0x%08x), messages to connection %u"u8,
+                VmbusVersion.Major(version), VmbusVersion.Minor(version), version, MessageConnectionId);
+            Console.Print(" (host returned connection id %u), SINT %u, target VP %u%s\n"u8, HostConnectionId, Sint, target,
+                VmbusVersion.UsesInterruptPage(version) ? ", channel events through the interrupt page"u8 : ", channel events as SIEF flags (one per relid)"u8);
             return VmbusResult.Done;
         }
 
@@ -273,11 +253,7 @@ namespace Drivers.VmBus
         {
             HvCallResult r = PostTo(MessageConnectionId, message, size);
             if (r.Outcome == HvOutcome.Done) return true;
-            Console.Write("vmbus: HvCallPostMessage of "u8);
-            Console.Write(VmbusText.MessageTypeName(((VmbusMessageHeader*)message)->MessageType));
-            Console.Write(" failed: status "u8);
-            Console.WriteHex((ulong)r.Status);
-            Console.WriteLine();
+            Console.Print("vmbus: HvCallPostMessage of %s failed: status 0x%x\n"u8, VmbusText.MessageTypeName(((VmbusMessageHeader*)message)->MessageType), (ulong)r.Status);
             return false;
         }
 
@@ -294,12 +270,5 @@ namespace Drivers.VmBus
             VmbusResult.Invalid => "invalid arguments"u8,
             _ => "unknown result"u8,
         };
-
-        public static void WriteVersion(uint version)
-        {
-            Console.WriteDecimal((ulong)VmbusVersion.Major(version));
-            Console.Write('.');
-            Console.WriteDecimal((ulong)VmbusVersion.Minor(version));
-        }
     }
 }

@@ -37,10 +37,7 @@ namespace Drivers.VmBus
                 for (int d = 0; d < drivers.Length; d++)
                 {
                     if (!offer->InterfaceType.Is(drivers[d].Class)) continue;
-                    Console.Write("vmbus: relid "u8);
-                    Console.WriteDecimal((ulong)offer->ChildRelid);
-                    Console.Write(" -> driver "u8);
-                    Console.WriteLine(drivers[d].Name);
+                    Console.Print("vmbus: relid %u -> driver %s\n"u8, offer->ChildRelid, drivers[d].Name);
                     offer->Bound = drivers[d].Probe(offer);
                     if (offer->Bound) BoundOffers++;
                     break;

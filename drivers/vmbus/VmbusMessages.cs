@@ -72,9 +72,7 @@ namespace Drivers.VmBus
             if (message->Header.MessageType != VmbusConstants.HvMessageTypeVmbus)
             {
                 ForeignMessages++;
-                Console.Write("vmbus: ignored SynIC message type "u8);
-                Console.WriteHex(message->Header.MessageType);
-                Console.WriteLine(" on the VMBus SINT (not a VMBus message)"u8);
+                Console.Print("vmbus: ignored SynIC message type 0x%x on the VMBus SINT (not a VMBus message)\n"u8, message->Header.MessageType);
                 return;
             }
             uint size = message->Header.PayloadSize;
@@ -83,9 +81,7 @@ namespace Drivers.VmBus
             if (size < VmbusMessageHeader.Size)
             {
                 RejectedMessages++;
-                Console.Write("vmbus: rejected a message of "u8);
-                Console.WriteDecimal((ulong)size);
-                Console.WriteLine(" bytes: shorter than the 8-byte VMBus message header"u8);
+                Console.Print("vmbus: rejected a message of %u bytes: shorter than the 8-byte VMBus message header\n"u8, size);
                 return;
             }
             uint type = ((VmbusMessageHeader*)payload)->MessageType;
@@ -93,23 +89,13 @@ namespace Drivers.VmBus
             if (handler.MinimumSize == 0)
             {
                 UnknownMessages++;
-                Console.Write("vmbus: ignored a message of unknown type "u8);
-                Console.WriteDecimal((ulong)type);
-                Console.Write(" ("u8);
-                Console.WriteDecimal((ulong)size);
-                Console.WriteLine(" bytes)"u8);
+                Console.Print("vmbus: ignored a message of unknown type %u (%u bytes)\n"u8, type, size);
                 return;
             }
             if (size < handler.MinimumSize)
             {
                 RejectedMessages++;
-                Console.Write("vmbus: rejected "u8);
-                Console.Write(VmbusText.MessageTypeName(type));
-                Console.Write(": "u8);
-                Console.WriteDecimal((ulong)size);
-                Console.Write(" bytes, shorter than the "u8);
-                Console.WriteDecimal((ulong)handler.MinimumSize);
-                Console.WriteLine(" bytes its layout requires"u8);
+                Console.Print("vmbus: rejected %s: %u bytes, shorter than the %u bytes its layout requires\n"u8, VmbusText.MessageTypeName(type), size, handler.MinimumSize);
                 return;
             }
             // A copy the host cannot change while it is read (as Linux's msg_copy).
@@ -172,13 +158,7 @@ namespace Drivers.VmBus
 
         public static void PrintTimeout(uint sent, uint awaited, ulong milliseconds)
         {
-            Console.Write("vmbus: timeout: no "u8);
-            Console.Write(VmbusText.MessageTypeName(awaited));
-            Console.Write(" within "u8);
-            Console.WriteDecimal(milliseconds);
-            Console.Write(" ms of "u8);
-            Console.Write(VmbusText.MessageTypeName(sent));
-            Console.WriteLine("; carrying on"u8);
+            Console.Print("vmbus: timeout: no %s within %u ms of %s; carrying on\n"u8, VmbusText.MessageTypeName(awaited), milliseconds, VmbusText.MessageTypeName(sent));
         }
     }
 }

@@ -47,18 +47,9 @@ namespace Drivers.VmBus
         public static void Print(VmbusResult r)
         {
             Console.Write("vmbus: offers: "u8);
-            if (r != VmbusResult.Done)
-            {
-                Console.Write("incomplete ("u8);
-                Console.WriteDecimal((long)Count);
-                Console.WriteLine(" received, no ALLOFFERS_DELIVERED)"u8);
-            }
+            if (r != VmbusResult.Done) Console.Print("incomplete (%d received, no ALLOFFERS_DELIVERED)\n"u8, Count);
             else if (Count == 0) Console.WriteLine("none (ALLOFFERS_DELIVERED after 0 offers)"u8);
-            else
-            {
-                Console.WriteDecimal((long)Count);
-                Console.WriteLine(" (ALLOFFERS_DELIVERED)"u8);
-            }
+            else Console.Print("%d (ALLOFFERS_DELIVERED)\n"u8, Count);
             byte* line = stackalloc byte[VmbusText.MaxOfferLine];
             for (int i = 0; i < Count; i++)
             {
@@ -92,9 +83,7 @@ namespace Drivers.VmBus
             uint relid = ((VmbusRescindChannelOffer*)message)->ChildRelid;
             VmbusOffer* offer = Find(relid);
             if (offer != null) offer->Rescinded = true;
-            Console.Write("vmbus: offer of relid "u8);
-            Console.WriteDecimal((ulong)relid);
-            Console.WriteLine(" rescinded"u8);
+            Console.Print("vmbus: offer of relid %u rescinded\n"u8, relid);
         }
     }
 }

@@ -75,11 +75,7 @@ namespace Drivers.VmBus
             VmbusRingStatus status = channel->Inbound.Discard(descriptor, out signal);
             if (status != VmbusRingStatus.Done) return status;
             channel->PacketsDropped++;
-            Console.Write("vmbus: channel "u8);
-            Console.WriteDecimal((ulong)channel->Relid);
-            Console.Write(": dropped a packet of "u8);
-            Console.WriteDecimal((ulong)descriptor->Length8 * 8);
-            Console.WriteLine(" bytes, larger than the driver's buffer"u8);
+            Console.Print("vmbus: channel %u: dropped a packet of %u bytes, larger than the driver's buffer\n"u8, channel->Relid, (ulong)descriptor->Length8 * 8);
             return VmbusRingStatus.BufferTooSmall;
         }
 
@@ -102,20 +98,14 @@ namespace Drivers.VmBus
                     if (channel->IsOpen && !channel->Broken)
                     {
                         channel->Broken = true;
-                        Console.Write("vmbus: channel "u8);
-                        Console.WriteDecimal((ulong)channel->Relid);
-                        Console.WriteLine(": the inbound ring is corrupt (an index or a packet descriptor out of range); no more reads"u8);
+                        Console.Print("vmbus: channel %u: the inbound ring is corrupt (an index or a packet descriptor out of range); no more reads\n"u8, channel->Relid);
                     }
                     return handled;
                 }
                 if (descriptor.Type != VmbusPacketType.DataInBand)
                 {
                     channel->PacketsDropped++;
-                    Console.Write("vmbus: channel "u8);
-                    Console.WriteDecimal((ulong)channel->Relid);
-                    Console.Write(": dropped a packet of type "u8);
-                    Console.WriteHex(descriptor.Type);
-                    Console.WriteLine(" (the driver takes in-band data only)"u8);
+                    Console.Print("vmbus: channel %u: dropped a packet of type 0x%x (the driver takes in-band data only)\n"u8, channel->Relid, descriptor.Type);
                     continue;
                 }
                 handler(channel, buffer, length);
