@@ -85,13 +85,7 @@ namespace Kernel.TestMode
             // What the call must have put in RCX, RDX and R8: code 0xC0, memory
             // form, no reps, and this VP's pages. tests/ finds exactly these in
             // KVM's own record of the hypercall (kvm_hv_hypercall).
-            Console.Write("hv-trace: SignalEventDirect control="u8);
-            Console.WriteHex(0xC0);
-            Console.Write(" input="u8);
-            Console.WriteHex((ulong)input);
-            Console.Write(" output="u8);
-            Console.WriteHex((ulong)Hypercall.OutputPage);
-            Console.WriteLine();
+            Console.Print("hv-trace: SignalEventDirect control=0x%x input=0x%x output=0x%x\n"u8, 0xC0, (ulong)input, (ulong)Hypercall.OutputPage);
             Expect.Equal(Self, *(ulong*)input);    // TargetPartition @0
             Expect.Equal(0x12345678ul, *(uint*)(input + 8));    // TargetVp @8
             Expect.Equal(1ul, input[12]);    // TargetVtl @12
@@ -251,13 +245,7 @@ namespace Kernel.TestMode
             HvCallResult r = HvCallResult.From(Hypercall.Slow(HvHypercallControl.For(HvCallCode.HvCallSignalEventDirect), input, output));
             r.NewlySignaled = output->NewlySignaled == 1;
             bool arrived = Clock.WaitAtLeast(&target->SintInterrupts[EventSint], interrupts + 1, WaitMs);
-            Console.Write("hv-trace: SignalEventDirect success vp="u8);
-            Console.WriteDecimal((ulong)target->Index);
-            Console.Write(" sint=13 input="u8);
-            Console.WriteHex((ulong)input);
-            Console.Write(" output="u8);
-            Console.WriteHex((ulong)output);
-            Console.WriteLine();
+            Console.Print("hv-trace: SignalEventDirect success vp=%u sint=13 input=0x%x output=0x%x\n"u8, target->Index, (ulong)input, (ulong)output);
             Report("SignalEventDirect to the last VP, SINT 13 flag 1234"u8, r);
             int changedBits = 0, changedAt = -1, changedVp = -1;
             for (int i = 0; i < Vp.Count; i++)
@@ -812,15 +800,7 @@ namespace Kernel.TestMode
             Clock.Delay(QuietMs);
             Synic.EventHandlers[EventSint] = null;
 
-            Console.Write("direct storm: "u8);
-            Console.WriteDecimal((ulong)n);
-            Console.Write(" VPs x "u8);
-            Console.WriteDecimal((ulong)rounds);
-            Console.Write(" rounds; shared flag newly signaled "u8);
-            Console.WriteDecimal(sharedNewly);
-            Console.Write(" times, taken "u8);
-            Console.WriteDecimal(s_sharedTaken[0]);
-            Console.WriteLine(" times"u8);
+            Console.Print("direct storm: %u VPs x %u rounds; shared flag newly signaled %u times, taken %u times\n"u8, n, rounds, sharedNewly, s_sharedTaken[0]);
 
             for (int i = 0; i < n; i++)
             {
@@ -878,13 +858,7 @@ namespace Kernel.TestMode
             if (!Need.DirectProbe()) return;
             FuzzRandom rng = FuzzRandom.FromOption("fuzz-seed"u8, DefaultSeed);
             int calls = BootInfo.TryGetOption("fuzz-calls"u8, out byte* text, out int length) ? (int)Format.ParseNumber(text, length) : DefaultCalls;
-            Console.Write("direct fuzz: "u8);
-            Console.WriteDecimal((ulong)calls);
-            Console.Write(" calls; replay with --test=direct.fuzz --append \"fuzz-seed="u8);
-            Console.WriteHex(rng.Seed);
-            Console.Write(" fuzz-calls="u8);
-            Console.WriteDecimal((ulong)calls);
-            Console.WriteLine("\""u8);
+            Console.Print("direct fuzz: %u calls; replay with --test=direct.fuzz --append \"fuzz-seed=0x%x fuzz-calls=%u\"\n"u8, calls, rng.Seed, calls);
             Scratch.Ensure();
             for (int s = 0; s < Synic.SintCount; s++) Synic.RawHandlers[s] = &Discard;
             ulong* histogram = stackalloc ulong[64];
@@ -939,10 +913,7 @@ namespace Kernel.TestMode
             for (int i = 0; i < 64; i++)
             {
                 if (histogram[i] == 0) continue;
-                Console.Write(' ');
-                Console.Write(HvStatusName.Of((HvStatus)i));
-                Console.Write('=');
-                Console.WriteDecimal(histogram[i]);
+                Console.Print(" %s=%u"u8, HvStatusName.Of((HvStatus)i), histogram[i]);
             }
             Console.WriteLine();
             Expect.Equal(0ul, undocumented);    // calls answered with an undocumented status
@@ -970,17 +941,8 @@ namespace Kernel.TestMode
         // "direct: <what>: 0x0 SUCCESS, NewlySignaled 1".
         private static void Report(Text what, HvStatus status, int newlySignaled = -1)
         {
-            Console.Write("direct: "u8);
-            Console.Write(what);
-            Console.Write(": "u8);
-            Console.WriteHex((ulong)status);
-            Console.Write(' ');
-            Console.Write(HvStatusName.Of(status));
-            if (newlySignaled >= 0)
-            {
-                Console.Write(", NewlySignaled "u8);
-                Console.WriteDecimal((ulong)newlySignaled);
-            }
+            Console.Print("direct: %s: 0x%x %s"u8, what, (ulong)status, HvStatusName.Of(status));
+            if (newlySignaled >= 0) Console.Print(", NewlySignaled %u"u8, newlySignaled);
             Console.WriteLine();
         }
 
@@ -989,17 +951,7 @@ namespace Kernel.TestMode
         // "direct: VP 1 -> VP index 0 SignalEventDirect: 0x0 SUCCESS, NewlySignaled 1"
         private static void ReportPair(int from, uint toIndex, HvStatus status, bool newlySignaled)
         {
-            Console.Write("direct: VP "u8);
-            Console.WriteDecimal((ulong)from);
-            Console.Write(" -> VP index "u8);
-            Console.WriteDecimal((ulong)toIndex);
-            Console.Write(" SignalEventDirect: "u8);
-            Console.WriteHex((ulong)status);
-            Console.Write(' ');
-            Console.Write(HvStatusName.Of(status));
-            Console.Write(", NewlySignaled "u8);
-            Console.WriteDecimal(newlySignaled ? 1ul : 0ul);
-            Console.WriteLine();
+            Console.Print("direct: VP %u -> VP index %u SignalEventDirect: 0x%x %s, NewlySignaled %u\n"u8, from, toIndex, (ulong)status, HvStatusName.Of(status), newlySignaled ? 1 : 0);
         }
 
         // Two contiguous pages the calls may read and write: inputs and outputs at

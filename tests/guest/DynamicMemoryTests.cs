@@ -174,24 +174,12 @@ namespace Kernel.TestMode
 
         private static void AskHost(long pages, Text step)
         {
-            Console.Write("dm-host: adjust "u8);
-            Console.Write(pages < 0 ? '-' : '+');
-            Console.WriteDecimal((ulong)(pages < 0 ? -pages : pages));
-            Console.Write(' ');
-            Console.WriteLine(step);
+            Console.Print(pages < 0 ? "dm-host: adjust %d %s\n"u8 : "dm-host: adjust +%d %s\n"u8, pages, step);
         }
 
         private static void TellHostDone(Text step)
         {
-            Console.Write("dm-host: done "u8);
-            Console.Write(step);
-            Console.Write(" ballooned "u8);
-            Console.WriteDecimal(S->Balloon.Pages);
-            Console.Write(" free "u8);
-            Console.WriteDecimal(PageAllocator.FreePages);
-            Console.Write(" total "u8);
-            Console.WriteDecimal(PageAllocator.TotalPages);
-            Console.WriteLine();
+            Console.Print("dm-host: done %s ballooned %u free %u total %u\n"u8, step, S->Balloon.Pages, PageAllocator.FreePages, PageAllocator.TotalPages);
         }
 
         // Sleeps (hlt) until `done` or the timeout: the channel's and the status
@@ -200,9 +188,7 @@ namespace Kernel.TestMode
         private static bool WaitForHost(delegate*<void*, bool> done, Text step)
         {
             if (Clock.SleepUntil(done, null, HostStepTimeoutMs)) return true;
-            Console.Write("dm: the host did not complete step "u8);
-            Console.Write(step);
-            Console.WriteLine(" in time"u8);
+            Console.Print("dm: the host did not complete step %s in time\n"u8, step);
             return false;
         }
 
@@ -331,11 +317,7 @@ namespace Kernel.TestMode
             bool sent = DmSession.PostStatus(S);
             DmStatusReport report = S->LastStatus;
             Cpu.EnableInterrupts();
-            Console.Write("dm-host: status available "u8);
-            Console.WriteDecimal(report.AvailablePages);
-            Console.Write(" committed "u8);
-            Console.WriteDecimal(report.CommittedPages);
-            Console.WriteLine();
+            Console.Print("dm-host: status available %u committed %u\n"u8, report.AvailablePages, report.CommittedPages);
             TellHostDone("hot-add"u8);
             Expect.True(sent);    // DM_STATUS_REPORT sent after the hot-add
             Expect.Equal(PageAllocator.FreePages, report.AvailablePages);    // available pages in that report

@@ -296,21 +296,9 @@ namespace Kernel.TestMode
         private static void ReportLostRound(int round)
         {
             Vp* vp0 = Vp.Get(0), vp1 = Vp.Get(1);
-            Console.Write("ping-pong: round "u8);
-            Console.WriteDecimal((ulong)round);
-            Console.Write(" lost: pings "u8);
-            Console.WriteDecimal(s_pings);
-            Console.Write(" pongs "u8);
-            Console.WriteDecimal(s_pongs);
-            Console.Write(", VP 1 SIEF word "u8);
-            Console.WriteHex(Synic.SiefArea(vp1, PingSint)[0]);
-            Console.Write(" interrupts "u8);
-            Console.WriteDecimal(vp1->SintInterrupts[PingSint]);
-            Console.Write(", VP 0 SIEF word "u8);
-            Console.WriteHex(Synic.SiefArea(vp0, PingSint)[0]);
-            Console.Write(" interrupts "u8);
-            Console.WriteDecimal(vp0->SintInterrupts[PingSint]);
-            Console.WriteLine();
+            Console.Print("ping-pong: round %u lost: pings %u pongs %u"u8, round, s_pings, s_pongs);
+            Console.Print(", VP 1 SIEF word 0x%x interrupts %u, VP 0 SIEF word 0x%x interrupts %u\n"u8,
+                Synic.SiefArea(vp1, PingSint)[0], vp1->SintInterrupts[PingSint], Synic.SiefArea(vp0, PingSint)[0], vp0->SintInterrupts[PingSint]);
         }
 
         // Two VPs exchange events in turn through two event connections; none may
@@ -347,17 +335,8 @@ namespace Kernel.TestMode
             if (rounds > 0)
             {
                 Statistics.Sort(cycles, rounds);
-                Console.Write("ping-pong: "u8);
-                Console.WriteDecimal((ulong)rounds);
-                Console.Write(" round trips, median "u8);
-                Console.WriteDecimal(cycles[rounds / 2]);
-                Console.Write(" p99 "u8);
-                Console.WriteDecimal(cycles[(int)((ulong)rounds * 99 / 100)]);
-                Console.Write(" max "u8);
-                Console.WriteDecimal(cycles[rounds - 1]);
-                Console.Write(" TSC cycles; "u8);
-                Console.WriteDecimal(late);
-                Console.WriteLine(" later than 1 s"u8);
+                Console.Print("ping-pong: %u round trips, median %u p99 %u max %u TSC cycles; %u later than 1 s\n"u8,
+                    rounds, cycles[rounds / 2], cycles[(int)((ulong)rounds * 99 / 100)], cycles[rounds - 1], late);
             }
             for (ulong p = 0; p < pages; p++) PageAllocator.Free((void*)((ulong)cycles + p * 4096));
             Expect.Equal(0ul, lost);    // round trips lost (no pong within 30 s)

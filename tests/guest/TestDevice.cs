@@ -60,8 +60,7 @@ namespace Kernel.TestMode
             bool create = control == Control.SintRouteCreate || control == Control.MessageConnectionCreate || control == Control.EventConnectionCreate;
             if (vp >= 256 || sint >= 16 || connectionId >= 256 || ((set[entry / 64] >> (int)(entry % 64)) & 1) == (create ? 1ul : 0ul))
             {
-                Console.Write("hyperv-testdev: refused: "u8);
-                Console.WriteLine(refusal);
+                Console.Print("hyperv-testdev: refused: %s\n"u8, refusal);
                 return false;
             }
             Cpu.OutDword(Port, (connectionId << 24) | ((uint)control << 16) | (vp << 8) | sint);

@@ -85,19 +85,12 @@ namespace Kernel.TestMode
             if (selected == 0) Console.WriteLine("1..0 # SKIP no test matches the test= prefix"u8);
             else
             {
-                Console.Write("1.."u8);
-                Console.WriteDecimal((long)(selected + 1));      // + the interrupt guard's verdict
-                Console.WriteLine();
+                Console.Print("1..%d\n"u8, selected + 1);      // + the interrupt guard's verdict
                 for (int i = 0; i < s_count; i++)
                     if (StartsWith(s_tests[i].Name, filter, filterLength)) Run(s_tests[i]);
                 Run(GuardTests.Closing);                           // every run ends with the interrupt guard's verdict
             }
-            Console.WriteDecimal((long)s_passed);
-            Console.Write(" passed, "u8);
-            Console.WriteDecimal((long)s_failed);
-            Console.Write(" failed, "u8);
-            Console.WriteDecimal((long)s_skipped);
-            Console.WriteLine(" skipped"u8);
+            Console.Print("%d passed, %d failed, %d skipped\n"u8, s_passed, s_failed, s_skipped);
             if (s_number == 0) Console.WriteLine("no test matches the test= prefix"u8);
             return s_failed == 0 && s_number > 0;
         }
@@ -125,17 +118,12 @@ namespace Kernel.TestMode
             if (Expect.Skipped)
             {
                 s_skipped++;
-                Console.Write("ok "u8);
-                WriteHead(test.Name);
-                Console.Write(" # SKIP "u8);
-                Console.WriteLine(Expect.SkipReason);
+                Console.Print("ok %d - %s # SKIP %s\n"u8, s_number, test.Name, Expect.SkipReason);
             }
             else if (Expect.Failed)
             {
                 s_failed++;
-                Console.Write("not ok "u8);
-                WriteHead(test.Name);
-                Console.WriteLine();
+                Console.Print("not ok %d - %s\n"u8, s_number, test.Name);
                 // TAP 14 diagnostics: a YAML block (what TAP::Parser's YAMLish reads: a single-quoted scalar).
                 Console.WriteLine("  ---"u8);
                 Console.Write("  message: '"u8);
@@ -145,18 +133,14 @@ namespace Kernel.TestMode
                 {
                     Console.Write("  at: '"u8);
                     WriteAscii(test.File);
-                    Console.Write((byte)':');
-                    Console.WriteDecimal(Expect.FailedLine);
-                    Console.WriteLine("'"u8);
+                    Console.Print(":%d'\n"u8, Expect.FailedLine);
                 }
                 Console.WriteLine("  ..."u8);
             }
             else
             {
                 s_passed++;
-                Console.Write("ok "u8);
-                WriteHead(test.Name);
-                Console.WriteLine();
+                Console.Print("ok %d - %s\n"u8, s_number, test.Name);
             }
         }
 
@@ -164,13 +148,6 @@ namespace Kernel.TestMode
         private static void WriteAscii(string text)
         {
             for (int i = 0; i < text.Length; i++) Console.Write((byte)text[i]);
-        }
-
-        private static void WriteHead(Text name)
-        {
-            Console.WriteDecimal((long)s_number);
-            Console.Write(" - "u8);
-            Console.Write(name);
         }
     }
 }

@@ -36,8 +36,7 @@ namespace Kernel.TestMode
             PrintTimeline();
             if (!HyperV.HypercallPageEnabled)
             {
-                Console.Write("bench: hypercalls skipped: "u8);
-                Console.WriteLine(HyperV.Present ? "no hypercall page"u8 : HyperV.AbsentReason);
+                Console.Print("bench: hypercalls skipped: %s\n"u8, HyperV.Present ? "no hypercall page"u8 : HyperV.AbsentReason);
             }
             else
             {
@@ -94,7 +93,7 @@ namespace Kernel.TestMode
             {
                 var channel = Drivers.VmBus.VmbusChannels.Open(&offer, Drivers.DynamicMemory.DynamicMemoryDevice.RingPages,
                     &OnBenchChannelInterrupt, out Drivers.VmBus.VmbusResult opened);
-                if (channel == null) { Console.Write("bench: vmbus.packet_round_trip: OPENCHANNEL failed: "u8); Console.WriteLine(Drivers.VmBus.VmbusConnection.ResultName(opened)); return; }
+                if (channel == null) { Console.Print("bench: vmbus.packet_round_trip: OPENCHANNEL failed: %s\n"u8, Drivers.VmBus.VmbusConnection.ResultName(opened)); return; }
                 Drivers.DynamicMemory.DmVersionRequest request = default;
                 request.Header = Drivers.DynamicMemory.DmHeader.Of(Drivers.DynamicMemory.DmMessageType.VersionRequest, Drivers.DynamicMemory.DmVersionRequest.Size, (uint)done + 1);
                 request.Version = Drivers.DynamicMemory.DmVersion.Win10;
@@ -115,21 +114,10 @@ namespace Kernel.TestMode
         public static void PrintTimeline()
         {
             BootSymbols* s = BootSymbols.Get();
-            Console.Write("bench-timeline: entry="u8);
-            Console.WriteDecimal(*(ulong*)s->TscAtEntry);
-            Console.Write(" long_mode="u8);
-            Console.WriteDecimal(*(ulong*)s->TscAtLongMode);
-            Console.Write(" runtime_started="u8);
-            Console.WriteDecimal(BootTimeline.RuntimeStarted);
-            Console.Write(" hv_ready="u8);
-            Console.WriteDecimal(BootTimeline.HvReady);
-            Console.Write(" all_vps_ready="u8);
-            Console.WriteDecimal(BootTimeline.AllVpsReady);
-            Console.Write(" test_ready="u8);
-            Console.WriteDecimal(BootTimeline.Ready);
-            Console.Write(" tsc_hz="u8);
-            Console.WriteDecimal(HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs) ? Cpu.ReadMsr(HvMsr.TscFrequency) : 0);
-            Console.WriteLine();
+            Console.Print("bench-timeline: entry=%u long_mode=%u runtime_started=%u hv_ready=%u"u8,
+                *(ulong*)s->TscAtEntry, *(ulong*)s->TscAtLongMode, BootTimeline.RuntimeStarted, BootTimeline.HvReady);
+            Console.Print(" all_vps_ready=%u test_ready=%u tsc_hz=%u\n"u8, BootTimeline.AllVpsReady, BootTimeline.Ready,
+                HyperV.Present && HyperV.Has(HvPartitionPrivilege.AccessFrequencyRegs) ? Cpu.ReadMsr(HvMsr.TscFrequency) : 0);
         }
 
         private static void Floor(ReadOnlySpan<byte> name, HvHypercallControl control, ulong rdx, ulong r8, ulong* samples, int n)
@@ -236,7 +224,7 @@ namespace Kernel.TestMode
             TestDevice.DestroyEventConnection(LatencyConnection);
             Synic.EventHandlers[BenchSint] = null;
             Interrupts.SetGateAddress(vector, normal);
-            if (done < n) { Console.Write("bench: "u8); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"u8); return; }
+            if (done < n) { Console.Print("bench: %s incomplete: an event did not arrive within 1 s\n"u8, name); return; }
             Report(name, samples, n, 0, false);
         }
 
@@ -256,7 +244,7 @@ namespace Kernel.TestMode
                 if (t == 1 && Vp.Count < 2) { Console.WriteLine("bench: round_trip.*.cross_vp skipped: one VP"u8); break; }
                 Vp* target = Vp.Get(t);
                 if (DirectCalls.Implemented) RoundTrip(samples, n, target, true, t == 0 ? "round_trip.direct.same_vp"u8 : "round_trip.direct.cross_vp"u8);
-                else { Console.Write("bench: round_trip.direct skipped: "u8); Console.WriteLine(DirectCalls.AbsentReason); }
+                else Console.Print("bench: round_trip.direct skipped: %s\n"u8, DirectCalls.AbsentReason);
                 if (TestDevice.Present) RoundTrip(samples, n, target, false, t == 0 ? "round_trip.connection.same_vp"u8 : "round_trip.connection.cross_vp"u8);
                 else Console.WriteLine("bench: round_trip.connection skipped: no hyperv-testdev"u8);
             }
@@ -278,7 +266,7 @@ namespace Kernel.TestMode
             }
             Synic.EventHandlers[BenchSint] = null;
             if (!direct) TestDevice.DestroyEventConnection(RoundTripConnection);
-            if (done < n) { Console.Write("bench: "u8); Console.Write(name); Console.WriteLine(" incomplete: an event did not arrive within 1 s"u8); return; }
+            if (done < n) { Console.Print("bench: %s incomplete: an event did not arrive within 1 s\n"u8, name); return; }
             Report(name, samples, n, 0, false);
         }
 
@@ -354,15 +342,8 @@ namespace Kernel.TestMode
         private static void Report(ReadOnlySpan<byte> name, ulong* samples, int n, ulong status, bool withStatus)
         {
             Statistics.Sort(samples, n);
-            Console.Write("bench: "u8);
-            Console.Write(name);
-            Console.Write(" median="u8);
-            Console.WriteDecimal(samples[n / 2]);
-            Console.Write(" p99="u8);
-            Console.WriteDecimal(samples[(int)((ulong)n * 99 / 100)]);
-            Console.Write(" n="u8);
-            Console.WriteDecimal((ulong)n);
-            if (withStatus) { Console.Write(" status="u8); Console.WriteHex(status); }
+            Console.Print("bench: %s median=%u p99=%u n=%u"u8, name, samples[n / 2], samples[(int)((ulong)n * 99 / 100)], n);
+            if (withStatus) Console.Print(" status=0x%x"u8, status);
             Console.WriteLine();
         }
     }

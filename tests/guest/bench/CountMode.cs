@@ -120,24 +120,14 @@ namespace Kernel.TestMode
             // Every window ran its callback once per call, and every call got HV_STATUS_SUCCESS from the stand-in page.
             ulong calls = 1 + Repeats;
             bool ok = s_flags == 2 * calls && s_messages == 2 * calls && s_result.Status == HvStatus.Success && s_floorStatus == 0;
-            Console.Write("count: done: "u8);
-            Console.WriteDecimal(s_flags);
-            Console.Write(" flag callbacks, "u8);
-            Console.WriteDecimal(s_messages);
-            Console.Write(" message callbacks (expected "u8);
-            Console.WriteDecimal(2 * calls);
-            Console.Write(" each), last status "u8);
-            Console.WriteHex((ulong)s_result.Status);
-            Console.Write(" / floor "u8);
-            Console.WriteHex(s_floorStatus);
-            Console.WriteLine();
+            Console.Print("count: done: %u flag callbacks, %u message callbacks (expected %u each), last status 0x%x / floor 0x%x\n"u8,
+                s_flags, s_messages, 2 * calls, (ulong)s_result.Status, s_floorStatus);
             return ok;
         }
 
         private static void Window(ReadOnlySpan<byte> name, delegate*<void> body)
         {
-            Console.Write("count-window: "u8);
-            Console.WriteLine(name);
+            Console.Print("count-window: %s\n"u8, name);
             body();
             for (int i = 0; i < Repeats; i++)
             {
