@@ -78,8 +78,6 @@ namespace Kernel.Arch
             if (b == '\n') Flush(line);
         }
 
-        public static void Write(char c) => Write((byte)c);     // ASCII
-
         private static void Append(ConsoleLine* line, byte b)
         {
             if (line->Length == ConsoleLine.Capacity) Flush(line);     // a very long line goes out in pieces
@@ -117,32 +115,6 @@ namespace Kernel.Arch
         public static void Write(byte* bytes, int count)
         {
             for (int i = 0; i < count; i++) Write(bytes[i]);
-        }
-
-        public static void WriteDecimal(long value)
-        {
-            byte* buffer = stackalloc byte[Format.MaxDigits];
-            Write(buffer, Format.Decimal(value, buffer));
-        }
-
-        public static void WriteDecimal(ulong value)
-        {
-            byte* buffer = stackalloc byte[Format.MaxDigits];
-            Write(buffer, Format.Decimal(value, buffer));
-        }
-
-        // "0x" then the digits; minDigits pads with zeros (0 = no padding).
-        public static void WriteHex(ulong value, int minDigits = 0)
-        {
-            byte* buffer = stackalloc byte[Format.MaxDigits];
-            Write(buffer, Format.Hex(value, buffer, minDigits));
-        }
-
-        // Two hex digits, no prefix.
-        public static void WriteHexByte(byte value)
-        {
-            byte* buffer = stackalloc byte[2];
-            Write(buffer, Format.HexDigits(value, 2, buffer));
         }
 
         // The kernel's printk: writes format with each conversion replaced by
