@@ -20,12 +20,10 @@ namespace System.Runtime.CompilerServices
     }
     public sealed class CompilerGeneratedAttribute : Attribute { }
     public sealed class SkipLocalsInitAttribute : Attribute { }
-    // Caller information: the compiler passes the call site's line and file
+    // Caller information: the compiler passes the call site's line
     // (tests/guest/Expect.cs reports where a failed check is).
     [AttributeUsage(AttributeTargets.Parameter, Inherited = false)]
     public sealed class CallerLineNumberAttribute : Attribute { }
-    [AttributeUsage(AttributeTargets.Parameter, Inherited = false)]
-    public sealed class CallerFilePathAttribute : Attribute { }
 
     [AttributeUsage(AttributeTargets.Struct, AllowMultiple = false)]
     public sealed class InlineArrayAttribute : Attribute

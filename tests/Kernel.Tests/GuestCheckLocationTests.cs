@@ -12,6 +12,11 @@ public class GuestCheckLocationTests
 {
     private static readonly Regex Check = new(@"\bExpect\.(Equal|True|False|InRange)\(");
 
+    private static List<Match> Suites() => Regex.Matches(File.ReadAllText(Path.Combine(Repo.Root, "tests", "guest", "TestRunner.cs")),
+        @"Suite\(""([^""]+)""u8, &(?:(\w+)\.)?(\w+)\)").ToList();
+
+    private static HashSet<string> SuiteFiles() => Suites().Select(s => s.Groups[1].Value).ToHashSet();
+
     [Fact]
     public void ChecksOutsideASuitesFileGiveNoLine()
     {
@@ -19,13 +24,38 @@ public class GuestCheckLocationTests
         foreach (var path in Directory.GetFiles(Path.Combine(Repo.Root, "tests", "guest"), "*.cs", SearchOption.AllDirectories))
         {
             var text = File.ReadAllText(path);
-            if (path.EndsWith("Expect.cs") || text.Contains("TestRunner.Add(") || text.Contains("new TestCase(")) continue;
+            if (path.EndsWith("Expect.cs") || SuiteFiles().Contains(Path.GetRelativePath(Repo.Root, path).Replace('\\', '/'))) continue;
             var lines = text.Split('\n');
             for (int i = 0; i < lines.Length; i++)
                 if (Check.IsMatch(lines[i]) && !lines[i].Contains("line: 0"))
                     wrong.Add($"{Path.GetRelativePath(Repo.Root, path)}:{i + 1}: {lines[i].Trim()}");
         }
         Assert.True(wrong.Count == 0, "checks outside a suite's file without line: 0:\n" + string.Join("\n", wrong));
+    }
+
+    // TestRunner.RegisterAll: Suite("tests/guest/X.cs"u8, &Class.Register): the file
+    // must declare the class, and every file that adds tests must be a suite's.
+    [Fact]
+    public void EachSuiteIsRegisteredWithItsOwnFile()
+    {
+        var suites = Suites();
+        Assert.True(suites.Count >= 10, $"TestRunner.cs registers {suites.Count} suites");
+        var wrong = new List<string>();
+        foreach (var s in suites)
+        {
+            string file = s.Groups[1].Value, type = s.Groups[2].Success ? s.Groups[2].Value : "TestRunner";
+            var path = Path.Combine(Repo.Root, file);
+            if (!File.Exists(path)) wrong.Add($"{file}: no such file (suite {type})");
+            else if (!Regex.IsMatch(File.ReadAllText(path), $@"\bclass {type}\b")) wrong.Add($"{file} does not declare {type}");
+        }
+        var listed = SuiteFiles();
+        foreach (var path in Directory.GetFiles(Path.Combine(Repo.Root, "tests", "guest"), "*.cs", SearchOption.AllDirectories))
+        {
+            var file = Path.GetRelativePath(Repo.Root, path).Replace('\\', '/');
+            if (Regex.IsMatch(File.ReadAllText(path), @"TestRunner\.Add(Closing)?\(") && !listed.Contains(file))
+                wrong.Add($"{file} adds tests but is no suite in TestRunner.RegisterAll");
+        }
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
     }
 
     [Fact]

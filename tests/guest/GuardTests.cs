@@ -11,10 +11,8 @@ namespace Kernel.TestMode
         public static void Register()
         {
             TestRunner.Add("guard.catches_a_delivery_with_if_clear"u8, &CatchesDeliveryWithIfClear);
+            TestRunner.AddClosing("guard.no_interrupt_delivered_twice"u8, &NoInterruptDeliveredTwice);
         }
-
-        // The last test of every run, whatever the test= filter.
-        public static TestCase Closing => new TestCase("guard.no_interrupt_delivered_twice"u8, &NoInterruptDeliveredTwice);
 
         private static ulong s_selfTestInterrupts;
         private static void OnGuardTestVector(InterruptFrame* frame) => s_selfTestInterrupts++;

@@ -6,14 +6,14 @@ using Kernel.Arch;
 namespace Kernel.TestMode
 {
     // One guest test: a name, a body that checks real values with Expect, and
-    // the source file that declares it (where its failed checks' lines are).
+    // its suite's source file (where its failed checks' lines are).
     public unsafe struct TestCase
     {
         public Text Name;
         public delegate*<void> Body;
-        public string File;     // relative to the project root (kernel.csproj's PathMap)
+        public Text File;
 
-        public TestCase(Text name, delegate*<void> body, [CallerFilePath] string file = null) { Name = name; Body = body; File = file; }
+        public TestCase(Text name, delegate*<void> body, Text file) { Name = name; Body = body; File = file; }
     }
 
     // Runs the guest tests selected on the command line (`test` or `test=PREFIX`)
@@ -41,33 +41,49 @@ namespace Kernel.TestMode
         private const int Capacity = 256;
         private static TestCase[] s_tests;
         private static int s_count;
+        private static TestCase s_closing;          // the test that ends every run (AddClosing)
+        private static Text s_suiteFile;            // the file of the suite being registered
 
-        // Each suite's own file comes with it (CallerFilePath): a suite's checks are in its file.
         [MethodImpl(MethodImplOptions.NoInlining)]
-        public static void Add(Text name, delegate*<void> body, [CallerFilePath] string file = null)
+        public static void Add(Text name, delegate*<void> body)
         {
-            s_tests[s_count++] = new TestCase(name, body, file);
+            s_tests[s_count++] = new TestCase(name, body, s_suiteFile);
         }
 
-        // The suites in the order they run.
+        // The last test of every run, whatever the test= filter.
+        public static void AddClosing(Text name, delegate*<void> body) => s_closing = new TestCase(name, body, s_suiteFile);
+
+        // A suite: its source file, then its Register, which adds its tests.
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void Suite(Text file, delegate*<void> register)
+        {
+            s_suiteFile = file;
+            register();
+        }
+
+        // The suites in the order they run, each with its file: a failed check's
+        // line is in its suite's file (tests/Kernel.Tests/GuestCheckLocationTests.cs
+        // checks that each file below declares the suite beside it).
         private static void RegisterAll()
         {
             s_tests = new TestCase[Capacity];
-            FoundationTests.Register();
-            DetectionTests.Register();
-            SynicTests.Register();
-            ConnectionTests.Register();
-            DirectTests.Register();
-            TimeTests.Register();
-            SmpTests.Register();
+            Suite("tests/guest/FoundationTests.cs"u8, &FoundationTests.Register);
+            Suite("tests/guest/DetectionTests.cs"u8, &DetectionTests.Register);
+            Suite("tests/guest/SynicTests.cs"u8, &SynicTests.Register);
+            Suite("tests/guest/ConnectionTests.cs"u8, &ConnectionTests.Register);
+            Suite("tests/guest/DirectTests.cs"u8, &DirectTests.Register);
+            Suite("tests/guest/TimeTests.cs"u8, &TimeTests.Register);
+            Suite("tests/guest/SmpTests.cs"u8, &SmpTests.Register);
             // The Dynamic Memory tests wait for hv-balloon, which starts acting 50 s after
             // the channel opened at boot: late in the run, the wait is mostly over.
-            DynamicMemoryTests.Register();
-            VmbusTests.Register();      // ends with UNLOAD
-            GuardTests.Register();
+            Suite("tests/guest/DynamicMemoryTests.cs"u8, &DynamicMemoryTests.Register);
+            Suite("tests/guest/VmbusTests.cs"u8, &VmbusTests.Register);      // ends with UNLOAD
+            Suite("tests/guest/GuardTests.cs"u8, &GuardTests.Register);
             // inject-failure proves the failure path end to end (qemu-run.sh's status, the host's parsing).
-            if (BootInfo.HasOption("inject-failure"u8)) Add("testmode.injected_failure"u8, &FailOnPurpose);
+            if (BootInfo.HasOption("inject-failure"u8)) Suite("tests/guest/TestRunner.cs"u8, &TestRunner.RegisterInjectedFailure);
         }
+
+        private static void RegisterInjectedFailure() => Add("testmode.injected_failure"u8, &FailOnPurpose);
 
         public static bool RunSelected()
         {
@@ -88,7 +104,7 @@ namespace Kernel.TestMode
                 Console.Print("1..%d\n"u8, selected + 1);      // + the interrupt guard's verdict
                 for (int i = 0; i < s_count; i++)
                     if (StartsWith(s_tests[i].Name, filter, filterLength)) Run(s_tests[i]);
-                Run(GuardTests.Closing);                           // every run ends with the interrupt guard's verdict
+                Run(s_closing);                                    // every run ends with the interrupt guard's verdict
             }
             Console.Print("%d passed, %d failed, %d skipped\n"u8, s_passed, s_failed, s_skipped);
             if (s_number == 0) Console.WriteLine("no test matches the test= prefix"u8);
@@ -129,12 +145,7 @@ namespace Kernel.TestMode
                 Console.Write("  message: '"u8);
                 Expect.WriteFailure(yamlSingleQuoted: true);
                 Console.WriteLine("'"u8);
-                if (Expect.FailedLine != 0)
-                {
-                    Console.Write("  at: '"u8);
-                    WriteAscii(test.File);
-                    Console.Print(":%d'\n"u8, Expect.FailedLine);
-                }
+                if (Expect.FailedLine != 0) Console.Print("  at: '%s:%d'\n"u8, test.File, Expect.FailedLine);
                 Console.WriteLine("  ..."u8);
             }
             else
@@ -142,12 +153,6 @@ namespace Kernel.TestMode
                 s_passed++;
                 Console.Print("ok %d - %s\n"u8, s_number, test.Name);
             }
-        }
-
-        // A source path (the compiler's UTF-16 literal): ASCII, as the tree's paths are.
-        private static void WriteAscii(string text)
-        {
-            for (int i = 0; i < text.Length; i++) Console.Write((byte)text[i]);
         }
     }
 }
