@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Kernel.Runtime;
 
@@ -82,9 +83,11 @@ namespace Kernel.Arch.Efi
         }
 
         // EFI_GUIDs of the tables and protocols used (UEFI 2.10 4.6, 9.1, 13.4).
-        public static Guid Acpi20Table => Guid.From(0x8868E871, 0xE4F1, 0x11D3, 0xBC220080C73C8881);
-        public static Guid Acpi10Table => Guid.From(0xEB9D2D30, 0x2D88, 0x11D3, 0x9A160090273FC14D);
-        public static Guid LoadedImageProtocol => Guid.From(0x5B1B31A1, 0x9562, 0x11D2, 0x8E3F00A0C969723B);
-        public static Guid SimpleFileSystemProtocol => Guid.From(0x964E5B22, 0x6459, 0x11D2, 0x8E3900A0C969723B);
+        // Inlined: each use builds its GUID with one call to Guid.From, where a
+        // getter of its own would add a call and a copy (57 bytes each).
+        public static Guid Acpi20Table { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Guid.From(0x8868E871, 0xE4F1, 0x11D3, 0xBC220080C73C8881); }
+        public static Guid Acpi10Table { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Guid.From(0xEB9D2D30, 0x2D88, 0x11D3, 0x9A160090273FC14D); }
+        public static Guid LoadedImageProtocol { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Guid.From(0x5B1B31A1, 0x9562, 0x11D2, 0x8E3F00A0C969723B); }
+        public static Guid SimpleFileSystemProtocol { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Guid.From(0x964E5B22, 0x6459, 0x11D2, 0x8E3900A0C969723B); }
     }
 }
