@@ -153,34 +153,34 @@ namespace Kernel.Arch.Efi
             return found;
         }
 
+        // BootInfo.CommandLine comes zeroed from the heap: an empty line until the
+        // file's bytes are read into it.
         private static void ReadCommandLine(BootServices* bs, void* imageHandle)
         {
-            BootInfo.CommandLineLength = 0;
-            BootInfo.CommandLine[0] = 0;
-            Guid loadedImageGuid = Uefi.LoadedImageProtocol;
-            Guid fileSystemGuid = Uefi.SimpleFileSystemProtocol;
-            LoadedImage* image = null;
-            if (bs->HandleProtocol(imageHandle, &loadedImageGuid, (void**)&image) != Success) { Console.WriteLine("efi: no LoadedImage protocol"u8); return; }
+            LoadedImage* image;
+            Guid guid = LoadedImageProtocol;
+            if (bs->HandleProtocol(imageHandle, &guid, (void**)&image) != Success) { Console.WriteLine("efi: no LoadedImage protocol"u8); return; }
             LoadedImageBase = image->ImageBase;
-            FileSystem* fs = null;
-            if (bs->HandleProtocol(image->DeviceHandle, &fileSystemGuid, (void**)&fs) != Success) { Console.WriteLine("efi: boot device has no file system"u8); return; }
-            File* root = null, file = null;
+            FileSystem* fs;
+            guid = SimpleFileSystemProtocol;
+            if (bs->HandleProtocol(image->DeviceHandle, &guid, (void**)&fs) != Success) { Console.WriteLine("efi: boot device has no file system"u8); return; }
+            File* root, file;
             if (fs->OpenVolume(fs, &root) != Success) { Console.WriteLine("efi: OpenVolume failed"u8); return; }
-            ReadOnlySpan<byte> path = "\\EFI\\BOOT\\CMDLINE.TXT"u8;
-            char* name = stackalloc char[path.Length + 1];
-            for (int i = 0; i < path.Length; i++) name[i] = (char)path[i];     // UEFI file names are UCS-2
-            name[path.Length] = '\0';
             const ulong ModeRead = 1;
-            if (root->Open(root, &file, name, ModeRead, 0) != Success) { Console.WriteLine("efi: no \\EFI\\BOOT\\CMDLINE.TXT; empty command line"u8); root->Close(root); return; }
+            ulong opened;
+            fixed (char* path = "\\EFI\\BOOT\\CMDLINE.TXT")       // a string's UTF-16 with its NUL: UEFI file names are UCS-2
+                opened = root->Open(root, &file, path, ModeRead, 0);
+            if (opened != Success) { Console.WriteLine("efi: no \\EFI\\BOOT\\CMDLINE.TXT; empty command line"u8); root->Close(root); return; }
+            byte* line = BootInfo.CommandLine;
             ulong size = BootInfo.MaxCommandLine;
-            if (file->Read(file, &size, BootInfo.CommandLine) != Success) size = 0;
+            if (file->Read(file, &size, line) != Success) size = 0;
             file->Close(file);
             root->Close(root);
             // One line of text: stop at the first line break or NUL.
             int length = 0;
-            while ((ulong)length < size && BootInfo.CommandLine[length] != '\n' && BootInfo.CommandLine[length] != '\r' && BootInfo.CommandLine[length] != 0) length++;
-            while (length > 0 && BootInfo.CommandLine[length - 1] == ' ') length--;
-            BootInfo.CommandLine[length] = 0;
+            while ((ulong)length < size && line[length] != '\n' && line[length] != '\r' && line[length] != 0) length++;
+            while (length > 0 && line[length - 1] == ' ') length--;
+            line[length] = 0;
             BootInfo.CommandLineLength = length;
         }
 
