@@ -55,14 +55,13 @@ namespace Kernel.Arch.Efi
             if (BootInfo.HasOption("gdb-wait"u8)) WaitForGdb(bs);
 
             byte* map = (byte*)Heap.AllocateRaw(MapCapacity);   // in the image: allocating it does not change the map
-            ulong mapSize = 0, mapKey = 0, descriptorSize = 0;
-            ExitBootServices(bs, imageHandle, map, &mapSize, &mapKey, &descriptorSize);
+            ExitBootServices(bs, imageHandle, map);
             TakeOver();
             // Interrupts are off from here until KernelMain.Enlighten, and the 8259 (if
             // the MADT declares one) is masked before that by LegacyPic, as on the PVH
             // path. (OVMF 2022.11 masks both 8259s itself and runs its timer on the local
             // APIC: QEMU's pic_ioport_write and apic_local_deliver traces show it.)
-            ConvertMemoryMap(map, mapSize, descriptorSize);
+            ConvertMemoryMap(map);
             PrintSummary();
             KernelMain.Continue();
         }
@@ -115,24 +114,32 @@ namespace Kernel.Arch.Efi
         // ExitBootServices fails with EFI_INVALID_PARAMETER; the firmware may
         // change the map (timer events) between the two calls, so fetch it again
         // and retry. After a failed attempt only GetMemoryMap may be called.
-        private static void ExitBootServices(BootServices* bs, void* imageHandle, byte* map, ulong* mapSize, ulong* mapKey, ulong* descriptorSize)
+        // The map stays in `map`, MapEntries descriptors MapDescriptorSize apart.
+        private static void ExitBootServices(BootServices* bs, void* imageHandle, byte* map)
         {
-            uint version = 0;
-            for (ExitAttempts = 1; ExitAttempts <= 8; ExitAttempts++)
+            // efi-stale-key (a test of this loop): change the map after reading it, once.
+            bool staleKey = BootInfo.HasOption("efi-stale-key"u8);
+            for (int attempt = 1; attempt <= 8; attempt++)
             {
-                *mapSize = MapCapacity;
-                ulong status = bs->GetMemoryMap(mapSize, map, mapKey, descriptorSize, &version);
+                ulong mapSize = MapCapacity, mapKey, descriptorSize;
+                uint version;
+                ulong status = bs->GetMemoryMap(&mapSize, map, &mapKey, &descriptorSize, &version);
                 if (status == BufferTooSmall) Panic.Fail("UEFI memory map larger than 64 KiB"u8);
                 if (status != Success) Panic.Fail("UEFI GetMemoryMap failed"u8);
-                // efi-stale-key (a test of this loop): change the map after reading it, once.
-                if (ExitAttempts == 1 && BootInfo.HasOption("efi-stale-key"u8))
+                if (staleKey && attempt == 1)
                 {
-                    ulong page = 0;
+                    ulong page;
                     const uint AllocateAnyPages = 0;     // EFI_ALLOCATE_TYPE (UEFI 2.10 7.2)
                     bs->AllocatePages(AllocateAnyPages, LoaderData, 1, &page);
                 }
-                status = bs->ExitBootServices(imageHandle, *mapKey);
-                if (status == Success) return;
+                status = bs->ExitBootServices(imageHandle, mapKey);
+                if (status == Success)
+                {
+                    ExitAttempts = attempt;
+                    MapDescriptorSize = (int)descriptorSize;
+                    MapEntries = (int)(mapSize / descriptorSize);
+                    return;
+                }
                 if (status != InvalidParameter) Panic.Fail("UEFI ExitBootServices failed"u8);
             }
             Panic.Fail("UEFI ExitBootServices: the map key kept going stale"u8);
@@ -202,29 +209,26 @@ namespace Kernel.Arch.Efi
             }
         }
 
-        private static void ConvertMemoryMap(byte* map, ulong mapSize, ulong descriptorSize)
+        private static void ConvertMemoryMap(byte* map)
         {
-            MapDescriptorSize = (int)descriptorSize;
-            MapEntries = (int)(mapSize / descriptorSize);
-            BootInfo.RegionCount = 0;
+            MemoryRegion* regions = BootInfo.Regions;
+            int count = 0;
             for (int i = 0; i < MapEntries; i++)
             {
-                MemoryDescriptor* d = (MemoryDescriptor*)(map + (ulong)i * descriptorSize);
+                MemoryDescriptor* d = (MemoryDescriptor*)(map + i * MapDescriptorSize);
                 uint type = RegionType(d->Type);
                 ulong length = d->NumberOfPages * 4096;
-                int last = BootInfo.RegionCount - 1;
+                MemoryRegion* last = regions + count - 1;
                 // The firmware's map has a hundred-odd entries; neighbours of one converted type merge.
-                if (last >= 0 && BootInfo.Regions[last].Type == type && BootInfo.Regions[last].Base + BootInfo.Regions[last].Length == d->PhysicalStart)
+                if (count > 0 && last->Type == type && last->Base + last->Length == d->PhysicalStart)
                 {
-                    BootInfo.Regions[last].Length += length;
+                    last->Length += length;
                     continue;
                 }
-                if (BootInfo.RegionCount == BootInfo.MaxRegions) { Console.WriteLine("efi: memory map truncated"u8); break; }
-                BootInfo.Regions[BootInfo.RegionCount].Base = d->PhysicalStart;
-                BootInfo.Regions[BootInfo.RegionCount].Length = length;
-                BootInfo.Regions[BootInfo.RegionCount].Type = type;
-                BootInfo.RegionCount++;
+                if (count == BootInfo.MaxRegions) { Console.WriteLine("efi: memory map truncated"u8); break; }
+                regions[count++] = new MemoryRegion { Base = d->PhysicalStart, Length = length, Type = type };
             }
+            BootInfo.RegionCount = count;
         }
 
         // UEFI 2.10 8.5.1 ResetSystem(EfiResetShutdown): the power-off of a VM with
