@@ -1,7 +1,6 @@
 using System;
 using System.Runtime;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using Internal.Runtime.CompilerHelpers;
 using Kernel.Runtime;
 using static Kernel.Arch.Efi.Uefi;
@@ -37,7 +36,10 @@ namespace Kernel.Arch.Efi
         private static int MapEntries, MapDescriptorSize, ExitAttempts;
         private static byte s_waitingForGdb;
 
-        [UnmanagedCallersOnly(EntryPoint = "efi_main")]
+        // An export rather than an UnmanagedCallersOnly entry, as interrupt_dispatch
+        // (kernel/arch/Interrupts.cs): RuntimeExport methods take the platform ABI,
+        // and with no GC the reverse P/Invoke frame would only cost bytes.
+        [RuntimeExport("efi_main")]
         private static void Main(void* imageHandle, SystemTable* systemTable)
         {
             Uart16550.Initialize();
