@@ -130,7 +130,7 @@ namespace Kernel.Arch.Efi
                 if (status != Success) Panic.Fail("UEFI GetMemoryMap failed"u8);
                 if (staleKey && attempt == 1)
                 {
-                    ulong page;
+                    ulong page = 0;                      // IN OUT, though AllocateAnyPages reads nothing from it
                     const uint AllocateAnyPages = 0;     // EFI_ALLOCATE_TYPE (UEFI 2.10 7.2)
                     bs->AllocatePages(AllocateAnyPages, LoaderData, 1, &page);
                 }
