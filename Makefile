@@ -113,23 +113,26 @@ LINK_EFI = lld-link /nologo /subsystem:efi_application /entry:EfiMain /nodefault
 	    /debug:symtab /opt:ref /opt:icf $(EFI_MERGE)
 
 # link_efi <objects after boot/'s> <application>: lld-link, then the .unwind
-# section out (objcopy) and the exception directory that named it cleared.
+# section out (objcopy), and tools/efi/trim-headers.py: the exception directory
+# that named it cleared, and the headers, which objcopy writes 1 KiB long, in 512 bytes.
 define link_efi
 	$(LINK_EFI) /map:$(basename $2).map /out:$2.linked $(EFI_OBJ) $1
 	objcopy --remove-section .unwind $2.linked $2
-	python3 tools/efi/clear-unwind-directory.py $2
+	python3 tools/efi/trim-headers.py $2
 	@rm -f $2.linked
 endef
 
-$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) $(EFI_TEST_OBJ) tools/efi/clear-unwind-directory.py $(BUILD)/.deps-image
+$(BUILD)/BOOTX64.EFI: $(BUILD)/kernel-test.obj $(EFI_OBJ) $(EFI_TEST_OBJ) tools/efi/trim-headers.py $(BUILD)/.deps-image
 	$(call link_efi,$(EFI_TEST_OBJ) $(BUILD)/kernel-test.obj,$@)
 
-$(BUILD)/BOOTX64-minimal.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) tools/efi/clear-unwind-directory.py $(BUILD)/.deps-image
+$(BUILD)/BOOTX64-minimal.EFI: $(BUILD)/kernel.obj $(EFI_OBJ) tools/efi/trim-headers.py $(BUILD)/.deps-image
 	$(call link_efi,$(BUILD)/kernel.obj,$@)
 
-# The applications as shipped, without the COFF symbol table, for the size figures of make bench.
-$(BUILD)/%.stripped.EFI: $(BUILD)/%.EFI
+# The applications as shipped, without the COFF symbol table, for the size figures of make bench
+# (objcopy writes the headers anew, so trim-headers.py runs again).
+$(BUILD)/%.stripped.EFI: $(BUILD)/%.EFI tools/efi/trim-headers.py
 	objcopy --strip-all $< $@
+	python3 tools/efi/trim-headers.py $@
 
 $(BUILD)/gen2.img: $(GEN2_EFI) tools/hyperv/mkgen2.py
 	$(if $(filter-out minimal test,$(GEN2_IMAGE)),$(error GEN2_IMAGE=$(GEN2_IMAGE): use test (the default) or minimal))

@@ -1,7 +1,6 @@
 using System;
 using System.Runtime;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using Internal.Runtime.CompilerHelpers;
 using Kernel.Runtime;
 using static Kernel.Arch.Efi.Uefi;
@@ -37,7 +36,10 @@ namespace Kernel.Arch.Efi
         private static int MapEntries, MapDescriptorSize, ExitAttempts;
         private static byte s_waitingForGdb;
 
-        [UnmanagedCallersOnly(EntryPoint = "efi_main")]
+        // An export rather than an UnmanagedCallersOnly entry, as interrupt_dispatch
+        // (kernel/arch/Interrupts.cs): RuntimeExport methods take the platform ABI,
+        // and with no GC the reverse P/Invoke frame would only cost bytes.
+        [RuntimeExport("efi_main")]
         private static void Main(void* imageHandle, SystemTable* systemTable)
         {
             Uart16550.Initialize();
@@ -55,14 +57,13 @@ namespace Kernel.Arch.Efi
             if (BootInfo.HasOption("gdb-wait"u8)) WaitForGdb(bs);
 
             byte* map = (byte*)Heap.AllocateRaw(MapCapacity);   // in the image: allocating it does not change the map
-            ulong mapSize = 0, mapKey = 0, descriptorSize = 0;
-            ExitBootServices(bs, imageHandle, map, &mapSize, &mapKey, &descriptorSize);
+            ExitBootServices(bs, imageHandle, map);
             TakeOver();
             // Interrupts are off from here until KernelMain.Enlighten, and the 8259 (if
             // the MADT declares one) is masked before that by LegacyPic, as on the PVH
             // path. (OVMF 2022.11 masks both 8259s itself and runs its timer on the local
             // APIC: QEMU's pic_ioport_write and apic_local_deliver traces show it.)
-            ConvertMemoryMap(map, mapSize, descriptorSize);
+            ConvertMemoryMap(map);
             PrintSummary();
             KernelMain.Continue();
         }
@@ -115,24 +116,32 @@ namespace Kernel.Arch.Efi
         // ExitBootServices fails with EFI_INVALID_PARAMETER; the firmware may
         // change the map (timer events) between the two calls, so fetch it again
         // and retry. After a failed attempt only GetMemoryMap may be called.
-        private static void ExitBootServices(BootServices* bs, void* imageHandle, byte* map, ulong* mapSize, ulong* mapKey, ulong* descriptorSize)
+        // The map stays in `map`, MapEntries descriptors MapDescriptorSize apart.
+        private static void ExitBootServices(BootServices* bs, void* imageHandle, byte* map)
         {
-            uint version = 0;
-            for (ExitAttempts = 1; ExitAttempts <= 8; ExitAttempts++)
+            // efi-stale-key (a test of this loop): change the map after reading it, once.
+            bool staleKey = BootInfo.HasOption("efi-stale-key"u8);
+            for (int attempt = 1; attempt <= 8; attempt++)
             {
-                *mapSize = MapCapacity;
-                ulong status = bs->GetMemoryMap(mapSize, map, mapKey, descriptorSize, &version);
+                ulong mapSize = MapCapacity, mapKey, descriptorSize;
+                uint version;
+                ulong status = bs->GetMemoryMap(&mapSize, map, &mapKey, &descriptorSize, &version);
                 if (status == BufferTooSmall) Panic.Fail("UEFI memory map larger than 64 KiB"u8);
                 if (status != Success) Panic.Fail("UEFI GetMemoryMap failed"u8);
-                // efi-stale-key (a test of this loop): change the map after reading it, once.
-                if (ExitAttempts == 1 && BootInfo.HasOption("efi-stale-key"u8))
+                if (staleKey && attempt == 1)
                 {
-                    ulong page = 0;
+                    ulong page = 0;                      // IN OUT, though AllocateAnyPages reads nothing from it
                     const uint AllocateAnyPages = 0;     // EFI_ALLOCATE_TYPE (UEFI 2.10 7.2)
                     bs->AllocatePages(AllocateAnyPages, LoaderData, 1, &page);
                 }
-                status = bs->ExitBootServices(imageHandle, *mapKey);
-                if (status == Success) return;
+                status = bs->ExitBootServices(imageHandle, mapKey);
+                if (status == Success)
+                {
+                    ExitAttempts = attempt;
+                    MapDescriptorSize = (int)descriptorSize;
+                    MapEntries = (int)(mapSize / descriptorSize);
+                    return;
+                }
                 if (status != InvalidParameter) Panic.Fail("UEFI ExitBootServices failed"u8);
             }
             Panic.Fail("UEFI ExitBootServices: the map key kept going stale"u8);
@@ -153,34 +162,34 @@ namespace Kernel.Arch.Efi
             return found;
         }
 
+        // BootInfo.CommandLine comes zeroed from the heap: an empty line until the
+        // file's bytes are read into it.
         private static void ReadCommandLine(BootServices* bs, void* imageHandle)
         {
-            BootInfo.CommandLineLength = 0;
-            BootInfo.CommandLine[0] = 0;
-            Guid loadedImageGuid = Uefi.LoadedImageProtocol;
-            Guid fileSystemGuid = Uefi.SimpleFileSystemProtocol;
-            LoadedImage* image = null;
-            if (bs->HandleProtocol(imageHandle, &loadedImageGuid, (void**)&image) != Success) { Console.WriteLine("efi: no LoadedImage protocol"u8); return; }
+            LoadedImage* image;
+            Guid guid = LoadedImageProtocol;
+            if (bs->HandleProtocol(imageHandle, &guid, (void**)&image) != Success) { Console.WriteLine("efi: no LoadedImage protocol"u8); return; }
             LoadedImageBase = image->ImageBase;
-            FileSystem* fs = null;
-            if (bs->HandleProtocol(image->DeviceHandle, &fileSystemGuid, (void**)&fs) != Success) { Console.WriteLine("efi: boot device has no file system"u8); return; }
-            File* root = null, file = null;
+            FileSystem* fs;
+            guid = SimpleFileSystemProtocol;
+            if (bs->HandleProtocol(image->DeviceHandle, &guid, (void**)&fs) != Success) { Console.WriteLine("efi: boot device has no file system"u8); return; }
+            File* root, file;
             if (fs->OpenVolume(fs, &root) != Success) { Console.WriteLine("efi: OpenVolume failed"u8); return; }
-            ReadOnlySpan<byte> path = "\\EFI\\BOOT\\CMDLINE.TXT"u8;
-            char* name = stackalloc char[path.Length + 1];
-            for (int i = 0; i < path.Length; i++) name[i] = (char)path[i];     // UEFI file names are UCS-2
-            name[path.Length] = '\0';
             const ulong ModeRead = 1;
-            if (root->Open(root, &file, name, ModeRead, 0) != Success) { Console.WriteLine("efi: no \\EFI\\BOOT\\CMDLINE.TXT; empty command line"u8); root->Close(root); return; }
+            ulong opened;
+            fixed (char* path = "\\EFI\\BOOT\\CMDLINE.TXT")       // a string's UTF-16 with its NUL: UEFI file names are UCS-2
+                opened = root->Open(root, &file, path, ModeRead, 0);
+            if (opened != Success) { Console.WriteLine("efi: no \\EFI\\BOOT\\CMDLINE.TXT; empty command line"u8); root->Close(root); return; }
+            byte* line = BootInfo.CommandLine;
             ulong size = BootInfo.MaxCommandLine;
-            if (file->Read(file, &size, BootInfo.CommandLine) != Success) size = 0;
+            if (file->Read(file, &size, line) != Success) size = 0;
             file->Close(file);
             root->Close(root);
             // One line of text: stop at the first line break or NUL.
             int length = 0;
-            while ((ulong)length < size && BootInfo.CommandLine[length] != '\n' && BootInfo.CommandLine[length] != '\r' && BootInfo.CommandLine[length] != 0) length++;
-            while (length > 0 && BootInfo.CommandLine[length - 1] == ' ') length--;
-            BootInfo.CommandLine[length] = 0;
+            while ((ulong)length < size && line[length] != '\n' && line[length] != '\r' && line[length] != 0) length++;
+            while (length > 0 && line[length - 1] == ' ') length--;
+            line[length] = 0;
             BootInfo.CommandLineLength = length;
         }
 
@@ -190,41 +199,35 @@ namespace Kernel.Arch.Efi
         // itself is LoaderCode, kept out of the page allocator by its bounds.
         public static uint RegionType(uint efiType)
         {
-            switch (efiType)
-            {
-                case LoaderCode: case LoaderData: case BootServicesCode: case BootServicesData: case ConventionalMemory:
-                    return MemoryRegion.Usable;
-                case RuntimeServicesCode: return MemoryRegion.FirmwareCode;   // stays executable for ResetSystem
-                case UnusableMemory: return MemoryRegion.Unusable;
-                case AcpiReclaimMemory: return MemoryRegion.AcpiReclaimable;
-                case AcpiMemoryNvs: return MemoryRegion.AcpiNvs;
-                default: return MemoryRegion.Reserved;                     // reserved, runtime data, MMIO, ...
-            }
+            // Tests, not a switch: the switch's jump table (40 bytes of read-only data) cost more than they do.
+            if (efiType is LoaderCode or LoaderData or BootServicesCode or BootServicesData or ConventionalMemory) return MemoryRegion.Usable;
+            if (efiType == RuntimeServicesCode) return MemoryRegion.FirmwareCode;   // stays executable for ResetSystem
+            if (efiType == UnusableMemory) return MemoryRegion.Unusable;
+            if (efiType == AcpiReclaimMemory) return MemoryRegion.AcpiReclaimable;
+            if (efiType == AcpiMemoryNvs) return MemoryRegion.AcpiNvs;
+            return MemoryRegion.Reserved;                                       // reserved, runtime data, MMIO, ...
         }
 
-        private static void ConvertMemoryMap(byte* map, ulong mapSize, ulong descriptorSize)
+        private static void ConvertMemoryMap(byte* map)
         {
-            MapDescriptorSize = (int)descriptorSize;
-            MapEntries = (int)(mapSize / descriptorSize);
-            BootInfo.RegionCount = 0;
+            MemoryRegion* regions = BootInfo.Regions;
+            int count = 0;
             for (int i = 0; i < MapEntries; i++)
             {
-                MemoryDescriptor* d = (MemoryDescriptor*)(map + (ulong)i * descriptorSize);
+                MemoryDescriptor* d = (MemoryDescriptor*)(map + i * MapDescriptorSize);
                 uint type = RegionType(d->Type);
                 ulong length = d->NumberOfPages * 4096;
-                int last = BootInfo.RegionCount - 1;
+                MemoryRegion* last = regions + count - 1;
                 // The firmware's map has a hundred-odd entries; neighbours of one converted type merge.
-                if (last >= 0 && BootInfo.Regions[last].Type == type && BootInfo.Regions[last].Base + BootInfo.Regions[last].Length == d->PhysicalStart)
+                if (count > 0 && last->Type == type && last->Base + last->Length == d->PhysicalStart)
                 {
-                    BootInfo.Regions[last].Length += length;
+                    last->Length += length;
                     continue;
                 }
-                if (BootInfo.RegionCount == BootInfo.MaxRegions) { Console.WriteLine("efi: memory map truncated"u8); break; }
-                BootInfo.Regions[BootInfo.RegionCount].Base = d->PhysicalStart;
-                BootInfo.Regions[BootInfo.RegionCount].Length = length;
-                BootInfo.Regions[BootInfo.RegionCount].Type = type;
-                BootInfo.RegionCount++;
+                if (count == BootInfo.MaxRegions) { Console.WriteLine("efi: memory map truncated"u8); break; }
+                regions[count++] = new MemoryRegion { Base = d->PhysicalStart, Length = length, Type = type };
             }
+            BootInfo.RegionCount = count;
         }
 
         // UEFI 2.10 8.5.1 ResetSystem(EfiResetShutdown): the power-off of a VM with

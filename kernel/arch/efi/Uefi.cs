@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Kernel.Runtime;
 
@@ -7,6 +8,10 @@ namespace Kernel.Arch.Efi
     // defines them (x64: natural alignment, EFIAPI is the Microsoft x64 calling
     // convention, which `delegate* unmanaged` is on this target). Only the
     // fields and function slots that are called are declared, at their offsets.
+    // The slots are [SuppressGCTransition]: with no garbage collector there is
+    // nothing to tell that the thread left managed code, and without it ilc
+    // builds a P/Invoke frame around every call (RhpPInvoke, RhpPInvokeReturn,
+    // the arguments spilled and reloaded across them), about 40 bytes a call.
     public static unsafe class Uefi
     {
         // EFI_STATUS values (UEFI 2.10 Appendix D): the high bit marks an error.
@@ -29,18 +34,18 @@ namespace Kernel.Arch.Efi
         [StructLayout(LayoutKind.Explicit)]
         public struct BootServices
         {
-            [FieldOffset(40)] public delegate* unmanaged<uint, uint, ulong, ulong*, ulong> AllocatePages;
-            [FieldOffset(56)] public delegate* unmanaged<ulong*, byte*, ulong*, ulong*, uint*, ulong> GetMemoryMap;
-            [FieldOffset(152)] public delegate* unmanaged<void*, Guid*, void**, ulong> HandleProtocol;
-            [FieldOffset(232)] public delegate* unmanaged<void*, ulong, ulong> ExitBootServices;
-            [FieldOffset(256)] public delegate* unmanaged<ulong, ulong, ulong, char*, ulong> SetWatchdogTimer;
+            [FieldOffset(40)] public delegate* unmanaged[SuppressGCTransition]<uint, uint, ulong, ulong*, ulong> AllocatePages;
+            [FieldOffset(56)] public delegate* unmanaged[SuppressGCTransition]<ulong*, byte*, ulong*, ulong*, uint*, ulong> GetMemoryMap;
+            [FieldOffset(152)] public delegate* unmanaged[SuppressGCTransition]<void*, Guid*, void**, ulong> HandleProtocol;
+            [FieldOffset(232)] public delegate* unmanaged[SuppressGCTransition]<void*, ulong, ulong> ExitBootServices;
+            [FieldOffset(256)] public delegate* unmanaged[SuppressGCTransition]<ulong, ulong, ulong, char*, ulong> SetWatchdogTimer;
         }
 
         // UEFI 2.10 4.5 EFI_RUNTIME_SERVICES: ResetSystem is the 11th function after the header.
         [StructLayout(LayoutKind.Explicit)]
         public struct RuntimeServices
         {
-            [FieldOffset(104)] public delegate* unmanaged<uint, ulong, ulong, void*, void> ResetSystem;
+            [FieldOffset(104)] public delegate* unmanaged[SuppressGCTransition]<uint, ulong, ulong, void*, void> ResetSystem;
         }
 
         public struct ConfigurationTable { public Guid VendorGuid; public void* VendorTable; }
@@ -55,14 +60,14 @@ namespace Kernel.Arch.Efi
         }
 
         // UEFI 2.10 13.4 EFI_SIMPLE_FILE_SYSTEM_PROTOCOL and 13.5 EFI_FILE_PROTOCOL
-        public struct FileSystem { public ulong Revision; public delegate* unmanaged<FileSystem*, File**, ulong> OpenVolume; }
+        public struct FileSystem { public ulong Revision; public delegate* unmanaged[SuppressGCTransition]<FileSystem*, File**, ulong> OpenVolume; }
         public struct File
         {
             public ulong Revision;
-            public delegate* unmanaged<File*, File**, char*, ulong, ulong, ulong> Open;
-            public delegate* unmanaged<File*, ulong> Close;
+            public delegate* unmanaged[SuppressGCTransition]<File*, File**, char*, ulong, ulong, ulong> Open;
+            public delegate* unmanaged[SuppressGCTransition]<File*, ulong> Close;
             public void* Delete;
-            public delegate* unmanaged<File*, ulong*, byte*, ulong> Read;
+            public delegate* unmanaged[SuppressGCTransition]<File*, ulong*, byte*, ulong> Read;
         }
 
         // EFI_MEMORY_TYPE (UEFI 2.10 7.2, Table 7-5): the values the kernel tells apart.
@@ -78,9 +83,11 @@ namespace Kernel.Arch.Efi
         }
 
         // EFI_GUIDs of the tables and protocols used (UEFI 2.10 4.6, 9.1, 13.4).
-        public static Guid Acpi20Table => Guid.From(0x8868E871, 0xE4F1, 0x11D3, 0xBC220080C73C8881);
-        public static Guid Acpi10Table => Guid.From(0xEB9D2D30, 0x2D88, 0x11D3, 0x9A160090273FC14D);
-        public static Guid LoadedImageProtocol => Guid.From(0x5B1B31A1, 0x9562, 0x11D2, 0x8E3F00A0C969723B);
-        public static Guid SimpleFileSystemProtocol => Guid.From(0x964E5B22, 0x6459, 0x11D2, 0x8E3900A0C969723B);
+        // Inlined: each use builds its GUID with one call to Guid.From, where a
+        // getter of its own would add a call and a copy (57 bytes each).
+        public static Guid Acpi20Table { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Guid.From(0x8868E871, 0xE4F1, 0x11D3, 0xBC220080C73C8881); }
+        public static Guid Acpi10Table { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Guid.From(0xEB9D2D30, 0x2D88, 0x11D3, 0x9A160090273FC14D); }
+        public static Guid LoadedImageProtocol { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Guid.From(0x5B1B31A1, 0x9562, 0x11D2, 0x8E3F00A0C969723B); }
+        public static Guid SimpleFileSystemProtocol { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => Guid.From(0x964E5B22, 0x6459, 0x11D2, 0x8E3900A0C969723B); }
     }
 }
