@@ -108,12 +108,21 @@ public class StubDisassemblyTests
         }
     }
 
-    // boot/interrupts.asm: vector v enters at interrupt_entries + 8 * v, the
-    // address kernel/arch/Interrupts.cs gives its gate (EntryStride). Each entry
-    // pushes its vector as an imm8 (sign-extended: 0x80-0xFF arrive as negative
-    // qwords, whose low byte InterruptFrame.Vector reads), jumps to its common
-    // path, and is int3 up to the stride.
-    private const int EntryStride = 8;
+    // boot/interrupts.asm: vector v enters at interrupt_entries + EntryStride * v,
+    // the address kernel/arch/Interrupts.cs gives its gate: the stride is read from
+    // that file, so the check below holds the assembly to the kernel's constant.
+    // Each entry pushes its vector as an imm8 (sign-extended: 0x80-0xFF arrive as
+    // negative qwords, whose low byte InterruptFrame.Vector reads), jumps to its
+    // common path, and is int3 up to the stride.
+    private static readonly int EntryStride = KernelEntryStride();
+
+    private static int KernelEntryStride()
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(
+            File.ReadAllText(Path.Combine(Repo.Root, "kernel", "arch", "Interrupts.cs")), @"\bconst int EntryStride = (\d+);");
+        Assert.True(m.Success, "kernel/arch/Interrupts.cs declares no `const int EntryStride = N;`");
+        return int.Parse(m.Groups[1].Value);
+    }
     private static readonly int[] s_errorCodeVectors = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30];     // SDM Vol 3A Table 7-1; AMD APM Vol 2 8.2
 
     private static string CommonPath(int vector) => vector switch
