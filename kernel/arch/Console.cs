@@ -159,15 +159,14 @@ namespace Kernel.Arch
                 if (*f != '%') { Write(*f); continue; }
                 int width = 0;
                 while (*++f >= '0' && *f <= '9') width = width * 10 + (*f - '0');
-                byte* at = digits;
                 int n;
                 if (*f == 'd') n = Format.Decimal((long)*next++, digits);
                 else if (*f == 'u') n = Format.Decimal(*next++, digits);
-                else if (*f == 'x') { n = Format.Hex(*next++, digits, width) - 2; at += 2; }     // past Format.Hex's "0x"
+                else if (*f == 'x') n = Format.HexSignificant(*next++, digits, width);
                 else if (*f == 's') { Write(new Text((byte*)*next++)); continue; }
                 else if (*f == 0) return;       // a format that ends in '%'
                 else { Write(*f); continue; }   // %% (and any other letter: itself)
-                Write(at, n);
+                Write(digits, n);
             }
         }
 

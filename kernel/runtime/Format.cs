@@ -26,12 +26,19 @@ namespace Kernel.Runtime
         // "0x" and the significant digits, lower case; minDigits pads with zeros (0 = no padding).
         public static int Hex(ulong value, byte* buffer, int minDigits = 0)
         {
+            buffer[0] = (byte)'0';
+            buffer[1] = (byte)'x';
+            return 2 + HexSignificant(value, buffer + 2, minDigits);
+        }
+
+        // The significant hex digits, lower case, no prefix; minDigits pads with
+        // zeros (0 = no padding, at most 16).
+        public static int HexSignificant(ulong value, byte* buffer, int minDigits = 0)
+        {
             int n = 1;
             while (n < 16 && (value >> (4 * n)) != 0) n++;
             if (n < minDigits) n = minDigits > 16 ? 16 : minDigits;
-            buffer[0] = (byte)'0';
-            buffer[1] = (byte)'x';
-            return 2 + HexDigits(value, n, buffer + 2);
+            return HexDigits(value, n, buffer);
         }
 
         // Exactly `digits` lower-case hex digits of value's low nibbles, most
