@@ -91,7 +91,7 @@ namespace Kernel.TestMode
             int filterLength = 0;
             BootInfo.TryGetOption("test"u8, out filter, out filterLength);
             Console.WriteLine("test mode"u8);
-            if (BootInfo.TryGetOption("pingpong"u8, out byte* rounds, out int roundsLength)) SmpTests.PingPongRounds = (int)ParseDecimal(rounds, roundsLength);
+            if (BootInfo.TryGetOption("pingpong"u8, out byte* rounds, out int roundsLength)) SmpTests.PingPongRounds = (int)Format.ParseNumber(rounds, roundsLength);
             RegisterAll();
             int selected = 0;
             for (int i = 0; i < s_count; i++)
@@ -112,13 +112,6 @@ namespace Kernel.TestMode
         }
 
         private static void FailOnPurpose() => Expect.Equal(1ul, 2ul);    // the deliberately wrong expectation of inject-failure
-
-        public static ulong ParseDecimal(byte* text, int length)
-        {
-            ulong value = 0;
-            for (int i = 0; i < length && text[i] >= '0' && text[i] <= '9'; i++) value = value * 10 + (ulong)(text[i] - '0');
-            return value;
-        }
 
         private static bool StartsWith(Text name, byte* prefix, int length)
         {

@@ -29,7 +29,7 @@ namespace Kernel.TestMode
         public static void Run()
         {
             int n = 10000;
-            if (BootInfo.TryGetOption("bench"u8, out byte* value, out int length) && length > 0) n = (int)TestRunner.ParseDecimal(value, length);
+            if (BootInfo.TryGetOption("bench"u8, out byte* value, out int length) && length > 0) n = (int)Format.ParseNumber(value, length);
             if (n < 10000) n = 10000;
             ulong* samples = (ulong*)PageAllocator.AllocateContiguous(((ulong)n * 8 + 4095) / 4096);
             Console.WriteLine("bench mode"u8);
