@@ -20,15 +20,16 @@ public class GuestCheckLocationTests
     [Fact]
     public void ChecksOutsideASuitesFileGiveNoLine()
     {
+        var suiteFiles = SuiteFiles();
         var wrong = new List<string>();
         foreach (var path in Directory.GetFiles(Path.Combine(Repo.Root, "tests", "guest"), "*.cs", SearchOption.AllDirectories))
         {
-            var text = File.ReadAllText(path);
-            if (path.EndsWith("Expect.cs") || SuiteFiles().Contains(Path.GetRelativePath(Repo.Root, path).Replace('\\', '/'))) continue;
-            var lines = text.Split('\n');
+            var file = Path.GetRelativePath(Repo.Root, path).Replace('\\', '/');
+            if (file.EndsWith("/Expect.cs") || suiteFiles.Contains(file)) continue;
+            var lines = File.ReadAllLines(path);
             for (int i = 0; i < lines.Length; i++)
                 if (Check.IsMatch(lines[i]) && !lines[i].Contains("line: 0"))
-                    wrong.Add($"{Path.GetRelativePath(Repo.Root, path)}:{i + 1}: {lines[i].Trim()}");
+                    wrong.Add($"{file}:{i + 1}: {lines[i].Trim()}");
         }
         Assert.True(wrong.Count == 0, "checks outside a suite's file without line: 0:\n" + string.Join("\n", wrong));
     }
