@@ -15,7 +15,7 @@ namespace Kernel.Runtime
         public ulong BssStart, BssEnd;
         public ulong ModulesStart, ModulesEnd;
         public ulong ExTableStart, ExTableEnd;
-        public ulong InterruptEntries;                 // boot/interrupts.asm: vector v enters at InterruptEntries + 8 * v
+        public ulong InterruptEntries;                 // boot/interrupts.asm: vector v enters at InterruptEntries + Interrupts.EntryStride * v
         public ulong HypercallPage;
         public ulong TscAtEntry, TscAtLongMode;        // addresses of the boot timeline qwords
         public ulong HeapStart, HeapEnd;
